@@ -1,0 +1,16 @@
+//! Basin's metadata store: hubs, datasets, tables and their columns.
+//!
+//! One code path serves SQLite (the embedded default, `<data-dir>/catalog.db` in WAL mode) and
+//! PostgreSQL (`postgres://…`, for several nodes), through sqlx's `Any` driver and portable SQL.
+
+mod error;
+mod migrate;
+mod model;
+mod store;
+
+pub use error::CatalogError;
+pub use model::{Column, Contract, Dataset, Hub, NewDataset, NewHub, NewTable, Table};
+pub use store::Catalog;
+
+/// Result type of this crate.
+pub type Result<T, E = CatalogError> = std::result::Result<T, E>;

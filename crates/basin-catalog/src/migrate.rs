@@ -1,0 +1,54 @@
+//! Schema migrations: numbered SQL files embedded in the binary, applied once each, in order.
+
+use sqlx::AnyPool;
+
+use crate::error::DbContext;
+use crate::Result;
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "core", include_str!("../migrations/0001_core.sql"))];
+
+/// Applies every migration that the database has not seen yet, each in its own transaction.
+pub(crate) async fn run(pool: &AnyPool) -> Result<()> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS basin_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+    )
+    .execute(pool)
+    .await
+    .ctx(|| "creating the migrations table".into())?;
+    for (version, name, sql) in MIGRATIONS {
+        let mut tx = pool.begin().await.ctx(|| "starting a migration".into())?;
+        let done: Option<(i64,)> = sqlx::query_as("SELECT version FROM basin_migrations WHERE version = $1")
+            .bind(version)
+            .fetch_optional(&mut *tx)
+            .await
+            .ctx(|| "reading applied migrations".into())?;
+        if done.is_some() {
+            continue;
+        }
+        for statement in sql.split(';').map(str::trim).filter(|s| !strip_comments(s).is_empty()) {
+            sqlx::query(statement)
+                .execute(&mut *tx)
+                .await
+                .ctx(|| format!("applying migration {version} ({name})"))?;
+        }
+        sqlx::query("INSERT INTO basin_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+            .bind(version)
+            .bind(*name)
+            .bind(chrono::Utc::now().to_rfc3339())
+            .execute(&mut *tx)
+            .await
+            .ctx(|| format!("recording migration {version}"))?;
+        tx.commit().await.ctx(|| format!("committing migration {version}"))?;
+    }
+    Ok(())
+}
+
+fn strip_comments(statement: &str) -> String {
+    statement
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_string()
+}

@@ -1,0 +1,110 @@
+use basin_core::{DatasetRef, Layer, Name, TableRef};
+use serde::Serialize;
+
+/// An isolation unit (market, legal entity, tenant) with its own storage root.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hub {
+    pub name: String,
+    /// Object-store URL under which the hub's tables live (`file:///…`, `s3://bucket/prefix`).
+    pub storage_root: String,
+    pub description: String,
+    pub created_at: String,
+}
+
+/// What is needed to create a hub.
+#[derive(Debug, Clone)]
+pub struct NewHub {
+    pub name: Name,
+    pub storage_root: String,
+    pub description: String,
+}
+
+/// What consumers may expect of a dataset.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Contract {
+    /// Expected update frequency, e.g. `daily`, `hourly`, `PT15M`.
+    pub update_frequency: Option<String>,
+    /// Who to contact about the dataset (mail address, channel, team).
+    pub support_contact: Option<String>,
+}
+
+/// A unit of ownership inside a hub.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Dataset {
+    pub hub: String,
+    pub name: String,
+    pub layer: Layer,
+    pub domain: Option<String>,
+    pub owner: Option<String>,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub contract: Contract,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// What is needed to create a dataset.
+#[derive(Debug, Clone)]
+pub struct NewDataset {
+    pub dataset: DatasetRef,
+    pub layer: Layer,
+    pub domain: Option<String>,
+    pub owner: Option<String>,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub contract: Contract,
+}
+
+/// A column as the catalog knows it: the type comes from the Delta table, the description and
+/// tags from people.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Column {
+    pub name: String,
+    /// The column's type in SQL words (`BIGINT`, `VARCHAR`, `TIMESTAMP`, …).
+    pub data_type: String,
+    pub nullable: bool,
+    pub description: String,
+    pub tags: Vec<String>,
+}
+
+impl From<(String, String, bool)> for Column {
+    /// A column from its name, SQL type and nullability, without description or tags.
+    fn from((name, data_type, nullable): (String, String, bool)) -> Self {
+        Column { name, data_type, nullable, description: String::new(), tags: Vec::new() }
+    }
+}
+
+/// A Delta table registered in a dataset.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Table {
+    pub hub: String,
+    pub dataset: String,
+    pub name: String,
+    /// Object-store URL of the Delta table's root.
+    pub location: String,
+    pub description: String,
+    pub primary_key: Vec<String>,
+    pub partition_columns: Vec<String>,
+    pub columns: Vec<Column>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl Table {
+    /// The table's three-part reference.
+    pub fn table_ref(&self) -> TableRef {
+        TableRef::new(&self.hub, &self.dataset, &self.name)
+            .expect("names in the catalog were validated when they were stored")
+    }
+}
+
+/// What is needed to register a table.
+#[derive(Debug, Clone)]
+pub struct NewTable {
+    pub table: TableRef,
+    pub location: String,
+    pub description: String,
+    pub primary_key: Vec<String>,
+    pub partition_columns: Vec<String>,
+    pub columns: Vec<Column>,
+}

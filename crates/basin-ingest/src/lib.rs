@@ -1,0 +1,23 @@
+//! Batch ingest: files in, one Delta commit out.
+//!
+//! Readers for CSV, JSON arrays, NDJSON and Parquet (plain, `.gz` or `.zst`), over many files,
+//! globs, directories and hive-style folders, stream Arrow batches in bounded memory. Every row
+//! is validated against the schema; rows that fail are never dropped silently: they refuse the
+//! load, or, within `--max-bad-rows`, go to the quarantine table `<table>__rejected`.
+
+mod error;
+mod infer;
+mod inputs;
+mod load;
+mod options;
+mod read;
+
+pub use error::IngestError;
+pub use infer::normalize_column_name;
+pub use inputs::{Compression, InputFile, resolve_inputs};
+pub use load::{LoadMode, LoadReport, LoadRequest, Progress, load};
+pub use options::{CsvOptions, Format, ReadOptions, parse_schema};
+pub use read::BadRow;
+
+/// Result type of this crate.
+pub type Result<T, E = IngestError> = std::result::Result<T, E>;

@@ -1,0 +1,440 @@
+//! A load: files → validated batches → one commit (append, overwrite or upsert), with bad rows
+//! refused or quarantined and the catalog kept in step.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use basin_catalog::{Catalog, Column, NewTable, Table};
+use basin_core::TableRef;
+use basin_lake::{LakeTable, MergeTable, WriteMode, WriteTable};
+use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+
+use crate::infer::{infer_value, merge_schemas, merge_types, timestamp_type};
+use crate::inputs::{InputFile, resolve_inputs};
+use crate::read::{BadRow, Emit, infer_file_schema, read_file};
+use crate::{IngestError, ReadOptions, Result};
+
+/// What a load does with the rows already in the table.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum LoadMode {
+    #[default]
+    Append,
+    /// Replace the whole table, or the rows matching a SQL predicate.
+    Overwrite(Option<String>),
+    /// Insert new keys, update existing ones (by the table's primary key or `key`).
+    Upsert,
+}
+
+/// Everything a load needs to know.
+#[derive(Debug, Clone, Default)]
+pub struct LoadRequest {
+    pub table: Option<TableRef>,
+    /// Files, globs and directories.
+    pub inputs: Vec<String>,
+    pub read: ReadOptions,
+    pub mode: LoadMode,
+    /// Primary key (for a table the load creates, or the match key of an upsert).
+    pub key: Vec<String>,
+    /// Partition columns of a table the load creates.
+    pub partition_by: Vec<String>,
+    /// How many bad rows may go to the quarantine table instead of refusing the load.
+    pub max_bad_rows: u64,
+    /// Makes the load idempotent: a second load with this id adds nothing.
+    pub load_id: Option<String>,
+}
+
+/// Live counters of a running load, for progress bars.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub rows: AtomicU64,
+    pub bad_rows: AtomicU64,
+    /// Bytes read from disk (compressed bytes for compressed files).
+    pub bytes: Arc<AtomicU64>,
+    /// Total size of the input files on disk.
+    pub total_bytes: AtomicU64,
+}
+
+/// What a load did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LoadReport {
+    pub table: String,
+    pub version: i64,
+    pub rows: u64,
+    pub bad_rows: u64,
+    /// The quarantine table the bad rows went to.
+    pub quarantine: Option<String>,
+    /// True when the load id was seen before and nothing was written.
+    pub skipped: bool,
+    /// True when the load created the table.
+    pub created: bool,
+    pub files: usize,
+    pub bytes: u64,
+    pub added_columns: Vec<String>,
+    pub widened_columns: Vec<String>,
+}
+
+/// Bad rows shown in an error message.
+const SHOWN_PROBLEMS: usize = 10;
+
+/// Runs a load into the catalog's table (creating it in its dataset if needed).
+pub async fn load(catalog: &Catalog, req: LoadRequest, progress: Arc<Progress>) -> Result<LoadReport> {
+    let table_ref = req.table.clone().ok_or_else(|| IngestError::Input("no target table given".into()))?;
+    let files = resolve_inputs(&req.inputs, req.read.format)?;
+    let total: u64 = files.iter().filter_map(|f| std::fs::metadata(&f.path).ok()).map(|m| m.len()).sum();
+    progress.total_bytes.store(total, Ordering::Relaxed);
+    let existing = catalog.table(&table_ref).await?;
+    let dataset = catalog.require_dataset(&table_ref.dataset_ref()).await?;
+    let mut report = LoadReport {
+        table: table_ref.to_string(),
+        version: 0,
+        rows: 0,
+        bad_rows: 0,
+        quarantine: None,
+        skipped: false,
+        created: existing.is_none(),
+        files: files.len(),
+        bytes: 0,
+        added_columns: vec![],
+        widened_columns: vec![],
+    };
+    let lake = match &existing {
+        Some(t) => Some(LakeTable::open(&t.location).await?),
+        None => None,
+    };
+    if let (Some(lake), Some(id)) = (&lake, &req.load_id) {
+        if lake.has_load(id).await? {
+            report.skipped = true;
+            report.version = lake.version();
+            return Ok(report);
+        }
+    }
+
+    let schema = load_schema(&files, &req.read)?;
+    let key = match (&existing, req.key.is_empty()) {
+        (Some(t), true) => t.primary_key.clone(),
+        _ => req.key.clone(),
+    };
+    for k in &key {
+        if schema.field_with_name(k).is_err() {
+            return Err(unknown_column(k, "key", &schema));
+        }
+    }
+    if let Some(t) = &existing {
+        if !req.partition_by.is_empty() && req.partition_by != t.partition_columns {
+            return Err(IngestError::Input(format!(
+                "table '{table_ref}' is partitioned by ({}); --partition-by only applies when a load creates the table",
+                t.partition_columns.join(", ")
+            )));
+        }
+    }
+    if req.mode == LoadMode::Upsert && key.is_empty() {
+        return Err(IngestError::Input(format!(
+            "an upsert into '{table_ref}' needs a key: the table has no primary key, so give --key COLUMN[,COLUMN]"
+        )));
+    }
+
+    let hub = catalog.require_hub(table_ref.hub.as_str()).await?;
+    let quarantine_ref = table_ref.dataset_ref().table(&format!("{}__rejected", table_ref.table))?;
+    let reader = Reader {
+        files,
+        schema: schema.clone(),
+        options: req.read.clone(),
+        max_bad_rows: req.max_bad_rows,
+        progress: progress.clone(),
+        failure: Arc::new(Mutex::new(None)),
+        quarantine: Quarantine {
+            catalog: catalog.clone(),
+            table: quarantine_ref.clone(),
+            location: table_location(&hub.storage_root, &quarantine_ref),
+            load_id: req.load_id.clone().unwrap_or_else(generated_load_id),
+        },
+    };
+    let failure = reader.failure.clone();
+    let stream = reader.spawn();
+
+    let written = match (&lake, &req.mode) {
+        (None, _) => {
+            let location = table_location(&hub.storage_root, &table_ref);
+            WriteTable::new_table(&location, req.partition_by.clone(), stream)?
+                .with_load_id(req.load_id.clone())
+                .with_operation("ingest")
+                .execute()
+                .await
+                .map(|w| (w, Some(location)))
+        }
+        (Some(lake), LoadMode::Upsert) => {
+            let ctx = datafusion::prelude::SessionContext::new();
+            let source = basin_lake::one_shot_table(stream)
+                .and_then(|t| ctx.read_table(t))
+                .map_err(|e| IngestError::Input(format!("cannot read the input: {e}")))?;
+            let rows_before = progress.rows.load(Ordering::Relaxed);
+            MergeTable::upsert(lake, source, &key)?
+                .with_load_id(req.load_id.clone())
+                .execute()
+                .await
+                .map(|m| {
+                    let w = basin_lake::WriteOutcome {
+                        version: m.version,
+                        rows: m.inserted + m.updated,
+                        skipped: false,
+                        evolution: None,
+                    };
+                    let _ = rows_before;
+                    (w, None)
+                })
+        }
+        (Some(lake), mode) => {
+            let mode = match mode {
+                LoadMode::Overwrite(p) => WriteMode::Overwrite(p.clone()),
+                _ => WriteMode::Append,
+            };
+            lake.write(stream)
+                .with_mode(mode)
+                .with_load_id(req.load_id.clone())
+                .with_operation("ingest")
+                .execute()
+                .await
+                .map(|w| (w, None))
+        }
+    };
+    // An error of the reader (bad rows, unreadable file) explains a failed write best.
+    if let Some(e) = failure.lock().ok().and_then(|mut f| f.take()) {
+        return Err(e);
+    }
+    let (outcome, new_location) = written?;
+
+    let lake = LakeTable::open(existing.as_ref().map(|t| t.location.as_str()).or(new_location.as_deref()).unwrap_or_default()).await?;
+    let columns = catalog_columns(lake.schema()?.as_ref());
+    match new_location {
+        Some(location) => {
+            catalog
+                .create_table(NewTable {
+                    table: table_ref.clone(),
+                    location,
+                    description: String::new(),
+                    primary_key: key,
+                    partition_columns: req.partition_by.clone(),
+                    columns,
+                })
+                .await?;
+        }
+        None => catalog.sync_columns(&table_ref, &columns).await?,
+    }
+    let _ = dataset;
+    report.version = outcome.version;
+    report.rows = progress.rows.load(Ordering::Relaxed);
+    report.bad_rows = progress.bad_rows.load(Ordering::Relaxed);
+    report.bytes = progress.bytes.load(Ordering::Relaxed);
+    if report.bad_rows > 0 {
+        report.quarantine = Some(quarantine_ref.to_string());
+    }
+    if let Some(e) = outcome.evolution {
+        report.added_columns = e.added;
+        report.widened_columns = e.widened.into_iter().map(|(c, from, to)| format!("{c}: {from} -> {to}")).collect();
+    }
+    Ok(report)
+}
+
+/// The catalog's view of a lake schema.
+fn catalog_columns(schema: &Schema) -> Vec<Column> {
+    basin_lake::types::describe(schema).into_iter().map(Column::from).collect()
+}
+
+fn table_location(storage_root: &str, table: &TableRef) -> String {
+    format!("{}/{}/{}", storage_root.trim_end_matches('/'), table.dataset, table.table)
+}
+
+fn generated_load_id() -> String {
+    format!("auto-{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"), std::process::id())
+}
+
+fn unknown_column(name: &str, what: &str, schema: &Schema) -> IngestError {
+    IngestError::Input(format!(
+        "{what} column '{name}' is not a column of the input ({}){}",
+        schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", "),
+        basin_core::closest(name, schema.fields().iter().map(|f| f.name().as_str()))
+            .map(|s| format!("; did you mean '{s}'?"))
+            .unwrap_or_default()
+    ))
+}
+
+/// The schema of the whole load: the given schema or the union of every file's inferred one,
+/// plus the columns of hive-style folders.
+fn load_schema(files: &[InputFile], options: &ReadOptions) -> Result<SchemaRef> {
+    let data = match &options.schema {
+        Some(s) => s.clone(),
+        None => {
+            let schemas = files.iter().map(|f| infer_file_schema(f, options)).collect::<Result<Vec<_>>>()?;
+            merge_schemas(&schemas)
+        }
+    };
+    let mut fields: Vec<Field> = data.fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut partition_types: Vec<(String, Option<DataType>)> = Vec::new();
+    for f in files {
+        for (name, value) in &f.partition_values {
+            if data.field_with_name(name).is_ok() {
+                continue;
+            }
+            let t = match infer_value(value) {
+                DataType::Timestamp(..) => timestamp_type(),
+                t => t,
+            };
+            match partition_types.iter_mut().find(|(n, _)| n == name) {
+                Some((_, ty)) => *ty = Some(merge_types(ty.take(), &t)),
+                None => partition_types.push((name.clone(), Some(t))),
+            }
+        }
+    }
+    for (name, t) in partition_types {
+        fields.push(Field::new(name, t.unwrap_or(DataType::Utf8), true));
+    }
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+struct Quarantine {
+    catalog: Catalog,
+    table: TableRef,
+    location: String,
+    load_id: String,
+}
+
+impl Quarantine {
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("load_id", DataType::Utf8, false),
+            Field::new("file", DataType::Utf8, false),
+            Field::new("line", DataType::Int64, false),
+            Field::new("reason", DataType::Utf8, false),
+            Field::new("raw", DataType::Utf8, false),
+            Field::new("rejected_at", timestamp_type(), false),
+        ]))
+    }
+
+    /// Commits the bad rows to `<table>__rejected` (idempotent per load id).
+    async fn write(&self, rows: Vec<BadRow>) -> Result<()> {
+        let now = chrono::Utc::now().timestamp_micros();
+        let n = rows.len();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec![self.load_id.as_str(); n])),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.file.as_str()))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.line as i64))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.reason.as_str()))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.raw.as_str()))),
+            Arc::new(TimestampMicrosecondArray::from(vec![now; n]).with_timezone(basin_lake::types::UTC)),
+        ];
+        let batch = RecordBatch::try_new(Self::schema(), columns).map_err(|e| IngestError::Input(e.to_string()))?;
+        let stream: SendableRecordBatchStream = Box::pin(RecordBatchStreamAdapter::new(
+            Self::schema(),
+            futures::stream::iter([Ok::<_, DataFusionError>(batch)]),
+        ));
+        let load_id = Some(self.load_id.clone());
+        match self.catalog.table(&self.table).await? {
+            Some(t) => {
+                LakeTable::open(&t.location).await?.write(stream).with_load_id(load_id).with_operation("quarantine").execute().await?;
+            }
+            None => {
+                WriteTable::new_table(&self.location, vec![], stream)?
+                    .with_load_id(load_id)
+                    .with_operation("quarantine")
+                    .execute()
+                    .await?;
+                let t: Table = self
+                    .catalog
+                    .create_table(NewTable {
+                        table: self.table.clone(),
+                        location: self.location.clone(),
+                        description: "Rows refused by loads into the table of the same name without '__rejected'".into(),
+                        primary_key: vec![],
+                        partition_columns: vec![],
+                        columns: catalog_columns(&Self::schema()),
+                    })
+                    .await?;
+                let _ = t;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The reading side of a load, on its own thread, feeding a bounded channel.
+struct Reader {
+    files: Vec<InputFile>,
+    schema: SchemaRef,
+    options: ReadOptions,
+    max_bad_rows: u64,
+    progress: Arc<Progress>,
+    /// Why reading stopped, when it failed.
+    failure: Arc<Mutex<Option<IngestError>>>,
+    quarantine: Quarantine,
+}
+
+impl Reader {
+    fn spawn(self) -> SendableRecordBatchStream {
+        let (tx, rx) = tokio::sync::mpsc::channel::<datafusion::error::Result<RecordBatch>>(4);
+        let schema = self.schema.clone();
+        let handle = tokio::runtime::Handle::current();
+        std::thread::spawn(move || {
+            if let Err(e) = self.run(&tx, &handle) {
+                let message = e.to_string();
+                if let Ok(mut f) = self.failure.lock() {
+                    *f = Some(e);
+                }
+                let _ = tx.blocking_send(Err(DataFusionError::Execution(message)));
+            }
+        });
+        let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+        Box::pin(RecordBatchStreamAdapter::new(schema, stream))
+    }
+
+    fn run(&self, tx: &tokio::sync::mpsc::Sender<datafusion::error::Result<RecordBatch>>, handle: &tokio::runtime::Handle) -> Result<()> {
+        let mut bad: Vec<BadRow> = Vec::new();
+        let mut found = 0u64;
+        // Past the allowance, read on only to show a few more problems.
+        let stop_at = self.max_bad_rows.saturating_add(SHOWN_PROBLEMS as u64);
+        let mut stopped = false;
+        'files: for file in &self.files {
+            let result = read_file(file, &self.schema, &self.options, self.progress.bytes.clone(), &mut |emit| match emit {
+                Emit::Batch(batch) => {
+                    self.progress.rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                    tx.blocking_send(Ok(batch)).map_err(|_| IngestError::Input("the load was cancelled".into()))
+                }
+                Emit::Bad(row) => {
+                    found += 1;
+                    self.progress.bad_rows.fetch_add(1, Ordering::Relaxed);
+                    if (bad.len() as u64) < self.max_bad_rows.max(SHOWN_PROBLEMS as u64) {
+                        bad.push(row);
+                    }
+                    if found >= stop_at {
+                        Err(IngestError::Input(STOP.into()))
+                    } else {
+                        Ok(())
+                    }
+                }
+            });
+            match result {
+                Ok(()) => {}
+                Err(IngestError::Input(m)) if m == STOP => {
+                    stopped = true;
+                    break 'files;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if found > self.max_bad_rows {
+            bad.truncate(SHOWN_PROBLEMS);
+            return Err(IngestError::BadRows { allowed: self.max_bad_rows, found, complete: !stopped, first: bad });
+        }
+        if !bad.is_empty() {
+            // Quarantine first: if the main commit then fails, the rejected rows are still kept
+            // (marked with the load id), and a retry with the same id does not repeat them.
+            handle.block_on(self.quarantine.write(bad))?;
+        }
+        Ok(())
+    }
+}
+
+const STOP: &str = "basin: enough bad rows seen";

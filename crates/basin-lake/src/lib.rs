@@ -1,0 +1,46 @@
+//! Delta Lake tables on object stores: the one place where Basin commits data.
+//!
+//! [`LakeTable`] opens a table (at its latest version or by time travel); each operation lives in
+//! its own module under [`operations`] as a builder in the style of delta-rs. Every write is one
+//! Delta commit: it either lands whole or leaves the table exactly as it was.
+
+mod error;
+pub mod evolution;
+pub mod operations;
+mod stream;
+mod table;
+pub mod types;
+
+pub use error::LakeError;
+pub use operations::{
+    add_columns::AddColumns,
+    create::CreateTable,
+    delete::DeleteRows,
+    merge::{MergeClause, MergeOutcome, MergeTable},
+    restore::RestoreTable,
+    update::UpdateRows,
+    write::{WriteMode, WriteOutcome, WriteTable},
+};
+pub use stream::one_shot_table;
+pub use table::{Commit, LakeTable, TimeTravel};
+
+/// Result type of this crate.
+pub type Result<T, E = LakeError> = std::result::Result<T, E>;
+
+/// Registers the object stores Basin supports beyond the local file system (S3 and compatible).
+/// Call once at start-up.
+pub fn register_object_stores() {
+    deltalake::aws::register_handlers(None);
+}
+
+/// Turns a local directory into a `file://` URL, or checks and returns an object-store URL.
+pub fn location_url(location: &str) -> Result<url::Url> {
+    if location.contains("://") {
+        url::Url::parse(location).map_err(|e| LakeError::InvalidInput(format!("invalid table location '{location}': {e}")))
+    } else {
+        let path = std::path::absolute(location)
+            .map_err(|e| LakeError::InvalidInput(format!("invalid table location '{location}': {e}")))?;
+        url::Url::from_directory_path(&path)
+            .map_err(|_| LakeError::InvalidInput(format!("invalid table location '{location}': not an absolute path")))
+    }
+}

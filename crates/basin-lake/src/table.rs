@@ -1,0 +1,205 @@
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use chrono::{DateTime, Utc};
+use datafusion::catalog::TableProvider;
+use deltalake::{DeltaTable, DeltaTableBuilder};
+use futures::TryStreamExt;
+use serde::Serialize;
+
+use crate::error::Context;
+use crate::operations::{
+    add_columns::AddColumns, delete::DeleteRows, merge::MergeTable, restore::RestoreTable, update::UpdateRows,
+    write::WriteTable,
+};
+use crate::{LakeError, Result, location_url};
+
+/// Which version of a table to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeTravel {
+    /// A version number (the first commit is version 0).
+    Version(i64),
+    /// The latest version committed at or before this time.
+    Timestamp(DateTime<Utc>),
+}
+
+/// One entry of a table's history.
+#[derive(Debug, Clone, Serialize)]
+pub struct Commit {
+    pub version: i64,
+    pub timestamp: Option<DateTime<Utc>>,
+    pub operation: String,
+    /// Operation parameters and Basin's own commit metadata (such as `basin.load_id`), as JSON.
+    pub parameters: String,
+}
+
+/// A Delta table, opened at one version.
+#[derive(Debug, Clone)]
+pub struct LakeTable {
+    pub(crate) delta: DeltaTable,
+    location: String,
+}
+
+/// The version a loaded Delta table is at (-1 before its first commit).
+pub(crate) fn version_of(delta: &DeltaTable) -> i64 {
+    delta.version().map_or(-1, |v| v as i64)
+}
+
+/// Commit-metadata key under which a load's id is recorded.
+pub(crate) const LOAD_ID_KEY: &str = "basin.load_id";
+
+/// Application id of the Delta `txn` action that makes a load idempotent.
+pub(crate) fn load_app_id(load_id: &str) -> String {
+    format!("basin-load:{load_id}")
+}
+
+impl LakeTable {
+    /// Opens the latest version of the table at `location`.
+    pub async fn open(location: &str) -> Result<Self> {
+        Self::open_with(location, None).await
+    }
+
+    /// Opens the table at `location` as it was at `at`.
+    pub async fn open_at(location: &str, at: TimeTravel) -> Result<Self> {
+        Self::open_with(location, Some(at)).await
+    }
+
+    async fn open_with(location: &str, at: Option<TimeTravel>) -> Result<Self> {
+        let url = location_url(location)?;
+        let mut builder = DeltaTableBuilder::from_url(url).ctx(|| format!("opening table at {location}"))?;
+        builder = match at {
+            None => builder,
+            Some(TimeTravel::Version(v)) => builder.with_version(u64::try_from(v).map_err(|_| {
+                LakeError::NoSuchVersion(format!("table at {location} has no version {v}: versions start at 0"))
+            })?),
+            Some(TimeTravel::Timestamp(ts)) => builder.with_timestamp(ts),
+        };
+        let delta = builder.load().await.map_err(|e| match at {
+            Some(TimeTravel::Version(v)) => LakeError::NoSuchVersion(format!(
+                "table at {location} has no version {v}: {e}; see its history for the versions that exist"
+            )),
+            Some(TimeTravel::Timestamp(ts)) => LakeError::NoSuchVersion(format!(
+                "table at {location} has no version at or before {}: {e}; see its history for commit times",
+                ts.to_rfc3339()
+            )),
+            None => LakeError::Delta { action: format!("opening table at {location}"), source: e },
+        })?;
+        Ok(LakeTable { delta, location: location.to_string() })
+    }
+
+    pub(crate) fn from_delta(delta: DeltaTable, location: &str) -> Self {
+        LakeTable { delta, location: location.to_string() }
+    }
+
+    /// Where the table lives.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// The version this handle reads.
+    pub fn version(&self) -> i64 {
+        version_of(&self.delta)
+    }
+
+    /// The table's schema at this version.
+    pub fn schema(&self) -> Result<SchemaRef> {
+        Ok(self.delta.snapshot().ctx(|| format!("reading the schema of {}", self.location))?.snapshot().arrow_schema())
+    }
+
+    /// The table's partition columns.
+    pub fn partition_columns(&self) -> Result<Vec<String>> {
+        Ok(self
+            .delta
+            .snapshot()
+            .ctx(|| format!("reading the metadata of {}", self.location))?
+            .metadata()
+            .partition_columns()
+            .to_vec())
+    }
+
+    /// Number of data files at this version.
+    pub fn file_count(&self) -> Result<usize> {
+        Ok(self.delta.get_file_uris().ctx(|| format!("listing the files of {}", self.location))?.count())
+    }
+
+    /// A DataFusion table provider that reads this version.
+    pub async fn provider(&self) -> Result<Arc<dyn TableProvider>> {
+        self.delta
+            .table_provider()
+            .await
+            .map_err(|e| LakeError::DataFusion { action: format!("reading table at {}", self.location), source: e })
+    }
+
+    /// Commits, newest first (all of them when `limit` is `None`).
+    pub async fn history(&self, limit: Option<usize>) -> Result<Vec<Commit>> {
+        let latest = self.delta.get_latest_version().await.ctx(|| format!("reading the history of {}", self.location))?;
+        let infos: Vec<_> = self
+            .delta
+            .history(limit)
+            .try_collect()
+            .await
+            .ctx(|| format!("reading the history of {}", self.location))?;
+        Ok(infos
+            .into_iter()
+            .enumerate()
+            .map(|(i, info)| {
+                let mut params = serde_json::Map::new();
+                for (k, v) in info.operation_parameters.unwrap_or_default() {
+                    params.insert(k, v);
+                }
+                for (k, v) in info.info {
+                    if k.starts_with("basin.") {
+                        params.insert(k, v);
+                    }
+                }
+                Commit {
+                    version: latest as i64 - i as i64,
+                    timestamp: info.timestamp.and_then(DateTime::from_timestamp_millis),
+                    operation: info.operation.unwrap_or_default(),
+                    parameters: serde_json::Value::Object(params).to_string(),
+                }
+            })
+            .collect())
+    }
+
+    /// Whether the load `load_id` has already been committed to this table.
+    pub async fn has_load(&self, load_id: &str) -> Result<bool> {
+        let state = self.delta.snapshot().ctx(|| format!("reading {}", self.location))?;
+        let version = state
+            .transaction_version(self.delta.log_store().as_ref(), load_app_id(load_id))
+            .await
+            .ctx(|| format!("looking up load '{load_id}' in {}", self.location))?;
+        Ok(version.is_some())
+    }
+
+    /// Starts a write (append by default) of `input` into this table.
+    pub fn write(&self, input: datafusion::execution::SendableRecordBatchStream) -> WriteTable {
+        WriteTable::new(self.clone(), input)
+    }
+
+    /// Starts a merge of `source` into this table on `predicate` (SQL, with the aliases
+    /// `target` and `source`).
+    pub fn merge(&self, source: datafusion::prelude::DataFrame, predicate: impl Into<String>) -> MergeTable {
+        MergeTable::new(self.clone(), source, predicate.into())
+    }
+
+    /// Starts a delete.
+    pub fn delete(&self) -> DeleteRows {
+        DeleteRows::new(self.clone())
+    }
+
+    /// Starts an update.
+    pub fn update(&self) -> UpdateRows {
+        UpdateRows::new(self.clone())
+    }
+
+    /// Starts adding columns.
+    pub fn add_columns(&self) -> AddColumns {
+        AddColumns::new(self.clone())
+    }
+
+    /// Starts a restore to an earlier version.
+    pub fn restore(&self, version: i64) -> RestoreTable {
+        RestoreTable::new(self.clone(), version)
+    }
+}

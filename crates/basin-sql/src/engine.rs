@@ -1,0 +1,119 @@
+use std::sync::Arc;
+
+use arrow::array::{Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use basin_catalog::Catalog;
+use basin_core::DEFAULT_HUB;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::prelude::{DataFrame, SessionConfig};
+use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::parser::Parser;
+use futures::TryStreamExt;
+
+use crate::dialect::BasinDialect;
+use crate::{Result, SqlError, dml, resolve};
+
+/// The rows a statement returned.
+#[derive(Debug, Clone)]
+pub struct QueryOutput {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+impl QueryOutput {
+    /// Total number of rows.
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+
+    /// The one-row summary of a write: operation, rows affected, new table version.
+    pub(crate) fn write_summary(operation: &str, rows: u64, version: i64) -> Result<Self> {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("operation", DataType::Utf8, false),
+            Field::new("rows", DataType::Int64, false),
+            Field::new("version", DataType::Int64, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(vec![operation])),
+                Arc::new(Int64Array::from(vec![rows as i64])),
+                Arc::new(Int64Array::from(vec![version])),
+            ],
+        )
+        .map_err(|e| SqlError::Query(e.to_string()))?;
+        Ok(QueryOutput { schema, batches: vec![batch] })
+    }
+}
+
+/// Runs SQL against the hubs of one catalog.
+#[derive(Clone)]
+pub struct Engine {
+    catalog: Catalog,
+    base: SessionState,
+}
+
+impl Engine {
+    /// An engine over `catalog`.
+    pub fn new(catalog: Catalog) -> Self {
+        let config = SessionConfig::new()
+            .with_default_catalog_and_schema(DEFAULT_HUB, "default")
+            .with_information_schema(false)
+            .with_create_default_catalog_and_schema(false);
+        let base = SessionStateBuilder::new().with_config(config).with_default_features().build();
+        Engine { catalog, base }
+    }
+
+    /// The catalog this engine reads.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Runs every statement of `sql` in order; returns the output of the last one.
+    pub async fn execute(&self, sql: &str) -> Result<QueryOutput> {
+        let statements = parse(sql)?;
+        let mut last = None;
+        for statement in statements {
+            last = Some(self.run(statement).await?);
+        }
+        last.ok_or_else(|| SqlError::Parse("the SQL text has no statement".into()))
+    }
+
+    /// Runs a single query and streams its rows (for large results).
+    pub async fn stream(&self, sql: &str) -> Result<SendableRecordBatchStream> {
+        let mut statements = parse(sql)?;
+        if statements.len() != 1 || !matches!(statements[0], Statement::Query(_)) {
+            return Err(SqlError::Invalid("streaming takes exactly one SELECT query".into()));
+        }
+        let df = self.plan(statements.remove(0)).await?;
+        Ok(df.execute_stream().await?)
+    }
+
+    async fn run(&self, statement: Statement) -> Result<QueryOutput> {
+        match statement {
+            Statement::Query(_) | Statement::Explain { .. } => {
+                let df = self.plan(statement).await?;
+                let schema = Arc::new(df.schema().as_arrow().clone());
+                let batches: Vec<RecordBatch> = df.execute_stream().await?.try_collect().await?;
+                Ok(QueryOutput { schema, batches })
+            }
+            other => dml::run(self, other).await,
+        }
+    }
+
+    /// Plans a query (or any statement DataFusion plans) against the tables it names.
+    pub(crate) async fn plan(&self, mut statement: Statement) -> Result<DataFrame> {
+        let catalogs = resolve::statement_catalog(self, &mut statement).await?;
+        let state = SessionStateBuilder::new_from_existing(self.base.clone()).with_catalog_list(catalogs).build();
+        let plan = state
+            .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(statement)))
+            .await?;
+        Ok(DataFrame::new(state, plan))
+    }
+}
+
+/// Parses SQL text into statements.
+pub(crate) fn parse(sql: &str) -> Result<Vec<Statement>> {
+    Parser::parse_sql(&BasinDialect, sql).map_err(|e| SqlError::Parse(e.to_string()))
+}

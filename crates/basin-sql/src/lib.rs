@@ -1,0 +1,20 @@
+//! Basin's SQL engine.
+//!
+//! Each statement is parsed with Basin's dialect (DataFusion SQL plus `VERSION AS OF` /
+//! `TIMESTAMP AS OF`), its table names are resolved against the catalog (only the tables it
+//! names are opened, so planning stays fast with many tables), time travel is resolved before
+//! DataFusion plans, and DML (`INSERT`, `INSERT OVERWRITE`, `UPDATE`, `DELETE`, `MERGE INTO`,
+//! `CREATE TABLE [AS SELECT]`, `ALTER TABLE … ADD COLUMN`) is routed to basin-lake operations.
+
+mod dialect;
+mod dml;
+mod engine;
+mod error;
+mod resolve;
+mod system;
+
+pub use engine::{Engine, QueryOutput};
+pub use error::SqlError;
+
+/// Result type of this crate.
+pub type Result<T, E = SqlError> = std::result::Result<T, E>;

@@ -1,0 +1,208 @@
+//! Name resolution: the tables a statement names, looked up in the catalog and opened (at the
+//! version time travel asks for), registered in a per-statement DataFusion catalog.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use basin_core::{DEFAULT_HUB, TableRef};
+use basin_lake::{LakeTable, TimeTravel};
+use datafusion::catalog::{CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList, MemorySchemaProvider, SchemaProvider, TableProvider};
+use datafusion::common::TableReference;
+use datafusion::sql::sqlparser::ast::{Expr, Ident, ObjectName, ObjectNamePart, Statement, TableFactor, TableVersion, Value, VisitMut, VisitorMut};
+
+use crate::engine::Engine;
+use crate::{Result, SqlError, system};
+
+/// A table of the statement that time travel pins to a version, under the name the statement
+/// now uses for it.
+struct Pinned {
+    hub: String,
+    dataset: String,
+    alias: String,
+    table: TableRef,
+    at: TimeTravel,
+}
+
+/// Replaces each `t VERSION AS OF n` / `t TIMESTAMP AS OF '…'` with a name of its own, and
+/// returns what those names stand for.
+fn pin_time_travel(statement: &mut Statement) -> Result<Vec<Pinned>> {
+    struct Pinner {
+        pinned: Vec<Pinned>,
+        error: Option<SqlError>,
+    }
+    impl VisitorMut for Pinner {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+            let TableFactor::Table { name, version, .. } = factor else { return ControlFlow::Continue(()) };
+            let Some(v) = version.take() else { return ControlFlow::Continue(()) };
+            match pin(name, &v, self.pinned.len()) {
+                Ok(p) => {
+                    *name = ObjectName(
+                        [&p.hub, &p.dataset, &p.alias]
+                            .iter()
+                            .map(|s| ObjectNamePart::Identifier(Ident::with_quote('"', s.as_str())))
+                            .collect(),
+                    );
+                    self.pinned.push(p);
+                    ControlFlow::Continue(())
+                }
+                Err(e) => {
+                    self.error = Some(e);
+                    ControlFlow::Break(())
+                }
+            }
+        }
+    }
+    let mut pinner = Pinner { pinned: Vec::new(), error: None };
+    let _ = statement.visit(&mut pinner);
+    match pinner.error {
+        Some(e) => Err(e),
+        None => Ok(pinner.pinned),
+    }
+}
+
+fn pin(name: &ObjectName, version: &TableVersion, n: usize) -> Result<Pinned> {
+    let table = table_ref_of(name)?;
+    let at = match version {
+        TableVersion::VersionAsOf(Expr::Value(v)) => match &v.value {
+            Value::Number(n, _) => TimeTravel::Version(n.parse().map_err(|_| {
+                SqlError::Invalid(format!("VERSION AS OF needs a whole number, not {n}"))
+            })?),
+            other => return Err(SqlError::Invalid(format!("VERSION AS OF needs a whole number, not {other}"))),
+        },
+        TableVersion::TimestampAsOf(Expr::Value(v)) | TableVersion::ForSystemTimeAsOf(Expr::Value(v)) => {
+            match v.value.clone().into_string() {
+                Some(s) => TimeTravel::Timestamp(parse_time(&s)?),
+                None => return Err(SqlError::Invalid(format!("TIMESTAMP AS OF needs a quoted time such as '2026-01-01T00:00:00Z', not {}", v.value))),
+            }
+        }
+        other => {
+            return Err(SqlError::Invalid(format!(
+                "unsupported time travel '{other}': use VERSION AS OF <number> or TIMESTAMP AS OF '<RFC 3339 time>'"
+            )));
+        }
+    };
+    let suffix = match at {
+        TimeTravel::Version(v) => format!("version {v}"),
+        TimeTravel::Timestamp(t) => format!("as of {}", t.to_rfc3339()),
+    };
+    Ok(Pinned {
+        hub: table.hub.to_string(),
+        dataset: table.dataset.to_string(),
+        alias: format!("{} ({suffix}) #{n}", table.table),
+        table,
+        at,
+    })
+}
+
+fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, format) {
+            return Ok(t.and_utc());
+        }
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
+    }
+    Err(SqlError::Invalid(format!(
+        "cannot read '{s}' as a time: write it like '2026-01-01T00:00:00Z' or '2026-01-01 12:00:00' (UTC)"
+    )))
+}
+
+/// The table an SQL name refers to (`dataset.table` is in the default hub).
+pub(crate) fn table_ref_of(name: &ObjectName) -> Result<TableRef> {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|p| match p.as_ident() {
+            Some(i) if i.quote_style.is_some() => i.value.clone(),
+            Some(i) => i.value.to_lowercase(),
+            None => p.to_string(),
+        })
+        .collect();
+    table_ref_from_parts(&parts, &name.to_string())
+}
+
+fn table_ref_from_parts(parts: &[String], shown: &str) -> Result<TableRef> {
+    match parts {
+        [d, t] => Ok(TableRef::new(DEFAULT_HUB, d, t)?),
+        [h, d, t] => Ok(TableRef::new(h, d, t)?),
+        _ => Err(SqlError::NotFound {
+            kind: "table",
+            name: format!("{shown}' (name tables as 'dataset.table' or 'hub.dataset.table'"),
+            suggestion: None,
+        }),
+    }
+}
+
+/// The catalog of one statement: every table it names, opened.
+pub(crate) async fn statement_catalog(
+    engine: &Engine,
+    statement: &mut Statement,
+) -> Result<Arc<dyn CatalogProviderList>> {
+    let pinned = pin_time_travel(statement)?;
+    let wrapped = datafusion::sql::parser::Statement::Statement(Box::new(statement.clone()));
+    let (relations, _ctes) = datafusion::sql::resolve::resolve_table_references(&wrapped, true)?;
+    let mut tables: BTreeMap<(String, String, String), Arc<dyn TableProvider>> = BTreeMap::new();
+    for relation in relations {
+        let parts: Vec<String> = match &relation {
+            TableReference::Bare { table } => vec![table.to_string()],
+            TableReference::Partial { schema, table } => vec![schema.to_string(), table.to_string()],
+            TableReference::Full { catalog, schema, table } => vec![catalog.to_string(), schema.to_string(), table.to_string()],
+        };
+        let (hub, dataset, table) = match parts.as_slice() {
+            [d, t] => (DEFAULT_HUB.to_string(), d.clone(), t.clone()),
+            [h, d, t] => (h.clone(), d.clone(), t.clone()),
+            _ => {
+                return Err(SqlError::NotFound {
+                    kind: "table",
+                    name: format!("{relation}' (name tables as 'dataset.table' or 'hub.dataset.table'"),
+                    suggestion: None,
+                });
+            }
+        };
+        let key = (hub.clone(), dataset.clone(), table.clone());
+        if tables.contains_key(&key) {
+            continue;
+        }
+        let provider = if let Some(p) = pinned.iter().find(|p| p.hub == hub && p.dataset == dataset && p.alias == table) {
+            let entry = engine.catalog().require_table(&p.table).await?;
+            LakeTable::open_at(&entry.location, p.at).await?.provider().await?
+        } else if dataset == system::SCHEMA {
+            system::table(engine.catalog(), &table).await?
+        } else {
+            let table_ref = table_ref_from_parts(&[hub.clone(), dataset.clone(), table.clone()], &relation.to_string())?;
+            let entry = engine.catalog().require_table(&table_ref).await?;
+            LakeTable::open(&entry.location).await?.provider().await?
+        };
+        tables.insert(key, provider);
+    }
+    let list = MemoryCatalogProviderList::new();
+    for ((hub, dataset, table), provider) in tables {
+        let catalog = match list.catalog(&hub) {
+            Some(c) => c,
+            None => {
+                let c: Arc<dyn CatalogProvider> = Arc::new(MemoryCatalogProvider::new());
+                list.register_catalog(hub.clone(), c.clone());
+                c
+            }
+        };
+        let schema = match catalog.schema(&dataset) {
+            Some(s) => s,
+            None => {
+                let s: Arc<dyn SchemaProvider> = Arc::new(MemorySchemaProvider::new());
+                catalog.register_schema(&dataset, s.clone())?;
+                s
+            }
+        };
+        schema.register_table(table, provider)?;
+    }
+    if list.catalog(DEFAULT_HUB).is_none() {
+        list.register_catalog(DEFAULT_HUB.to_string(), Arc::new(MemoryCatalogProvider::new()));
+    }
+    Ok(Arc::new(list))
+}

@@ -1,0 +1,145 @@
+//! Virtual tables about the catalog itself: `system.hubs`, `system.datasets`, `system.tables`,
+//! `system.columns`, `system.history`. Built when a statement names them.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use basin_catalog::Catalog;
+use basin_lake::LakeTable;
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::MemTable;
+
+use crate::{Result, SqlError};
+
+/// The schema name of the virtual tables.
+pub(crate) const SCHEMA: &str = "system";
+
+const TABLES: &[&str] = &["hubs", "datasets", "tables", "columns", "history"];
+
+/// A column of a virtual table under construction.
+enum Col {
+    Text(&'static str, Vec<Option<String>>),
+    Int(&'static str, Vec<i64>),
+    Bool(&'static str, Vec<bool>),
+    Time(&'static str, Vec<Option<i64>>),
+}
+
+fn batch(columns: Vec<Col>) -> Result<Arc<dyn TableProvider>> {
+    let (fields, arrays): (Vec<Field>, Vec<ArrayRef>) = columns
+        .into_iter()
+        .map(|c| match c {
+            Col::Text(n, v) => (Field::new(n, DataType::Utf8, true), Arc::new(StringArray::from(v)) as ArrayRef),
+            Col::Int(n, v) => (Field::new(n, DataType::Int64, false), Arc::new(Int64Array::from(v)) as ArrayRef),
+            Col::Bool(n, v) => (Field::new(n, DataType::Boolean, false), Arc::new(BooleanArray::from(v)) as ArrayRef),
+            Col::Time(n, v) => (
+                Field::new(n, DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+                Arc::new(TimestampMicrosecondArray::from(v).with_timezone("UTC")) as ArrayRef,
+            ),
+        })
+        .unzip();
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| SqlError::Query(e.to_string()))?;
+    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+}
+
+fn time(s: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_micros())
+}
+
+fn text(v: impl IntoIterator<Item = String>) -> Vec<Option<String>> {
+    v.into_iter().map(Some).collect()
+}
+
+/// The virtual table `system.<name>`.
+pub(crate) async fn table(catalog: &Catalog, name: &str) -> Result<Arc<dyn TableProvider>> {
+    match name {
+        "hubs" => {
+            let hubs = catalog.hubs().await?;
+            batch(vec![
+                Col::Text("name", text(hubs.iter().map(|h| h.name.clone()))),
+                Col::Text("storage_root", text(hubs.iter().map(|h| h.storage_root.clone()))),
+                Col::Text("description", text(hubs.iter().map(|h| h.description.clone()))),
+                Col::Time("created_at", hubs.iter().map(|h| time(&h.created_at)).collect()),
+            ])
+        }
+        "datasets" => {
+            let ds = catalog.datasets(None).await?;
+            batch(vec![
+                Col::Text("hub", text(ds.iter().map(|d| d.hub.clone()))),
+                Col::Text("name", text(ds.iter().map(|d| d.name.clone()))),
+                Col::Text("layer", text(ds.iter().map(|d| d.layer.to_string()))),
+                Col::Text("domain", ds.iter().map(|d| d.domain.clone()).collect()),
+                Col::Text("owner", ds.iter().map(|d| d.owner.clone()).collect()),
+                Col::Text("description", text(ds.iter().map(|d| d.description.clone()))),
+                Col::Text("tags", text(ds.iter().map(|d| d.tags.join(",")))),
+                Col::Text("update_frequency", ds.iter().map(|d| d.contract.update_frequency.clone()).collect()),
+                Col::Text("support_contact", ds.iter().map(|d| d.contract.support_contact.clone()).collect()),
+                Col::Time("created_at", ds.iter().map(|d| time(&d.created_at)).collect()),
+                Col::Time("updated_at", ds.iter().map(|d| time(&d.updated_at)).collect()),
+            ])
+        }
+        "tables" => {
+            let ts = catalog.tables(None, None).await?;
+            batch(vec![
+                Col::Text("hub", text(ts.iter().map(|t| t.hub.clone()))),
+                Col::Text("dataset", text(ts.iter().map(|t| t.dataset.clone()))),
+                Col::Text("name", text(ts.iter().map(|t| t.name.clone()))),
+                Col::Text("location", text(ts.iter().map(|t| t.location.clone()))),
+                Col::Text("description", text(ts.iter().map(|t| t.description.clone()))),
+                Col::Text("primary_key", text(ts.iter().map(|t| t.primary_key.join(",")))),
+                Col::Text("partition_columns", text(ts.iter().map(|t| t.partition_columns.join(",")))),
+                Col::Time("created_at", ts.iter().map(|t| time(&t.created_at)).collect()),
+                Col::Time("updated_at", ts.iter().map(|t| time(&t.updated_at)).collect()),
+            ])
+        }
+        "columns" => {
+            let cs = catalog.all_columns().await?;
+            let mut ordinal = Vec::with_capacity(cs.len());
+            for (i, (t, _)) in cs.iter().enumerate() {
+                let same_table = i > 0 && cs[i - 1].0 == *t;
+                ordinal.push(if same_table { ordinal[i - 1] + 1 } else { 1 });
+            }
+            batch(vec![
+                Col::Text("hub", text(cs.iter().map(|(t, _)| t.hub.to_string()))),
+                Col::Text("dataset", text(cs.iter().map(|(t, _)| t.dataset.to_string()))),
+                Col::Text("table_name", text(cs.iter().map(|(t, _)| t.table.to_string()))),
+                Col::Int("ordinal", ordinal),
+                Col::Text("name", text(cs.iter().map(|(_, c)| c.name.clone()))),
+                Col::Text("data_type", text(cs.iter().map(|(_, c)| c.data_type.clone()))),
+                Col::Bool("nullable", cs.iter().map(|(_, c)| c.nullable).collect()),
+                Col::Text("description", text(cs.iter().map(|(_, c)| c.description.clone()))),
+                Col::Text("tags", text(cs.iter().map(|(_, c)| c.tags.join(",")))),
+            ])
+        }
+        "history" => {
+            let (mut hub, mut dataset, mut table, mut version, mut at, mut op, mut params) =
+                (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+            for t in catalog.tables(None, None).await? {
+                for c in LakeTable::open(&t.location).await?.history(None).await? {
+                    hub.push(Some(t.hub.clone()));
+                    dataset.push(Some(t.dataset.clone()));
+                    table.push(Some(t.name.clone()));
+                    version.push(c.version);
+                    at.push(c.timestamp.map(|t| t.timestamp_micros()));
+                    op.push(Some(c.operation));
+                    params.push(Some(c.parameters));
+                }
+            }
+            batch(vec![
+                Col::Text("hub", hub),
+                Col::Text("dataset", dataset),
+                Col::Text("table_name", table),
+                Col::Int("version", version),
+                Col::Time("timestamp", at),
+                Col::Text("operation", op),
+                Col::Text("parameters", params),
+            ])
+        }
+        other => Err(SqlError::NotFound {
+            kind: "table",
+            name: format!("system.{other}"),
+            suggestion: basin_core::closest(other, TABLES.iter().copied()).map(|s| format!("system.{s}")),
+        }),
+    }
+}

@@ -1,0 +1,192 @@
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Basin: a self-hosted data hub. Files in, governed Delta tables organised in hubs, datasets and
+/// layers, SQL out.
+#[derive(Parser, Debug)]
+#[command(name = "basin", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Where Basin keeps its catalog and tables.
+    #[arg(long, global = true, env = "BASIN_DATA_DIR", default_value = "./basin-data")]
+    pub data_dir: PathBuf,
+    /// Catalog database URL (default: SQLite at <data-dir>/catalog.db), e.g. postgres://user@host/db.
+    #[arg(long, global = true, env = "BASIN_CATALOG")]
+    pub catalog: Option<String>,
+    /// How results are printed.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create the data directory, the catalog and the default hub `main`.
+    Init,
+    /// Load the sample data shipped with Basin into `main.sales` and run a few queries.
+    Demo {
+        /// Folder with the sample files.
+        #[arg(long, default_value = "examples/demo")]
+        samples: PathBuf,
+    },
+    /// Manage hubs (markets, tenants).
+    #[command(subcommand)]
+    Hub(HubCommand),
+    /// Manage datasets.
+    #[command(subcommand)]
+    Dataset(DatasetCommand),
+    /// Inspect and restore tables.
+    #[command(subcommand)]
+    Table(TableCommand),
+    /// Load files (CSV, JSON, NDJSON, Parquet; .gz/.zst) into a table in one commit.
+    Ingest(IngestArgs),
+    /// Run SQL: a query argument, a file, statements on stdin, or an interactive prompt.
+    Sql {
+        /// The SQL to run.
+        query: Option<String>,
+        /// Read the SQL from this file.
+        #[arg(short = 'f', long = "file", conflicts_with = "query")]
+        file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HubCommand {
+    /// Create a hub.
+    Create {
+        name: String,
+        /// Object-store URL of the hub's tables (default: <data-dir>/hubs/<name>).
+        #[arg(long)]
+        storage_root: Option<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List hubs.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DatasetCommand {
+    /// Create a dataset (`dataset` or `hub.dataset`).
+    Create(DatasetCreate),
+    /// List datasets.
+    List {
+        /// Only this hub's datasets.
+        #[arg(long)]
+        hub: Option<String>,
+    },
+    /// Show a dataset and its tables.
+    Show { name: String },
+}
+
+#[derive(Args, Debug)]
+pub struct DatasetCreate {
+    pub name: String,
+    /// source, prepared or semantic.
+    #[arg(long)]
+    pub layer: String,
+    /// Business object, e.g. customer, vehicle.
+    #[arg(long)]
+    pub domain: Option<String>,
+    #[arg(long)]
+    pub owner: Option<String>,
+    #[arg(long, default_value = "")]
+    pub description: String,
+    /// A tag (`key` or `key=value`); repeat for several.
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Expected update frequency (contract), e.g. daily.
+    #[arg(long)]
+    pub update_frequency: Option<String>,
+    /// Support contact (contract).
+    #[arg(long)]
+    pub support_contact: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TableCommand {
+    /// Show a table: location, key, partitioning, version, files and columns.
+    Show { table: String },
+    /// List a table's commits, newest first.
+    History {
+        table: String,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Make an earlier version current again (as a new commit).
+    Restore {
+        table: String,
+        #[arg(long)]
+        version: i64,
+    },
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestMode {
+    Append,
+    Overwrite,
+    Upsert,
+}
+
+#[derive(Args, Debug)]
+pub struct IngestArgs {
+    /// Target table: `dataset.table` or `hub.dataset.table` (created if it does not exist).
+    pub table: String,
+    /// Files, globs or directories.
+    #[arg(required = true)]
+    pub inputs: Vec<String>,
+    /// csv, json, ndjson or parquet (default: from each file's extension).
+    #[arg(long)]
+    pub format: Option<String>,
+    /// How the rows meet the table's existing rows.
+    #[arg(long, value_enum, default_value_t = IngestMode::Append)]
+    pub mode: IngestMode,
+    /// With --mode overwrite: replace only the rows matching this SQL predicate.
+    #[arg(long = "where", requires = "mode")]
+    pub predicate: Option<String>,
+    /// Primary key column(s), comma-separated (for a new table, or the match key of an upsert).
+    #[arg(long, value_delimiter = ',')]
+    pub key: Vec<String>,
+    /// Partition column(s) of a new table, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub partition_by: Vec<String>,
+    /// Schema instead of inference: "id BIGINT, name VARCHAR, at TIMESTAMP".
+    #[arg(long)]
+    pub schema: Option<String>,
+    /// CSV field delimiter (one character; `\t` for tab).
+    #[arg(long, default_value = ",")]
+    pub delimiter: String,
+    /// CSV quote character.
+    #[arg(long, default_value = "\"")]
+    pub quote: String,
+    /// CSV files have no header line.
+    #[arg(long)]
+    pub no_header: bool,
+    /// Text that stands for NULL in CSV files (empty fields are always NULL).
+    #[arg(long)]
+    pub null: Option<String>,
+    /// Records per file that type inference looks at.
+    #[arg(long, default_value_t = 10_000)]
+    pub infer_rows: usize,
+    /// Up to this many bad rows go to `<table>__rejected` instead of refusing the load.
+    #[arg(long, default_value_t = 0)]
+    pub max_bad_rows: u64,
+    /// Idempotency key: a load with an id that was loaded before adds nothing.
+    #[arg(long)]
+    pub load_id: Option<String>,
+}
