@@ -45,7 +45,9 @@ impl Catalog {
                 redact(url)
             )));
         }
-        let mut options = AnyPoolOptions::new().max_connections(if sqlite { 4 } else { 16 });
+        let mut options = AnyPoolOptions::new()
+            .max_connections(if sqlite { 4 } else { 16 })
+            .acquire_timeout(std::time::Duration::from_secs(5));
         if sqlite {
             options = options.after_connect(|conn, _| {
                 Box::pin(async move {

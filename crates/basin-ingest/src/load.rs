@@ -113,7 +113,11 @@ pub async fn load(catalog: &Catalog, req: LoadRequest, progress: Arc<Progress>) 
         }
     }
 
-    let schema = load_schema(&files, &req.read)?;
+    let table_schema = match &lake {
+        Some(l) => Some(l.schema()?),
+        None => None,
+    };
+    let schema = load_schema(&files, &req.read, table_schema.as_deref())?;
     let key = match (&existing, req.key.is_empty()) {
         (Some(t), true) => t.primary_key.clone(),
         _ => req.key.clone(),
@@ -167,23 +171,20 @@ pub async fn load(catalog: &Catalog, req: LoadRequest, progress: Arc<Progress>) 
                 .map(|w| (w, Some(location)))
         }
         (Some(lake), LoadMode::Upsert) => {
+            // A merge reads its source more than once: spill the input to a local Parquet file
+            // (bounded memory), then merge from it.
+            let spill = spill_to_parquet(stream).await?;
             let ctx = datafusion::prelude::SessionContext::new();
-            let source = basin_lake::one_shot_table(stream)
-                .and_then(|t| ctx.read_table(t))
-                .map_err(|e| IngestError::Input(format!("cannot read the input: {e}")))?;
-            let rows_before = progress.rows.load(Ordering::Relaxed);
+            let source = ctx
+                .read_parquet(spill.path().display().to_string(), Default::default())
+                .await
+                .map_err(|e| IngestError::Input(format!("cannot read the spilled input: {e}")))?;
             MergeTable::upsert(lake, source, &key)?
                 .with_load_id(req.load_id.clone())
                 .execute()
                 .await
                 .map(|m| {
-                    let w = basin_lake::WriteOutcome {
-                        version: m.version,
-                        rows: m.inserted + m.updated,
-                        skipped: false,
-                        evolution: None,
-                    };
-                    let _ = rows_before;
+                    let w = basin_lake::WriteOutcome { version: m.version, rows: m.inserted + m.updated, skipped: false, evolution: None };
                     (w, None)
                 })
         }
@@ -239,6 +240,21 @@ pub async fn load(catalog: &Catalog, req: LoadRequest, progress: Arc<Progress>) 
     Ok(report)
 }
 
+/// Writes a stream to a temporary Parquet file (removed when the handle drops).
+async fn spill_to_parquet(mut stream: SendableRecordBatchStream) -> Result<tempfile::NamedTempFile> {
+    use futures::StreamExt;
+    let spill_error = |e: String| IngestError::Input(format!("cannot spill the input to a temporary file: {e}"));
+    let file = tempfile::Builder::new().suffix(".parquet").tempfile().map_err(|e| spill_error(e.to_string()))?;
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file.reopen().map_err(|e| spill_error(e.to_string()))?, stream.schema(), None)
+        .map_err(|e| spill_error(e.to_string()))?;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|e| IngestError::Input(e.to_string()))?;
+        writer.write(&batch).map_err(|e| spill_error(e.to_string()))?;
+    }
+    writer.close().map_err(|e| spill_error(e.to_string()))?;
+    Ok(file)
+}
+
 /// The catalog's view of a lake schema.
 fn catalog_columns(schema: &Schema) -> Vec<Column> {
     basin_lake::types::describe(schema).into_iter().map(Column::from).collect()
@@ -263,13 +279,30 @@ fn unknown_column(name: &str, what: &str, schema: &Schema) -> IngestError {
 }
 
 /// The schema of the whole load: the given schema or the union of every file's inferred one,
-/// plus the columns of hive-style folders.
-fn load_schema(files: &[InputFile], options: &ReadOptions) -> Result<SchemaRef> {
+/// plus the columns of hive-style folders. Columns the table has already are read with the
+/// table's type, unless the data needs a wider one (which widens the table): so a value that does
+/// not fit the table's column is a bad row, not a schema change.
+fn load_schema(files: &[InputFile], options: &ReadOptions, table: Option<&Schema>) -> Result<SchemaRef> {
     let data = match &options.schema {
         Some(s) => s.clone(),
         None => {
             let schemas = files.iter().map(|f| infer_file_schema(f, options)).collect::<Result<Vec<_>>>()?;
-            merge_schemas(&schemas)
+            let inferred = merge_schemas(&schemas);
+            match table {
+                None => inferred,
+                Some(table) => Arc::new(Schema::new(
+                    inferred
+                        .fields()
+                        .iter()
+                        .map(|f| match table.field_with_name(f.name()) {
+                            Ok(t) if !basin_lake::types::widens(t.data_type(), f.data_type()) => {
+                                Field::new(f.name(), t.data_type().clone(), true)
+                            }
+                            _ => f.as_ref().clone(),
+                        })
+                        .collect::<Vec<_>>(),
+                )),
+            }
         }
     };
     let mut fields: Vec<Field> = data.fields().iter().map(|f| f.as_ref().clone()).collect();

@@ -50,7 +50,7 @@ pub(crate) fn infer_file_schema(file: &InputFile, opts: &ReadOptions) -> Result<
             let mut types: Vec<Option<DataType>> = Vec::new();
             let null = opts.csv.null_marker.as_deref();
             let mut seen = 0;
-            while seen < opts.infer_rows + 1 && read_record(&mut rdr, &mut record, file)? {
+            while seen < opts.infer_rows && read_record(&mut rdr, &mut record, file)? {
                 if names.is_none() {
                     let header: Vec<String> = record.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
                     if opts.csv.has_header {
@@ -77,8 +77,8 @@ pub(crate) fn infer_file_schema(file: &InputFile, opts: &ReadOptions) -> Result<
             let mut fields: Vec<(String, Option<DataType>)> = Vec::new();
             let mut names = NameCache::default();
             let mut count = 0;
-            let mut observe = |value: Value| -> Result<bool> {
-                if let Value::Object(map) = value {
+            let mut observe = |value: Record| -> Result<bool> {
+                if let Record::Object(map) = value {
                     for (k, v) in map {
                         let name = names.get(&k);
                         let t = json_value_type(&v);
@@ -221,7 +221,7 @@ pub(crate) fn read_file(
                 let bad = |reason: String, raw: String| Emit::Bad(BadRow { file: file.display(), line, reason, raw: truncate(raw) });
                 let step = match value {
                     Err((reason, raw)) => sink(bad(reason, raw)),
-                    Ok(Value::Object(map)) => {
+                    Ok(Record::Object(map)) => {
                         let cells = map
                             .iter()
                             .map(|(k, v)| {
@@ -242,7 +242,7 @@ pub(crate) fn read_file(
                                     Ok(())
                                 }
                             }
-                            Err(reason) => sink(bad(reason, Value::Object(map.clone()).to_string())),
+                            Err(reason) => sink(bad(reason, Record::Object(map).to_string())),
                         }
                     }
                     Ok(other) => sink(bad("expected a JSON object".into(), other.to_string())),
@@ -324,7 +324,7 @@ fn read_record(rdr: &mut csv::Reader<Box<dyn std::io::Read + Send>>, record: &mu
 fn json_values(
     file: &InputFile,
     bytes: Arc<AtomicU64>,
-    f: &mut dyn FnMut(u64, std::result::Result<Value, (String, String)>) -> Result<bool>,
+    f: &mut dyn FnMut(u64, std::result::Result<Record, (String, String)>) -> Result<bool>,
 ) -> Result<()> {
     let reader = BufReader::with_capacity(1 << 20, file.open(bytes)?);
     match file.format {
@@ -345,7 +345,7 @@ fn json_values(
                 }
                 let value = match std::str::from_utf8(text) {
                     Err(_) => Err(("invalid UTF-8".to_string(), String::from_utf8_lossy(text).into_owned())),
-                    Ok(s) => serde_json::from_str::<Value>(s).map_err(|e| (format!("invalid JSON: {e}"), s.to_string())),
+                    Ok(s) => serde_json::from_str::<Record>(s).map_err(|e| (format!("invalid JSON: {e}"), s.to_string())),
                 };
                 if !f(line, value)? {
                     return Ok(());
@@ -372,7 +372,7 @@ fn json_values(
 const STOP: &str = "basin: stop reading";
 
 struct Elements<'a> {
-    f: &'a mut dyn FnMut(u64, std::result::Result<Value, (String, String)>) -> Result<bool>,
+    f: &'a mut dyn FnMut(u64, std::result::Result<Record, (String, String)>) -> Result<bool>,
     outcome: &'a mut Result<()>,
 }
 
@@ -386,7 +386,7 @@ impl<'de> serde::de::Visitor<'de> for Elements<'_> {
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
         use serde::de::Error;
         let mut n = 0u64;
-        while let Some(value) = seq.next_element::<Value>()? {
+        while let Some(value) = seq.next_element::<Record>()? {
             n += 1;
             match (self.f)(n, Ok(value)) {
                 Ok(true) => {}
@@ -398,6 +398,72 @@ impl<'de> serde::de::Visitor<'de> for Elements<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// One JSON record: an object with its keys in file order (columns follow that order), or any
+/// other value (which is a bad row).
+enum Record {
+    Object(Vec<(String, Value)>),
+    Other(Value),
+}
+
+impl std::fmt::Display for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Record::Other(v) => write!(f, "{v}"),
+            Record::Object(fields) => {
+                f.write_str("{")?;
+                for (i, (k, v)) in fields.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { "," };
+                    write!(f, "{sep}{}:{v}", Value::String(k.clone()))?;
+                }
+                f.write_str("}")
+            }
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Record {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Record;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Record, A::Error> {
+                let mut fields = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, Value>()? {
+                    fields.push((k, v));
+                }
+                Ok(Record::Object(fields))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> std::result::Result<Record, A::Error> {
+                let v = Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+                Ok(Record::Other(v))
+            }
+            fn visit_bool<E>(self, v: bool) -> std::result::Result<Record, E> {
+                Ok(Record::Other(Value::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> std::result::Result<Record, E> {
+                Ok(Record::Other(Value::from(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> std::result::Result<Record, E> {
+                Ok(Record::Other(Value::from(v)))
+            }
+            fn visit_f64<E>(self, v: f64) -> std::result::Result<Record, E> {
+                Ok(Record::Other(Value::from(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<Record, E> {
+                Ok(Record::Other(Value::from(v)))
+            }
+            fn visit_unit<E>(self) -> std::result::Result<Record, E> {
+                Ok(Record::Other(Value::Null))
+            }
+        }
+        use serde::Deserialize as _;
+        d.deserialize_any(V)
     }
 }
 

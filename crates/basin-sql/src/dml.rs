@@ -273,7 +273,7 @@ async fn sql_types(engine: &Engine, defs: &[(String, String)]) -> Result<Vec<(St
     if defs.is_empty() {
         return Err(SqlError::Invalid("a table needs at least one column".into()));
     }
-    let select = defs.iter().map(|(_, t)| format!("CAST(NULL AS {t})")).collect::<Vec<_>>().join(", ");
+    let select = defs.iter().enumerate().map(|(i, (_, t))| format!("CAST(NULL AS {t}) AS c{i}")).collect::<Vec<_>>().join(", ");
     let df = engine.plan(parse(&format!("SELECT {select}"))?.remove(0)).await?;
     Ok(defs.iter().zip(df.schema().fields()).map(|((n, _), f)| (n.clone(), f.data_type().clone())).collect())
 }

@@ -61,7 +61,11 @@ impl Engine {
             .with_default_catalog_and_schema(DEFAULT_HUB, "default")
             .with_information_schema(false)
             .with_create_default_catalog_and_schema(false);
-        let base = SessionStateBuilder::new().with_config(config).with_default_features().build();
+        let base = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
+            .build();
         Engine { catalog, base }
     }
 

@@ -104,7 +104,9 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-pub fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+/// Every file under a table location (`file://…` URL or path).
+pub fn files_under(location: &Path) -> Vec<std::path::PathBuf> {
+    let dir = Path::new(location.to_str().unwrap().trim_start_matches("file://"));
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();

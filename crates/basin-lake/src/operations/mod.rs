@@ -26,9 +26,9 @@ pub(crate) fn commit_properties(operation: &str, load_id: Option<&str>) -> Commi
     props.with_metadata(metadata)
 }
 
-/// A DataFusion session able to read `table`.
+/// A DataFusion session (with delta-rs's planner) able to read `table`.
 pub(crate) fn session_for(table: &LakeTable) -> SessionContext {
-    let ctx = SessionContext::new();
+    let ctx = deltalake::delta_datafusion::create_session().into_inner();
     // Registration only fails for an unknown URL scheme, which opening the table already ruled out.
     let _ = table.delta.update_datafusion_session(&ctx.state());
     ctx
