@@ -2,10 +2,11 @@
 
 use sqlx::AnyPool;
 
-use crate::error::DbContext;
 use crate::Result;
+use crate::error::DbContext;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "core", include_str!("../migrations/0001_core.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "core", include_str!("../migrations/0001_core.sql"))];
 
 /// Applies every migration that the database has not seen yet, each in its own transaction.
 pub(crate) async fn run(pool: &AnyPool) -> Result<()> {
@@ -17,15 +18,20 @@ pub(crate) async fn run(pool: &AnyPool) -> Result<()> {
     .ctx(|| "creating the migrations table".into())?;
     for (version, name, sql) in MIGRATIONS {
         let mut tx = pool.begin().await.ctx(|| "starting a migration".into())?;
-        let done: Option<(i64,)> = sqlx::query_as("SELECT version FROM basin_migrations WHERE version = $1")
-            .bind(version)
-            .fetch_optional(&mut *tx)
-            .await
-            .ctx(|| "reading applied migrations".into())?;
+        let done: Option<(i64,)> =
+            sqlx::query_as("SELECT version FROM basin_migrations WHERE version = $1")
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await
+                .ctx(|| "reading applied migrations".into())?;
         if done.is_some() {
             continue;
         }
-        for statement in sql.split(';').map(str::trim).filter(|s| !strip_comments(s).is_empty()) {
+        for statement in sql
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !strip_comments(s).is_empty())
+        {
             sqlx::query(statement)
                 .execute(&mut *tx)
                 .await
@@ -38,7 +44,9 @@ pub(crate) async fn run(pool: &AnyPool) -> Result<()> {
             .execute(&mut *tx)
             .await
             .ctx(|| format!("recording migration {version}"))?;
-        tx.commit().await.ctx(|| format!("committing migration {version}"))?;
+        tx.commit()
+            .await
+            .ctx(|| format!("committing migration {version}"))?;
     }
     Ok(())
 }

@@ -70,7 +70,13 @@ pub struct Column {
 impl From<(String, String, bool)> for Column {
     /// A column from its name, SQL type and nullability, without description or tags.
     fn from((name, data_type, nullable): (String, String, bool)) -> Self {
-        Column { name, data_type, nullable, description: String::new(), tags: Vec::new() }
+        Column {
+            name,
+            data_type,
+            nullable,
+            description: String::new(),
+            tags: Vec::new(),
+        }
     }
 }
 

@@ -76,7 +76,10 @@ impl Catalog {
     /// Registers a hub.
     pub async fn create_hub(&self, hub: NewHub) -> Result<Hub> {
         if self.hub(hub.name.as_str()).await?.is_some() {
-            return Err(CatalogError::AlreadyExists { kind: "hub", name: hub.name.to_string() });
+            return Err(CatalogError::AlreadyExists {
+                kind: "hub",
+                name: hub.name.to_string(),
+            });
         }
         let created = Hub {
             name: hub.name.to_string(),
@@ -97,11 +100,13 @@ impl Catalog {
 
     /// The hub called `name`, if any.
     pub async fn hub(&self, name: &str) -> Result<Option<Hub>> {
-        let row = sqlx::query("SELECT name, storage_root, description, created_at FROM hubs WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await
-            .ctx(|| format!("reading hub '{name}'"))?;
+        let row = sqlx::query(
+            "SELECT name, storage_root, description, created_at FROM hubs WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .ctx(|| format!("reading hub '{name}'"))?;
         row.map(|r| hub_from_row(&r)).transpose()
     }
 
@@ -118,10 +123,12 @@ impl Catalog {
 
     /// All hubs, by name.
     pub async fn hubs(&self) -> Result<Vec<Hub>> {
-        let rows = sqlx::query("SELECT name, storage_root, description, created_at FROM hubs ORDER BY name")
-            .fetch_all(&self.pool)
-            .await
-            .ctx(|| "listing hubs".into())?;
+        let rows = sqlx::query(
+            "SELECT name, storage_root, description, created_at FROM hubs ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .ctx(|| "listing hubs".into())?;
         rows.iter().map(hub_from_row).collect()
     }
 
@@ -137,7 +144,10 @@ impl Catalog {
             )));
         }
         if self.dataset(&new.dataset).await?.is_some() {
-            return Err(CatalogError::AlreadyExists { kind: "dataset", name: new.dataset.to_string() });
+            return Err(CatalogError::AlreadyExists {
+                kind: "dataset",
+                name: new.dataset.to_string(),
+            });
         }
         let tags = normalize_tags(&new.tags)?;
         let now = now();
@@ -192,8 +202,15 @@ impl Catalog {
             None => {
                 self.require_hub(dataset.hub.as_str()).await?;
                 let all = self.datasets(Some(dataset.hub.as_str())).await?;
-                let names: Vec<String> = all.iter().map(|d| format!("{}.{}", d.hub, d.name)).collect();
-                Err(not_found("dataset", &dataset.to_string(), names.iter().map(String::as_str)))
+                let names: Vec<String> = all
+                    .iter()
+                    .map(|d| format!("{}.{}", d.hub, d.name))
+                    .collect();
+                Err(not_found(
+                    "dataset",
+                    &dataset.to_string(),
+                    names.iter().map(String::as_str),
+                ))
             }
         }
     }
@@ -201,13 +218,20 @@ impl Catalog {
     /// The datasets of one hub, or of all hubs.
     pub async fn datasets(&self, hub: Option<&str>) -> Result<Vec<Dataset>> {
         let rows = match hub {
-            Some(hub) => sqlx::query(concat!(dataset_select!(), " WHERE hub = $1 ORDER BY hub, name"))
+            Some(hub) => {
+                sqlx::query(concat!(
+                    dataset_select!(),
+                    " WHERE hub = $1 ORDER BY hub, name"
+                ))
                 .bind(hub)
                 .fetch_all(&self.pool)
-                .await,
-            None => sqlx::query(concat!(dataset_select!(), " ORDER BY hub, name"))
-                .fetch_all(&self.pool)
-                .await,
+                .await
+            }
+            None => {
+                sqlx::query(concat!(dataset_select!(), " ORDER BY hub, name"))
+                    .fetch_all(&self.pool)
+                    .await
+            }
         }
         .ctx(|| "listing datasets".into())?;
         rows.iter().map(dataset_from_row).collect()
@@ -219,11 +243,18 @@ impl Catalog {
     pub async fn create_table(&self, new: NewTable) -> Result<Table> {
         self.require_dataset(&new.table.dataset_ref()).await?;
         if self.table(&new.table).await?.is_some() {
-            return Err(CatalogError::AlreadyExists { kind: "table", name: new.table.to_string() });
+            return Err(CatalogError::AlreadyExists {
+                kind: "table",
+                name: new.table.to_string(),
+            });
         }
         let now = now();
         let t = &new.table;
-        let mut tx = self.pool.begin().await.ctx(|| "starting a catalog transaction".into())?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .ctx(|| "starting a catalog transaction".into())?;
         sqlx::query(
             "INSERT INTO tables (hub, dataset, name, location, description, primary_key, partition_columns, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -241,7 +272,9 @@ impl Catalog {
         .await
         .map_err(|e| unique_violation(e, "table", &t.to_string()))?;
         insert_columns(&mut tx, t, &new.columns).await?;
-        tx.commit().await.ctx(|| format!("registering table '{t}'"))?;
+        tx.commit()
+            .await
+            .ctx(|| format!("registering table '{t}'"))?;
         self.require_table(t).await
     }
 
@@ -263,29 +296,43 @@ impl Catalog {
         if merged == existing {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await.ctx(|| "starting a catalog transaction".into())?;
-        sqlx::query("DELETE FROM table_columns WHERE hub = $1 AND dataset = $2 AND table_name = $3")
-            .bind(table.hub.as_str())
-            .bind(table.dataset.as_str())
-            .bind(table.table.as_str())
-            .execute(&mut *tx)
+        let mut tx = self
+            .pool
+            .begin()
             .await
-            .ctx(|| format!("updating the columns of '{table}'"))?;
+            .ctx(|| "starting a catalog transaction".into())?;
+        sqlx::query(
+            "DELETE FROM table_columns WHERE hub = $1 AND dataset = $2 AND table_name = $3",
+        )
+        .bind(table.hub.as_str())
+        .bind(table.dataset.as_str())
+        .bind(table.table.as_str())
+        .execute(&mut *tx)
+        .await
+        .ctx(|| format!("updating the columns of '{table}'"))?;
         insert_columns(&mut tx, table, &merged).await?;
-        sqlx::query("UPDATE tables SET updated_at = $1 WHERE hub = $2 AND dataset = $3 AND name = $4")
-            .bind(now())
-            .bind(table.hub.as_str())
-            .bind(table.dataset.as_str())
-            .bind(table.table.as_str())
-            .execute(&mut *tx)
+        sqlx::query(
+            "UPDATE tables SET updated_at = $1 WHERE hub = $2 AND dataset = $3 AND name = $4",
+        )
+        .bind(now())
+        .bind(table.hub.as_str())
+        .bind(table.dataset.as_str())
+        .bind(table.table.as_str())
+        .execute(&mut *tx)
+        .await
+        .ctx(|| format!("updating '{table}'"))?;
+        tx.commit()
             .await
-            .ctx(|| format!("updating '{table}'"))?;
-        tx.commit().await.ctx(|| format!("updating the columns of '{table}'"))
+            .ctx(|| format!("updating the columns of '{table}'"))
     }
 
     /// Removes a table from the catalog (the caller deals with its files).
     pub async fn drop_table(&self, table: &TableRef) -> Result<()> {
-        let mut tx = self.pool.begin().await.ctx(|| "starting a catalog transaction".into())?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .ctx(|| "starting a catalog transaction".into())?;
         for sql in [
             "DELETE FROM table_columns WHERE hub = $1 AND dataset = $2 AND table_name = $3",
             "DELETE FROM tables WHERE hub = $1 AND dataset = $2 AND name = $3",
@@ -303,13 +350,16 @@ impl Catalog {
 
     /// The table, if it exists.
     pub async fn table(&self, table: &TableRef) -> Result<Option<Table>> {
-        let row = sqlx::query(concat!(table_select!(), " WHERE hub = $1 AND dataset = $2 AND name = $3"))
-            .bind(table.hub.as_str())
-            .bind(table.dataset.as_str())
-            .bind(table.table.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .ctx(|| format!("reading table '{table}'"))?;
+        let row = sqlx::query(concat!(
+            table_select!(),
+            " WHERE hub = $1 AND dataset = $2 AND name = $3"
+        ))
+        .bind(table.hub.as_str())
+        .bind(table.dataset.as_str())
+        .bind(table.table.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .ctx(|| format!("reading table '{table}'"))?;
         match row {
             Some(r) => {
                 let mut t = table_from_row(&r)?;
@@ -328,12 +378,19 @@ impl Catalog {
         let dataset = self.require_dataset(&table.dataset_ref()).await?;
         let siblings = self.tables(Some(&dataset.hub), Some(&dataset.name)).await?;
         let names: Vec<String> = siblings.iter().map(|t| t.table_ref().to_string()).collect();
-        Err(not_found("table", &table.to_string(), names.iter().map(String::as_str)))
+        Err(not_found(
+            "table",
+            &table.to_string(),
+            names.iter().map(String::as_str),
+        ))
     }
 
     /// Tables of a hub and/or dataset (all when both are `None`), without their columns.
     pub async fn tables(&self, hub: Option<&str>, dataset: Option<&str>) -> Result<Vec<Table>> {
-        let rows = sqlx::query(concat!(table_select!(), " WHERE ($1 = '' OR hub = $1) AND ($2 = '' OR dataset = $2) ORDER BY hub, dataset, name"))
+        let rows = sqlx::query(concat!(
+            table_select!(),
+            " WHERE ($1 = '' OR hub = $1) AND ($2 = '' OR dataset = $2) ORDER BY hub, dataset, name"
+        ))
         .bind(hub.unwrap_or(""))
         .bind(dataset.unwrap_or(""))
         .fetch_all(&self.pool)
@@ -344,20 +401,30 @@ impl Catalog {
 
     /// The columns of every table in the catalog, keyed by table.
     pub async fn all_columns(&self) -> Result<Vec<(TableRef, Column)>> {
-        let rows = sqlx::query(concat!(column_select!(), " ORDER BY hub, dataset, table_name, position"))
-            .fetch_all(&self.pool)
-            .await
-            .ctx(|| "listing columns".into())?;
+        let rows = sqlx::query(concat!(
+            column_select!(),
+            " ORDER BY hub, dataset, table_name, position"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .ctx(|| "listing columns".into())?;
         rows.iter()
             .map(|r| {
-                let t = TableRef::new(&get::<String>(r, "hub")?, &get::<String>(r, "dataset")?, &get::<String>(r, "table_name")?)?;
+                let t = TableRef::new(
+                    &get::<String>(r, "hub")?,
+                    &get::<String>(r, "dataset")?,
+                    &get::<String>(r, "table_name")?,
+                )?;
                 Ok((t, column_from_row(r)?))
             })
             .collect()
     }
 
     async fn columns(&self, table: &TableRef) -> Result<Vec<Column>> {
-        let rows = sqlx::query(concat!(column_select!(), " WHERE hub = $1 AND dataset = $2 AND table_name = $3 ORDER BY position"))
+        let rows = sqlx::query(concat!(
+            column_select!(),
+            " WHERE hub = $1 AND dataset = $2 AND table_name = $3 ORDER BY position"
+        ))
         .bind(table.hub.as_str())
         .bind(table.dataset.as_str())
         .bind(table.table.as_str())
@@ -368,8 +435,11 @@ impl Catalog {
     }
 }
 
-
-async fn insert_columns(tx: &mut sqlx::Transaction<'_, sqlx::Any>, table: &TableRef, columns: &[Column]) -> Result<()> {
+async fn insert_columns(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    table: &TableRef,
+    columns: &[Column],
+) -> Result<()> {
     for (position, c) in columns.iter().enumerate() {
         sqlx::query(
             "INSERT INTO table_columns (hub, dataset, table_name, position, name, data_type, nullable, description, tags)
@@ -395,7 +465,8 @@ fn get<T>(row: &AnyRow, column: &str) -> Result<T>
 where
     T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
 {
-    row.try_get(column).ctx(|| format!("decoding catalog column '{column}'"))
+    row.try_get(column)
+        .ctx(|| format!("decoding catalog column '{column}'"))
 }
 
 fn hub_from_row(r: &AnyRow) -> Result<Hub> {
@@ -469,14 +540,19 @@ fn to_json(v: &[String]) -> String {
 }
 
 fn from_json(s: &str) -> Result<Vec<String>> {
-    serde_json::from_str(s).map_err(|e| CatalogError::BadValue(format!("corrupt list in catalog: {e}")))
+    serde_json::from_str(s)
+        .map_err(|e| CatalogError::BadValue(format!("corrupt list in catalog: {e}")))
 }
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn not_found<'a>(kind: &'static str, name: &str, candidates: impl IntoIterator<Item = &'a str>) -> CatalogError {
+fn not_found<'a>(
+    kind: &'static str,
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> CatalogError {
     CatalogError::NotFound {
         kind,
         name: name.to_string(),
@@ -486,10 +562,14 @@ fn not_found<'a>(kind: &'static str, name: &str, candidates: impl IntoIterator<I
 
 fn unique_violation(e: sqlx::Error, kind: &'static str, name: &str) -> CatalogError {
     match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            CatalogError::AlreadyExists { kind, name: name.to_string() }
-        }
-        _ => CatalogError::Database { action: format!("creating {kind} '{name}'"), source: e },
+        sqlx::Error::Database(db) if db.is_unique_violation() => CatalogError::AlreadyExists {
+            kind,
+            name: name.to_string(),
+        },
+        _ => CatalogError::Database {
+            action: format!("creating {kind} '{name}'"),
+            source: e,
+        },
     }
 }
 

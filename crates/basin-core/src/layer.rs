@@ -54,6 +54,12 @@ mod tests {
         for l in [Layer::Source, Layer::Prepared, Layer::Semantic] {
             assert_eq!(l.as_str().parse::<Layer>().unwrap(), l);
         }
-        assert!("gold".parse::<Layer>().unwrap_err().to_string().contains("source, prepared, semantic"));
+        assert!(
+            "gold"
+                .parse::<Layer>()
+                .unwrap_err()
+                .to_string()
+                .contains("source, prepared, semantic")
+        );
     }
 }

@@ -30,7 +30,9 @@ impl Name {
             .next()
             .ok_or_else(|| invalid("it is empty".into()))?;
         if !first.is_ascii_lowercase() {
-            return Err(invalid(format!("it starts with '{first}', not a letter a-z")));
+            return Err(invalid(format!(
+                "it starts with '{first}', not a letter a-z"
+            )));
         }
         if let Some(bad) = input
             .chars()
@@ -178,7 +180,12 @@ mod tests {
             assert!(msg.contains("[a-z][a-z0-9_]{0,62}"), "{msg}");
         }
         let long = "a".repeat(64);
-        assert!(Name::parse("hub", &long).unwrap_err().to_string().contains("64 characters"));
+        assert!(
+            Name::parse("hub", &long)
+                .unwrap_err()
+                .to_string()
+                .contains("64 characters")
+        );
     }
 
     #[test]
@@ -187,8 +194,16 @@ mod tests {
         assert_eq!(t.to_string(), "main.sales.orders");
         let t = TableRef::parse("us.sales.orders").unwrap();
         assert_eq!(t.hub.as_str(), "us");
-        assert!(TableRef::parse("orders").unwrap_err().to_string().contains("dataset.table"));
+        assert!(
+            TableRef::parse("orders")
+                .unwrap_err()
+                .to_string()
+                .contains("dataset.table")
+        );
         assert!(TableRef::parse("a.b.c.d").is_err());
-        assert_eq!(DatasetRef::parse("sales").unwrap().to_string(), "main.sales");
+        assert_eq!(
+            DatasetRef::parse("sales").unwrap().to_string(),
+            "main.sales"
+        );
     }
 }

@@ -4,7 +4,10 @@
 use std::sync::Arc;
 
 use arrow::compute::kernels::cast_utils::Parser;
-use arrow::datatypes::{DataType, Date32Type, Field, Float64Type, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType};
+use arrow::datatypes::{
+    DataType, Date32Type, Field, Float64Type, Int64Type, Schema, SchemaRef, TimeUnit,
+    TimestampMicrosecondType,
+};
 
 use crate::{IngestError, Result};
 
@@ -23,7 +26,10 @@ pub(crate) fn infer_value(value: &str) -> DataType {
         DataType::Float64
     } else if value.len() == 10 && Date32Type::parse(value).is_some() {
         DataType::Date32
-    } else if value.len() >= 10 && value.as_bytes()[4] == b'-' && TimestampMicrosecondType::parse(value).is_some() {
+    } else if value.len() >= 10
+        && value.as_bytes()[4] == b'-'
+        && TimestampMicrosecondType::parse(value).is_some()
+    {
         timestamp_type()
     } else {
         DataType::Utf8
@@ -69,7 +75,11 @@ pub fn normalize_column_name(raw: &str) -> String {
         }
     }
     let trimmed = out.trim_end_matches('_');
-    let mut name = if trimmed.is_empty() { "column".to_string() } else { trimmed.to_string() };
+    let mut name = if trimmed.is_empty() {
+        "column".to_string()
+    } else {
+        trimmed.to_string()
+    };
     if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
         name.insert_str(0, "c_");
     }
@@ -81,7 +91,11 @@ pub fn normalize_column_name(raw: &str) -> String {
 pub(crate) fn header_names(raw: &[String]) -> Result<Vec<String>> {
     let mut names: Vec<String> = Vec::with_capacity(raw.len());
     for (i, r) in raw.iter().enumerate() {
-        let name = if r.trim().is_empty() { format!("column_{}", i + 1) } else { normalize_column_name(r) };
+        let name = if r.trim().is_empty() {
+            format!("column_{}", i + 1)
+        } else {
+            normalize_column_name(r)
+        };
         if let Some(j) = names.iter().position(|n| *n == name) {
             return Err(IngestError::Input(format!(
                 "header columns {} ('{}') and {} ('{}') both become column '{name}'; rename one of them",
@@ -110,7 +124,17 @@ pub(crate) fn merge_schemas(schemas: &[SchemaRef]) -> SchemaRef {
     Arc::new(Schema::new(
         fields
             .into_iter()
-            .map(|(n, t)| Field::new(n, if t == DataType::Null { DataType::Utf8 } else { t }, true))
+            .map(|(n, t)| {
+                Field::new(
+                    n,
+                    if t == DataType::Null {
+                        DataType::Utf8
+                    } else {
+                        t
+                    },
+                    true,
+                )
+            })
             .collect::<Vec<_>>(),
     ))
 }
@@ -129,8 +153,14 @@ mod tests {
         assert_eq!(infer_value("2024-01-31 10:00:00"), timestamp_type());
         assert_eq!(infer_value("nan"), DataType::Utf8);
         assert_eq!(infer_value("hello"), DataType::Utf8);
-        assert_eq!(merge_types(Some(DataType::Int64), &DataType::Float64), DataType::Float64);
-        assert_eq!(merge_types(Some(DataType::Int64), &DataType::Utf8), DataType::Utf8);
+        assert_eq!(
+            merge_types(Some(DataType::Int64), &DataType::Float64),
+            DataType::Float64
+        );
+        assert_eq!(
+            merge_types(Some(DataType::Int64), &DataType::Utf8),
+            DataType::Utf8
+        );
     }
 
     #[test]
@@ -139,6 +169,11 @@ mod tests {
         assert_eq!(normalize_column_name("orderId"), "order_id");
         assert_eq!(normalize_column_name("2nd value"), "c_2nd_value");
         assert_eq!(normalize_column_name("  price (€) "), "price");
-        assert!(header_names(&["a".into(), "A".into()]).unwrap_err().to_string().contains("both become column 'a'"));
+        assert!(
+            header_names(&["a".into(), "A".into()])
+                .unwrap_err()
+                .to_string()
+                .contains("both become column 'a'")
+        );
     }
 }

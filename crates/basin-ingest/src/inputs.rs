@@ -36,15 +36,20 @@ impl InputFile {
 
     /// Opens the file, decompressing as needed; every byte read from disk is added to `bytes`.
     pub(crate) fn open(&self, bytes: Arc<AtomicU64>) -> Result<Box<dyn Read + Send>> {
-        let file = File::open(&self.path).map_err(|source| IngestError::Io { path: self.display(), source })?;
+        let file = File::open(&self.path).map_err(|source| IngestError::Io {
+            path: self.display(),
+            source,
+        })?;
         let counted = BufReader::with_capacity(1 << 20, Counted { inner: file, bytes });
         Ok(match self.compression {
             Compression::None => Box::new(counted),
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(counted)),
-            Compression::Zstd => Box::new(
-                zstd::Decoder::with_buffer(counted)
-                    .map_err(|source| IngestError::Io { path: self.display(), source })?,
-            ),
+            Compression::Zstd => Box::new(zstd::Decoder::with_buffer(counted).map_err(
+                |source| IngestError::Io {
+                    path: self.display(),
+                    source,
+                },
+            )?),
         })
     }
 }
@@ -73,9 +78,12 @@ pub fn resolve_inputs(inputs: &[String], format: Option<Format>) -> Result<Vec<I
         let before = files.len();
         if input.contains(['*', '?', '[']) {
             let root = glob_root(input);
-            let paths = glob::glob(input).map_err(|e| IngestError::Input(format!("invalid glob '{input}': {e}")))?;
+            let paths = glob::glob(input)
+                .map_err(|e| IngestError::Input(format!("invalid glob '{input}': {e}")))?;
             for path in paths {
-                let path = path.map_err(|e| IngestError::Input(format!("cannot read a match of '{input}': {e}")))?;
+                let path = path.map_err(|e| {
+                    IngestError::Input(format!("cannot read a match of '{input}': {e}"))
+                })?;
                 if path.is_file() {
                     files.push(input_file(&root, path, format)?);
                 }
@@ -84,7 +92,10 @@ pub fn resolve_inputs(inputs: &[String], format: Option<Format>) -> Result<Vec<I
             let path = PathBuf::from(input);
             if path.is_dir() {
                 let mut found = Vec::new();
-                walk(&path, &mut found).map_err(|source| IngestError::Io { path: input.clone(), source })?;
+                walk(&path, &mut found).map_err(|source| IngestError::Io {
+                    path: input.clone(),
+                    source,
+                })?;
                 found.sort();
                 for f in found {
                     files.push(input_file(&path, f, format)?);
@@ -93,11 +104,15 @@ pub fn resolve_inputs(inputs: &[String], format: Option<Format>) -> Result<Vec<I
                 let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
                 files.push(input_file(&root, path, format)?);
             } else {
-                return Err(IngestError::Input(format!("input '{input}' does not exist")));
+                return Err(IngestError::Input(format!(
+                    "input '{input}' does not exist"
+                )));
             }
         }
         if files.len() == before {
-            return Err(IngestError::Input(format!("input '{input}' matches no files")));
+            return Err(IngestError::Input(format!(
+                "input '{input}' matches no files"
+            )));
         }
     }
     Ok(files)
@@ -132,7 +147,11 @@ fn glob_root(pattern: &str) -> PathBuf {
 }
 
 fn input_file(root: &Path, path: PathBuf, format: Option<Format>) -> Result<InputFile> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("").to_ascii_lowercase();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let (stem, compression) = if let Some(s) = name.strip_suffix(".gz") {
         (s, Compression::Gzip)
     } else if let Some(s) = name.strip_suffix(".zst") {
@@ -143,7 +162,10 @@ fn input_file(root: &Path, path: PathBuf, format: Option<Format>) -> Result<Inpu
     let format = match format {
         Some(f) => f,
         None => {
-            let ext = Path::new(stem).extension().and_then(|e| e.to_str()).unwrap_or("");
+            let ext = Path::new(stem)
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or("");
             ext.parse::<Format>().map_err(|_| {
                 IngestError::Input(format!(
                     "cannot tell the format of '{}' from its extension: name it .csv, .json, .ndjson, .jsonl or .parquet (optionally .gz or .zst), or pass --format",
@@ -168,7 +190,12 @@ fn input_file(root: &Path, path: PathBuf, format: Option<Format>) -> Result<Inpu
             }
         }
     }
-    Ok(InputFile { path, format, compression, partition_values })
+    Ok(InputFile {
+        path,
+        format,
+        compression,
+        partition_values,
+    })
 }
 
 #[cfg(test)]
@@ -186,10 +213,23 @@ mod tests {
         assert_eq!(files.len(), 1);
         assert_eq!(files[0].format, Format::Csv);
         assert_eq!(files[0].compression, Compression::Gzip);
-        assert_eq!(files[0].partition_values, vec![("year".into(), "2024".into()), ("month".into(), "01".into())]);
+        assert_eq!(
+            files[0].partition_values,
+            vec![
+                ("year".into(), "2024".into()),
+                ("month".into(), "01".into())
+            ]
+        );
         let glob = format!("{}/*/*/*.csv.gz", dir.path().display());
-        assert_eq!(resolve_inputs(&[glob], None).unwrap()[0].partition_values.len(), 2);
-        let missing = resolve_inputs(&["/nope/x.csv".into()], None).unwrap_err().to_string();
+        assert_eq!(
+            resolve_inputs(&[glob], None).unwrap()[0]
+                .partition_values
+                .len(),
+            2
+        );
+        let missing = resolve_inputs(&["/nope/x.csv".into()], None)
+            .unwrap_err()
+            .to_string();
         assert!(missing.contains("does not exist"), "{missing}");
     }
 }

@@ -81,10 +81,21 @@ pub struct LoadReport {
 const SHOWN_PROBLEMS: usize = 10;
 
 /// Runs a load into the catalog's table (creating it in its dataset if needed).
-pub async fn load(catalog: &Catalog, req: LoadRequest, progress: Arc<Progress>) -> Result<LoadReport> {
-    let table_ref = req.table.clone().ok_or_else(|| IngestError::Input("no target table given".into()))?;
+pub async fn load(
+    catalog: &Catalog,
+    req: LoadRequest,
+    progress: Arc<Progress>,
+) -> Result<LoadReport> {
+    let table_ref = req
+        .table
+        .clone()
+        .ok_or_else(|| IngestError::Input("no target table given".into()))?;
     let files = resolve_inputs(&req.inputs, req.read.format)?;
-    let total: u64 = files.iter().filter_map(|f| std::fs::metadata(&f.path).ok()).map(|m| m.len()).sum();
+    let total: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(&f.path).ok())
+        .map(|m| m.len())
+        .sum();
     progress.total_bytes.store(total, Ordering::Relaxed);
     let existing = catalog.table(&table_ref).await?;
     let dataset = catalog.require_dataset(&table_ref.dataset_ref()).await?;
@@ -142,7 +153,9 @@ pub async fn load(catalog: &Catalog, req: LoadRequest, progress: Arc<Progress>) 
     }
 
     let hub = catalog.require_hub(table_ref.hub.as_str()).await?;
-    let quarantine_ref = table_ref.dataset_ref().table(&format!("{}__rejected", table_ref.table))?;
+    let quarantine_ref = table_ref
+        .dataset_ref()
+        .table(&format!("{}__rejected", table_ref.table))?;
     let reader = Reader {
         files,
         schema: schema.clone(),
@@ -184,7 +197,12 @@ pub async fn load(catalog: &Catalog, req: LoadRequest, progress: Arc<Progress>) 
                 .execute()
                 .await
                 .map(|m| {
-                    let w = basin_lake::WriteOutcome { version: m.version, rows: m.inserted + m.updated, skipped: false, evolution: None };
+                    let w = basin_lake::WriteOutcome {
+                        version: m.version,
+                        rows: m.inserted + m.updated,
+                        skipped: false,
+                        evolution: None,
+                    };
                     (w, None)
                 })
         }
@@ -208,7 +226,14 @@ pub async fn load(catalog: &Catalog, req: LoadRequest, progress: Arc<Progress>) 
     }
     let (outcome, new_location) = written?;
 
-    let lake = LakeTable::open(existing.as_ref().map(|t| t.location.as_str()).or(new_location.as_deref()).unwrap_or_default()).await?;
+    let lake = LakeTable::open(
+        existing
+            .as_ref()
+            .map(|t| t.location.as_str())
+            .or(new_location.as_deref())
+            .unwrap_or_default(),
+    )
+    .await?;
     let columns = catalog_columns(lake.schema()?.as_ref());
     match new_location {
         Some(location) => {
@@ -235,21 +260,37 @@ pub async fn load(catalog: &Catalog, req: LoadRequest, progress: Arc<Progress>) 
     }
     if let Some(e) = outcome.evolution {
         report.added_columns = e.added;
-        report.widened_columns = e.widened.into_iter().map(|(c, from, to)| format!("{c}: {from} -> {to}")).collect();
+        report.widened_columns = e
+            .widened
+            .into_iter()
+            .map(|(c, from, to)| format!("{c}: {from} -> {to}"))
+            .collect();
     }
     Ok(report)
 }
 
 /// Writes a stream to a temporary Parquet file (removed when the handle drops).
-async fn spill_to_parquet(mut stream: SendableRecordBatchStream) -> Result<tempfile::NamedTempFile> {
+async fn spill_to_parquet(
+    mut stream: SendableRecordBatchStream,
+) -> Result<tempfile::NamedTempFile> {
     use futures::StreamExt;
-    let spill_error = |e: String| IngestError::Input(format!("cannot spill the input to a temporary file: {e}"));
-    let file = tempfile::Builder::new().suffix(".parquet").tempfile().map_err(|e| spill_error(e.to_string()))?;
-    let mut writer = parquet::arrow::ArrowWriter::try_new(file.reopen().map_err(|e| spill_error(e.to_string()))?, stream.schema(), None)
+    let spill_error =
+        |e: String| IngestError::Input(format!("cannot spill the input to a temporary file: {e}"));
+    let file = tempfile::Builder::new()
+        .suffix(".parquet")
+        .tempfile()
         .map_err(|e| spill_error(e.to_string()))?;
+    let mut writer = parquet::arrow::ArrowWriter::try_new(
+        file.reopen().map_err(|e| spill_error(e.to_string()))?,
+        stream.schema(),
+        None,
+    )
+    .map_err(|e| spill_error(e.to_string()))?;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|e| IngestError::Input(e.to_string()))?;
-        writer.write(&batch).map_err(|e| spill_error(e.to_string()))?;
+        writer
+            .write(&batch)
+            .map_err(|e| spill_error(e.to_string()))?;
     }
     writer.close().map_err(|e| spill_error(e.to_string()))?;
     Ok(file)
@@ -257,21 +298,38 @@ async fn spill_to_parquet(mut stream: SendableRecordBatchStream) -> Result<tempf
 
 /// The catalog's view of a lake schema.
 fn catalog_columns(schema: &Schema) -> Vec<Column> {
-    basin_lake::types::describe(schema).into_iter().map(Column::from).collect()
+    basin_lake::types::describe(schema)
+        .into_iter()
+        .map(Column::from)
+        .collect()
 }
 
 fn table_location(storage_root: &str, table: &TableRef) -> String {
-    format!("{}/{}/{}", storage_root.trim_end_matches('/'), table.dataset, table.table)
+    format!(
+        "{}/{}/{}",
+        storage_root.trim_end_matches('/'),
+        table.dataset,
+        table.table
+    )
 }
 
 fn generated_load_id() -> String {
-    format!("auto-{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"), std::process::id())
+    format!(
+        "auto-{}-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"),
+        std::process::id()
+    )
 }
 
 fn unknown_column(name: &str, what: &str, schema: &Schema) -> IngestError {
     IngestError::Input(format!(
         "{what} column '{name}' is not a column of the input ({}){}",
-        schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", "),
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         basin_core::closest(name, schema.fields().iter().map(|f| f.name().as_str()))
             .map(|s| format!("; did you mean '{s}'?"))
             .unwrap_or_default()
@@ -282,11 +340,18 @@ fn unknown_column(name: &str, what: &str, schema: &Schema) -> IngestError {
 /// plus the columns of hive-style folders. Columns the table has already are read with the
 /// table's type, unless the data needs a wider one (which widens the table): so a value that does
 /// not fit the table's column is a bad row, not a schema change.
-fn load_schema(files: &[InputFile], options: &ReadOptions, table: Option<&Schema>) -> Result<SchemaRef> {
+fn load_schema(
+    files: &[InputFile],
+    options: &ReadOptions,
+    table: Option<&Schema>,
+) -> Result<SchemaRef> {
     let data = match &options.schema {
         Some(s) => s.clone(),
         None => {
-            let schemas = files.iter().map(|f| infer_file_schema(f, options)).collect::<Result<Vec<_>>>()?;
+            let schemas = files
+                .iter()
+                .map(|f| infer_file_schema(f, options))
+                .collect::<Result<Vec<_>>>()?;
             let inferred = merge_schemas(&schemas);
             match table {
                 None => inferred,
@@ -353,13 +418,24 @@ impl Quarantine {
         let n = rows.len();
         let columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from(vec![self.load_id.as_str(); n])),
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.file.as_str()))),
-            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.line as i64))),
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.reason.as_str()))),
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.raw.as_str()))),
-            Arc::new(TimestampMicrosecondArray::from(vec![now; n]).with_timezone(basin_lake::types::UTC)),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r.file.as_str()),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|r| r.line as i64),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r.reason.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r.raw.as_str()),
+            )),
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![now; n]).with_timezone(basin_lake::types::UTC),
+            ),
         ];
-        let batch = RecordBatch::try_new(Self::schema(), columns).map_err(|e| IngestError::Input(e.to_string()))?;
+        let batch = RecordBatch::try_new(Self::schema(), columns)
+            .map_err(|e| IngestError::Input(e.to_string()))?;
         let stream: SendableRecordBatchStream = Box::pin(RecordBatchStreamAdapter::new(
             Self::schema(),
             futures::stream::iter([Ok::<_, DataFusionError>(batch)]),
@@ -367,7 +443,13 @@ impl Quarantine {
         let load_id = Some(self.load_id.clone());
         match self.catalog.table(&self.table).await? {
             Some(t) => {
-                LakeTable::open(&t.location).await?.write(stream).with_load_id(load_id).with_operation("quarantine").execute().await?;
+                LakeTable::open(&t.location)
+                    .await?
+                    .write(stream)
+                    .with_load_id(load_id)
+                    .with_operation("quarantine")
+                    .execute()
+                    .await?;
             }
             None => {
                 WriteTable::new_table(&self.location, vec![], stream)?
@@ -419,35 +501,50 @@ impl Reader {
                 let _ = tx.blocking_send(Err(DataFusionError::Execution(message)));
             }
         });
-        let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
         Box::pin(RecordBatchStreamAdapter::new(schema, stream))
     }
 
-    fn run(&self, tx: &tokio::sync::mpsc::Sender<datafusion::error::Result<RecordBatch>>, handle: &tokio::runtime::Handle) -> Result<()> {
+    fn run(
+        &self,
+        tx: &tokio::sync::mpsc::Sender<datafusion::error::Result<RecordBatch>>,
+        handle: &tokio::runtime::Handle,
+    ) -> Result<()> {
         let mut bad: Vec<BadRow> = Vec::new();
         let mut found = 0u64;
         // Past the allowance, read on only to show a few more problems.
         let stop_at = self.max_bad_rows.saturating_add(SHOWN_PROBLEMS as u64);
         let mut stopped = false;
         'files: for file in &self.files {
-            let result = read_file(file, &self.schema, &self.options, self.progress.bytes.clone(), &mut |emit| match emit {
-                Emit::Batch(batch) => {
-                    self.progress.rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
-                    tx.blocking_send(Ok(batch)).map_err(|_| IngestError::Input("the load was cancelled".into()))
-                }
-                Emit::Bad(row) => {
-                    found += 1;
-                    self.progress.bad_rows.fetch_add(1, Ordering::Relaxed);
-                    if (bad.len() as u64) < self.max_bad_rows.max(SHOWN_PROBLEMS as u64) {
-                        bad.push(row);
+            let result = read_file(
+                file,
+                &self.schema,
+                &self.options,
+                self.progress.bytes.clone(),
+                &mut |emit| match emit {
+                    Emit::Batch(batch) => {
+                        self.progress
+                            .rows
+                            .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                        tx.blocking_send(Ok(batch))
+                            .map_err(|_| IngestError::Input("the load was cancelled".into()))
                     }
-                    if found >= stop_at {
-                        Err(IngestError::Input(STOP.into()))
-                    } else {
-                        Ok(())
+                    Emit::Bad(row) => {
+                        found += 1;
+                        self.progress.bad_rows.fetch_add(1, Ordering::Relaxed);
+                        if (bad.len() as u64) < self.max_bad_rows.max(SHOWN_PROBLEMS as u64) {
+                            bad.push(row);
+                        }
+                        if found >= stop_at {
+                            Err(IngestError::Input(STOP.into()))
+                        } else {
+                            Ok(())
+                        }
                     }
-                }
-            });
+                },
+            );
             match result {
                 Ok(()) => {}
                 Err(IngestError::Input(m)) if m == STOP => {
@@ -459,7 +556,12 @@ impl Reader {
         }
         if found > self.max_bad_rows {
             bad.truncate(SHOWN_PROBLEMS);
-            return Err(IngestError::BadRows { allowed: self.max_bad_rows, found, complete: !stopped, first: bad });
+            return Err(IngestError::BadRows {
+                allowed: self.max_bad_rows,
+                found,
+                complete: !stopped,
+                first: bad,
+            });
         }
         if !bad.is_empty() {
             // Quarantine first: if the main commit then fails, the rejected rows are still kept

@@ -44,7 +44,12 @@ pub struct CsvOptions {
 
 impl Default for CsvOptions {
     fn default() -> Self {
-        CsvOptions { delimiter: b',', quote: b'"', has_header: true, null_marker: None }
+        CsvOptions {
+            delimiter: b',',
+            quote: b'"',
+            has_header: true,
+            null_marker: None,
+        }
     }
 }
 
@@ -64,7 +69,13 @@ pub struct ReadOptions {
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        ReadOptions { format: None, csv: CsvOptions::default(), schema: None, infer_rows: 10_000, batch_rows: 32 * 1024 }
+        ReadOptions {
+            format: None,
+            csv: CsvOptions::default(),
+            schema: None,
+            infer_rows: 10_000,
+            batch_rows: 32 * 1024,
+        }
     }
 }
 
@@ -78,16 +89,22 @@ pub fn parse_schema(text: &str) -> Result<SchemaRef> {
             continue;
         }
         let (name, ty) = part.split_once(char::is_whitespace).ok_or_else(|| {
-            IngestError::Input(format!("schema entry '{part}' has no type: write it as 'name TYPE', e.g. 'id BIGINT'"))
+            IngestError::Input(format!(
+                "schema entry '{part}' has no type: write it as 'name TYPE', e.g. 'id BIGINT'"
+            ))
         })?;
         let name = basin_core::Name::parse("column", name.trim())?;
         if fields.iter().any(|f: &Field| f.name() == name.as_str()) {
-            return Err(IngestError::Input(format!("schema names column '{name}' twice")));
+            return Err(IngestError::Input(format!(
+                "schema names column '{name}' twice"
+            )));
         }
         fields.push(Field::new(name.as_str(), parse_type(ty.trim())?, true));
     }
     if fields.is_empty() {
-        return Err(IngestError::Input("the schema is empty: write it as 'name TYPE, name TYPE'".into()));
+        return Err(IngestError::Input(
+            "the schema is empty: write it as 'name TYPE, name TYPE'".into(),
+        ));
     }
     Ok(Arc::new(Schema::new(fields)))
 }
@@ -103,7 +120,9 @@ fn parse_type(ty: &str) -> Result<DataType> {
         "DOUBLE" | "FLOAT8" => DataType::Float64,
         "VARCHAR" | "STRING" | "TEXT" => DataType::Utf8,
         "DATE" => DataType::Date32,
-        "TIMESTAMP" => DataType::Timestamp(TimeUnit::Microsecond, Some(basin_lake::types::UTC.into())),
+        "TIMESTAMP" => {
+            DataType::Timestamp(TimeUnit::Microsecond, Some(basin_lake::types::UTC.into()))
+        }
         d if d.starts_with("DECIMAL(") && d.ends_with(')') => {
             let inner = &d["DECIMAL(".len()..d.len() - 1];
             let (p, s) = inner.split_once(',').unwrap_or((inner, "0"));
@@ -151,8 +170,23 @@ mod tests {
         let s = parse_schema("id BIGINT, price DECIMAL(10,2), name varchar, at TIMESTAMP").unwrap();
         assert_eq!(s.fields().len(), 4);
         assert_eq!(s.field(1).data_type(), &DataType::Decimal128(10, 2));
-        assert!(parse_schema("id").unwrap_err().to_string().contains("no type"));
-        assert!(parse_schema("id BLOB").unwrap_err().to_string().contains("unknown column type 'BLOB'"));
-        assert!(parse_schema("Id BIGINT").unwrap_err().to_string().contains("invalid column name"));
+        assert!(
+            parse_schema("id")
+                .unwrap_err()
+                .to_string()
+                .contains("no type")
+        );
+        assert!(
+            parse_schema("id BLOB")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown column type 'BLOB'")
+        );
+        assert!(
+            parse_schema("Id BIGINT")
+                .unwrap_err()
+                .to_string()
+                .contains("invalid column name")
+        );
     }
 }

@@ -7,11 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder, Int16Builder,
-    Int32Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder, new_null_array,
+    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder,
+    Int16Builder, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
+    TimestampMicrosecondBuilder, new_null_array,
 };
 use arrow::compute::kernels::cast_utils::{Parser, parse_decimal};
-use arrow::datatypes::{DataType, Date32Type, Decimal128Type, Field, Schema, SchemaRef, TimestampMicrosecondType};
+use arrow::datatypes::{
+    DataType, Date32Type, Decimal128Type, Field, Schema, SchemaRef, TimestampMicrosecondType,
+};
 use serde_json::Value;
 
 use crate::infer::{header_names, infer_value, merge_types, normalize_column_name};
@@ -52,7 +55,10 @@ pub(crate) fn infer_file_schema(file: &InputFile, opts: &ReadOptions) -> Result<
             let mut seen = 0;
             while seen < opts.infer_rows && read_record(&mut rdr, &mut record, file)? {
                 if names.is_none() {
-                    let header: Vec<String> = record.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
+                    let header: Vec<String> = record
+                        .iter()
+                        .map(|f| String::from_utf8_lossy(f).into_owned())
+                        .collect();
                     if opts.csv.has_header {
                         names = Some(header_names(&header)?);
                         types = vec![None; header.len()];
@@ -63,14 +69,17 @@ pub(crate) fn infer_file_schema(file: &InputFile, opts: &ReadOptions) -> Result<
                 }
                 seen += 1;
                 for (i, field) in record.iter().enumerate().take(types.len()) {
-                    let Ok(text) = std::str::from_utf8(field) else { continue };
+                    let Ok(text) = std::str::from_utf8(field) else {
+                        continue;
+                    };
                     if text.is_empty() || Some(text) == null {
                         continue;
                     }
                     types[i] = Some(merge_types(types[i].take(), &infer_value(text)));
                 }
             }
-            let names = names.ok_or_else(|| IngestError::Input(format!("{} is empty", file.display())))?;
+            let names =
+                names.ok_or_else(|| IngestError::Input(format!("{} is empty", file.display())))?;
             names.into_iter().zip(types).collect()
         }
         Format::Ndjson | Format::Json => {
@@ -95,24 +104,44 @@ pub(crate) fn infer_file_schema(file: &InputFile, opts: &ReadOptions) -> Result<
                 }
                 Ok(count < opts.infer_rows)
             };
-            json_values(file, Arc::new(AtomicU64::new(0)), &mut |_, value| match value {
-                Ok(v) => observe(v),
-                Err(_) => Ok(true),
-            })?;
+            json_values(
+                file,
+                Arc::new(AtomicU64::new(0)),
+                &mut |_, value| match value {
+                    Ok(v) => observe(v),
+                    Err(_) => Ok(true),
+                },
+            )?;
             if fields.is_empty() {
-                return Err(IngestError::Input(format!("{} has no JSON objects to take columns from", file.display())));
+                return Err(IngestError::Input(format!(
+                    "{} has no JSON objects to take columns from",
+                    file.display()
+                )));
             }
             fields
         }
         Format::Parquet => {
-            let f = std::fs::File::open(&file.path).map_err(|source| IngestError::Io { path: file.display(), source })?;
+            let f = std::fs::File::open(&file.path).map_err(|source| IngestError::Io {
+                path: file.display(),
+                source,
+            })?;
             let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
-                .map_err(|e| IngestError::Input(format!("{} is not a readable Parquet file: {e}", file.display())))?;
+                .map_err(|e| {
+                    IngestError::Input(format!(
+                        "{} is not a readable Parquet file: {e}",
+                        file.display()
+                    ))
+                })?;
             builder
                 .schema()
                 .fields()
                 .iter()
-                .map(|f| (normalize_column_name(f.name()), Some(basin_lake::types::storable(f.data_type()))))
+                .map(|f| {
+                    (
+                        normalize_column_name(f.name()),
+                        Some(basin_lake::types::storable(f.data_type())),
+                    )
+                })
                 .collect()
         }
     };
@@ -150,7 +179,10 @@ pub(crate) fn read_file(
     sink: &mut dyn FnMut(Emit) -> Result<()>,
 ) -> Result<()> {
     let partitions = PartitionColumns::new(file, schema)?;
-    let emit_batch = |columns: Vec<ArrayRef>, rows: usize, sink: &mut dyn FnMut(Emit) -> Result<()>| -> Result<()> {
+    let emit_batch = |columns: Vec<ArrayRef>,
+                      rows: usize,
+                      sink: &mut dyn FnMut(Emit) -> Result<()>|
+     -> Result<()> {
         if rows == 0 {
             return Ok(());
         }
@@ -168,7 +200,10 @@ pub(crate) fn read_file(
                 if !read_record(&mut rdr, &mut record, file)? {
                     return Ok(());
                 }
-                let header: Vec<String> = record.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
+                let header: Vec<String> = record
+                    .iter()
+                    .map(|f| String::from_utf8_lossy(f).into_owned())
+                    .collect();
                 builders.positions(&header_names(&header)?, file)?
             } else {
                 (0..builders.len()).collect()
@@ -176,14 +211,19 @@ pub(crate) fn read_file(
             while read_record(&mut rdr, &mut record, file)? {
                 let line = record.position().map_or(0, |p| p.line());
                 let cells = if record.len() != map.len() {
-                    Err(format!("expected {} fields, found {}", map.len(), record.len()))
+                    Err(format!(
+                        "expected {} fields, found {}",
+                        map.len(),
+                        record.len()
+                    ))
                 } else {
                     record
                         .iter()
                         .zip(&map)
                         .map(|(field, &col)| {
-                            let text = std::str::from_utf8(field)
-                                .map_err(|_| format!("column '{}': invalid UTF-8", builders.name(col)))?;
+                            let text = std::str::from_utf8(field).map_err(|_| {
+                                format!("column '{}': invalid UTF-8", builders.name(col))
+                            })?;
                             if text.is_empty() || null.as_deref() == Some(text) {
                                 Ok((col, Cell::Null))
                             } else {
@@ -206,7 +246,12 @@ pub(crate) fn read_file(
                             .map(|f| String::from_utf8_lossy(f))
                             .collect::<Vec<_>>()
                             .join(&delimiter.to_string());
-                        sink(Emit::Bad(BadRow { file: file.display(), line, reason, raw: truncate(raw) }))?;
+                        sink(Emit::Bad(BadRow {
+                            file: file.display(),
+                            line,
+                            reason,
+                            raw: truncate(raw),
+                        }))?;
                     }
                 }
             }
@@ -218,7 +263,14 @@ pub(crate) fn read_file(
             let mut names = NameCache::default();
             let mut result = Ok(());
             json_values(file, bytes, &mut |line, value| {
-                let bad = |reason: String, raw: String| Emit::Bad(BadRow { file: file.display(), line, reason, raw: truncate(raw) });
+                let bad = |reason: String, raw: String| {
+                    Emit::Bad(BadRow {
+                        file: file.display(),
+                        line,
+                        reason,
+                        raw: truncate(raw),
+                    })
+                };
                 let step = match value {
                     Err((reason, raw)) => sink(bad(reason, raw)),
                     Ok(Record::Object(map)) => {
@@ -260,24 +312,45 @@ pub(crate) fn read_file(
             emit_batch(cols, rows, sink)
         }
         Format::Parquet => {
-            let f = std::fs::File::open(&file.path).map_err(|source| IngestError::Io { path: file.display(), source })?;
+            let f = std::fs::File::open(&file.path).map_err(|source| IngestError::Io {
+                path: file.display(),
+                source,
+            })?;
             let size = f.metadata().map(|m| m.len()).unwrap_or(0);
             let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
                 .and_then(|b| b.with_batch_size(opts.batch_rows).build())
-                .map_err(|e| IngestError::Input(format!("{} is not a readable Parquet file: {e}", file.display())))?;
+                .map_err(|e| {
+                    IngestError::Input(format!(
+                        "{} is not a readable Parquet file: {e}",
+                        file.display()
+                    ))
+                })?;
             let data_schema = Arc::new(Schema::new(
-                partitions.data_columns.iter().map(|&i| schema.field(i).clone()).collect::<Vec<_>>(),
+                partitions
+                    .data_columns
+                    .iter()
+                    .map(|&i| schema.field(i).clone())
+                    .collect::<Vec<_>>(),
             ));
             for batch in reader {
-                let batch = batch.map_err(|e| IngestError::Input(format!("cannot read {}: {e}", file.display())))?;
+                let batch = batch.map_err(|e| {
+                    IngestError::Input(format!("cannot read {}: {e}", file.display()))
+                })?;
                 let renamed: Vec<Field> = batch
                     .schema()
                     .fields()
                     .iter()
-                    .map(|f| f.as_ref().clone().with_name(normalize_column_name(f.name())))
+                    .map(|f| {
+                        f.as_ref()
+                            .clone()
+                            .with_name(normalize_column_name(f.name()))
+                    })
                     .collect();
-                let batch = RecordBatch::try_new(Arc::new(Schema::new(renamed)), batch.columns().to_vec())
-                    .map_err(|e| IngestError::Input(format!("cannot read {}: {e}", file.display())))?;
+                let batch =
+                    RecordBatch::try_new(Arc::new(Schema::new(renamed)), batch.columns().to_vec())
+                        .map_err(|e| {
+                            IngestError::Input(format!("cannot read {}: {e}", file.display()))
+                        })?;
                 let conformed = basin_lake::evolution::conform(&batch, &data_schema)
                     .map_err(|e| IngestError::Input(format!("{}: {e}", file.display())))?;
                 let rows = conformed.num_rows();
@@ -301,7 +374,11 @@ fn truncate(mut s: String) -> String {
     s
 }
 
-fn csv_reader(file: &InputFile, opts: &ReadOptions, bytes: Arc<AtomicU64>) -> Result<csv::Reader<Box<dyn std::io::Read + Send>>> {
+fn csv_reader(
+    file: &InputFile,
+    opts: &ReadOptions,
+    bytes: Arc<AtomicU64>,
+) -> Result<csv::Reader<Box<dyn std::io::Read + Send>>> {
     Ok(csv::ReaderBuilder::new()
         .delimiter(opts.csv.delimiter)
         .quote(opts.csv.quote)
@@ -311,7 +388,11 @@ fn csv_reader(file: &InputFile, opts: &ReadOptions, bytes: Arc<AtomicU64>) -> Re
         .from_reader(file.open(bytes)?))
 }
 
-fn read_record(rdr: &mut csv::Reader<Box<dyn std::io::Read + Send>>, record: &mut csv::ByteRecord, file: &InputFile) -> Result<bool> {
+fn read_record(
+    rdr: &mut csv::Reader<Box<dyn std::io::Read + Send>>,
+    record: &mut csv::ByteRecord,
+    file: &InputFile,
+) -> Result<bool> {
     rdr.read_byte_record(record).map_err(|e| match e.kind() {
         csv::ErrorKind::Io(_) => IngestError::Input(format!("cannot read {}: {e}", file.display())),
         _ => IngestError::Input(format!("{}: {e}", file.display())),
@@ -334,7 +415,12 @@ fn json_values(
             let mut line = 0u64;
             loop {
                 buf.clear();
-                let n = reader.read_until(b'\n', &mut buf).map_err(|source| IngestError::Io { path: file.display(), source })?;
+                let n = reader
+                    .read_until(b'\n', &mut buf)
+                    .map_err(|source| IngestError::Io {
+                        path: file.display(),
+                        source,
+                    })?;
                 if n == 0 {
                     return Ok(());
                 }
@@ -344,8 +430,12 @@ fn json_values(
                     continue;
                 }
                 let value = match std::str::from_utf8(text) {
-                    Err(_) => Err(("invalid UTF-8".to_string(), String::from_utf8_lossy(text).into_owned())),
-                    Ok(s) => serde_json::from_str::<Record>(s).map_err(|e| (format!("invalid JSON: {e}"), s.to_string())),
+                    Err(_) => Err((
+                        "invalid UTF-8".to_string(),
+                        String::from_utf8_lossy(text).into_owned(),
+                    )),
+                    Ok(s) => serde_json::from_str::<Record>(s)
+                        .map_err(|e| (format!("invalid JSON: {e}"), s.to_string())),
                 };
                 if !f(line, value)? {
                     return Ok(());
@@ -355,7 +445,13 @@ fn json_values(
         _ => {
             let mut outcome: Result<()> = Ok(());
             let mut de = serde_json::Deserializer::from_reader(reader);
-            let visit = serde::de::Deserializer::deserialize_seq(&mut de, Elements { f, outcome: &mut outcome });
+            let visit = serde::de::Deserializer::deserialize_seq(
+                &mut de,
+                Elements {
+                    f,
+                    outcome: &mut outcome,
+                },
+            );
             match visit {
                 Ok(()) => outcome,
                 Err(_) if outcome.is_err() => outcome,
@@ -383,7 +479,10 @@ impl<'de> serde::de::Visitor<'de> for Elements<'_> {
         f.write_str("a JSON array")
     }
 
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<(), A::Error> {
         use serde::de::Error;
         let mut n = 0u64;
         while let Some(value) = seq.next_element::<Record>()? {
@@ -432,14 +531,20 @@ impl<'de> serde::Deserialize<'de> for Record {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a JSON value")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Record, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Record, A::Error> {
                 let mut fields = Vec::new();
                 while let Some((k, v)) = map.next_entry::<String, Value>()? {
                     fields.push((k, v));
                 }
                 Ok(Record::Object(fields))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> std::result::Result<Record, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> std::result::Result<Record, A::Error> {
                 let v = Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
                 Ok(Record::Other(v))
             }
@@ -496,19 +601,30 @@ impl PartitionColumns {
     fn new(file: &InputFile, schema: &SchemaRef) -> Result<Self> {
         let mut constants = Vec::new();
         for (name, value) in &file.partition_values {
-            let Ok(i) = schema.index_of(name) else { continue };
+            let Ok(i) = schema.index_of(name) else {
+                continue;
+            };
             let field = schema.field(i);
             let mut b = Builders::new(schema, &[i]);
             let cell = b.parse_text(0, value).map_err(|reason| {
-                IngestError::Input(format!("{}: folder value {name}={value}: {reason}", file.display()))
+                IngestError::Input(format!(
+                    "{}: folder value {name}={value}: {reason}",
+                    file.display()
+                ))
             })?;
             b.append(vec![(0, cell)]);
             let (cols, _) = b.finish();
             debug_assert_eq!(cols[0].data_type(), field.data_type());
             constants.push((i, cols[0].clone()));
         }
-        let data_columns = (0..schema.fields().len()).filter(|i| !constants.iter().any(|(c, _)| c == i)).collect();
-        Ok(PartitionColumns { schema: schema.clone(), data_columns, constants })
+        let data_columns = (0..schema.fields().len())
+            .filter(|i| !constants.iter().any(|(c, _)| c == i))
+            .collect();
+        Ok(PartitionColumns {
+            schema: schema.clone(),
+            data_columns,
+            constants,
+        })
     }
 
     fn complete(&self, data: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch> {
@@ -518,14 +634,20 @@ impl PartitionColumns {
         }
         for (i, value) in &self.constants {
             let indices = arrow::array::UInt32Array::from(vec![0u32; rows]);
-            columns[*i] = Some(arrow::compute::take(value.as_ref(), &indices, None).map_err(|e| IngestError::Input(e.to_string()))?);
+            columns[*i] = Some(
+                arrow::compute::take(value.as_ref(), &indices, None)
+                    .map_err(|e| IngestError::Input(e.to_string()))?,
+            );
         }
         let columns = columns
             .into_iter()
             .enumerate()
-            .map(|(i, c)| c.unwrap_or_else(|| new_null_array(self.schema.field(i).data_type(), rows)))
+            .map(|(i, c)| {
+                c.unwrap_or_else(|| new_null_array(self.schema.field(i).data_type(), rows))
+            })
             .collect();
-        RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| IngestError::Input(e.to_string()))
+        RecordBatch::try_new(self.schema.clone(), columns)
+            .map_err(|e| IngestError::Input(e.to_string()))
     }
 }
 
@@ -580,16 +702,24 @@ impl Builders {
                 DataType::Float32 => Builder::F32(Float32Builder::new()),
                 DataType::Float64 => Builder::F64(Float64Builder::new()),
                 DataType::Decimal128(p, s) => Builder::Decimal(
-                    Decimal128Builder::new().with_precision_and_scale(*p, *s).expect("schema precision was validated"),
+                    Decimal128Builder::new()
+                        .with_precision_and_scale(*p, *s)
+                        .expect("schema precision was validated"),
                     *p,
                     *s,
                 ),
                 DataType::Date32 => Builder::Date(Date32Builder::new()),
-                DataType::Timestamp(_, tz) => Builder::Timestamp(TimestampMicrosecondBuilder::new(), tz.clone()),
+                DataType::Timestamp(_, tz) => {
+                    Builder::Timestamp(TimestampMicrosecondBuilder::new(), tz.clone())
+                }
                 _ => Builder::Text(StringBuilder::new()),
             });
         }
-        Builders { names, builders, rows: 0 }
+        Builders {
+            names,
+            builders,
+            rows: 0,
+        }
     }
 
     fn len(&self) -> usize {
@@ -624,30 +754,55 @@ impl Builders {
     }
 
     fn parse_text<'a>(&self, col: usize, text: &'a str) -> std::result::Result<Cell<'a>, String> {
-        let invalid = |ty: &str| format!("column '{}': '{}' is not a valid {ty}", self.names[col], shorten(text));
+        let invalid = |ty: &str| {
+            format!(
+                "column '{}': '{}' is not a valid {ty}",
+                self.names[col],
+                shorten(text)
+            )
+        };
         Ok(match &self.builders[col] {
             Builder::Bool(_) => match text.to_ascii_lowercase().as_str() {
                 "true" | "t" | "yes" | "y" | "1" => Cell::Bool(true),
                 "false" | "f" | "no" | "n" | "0" => Cell::Bool(false),
                 _ => return Err(invalid("BOOLEAN")),
             },
-            Builder::I16(_) => Cell::Int(arrow::datatypes::Int16Type::parse(text).ok_or_else(|| invalid("SMALLINT"))? as i64),
-            Builder::I32(_) => Cell::Int(arrow::datatypes::Int32Type::parse(text).ok_or_else(|| invalid("INT"))? as i64),
-            Builder::I64(_) => Cell::Int(arrow::datatypes::Int64Type::parse(text).ok_or_else(|| invalid("BIGINT"))?),
-            Builder::F32(_) | Builder::F64(_) => {
-                Cell::Float(arrow::datatypes::Float64Type::parse(text).ok_or_else(|| invalid("DOUBLE"))?)
-            }
-            Builder::Decimal(_, p, s) => {
-                Cell::Decimal(parse_decimal::<Decimal128Type>(text, *p, *s).map_err(|_| invalid(&format!("DECIMAL({p},{s})")))?)
-            }
+            Builder::I16(_) => Cell::Int(
+                arrow::datatypes::Int16Type::parse(text).ok_or_else(|| invalid("SMALLINT"))? as i64,
+            ),
+            Builder::I32(_) => Cell::Int(
+                arrow::datatypes::Int32Type::parse(text).ok_or_else(|| invalid("INT"))? as i64,
+            ),
+            Builder::I64(_) => Cell::Int(
+                arrow::datatypes::Int64Type::parse(text).ok_or_else(|| invalid("BIGINT"))?,
+            ),
+            Builder::F32(_) | Builder::F64(_) => Cell::Float(
+                arrow::datatypes::Float64Type::parse(text).ok_or_else(|| invalid("DOUBLE"))?,
+            ),
+            Builder::Decimal(_, p, s) => Cell::Decimal(
+                parse_decimal::<Decimal128Type>(text, *p, *s)
+                    .map_err(|_| invalid(&format!("DECIMAL({p},{s})")))?,
+            ),
             Builder::Text(_) => Cell::Text(text),
             Builder::Date(_) => Cell::Days(Date32Type::parse(text).ok_or_else(|| invalid("DATE"))?),
-            Builder::Timestamp(..) => Cell::Micros(TimestampMicrosecondType::parse(text).ok_or_else(|| invalid("TIMESTAMP"))?),
+            Builder::Timestamp(..) => Cell::Micros(
+                TimestampMicrosecondType::parse(text).ok_or_else(|| invalid("TIMESTAMP"))?,
+            ),
         })
     }
 
-    fn parse_json<'a>(&self, col: usize, value: &'a Value) -> std::result::Result<Cell<'a>, String> {
-        let wrong = |ty: &str| format!("column '{}': {} is not a valid {ty}", self.names[col], shorten(&value.to_string()));
+    fn parse_json<'a>(
+        &self,
+        col: usize,
+        value: &'a Value,
+    ) -> std::result::Result<Cell<'a>, String> {
+        let wrong = |ty: &str| {
+            format!(
+                "column '{}': {} is not a valid {ty}",
+                self.names[col],
+                shorten(&value.to_string())
+            )
+        };
         Ok(match (value, &self.builders[col]) {
             (Value::Null, _) => Cell::Null,
             (Value::String(s), Builder::Text(_)) => Cell::Text(s),
@@ -665,11 +820,17 @@ impl Builders {
                 }
                 Cell::Int(v)
             }
-            (Value::Number(n), Builder::F32(_) | Builder::F64(_)) => Cell::Float(n.as_f64().ok_or_else(|| wrong("DOUBLE"))?),
+            (Value::Number(n), Builder::F32(_) | Builder::F64(_)) => {
+                Cell::Float(n.as_f64().ok_or_else(|| wrong("DOUBLE"))?)
+            }
             (Value::Number(n), Builder::Decimal(_, p, s)) => Cell::Decimal(
-                parse_decimal::<Decimal128Type>(&n.to_string(), *p, *s).map_err(|_| wrong(&format!("DECIMAL({p},{s})")))?,
+                parse_decimal::<Decimal128Type>(&n.to_string(), *p, *s)
+                    .map_err(|_| wrong(&format!("DECIMAL({p},{s})")))?,
             ),
-            (Value::String(s), Builder::Date(_) | Builder::Timestamp(..) | Builder::Decimal(..)) => self.parse_text(col, s)?,
+            (
+                Value::String(s),
+                Builder::Date(_) | Builder::Timestamp(..) | Builder::Decimal(..),
+            ) => self.parse_text(col, s)?,
             (_, b) => return Err(wrong(b.type_name())),
         })
     }
@@ -691,12 +852,19 @@ impl Builders {
 
     fn finish(&mut self) -> (Vec<ArrayRef>, usize) {
         let rows = std::mem::take(&mut self.rows);
-        (self.builders.iter_mut().map(Builder::finish).collect(), rows)
+        (
+            self.builders.iter_mut().map(Builder::finish).collect(),
+            rows,
+        )
     }
 }
 
 fn shorten(s: &str) -> String {
-    if s.chars().count() > 60 { format!("{}…", s.chars().take(60).collect::<String>()) } else { s.to_string() }
+    if s.chars().count() > 60 {
+        format!("{}…", s.chars().take(60).collect::<String>())
+    } else {
+        s.to_string()
+    }
 }
 
 impl Builder {
@@ -749,13 +917,14 @@ impl Builder {
             Builder::I64(b) => Arc::new(b.finish()),
             Builder::F32(b) => Arc::new(b.finish()),
             Builder::F64(b) => Arc::new(b.finish()),
-            Builder::Decimal(b, p, s) => {
-                Arc::new(b.finish().with_precision_and_scale(*p, *s).expect("precision was validated"))
-            }
+            Builder::Decimal(b, p, s) => Arc::new(
+                b.finish()
+                    .with_precision_and_scale(*p, *s)
+                    .expect("precision was validated"),
+            ),
             Builder::Text(b) => Arc::new(b.finish()),
             Builder::Date(b) => Arc::new(b.finish()),
             Builder::Timestamp(b, tz) => Arc::new(b.finish().with_timezone_opt(tz.clone())),
         }
     }
 }
-

@@ -54,18 +54,27 @@ pub(crate) trait Context<T> {
 
 impl<T> Context<T> for Result<T, DeltaTableError> {
     fn ctx(self, action: impl FnOnce() -> String) -> Result<T, LakeError> {
-        self.map_err(|source| LakeError::Delta { action: action(), source })
+        self.map_err(|source| LakeError::Delta {
+            action: action(),
+            source,
+        })
     }
 }
 
 impl<T> Context<T> for Result<T, datafusion::error::DataFusionError> {
     fn ctx(self, action: impl FnOnce() -> String) -> Result<T, LakeError> {
-        self.map_err(|source| LakeError::DataFusion { action: action(), source })
+        self.map_err(|source| LakeError::DataFusion {
+            action: action(),
+            source,
+        })
     }
 }
 
 impl<T> Context<T> for Result<T, arrow::error::ArrowError> {
     fn ctx(self, action: impl FnOnce() -> String) -> Result<T, LakeError> {
-        self.map_err(|source| LakeError::Arrow { action: action(), source })
+        self.map_err(|source| LakeError::Arrow {
+            action: action(),
+            source,
+        })
     }
 }

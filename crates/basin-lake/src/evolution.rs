@@ -63,7 +63,11 @@ pub fn plan(table: &Schema, incoming: &Schema) -> Result<Evolution> {
             fields.push(Field::new(inf.name(), storable(inf.data_type()), true));
         }
     }
-    Ok(Evolution { target: Arc::new(Schema::new(fields)), added, widened })
+    Ok(Evolution {
+        target: Arc::new(Schema::new(fields)),
+        added,
+        widened,
+    })
 }
 
 /// `batch` with exactly the columns of `target`: cast where types differ, NULL where missing.
@@ -72,18 +76,27 @@ pub fn conform(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch> {
     if batch.schema() == *target {
         return Ok(batch.clone());
     }
-    let options = CastOptions { safe: false, ..Default::default() };
+    let options = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
     let columns = target
         .fields()
         .iter()
         .map(|f| match batch.column_by_name(f.name()) {
             Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
-            Some(c) => cast_with_options(c, f.data_type(), &options)
-                .ctx(|| format!("converting column '{}' to {}", f.name(), sql_name(f.data_type()))),
+            Some(c) => cast_with_options(c, f.data_type(), &options).ctx(|| {
+                format!(
+                    "converting column '{}' to {}",
+                    f.name(),
+                    sql_name(f.data_type())
+                )
+            }),
             None => Ok(new_null_array(f.data_type(), batch.num_rows())),
         })
         .collect::<Result<Vec<_>>>()?;
-    RecordBatch::try_new(target.clone(), columns).ctx(|| "conforming a batch to the table schema".into())
+    RecordBatch::try_new(target.clone(), columns)
+        .ctx(|| "conforming a batch to the table schema".into())
 }
 
 #[cfg(test)]
@@ -93,16 +106,28 @@ mod tests {
     use super::*;
 
     fn schema(fields: &[(&str, DataType)]) -> Schema {
-        Schema::new(fields.iter().map(|(n, t)| Field::new(*n, t.clone(), true)).collect::<Vec<_>>())
+        Schema::new(
+            fields
+                .iter()
+                .map(|(n, t)| Field::new(*n, t.clone(), true))
+                .collect::<Vec<_>>(),
+        )
     }
 
     #[test]
     fn adds_and_widens() {
         let table = schema(&[("id", DataType::Int32), ("price", DataType::Float64)]);
-        let incoming = schema(&[("id", DataType::Int64), ("price", DataType::Int64), ("note", DataType::Utf8)]);
+        let incoming = schema(&[
+            ("id", DataType::Int64),
+            ("price", DataType::Int64),
+            ("note", DataType::Utf8),
+        ]);
         let e = plan(&table, &incoming).unwrap();
         assert_eq!(e.added, vec!["note"]);
-        assert_eq!(e.widened, vec![("id".into(), "INT".into(), "BIGINT".into())]);
+        assert_eq!(
+            e.widened,
+            vec![("id".into(), "INT".into(), "BIGINT".into())]
+        );
         assert_eq!(e.target.field(1).data_type(), &DataType::Float64);
     }
 
@@ -111,6 +136,9 @@ mod tests {
         let table = schema(&[("id", DataType::Int64)]);
         let incoming = schema(&[("id", DataType::Utf8)]);
         let msg = plan(&table, &incoming).unwrap_err().to_string();
-        assert!(msg.contains("'id'") && msg.contains("BIGINT") && msg.contains("VARCHAR"), "{msg}");
+        assert!(
+            msg.contains("'id'") && msg.contains("BIGINT") && msg.contains("VARCHAR"),
+            "{msg}"
+        );
     }
 }

@@ -36,11 +36,17 @@ pub fn register_object_stores() {
 /// Turns a local directory into a `file://` URL, or checks and returns an object-store URL.
 pub fn location_url(location: &str) -> Result<url::Url> {
     if location.contains("://") {
-        url::Url::parse(location).map_err(|e| LakeError::InvalidInput(format!("invalid table location '{location}': {e}")))
+        url::Url::parse(location).map_err(|e| {
+            LakeError::InvalidInput(format!("invalid table location '{location}': {e}"))
+        })
     } else {
-        let path = std::path::absolute(location)
-            .map_err(|e| LakeError::InvalidInput(format!("invalid table location '{location}': {e}")))?;
-        url::Url::from_directory_path(&path)
-            .map_err(|_| LakeError::InvalidInput(format!("invalid table location '{location}': not an absolute path")))
+        let path = std::path::absolute(location).map_err(|e| {
+            LakeError::InvalidInput(format!("invalid table location '{location}': {e}"))
+        })?;
+        url::Url::from_directory_path(&path).map_err(|_| {
+            LakeError::InvalidInput(format!(
+                "invalid table location '{location}': not an absolute path"
+            ))
+        })
     }
 }

@@ -12,10 +12,18 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 
 /// A table that yields `stream` once. A second scan gets an error, never a silent empty result.
-pub fn one_shot_table(stream: SendableRecordBatchStream) -> datafusion::error::Result<Arc<dyn TableProvider>> {
+pub fn one_shot_table(
+    stream: SendableRecordBatchStream,
+) -> datafusion::error::Result<Arc<dyn TableProvider>> {
     let schema = stream.schema();
-    let partition = OneShot { schema: schema.clone(), stream: Mutex::new(Some(stream)) };
-    Ok(Arc::new(StreamingTable::try_new(schema, vec![Arc::new(partition)])?))
+    let partition = OneShot {
+        schema: schema.clone(),
+        stream: Mutex::new(Some(stream)),
+    };
+    Ok(Arc::new(StreamingTable::try_new(
+        schema,
+        vec![Arc::new(partition)],
+    )?))
 }
 
 struct OneShot {
@@ -25,7 +33,9 @@ struct OneShot {
 
 impl std::fmt::Debug for OneShot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OneShot").field("schema", &self.schema).finish()
+        f.debug_struct("OneShot")
+            .field("schema", &self.schema)
+            .finish()
     }
 }
 
@@ -41,7 +51,9 @@ impl PartitionStream for OneShot {
             None => Box::pin(RecordBatchStreamAdapter::new(
                 self.schema.clone(),
                 futures::stream::once(async {
-                    Err(DataFusionError::Internal("a one-shot input stream was read twice".into()))
+                    Err(DataFusionError::Internal(
+                        "a one-shot input stream was read twice".into(),
+                    ))
                 }),
             )),
         }

@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use crate::error::Context;
 use crate::operations::{
-    add_columns::AddColumns, delete::DeleteRows, merge::MergeTable, restore::RestoreTable, update::UpdateRows,
-    write::WriteTable,
+    add_columns::AddColumns, delete::DeleteRows, merge::MergeTable, restore::RestoreTable,
+    update::UpdateRows, write::WriteTable,
 };
 use crate::{LakeError, Result, location_url};
 
@@ -66,12 +66,17 @@ impl LakeTable {
 
     async fn open_with(location: &str, at: Option<TimeTravel>) -> Result<Self> {
         let url = location_url(location)?;
-        let mut builder = DeltaTableBuilder::from_url(url).ctx(|| format!("opening table at {location}"))?;
+        let mut builder =
+            DeltaTableBuilder::from_url(url).ctx(|| format!("opening table at {location}"))?;
         builder = match at {
             None => builder,
-            Some(TimeTravel::Version(v)) => builder.with_version(u64::try_from(v).map_err(|_| {
-                LakeError::NoSuchVersion(format!("table at {location} has no version {v}: versions start at 0"))
-            })?),
+            Some(TimeTravel::Version(v)) => {
+                builder.with_version(u64::try_from(v).map_err(|_| {
+                    LakeError::NoSuchVersion(format!(
+                        "table at {location} has no version {v}: versions start at 0"
+                    ))
+                })?)
+            }
             Some(TimeTravel::Timestamp(ts)) => builder.with_timestamp(ts),
         };
         let delta = builder.load().await.map_err(|e| match at {
@@ -84,11 +89,17 @@ impl LakeTable {
             )),
             None => LakeError::Delta { action: format!("opening table at {location}"), source: e },
         })?;
-        Ok(LakeTable { delta, location: location.to_string() })
+        Ok(LakeTable {
+            delta,
+            location: location.to_string(),
+        })
     }
 
     pub(crate) fn from_delta(delta: DeltaTable, location: &str) -> Self {
-        LakeTable { delta, location: location.to_string() }
+        LakeTable {
+            delta,
+            location: location.to_string(),
+        }
     }
 
     /// Where the table lives.
@@ -103,7 +114,12 @@ impl LakeTable {
 
     /// The table's schema at this version.
     pub fn schema(&self) -> Result<SchemaRef> {
-        Ok(self.delta.snapshot().ctx(|| format!("reading the schema of {}", self.location))?.snapshot().arrow_schema())
+        Ok(self
+            .delta
+            .snapshot()
+            .ctx(|| format!("reading the schema of {}", self.location))?
+            .snapshot()
+            .arrow_schema())
     }
 
     /// The table's partition columns.
@@ -119,7 +135,11 @@ impl LakeTable {
 
     /// Number of data files at this version.
     pub fn file_count(&self) -> Result<usize> {
-        Ok(self.delta.get_file_uris().ctx(|| format!("listing the files of {}", self.location))?.count())
+        Ok(self
+            .delta
+            .get_file_uris()
+            .ctx(|| format!("listing the files of {}", self.location))?
+            .count())
     }
 
     /// A DataFusion table provider that reads this version.
@@ -127,12 +147,19 @@ impl LakeTable {
         self.delta
             .table_provider()
             .await
-            .map_err(|e| LakeError::DataFusion { action: format!("reading table at {}", self.location), source: e })
+            .map_err(|e| LakeError::DataFusion {
+                action: format!("reading table at {}", self.location),
+                source: e,
+            })
     }
 
     /// Commits, newest first (all of them when `limit` is `None`).
     pub async fn history(&self, limit: Option<usize>) -> Result<Vec<Commit>> {
-        let latest = self.delta.get_latest_version().await.ctx(|| format!("reading the history of {}", self.location))?;
+        let latest = self
+            .delta
+            .get_latest_version()
+            .await
+            .ctx(|| format!("reading the history of {}", self.location))?;
         let infos: Vec<_> = self
             .delta
             .history(limit)
@@ -164,7 +191,10 @@ impl LakeTable {
 
     /// Whether the load `load_id` has already been committed to this table.
     pub async fn has_load(&self, load_id: &str) -> Result<bool> {
-        let state = self.delta.snapshot().ctx(|| format!("reading {}", self.location))?;
+        let state = self
+            .delta
+            .snapshot()
+            .ctx(|| format!("reading {}", self.location))?;
         let version = state
             .transaction_version(self.delta.log_store().as_ref(), load_app_id(load_id))
             .await
@@ -179,7 +209,11 @@ impl LakeTable {
 
     /// Starts a merge of `source` into this table on `predicate` (SQL, with the aliases
     /// `target` and `source`).
-    pub fn merge(&self, source: datafusion::prelude::DataFrame, predicate: impl Into<String>) -> MergeTable {
+    pub fn merge(
+        &self,
+        source: datafusion::prelude::DataFrame,
+        predicate: impl Into<String>,
+    ) -> MergeTable {
         MergeTable::new(self.clone(), source, predicate.into())
     }
 

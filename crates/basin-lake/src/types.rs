@@ -22,7 +22,9 @@ pub fn storable(dt: &DataType) -> DataType {
         Date64 => Date32,
         Timestamp(_, _) => Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
         Dictionary(_, value) => storable(value),
-        List(f) | LargeList(f) | ListView(f) | LargeListView(f) | FixedSizeList(f, _) => List(storable_field(f)),
+        List(f) | LargeList(f) | ListView(f) | LargeListView(f) | FixedSizeList(f, _) => {
+            List(storable_field(f))
+        }
         Struct(fields) => Struct(fields.iter().map(storable_field).collect::<Fields>()),
         other => other.clone(),
     }
@@ -35,13 +37,21 @@ fn storable_field(f: &FieldRef) -> FieldRef {
 /// `schema` with every field storable and nullable.
 pub fn storable_schema(schema: &Schema) -> SchemaRef {
     Arc::new(Schema::new(
-        schema.fields().iter().map(|f| Field::new(f.name(), storable(f.data_type()), true)).collect::<Vec<_>>(),
+        schema
+            .fields()
+            .iter()
+            .map(|f| Field::new(f.name(), storable(f.data_type()), true))
+            .collect::<Vec<_>>(),
     ))
 }
 
 /// Name, SQL type and nullability of each column, as catalogs list them.
 pub fn describe(schema: &Schema) -> Vec<(String, String, bool)> {
-    schema.fields().iter().map(|f| (f.name().clone(), sql_name(f.data_type()), f.is_nullable())).collect()
+    schema
+        .fields()
+        .iter()
+        .map(|f| (f.name().clone(), sql_name(f.data_type()), f.is_nullable()))
+        .collect()
 }
 
 /// Whether every value of `from` fits `to` without loss worth a warning: the widenings Basin
@@ -84,10 +94,16 @@ pub fn sql_name(dt: &DataType) -> String {
         Timestamp(_, Some(_)) => "TIMESTAMP".into(),
         Timestamp(_, None) => "TIMESTAMP_NTZ".into(),
         Decimal128(p, s) | Decimal256(p, s) => format!("DECIMAL({p},{s})"),
-        List(f) | LargeList(f) | FixedSizeList(f, _) => format!("ARRAY<{}>", sql_name(f.data_type())),
+        List(f) | LargeList(f) | FixedSizeList(f, _) => {
+            format!("ARRAY<{}>", sql_name(f.data_type()))
+        }
         Struct(fields) => format!(
             "STRUCT<{}>",
-            fields.iter().map(|f| format!("{} {}", f.name(), sql_name(f.data_type()))).collect::<Vec<_>>().join(", ")
+            fields
+                .iter()
+                .map(|f| format!("{} {}", f.name(), sql_name(f.data_type())))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         Map(f, _) => format!("MAP<{}>", sql_name(f.data_type())),
         Null => "NULL".into(),
@@ -112,7 +128,10 @@ mod tests {
     #[test]
     fn storable_types() {
         let ts = storable(&DataType::Timestamp(TimeUnit::Nanosecond, None));
-        assert_eq!(ts, DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())));
+        assert_eq!(
+            ts,
+            DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into()))
+        );
         assert_eq!(storable(&DataType::Utf8View), DataType::Utf8);
         assert_eq!(sql_name(&DataType::Int64), "BIGINT");
     }

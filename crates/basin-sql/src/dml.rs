@@ -9,9 +9,9 @@ use basin_lake::{AddColumns, CreateTable, LakeTable, MergeClause, WriteMode, Wri
 use datafusion::common::Column as DfColumn;
 use datafusion::prelude::{DataFrame, Expr as DfExpr, cast};
 use datafusion::sql::sqlparser::ast::{
-    AlterTableOperation, Assignment, AssignmentTarget, ColumnOption, CreateTable as SqlCreateTable, Expr, FromTable,
-    Ident, MergeAction, MergeClauseKind, MergeInsertKind, ObjectName, Query, Statement, TableConstraint, TableFactor,
-    TableObject, TableWithJoins, VisitMut, VisitorMut,
+    AlterTableOperation, Assignment, AssignmentTarget, ColumnOption, CreateTable as SqlCreateTable,
+    Expr, FromTable, Ident, MergeAction, MergeClauseKind, MergeInsertKind, ObjectName, Query,
+    Statement, TableConstraint, TableFactor, TableObject, TableWithJoins, VisitMut, VisitorMut,
 };
 
 use crate::engine::{Engine, QueryOutput, parse};
@@ -22,18 +22,26 @@ pub(crate) async fn run(engine: &Engine, statement: Statement) -> Result<QueryOu
     match statement {
         Statement::Insert(insert) => {
             let TableObject::TableName(name) = &insert.table else {
-                return Err(SqlError::Unsupported("INSERT INTO a table function is not supported".into()));
+                return Err(SqlError::Unsupported(
+                    "INSERT INTO a table function is not supported".into(),
+                ));
             };
             if insert.returning.is_some() || insert.on.is_some() {
-                return Err(SqlError::Unsupported("INSERT … RETURNING / ON CONFLICT is not supported; use MERGE INTO".into()));
+                return Err(SqlError::Unsupported(
+                    "INSERT … RETURNING / ON CONFLICT is not supported; use MERGE INTO".into(),
+                ));
             }
-            let source = insert.source.ok_or_else(|| SqlError::Invalid("INSERT needs VALUES or a SELECT".into()))?;
+            let source = insert
+                .source
+                .ok_or_else(|| SqlError::Invalid("INSERT needs VALUES or a SELECT".into()))?;
             let columns: Vec<String> = insert.columns.iter().map(last_ident).collect();
             insert_into(engine, name, &columns, *source, insert.overwrite).await
         }
         Statement::Update(update) => {
             if update.from.is_some() || update.returning.is_some() {
-                return Err(SqlError::Unsupported("UPDATE … FROM / RETURNING is not supported; use MERGE INTO".into()));
+                return Err(SqlError::Unsupported(
+                    "UPDATE … FROM / RETURNING is not supported; use MERGE INTO".into(),
+                ));
             }
             let (table, entry) = target(engine, &update.table).await?;
             let mut op = LakeTable::open(&entry.location).await?.update();
@@ -50,13 +58,17 @@ pub(crate) async fn run(engine: &Engine, statement: Statement) -> Result<QueryOu
         }
         Statement::Delete(delete) => {
             if delete.using.is_some() || delete.returning.is_some() || delete.tables.len() > 1 {
-                return Err(SqlError::Unsupported("DELETE … USING / RETURNING is not supported; use MERGE INTO".into()));
+                return Err(SqlError::Unsupported(
+                    "DELETE … USING / RETURNING is not supported; use MERGE INTO".into(),
+                ));
             }
             let from = match &delete.from {
                 FromTable::WithFromKeyword(f) | FromTable::WithoutKeyword(f) => f,
             };
             let [from] = from.as_slice() else {
-                return Err(SqlError::Unsupported("DELETE from several tables is not supported".into()));
+                return Err(SqlError::Unsupported(
+                    "DELETE from several tables is not supported".into(),
+                ));
             };
             let (_, entry) = target(engine, from).await?;
             let mut op = LakeTable::open(&entry.location).await?.delete();
@@ -80,7 +92,11 @@ pub(crate) async fn run(engine: &Engine, statement: Statement) -> Result<QueryOu
                 };
                 let name = ident_name(&column_def.name);
                 basin_core::Name::parse("column", &name)?;
-                let data_type = sql_types(engine, &[(name.clone(), column_def.data_type.to_string())]).await?.remove(0).1;
+                let data_type =
+                    sql_types(engine, &[(name.clone(), column_def.data_type.to_string())])
+                        .await?
+                        .remove(0)
+                        .1;
                 op = op.column(name, data_type);
             }
             let version = op.execute().await?;
@@ -89,12 +105,23 @@ pub(crate) async fn run(engine: &Engine, statement: Statement) -> Result<QueryOu
         }
         other => Err(SqlError::Unsupported(format!(
             "statement not supported: {}",
-            other.to_string().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+            other
+                .to_string()
+                .split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
         ))),
     }
 }
 
-async fn insert_into(engine: &Engine, name: &ObjectName, columns: &[String], source: Query, overwrite: bool) -> Result<QueryOutput> {
+async fn insert_into(
+    engine: &Engine,
+    name: &ObjectName,
+    columns: &[String],
+    source: Query,
+    overwrite: bool,
+) -> Result<QueryOutput> {
     let table = table_ref_of(name)?;
     let entry = engine.catalog().require_table(&table).await?;
     let lake = LakeTable::open(&entry.location).await?;
@@ -115,59 +142,117 @@ async fn insert_into(engine: &Engine, name: &ObjectName, columns: &[String], sou
     // Values take the types of the columns they go to, as SQL assignment does.
     let mut exprs = Vec::with_capacity(produced);
     for (i, target) in targets.iter().take(produced).enumerate() {
-        let field = schema.field_with_name(target).map_err(|_| SqlError::NotFound {
-            kind: "column",
-            name: format!("{table}.{target}"),
-            suggestion: basin_core::closest(target, schema.fields().iter().map(|f| f.name().as_str())).map(str::to_string),
-        })?;
+        let field = schema
+            .field_with_name(target)
+            .map_err(|_| SqlError::NotFound {
+                kind: "column",
+                name: format!("{table}.{target}"),
+                suggestion: basin_core::closest(
+                    target,
+                    schema.fields().iter().map(|f| f.name().as_str()),
+                )
+                .map(str::to_string),
+            })?;
         let (qualifier, source_field) = df.schema().qualified_field(i);
         let column = DfExpr::Column(DfColumn::new(qualifier.cloned(), source_field.name()));
         exprs.push(cast(column, field.data_type().clone()).alias(target));
     }
     let df = df.select(exprs)?;
-    let mode = if overwrite { WriteMode::Overwrite(None) } else { WriteMode::Append };
+    let mode = if overwrite {
+        WriteMode::Overwrite(None)
+    } else {
+        WriteMode::Append
+    };
     let outcome = lake
         .write(df.execute_stream().await?)
         .with_mode(mode)
-        .with_operation(if overwrite { "insert overwrite" } else { "insert" })
+        .with_operation(if overwrite {
+            "insert overwrite"
+        } else {
+            "insert"
+        })
         .execute()
         .await?;
-    QueryOutput::write_summary(if overwrite { "insert overwrite" } else { "insert" }, outcome.rows, outcome.version)
+    QueryOutput::write_summary(
+        if overwrite {
+            "insert overwrite"
+        } else {
+            "insert"
+        },
+        outcome.rows,
+        outcome.version,
+    )
 }
 
-async fn merge_into(engine: &Engine, merge: datafusion::sql::sqlparser::ast::Merge) -> Result<QueryOutput> {
+async fn merge_into(
+    engine: &Engine,
+    merge: datafusion::sql::sqlparser::ast::Merge,
+) -> Result<QueryOutput> {
     let TableFactor::Table { name, alias, .. } = &merge.table else {
-        return Err(SqlError::Unsupported("MERGE INTO needs a table as its target".into()));
+        return Err(SqlError::Unsupported(
+            "MERGE INTO needs a table as its target".into(),
+        ));
     };
     let table = table_ref_of(name)?;
     let entry = engine.catalog().require_table(&table).await?;
     let lake = LakeTable::open(&entry.location).await?;
-    let target_alias = alias.as_ref().map(|a| ident_name(&a.name)).unwrap_or_else(|| table.table.to_string());
+    let target_alias = alias
+        .as_ref()
+        .map(|a| ident_name(&a.name))
+        .unwrap_or_else(|| table.table.to_string());
     let mut source = merge.source.clone();
     let source_alias = match &mut source {
-        TableFactor::Table { name, alias, .. } => alias.take().map(|a| ident_name(&a.name)).unwrap_or_else(|| last_ident(name)),
-        TableFactor::Derived { alias, .. } => alias
+        TableFactor::Table { name, alias, .. } => alias
             .take()
             .map(|a| ident_name(&a.name))
-            .ok_or_else(|| SqlError::Invalid("a subquery in MERGE … USING needs an alias".into()))?,
-        other => return Err(SqlError::Unsupported(format!("MERGE … USING {other} is not supported"))),
+            .unwrap_or_else(|| last_ident(name)),
+        TableFactor::Derived { alias, .. } => {
+            alias.take().map(|a| ident_name(&a.name)).ok_or_else(|| {
+                SqlError::Invalid("a subquery in MERGE … USING needs an alias".into())
+            })?
+        }
+        other => {
+            return Err(SqlError::Unsupported(format!(
+                "MERGE … USING {other} is not supported"
+            )));
+        }
     };
     let source_sql = format!("SELECT * FROM {source}");
     let source_df: DataFrame = engine.plan(parse(&source_sql)?.remove(0)).await?;
-    let table_columns: Vec<String> = lake.schema()?.fields().iter().map(|f| f.name().clone()).collect();
-    let mut op = lake.merge(source_df, merge.on.to_string()).with_aliases(&target_alias, &source_alias);
+    let table_columns: Vec<String> = lake
+        .schema()?
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let mut op = lake
+        .merge(source_df, merge.on.to_string())
+        .with_aliases(&target_alias, &source_alias);
     for clause in merge.clauses {
         let predicate = clause.predicate.map(|p| p.to_string());
         let lake_clause = match (clause.clause_kind, clause.action) {
-            (MergeClauseKind::Matched, MergeAction::Update(u)) => MergeClause::MatchedUpdate { predicate, set: assignments(u.assignments)? },
-            (MergeClauseKind::Matched, MergeAction::Delete { .. }) => MergeClause::MatchedDelete { predicate },
-            (MergeClauseKind::NotMatched | MergeClauseKind::NotMatchedByTarget, MergeAction::Insert(i)) => {
-                let columns: Vec<String> =
-                    if i.columns.is_empty() { table_columns.clone() } else { i.columns.iter().map(last_ident).collect() };
+            (MergeClauseKind::Matched, MergeAction::Update(u)) => MergeClause::MatchedUpdate {
+                predicate,
+                set: assignments(u.assignments)?,
+            },
+            (MergeClauseKind::Matched, MergeAction::Delete { .. }) => {
+                MergeClause::MatchedDelete { predicate }
+            }
+            (
+                MergeClauseKind::NotMatched | MergeClauseKind::NotMatchedByTarget,
+                MergeAction::Insert(i),
+            ) => {
+                let columns: Vec<String> = if i.columns.is_empty() {
+                    table_columns.clone()
+                } else {
+                    i.columns.iter().map(last_ident).collect()
+                };
                 let values = match i.kind {
                     MergeInsertKind::Values(v) => {
                         let [row] = v.rows.as_slice() else {
-                            return Err(SqlError::Invalid("MERGE … INSERT VALUES takes exactly one row".into()));
+                            return Err(SqlError::Invalid(
+                                "MERGE … INSERT VALUES takes exactly one row".into(),
+                            ));
                         };
                         if row.len() != columns.len() {
                             return Err(SqlError::Invalid(format!(
@@ -176,25 +261,39 @@ async fn merge_into(engine: &Engine, merge: datafusion::sql::sqlparser::ast::Mer
                                 columns.len()
                             )));
                         }
-                        columns.into_iter().zip(row.iter().map(|e| e.to_string())).collect()
+                        columns
+                            .into_iter()
+                            .zip(row.iter().map(|e| e.to_string()))
+                            .collect()
                     }
                     MergeInsertKind::Row => vec![],
                 };
                 MergeClause::NotMatchedInsert { predicate, values }
             }
             (MergeClauseKind::NotMatchedBySource, MergeAction::Update(u)) => {
-                MergeClause::NotMatchedBySourceUpdate { predicate, set: assignments(u.assignments)? }
+                MergeClause::NotMatchedBySourceUpdate {
+                    predicate,
+                    set: assignments(u.assignments)?,
+                }
             }
-            (MergeClauseKind::NotMatchedBySource, MergeAction::Delete { .. }) => MergeClause::NotMatchedBySourceDelete { predicate },
+            (MergeClauseKind::NotMatchedBySource, MergeAction::Delete { .. }) => {
+                MergeClause::NotMatchedBySourceDelete { predicate }
+            }
             (kind, action) => {
-                return Err(SqlError::Invalid(format!("MERGE clause 'WHEN {kind} THEN {action}' is not valid")));
+                return Err(SqlError::Invalid(format!(
+                    "MERGE clause 'WHEN {kind} THEN {action}' is not valid"
+                )));
             }
         };
         op = op.with_clause(lake_clause);
     }
     let outcome = op.execute().await?;
     sync_columns(engine, &table, &entry.location).await?;
-    QueryOutput::write_summary("merge", outcome.inserted + outcome.updated + outcome.deleted, outcome.version)
+    QueryOutput::write_summary(
+        "merge",
+        outcome.inserted + outcome.updated + outcome.deleted,
+        outcome.version,
+    )
 }
 
 async fn create_table(engine: &Engine, create: SqlCreateTable) -> Result<QueryOutput> {
@@ -208,15 +307,31 @@ async fn create_table(engine: &Engine, create: SqlCreateTable) -> Result<QueryOu
         if create.if_not_exists {
             return QueryOutput::write_summary("create table", 0, -1);
         }
-        return Err(basin_catalog::CatalogError::AlreadyExists { kind: "table", name: table.to_string() }.into());
+        return Err(basin_catalog::CatalogError::AlreadyExists {
+            kind: "table",
+            name: table.to_string(),
+        }
+        .into());
     }
-    engine.catalog().require_dataset(&table.dataset_ref()).await?;
+    engine
+        .catalog()
+        .require_dataset(&table.dataset_ref())
+        .await?;
     let hub = engine.catalog().require_hub(table.hub.as_str()).await?;
-    let location = format!("{}/{}/{}", hub.storage_root.trim_end_matches('/'), table.dataset, table.table);
+    let location = format!(
+        "{}/{}/{}",
+        hub.storage_root.trim_end_matches('/'),
+        table.dataset,
+        table.table
+    );
     let mut primary_key: Vec<String> = Vec::new();
     for c in &create.constraints {
         if let TableConstraint::PrimaryKey(pk) = c {
-            primary_key.extend(pk.columns.iter().map(|c| c.column.expr.to_string().trim_matches('"').to_string()));
+            primary_key.extend(
+                pk.columns
+                    .iter()
+                    .map(|c| c.column.expr.to_string().trim_matches('"').to_string()),
+            );
         }
     }
     let (version, rows) = match create.query {
@@ -236,7 +351,10 @@ async fn create_table(engine: &Engine, create: SqlCreateTable) -> Result<QueryOu
             for c in &create.columns {
                 let name = ident_name(&c.name);
                 basin_core::Name::parse("column", &name)?;
-                if c.options.iter().any(|o| matches!(o.option, ColumnOption::PrimaryKey(_))) {
+                if c.options
+                    .iter()
+                    .any(|o| matches!(o.option, ColumnOption::PrimaryKey(_)))
+                {
                     primary_key.push(name.clone());
                 }
                 defs.push((name, c.data_type.to_string()));
@@ -269,31 +387,60 @@ async fn create_table(engine: &Engine, create: SqlCreateTable) -> Result<QueryOu
 }
 
 /// Arrow types for SQL type names, as DataFusion maps them (`SELECT CAST(NULL AS <type>)`).
-async fn sql_types(engine: &Engine, defs: &[(String, String)]) -> Result<Vec<(String, arrow::datatypes::DataType)>> {
+async fn sql_types(
+    engine: &Engine,
+    defs: &[(String, String)],
+) -> Result<Vec<(String, arrow::datatypes::DataType)>> {
     if defs.is_empty() {
-        return Err(SqlError::Invalid("a table needs at least one column".into()));
+        return Err(SqlError::Invalid(
+            "a table needs at least one column".into(),
+        ));
     }
-    let select = defs.iter().enumerate().map(|(i, (_, t))| format!("CAST(NULL AS {t}) AS c{i}")).collect::<Vec<_>>().join(", ");
-    let df = engine.plan(parse(&format!("SELECT {select}"))?.remove(0)).await?;
-    Ok(defs.iter().zip(df.schema().fields()).map(|((n, _), f)| (n.clone(), f.data_type().clone())).collect())
+    let select = defs
+        .iter()
+        .enumerate()
+        .map(|(i, (_, t))| format!("CAST(NULL AS {t}) AS c{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let df = engine
+        .plan(parse(&format!("SELECT {select}"))?.remove(0))
+        .await?;
+    Ok(defs
+        .iter()
+        .zip(df.schema().fields())
+        .map(|((n, _), f)| (n.clone(), f.data_type().clone()))
+        .collect())
 }
 
 fn columns_of(lake: &LakeTable) -> Result<Vec<Column>> {
-    Ok(basin_lake::types::describe(lake.schema()?.as_ref()).into_iter().map(Column::from).collect())
+    Ok(basin_lake::types::describe(lake.schema()?.as_ref())
+        .into_iter()
+        .map(Column::from)
+        .collect())
 }
 
 async fn sync_columns(engine: &Engine, table: &TableRef, location: &str) -> Result<()> {
     let lake = LakeTable::open(location).await?;
-    engine.catalog().sync_columns(table, &columns_of(&lake)?).await?;
+    engine
+        .catalog()
+        .sync_columns(table, &columns_of(&lake)?)
+        .await?;
     Ok(())
 }
 
-async fn target(engine: &Engine, from: &TableWithJoins) -> Result<(TableRef, basin_catalog::Table)> {
+async fn target(
+    engine: &Engine,
+    from: &TableWithJoins,
+) -> Result<(TableRef, basin_catalog::Table)> {
     let TableFactor::Table { name, .. } = &from.relation else {
-        return Err(SqlError::Unsupported("the target of UPDATE / DELETE must be a table".into()));
+        return Err(SqlError::Unsupported(
+            "the target of UPDATE / DELETE must be a table".into(),
+        ));
     };
     if !from.joins.is_empty() {
-        return Err(SqlError::Unsupported("UPDATE / DELETE with joins is not supported; use MERGE INTO".into()));
+        return Err(SqlError::Unsupported(
+            "UPDATE / DELETE with joins is not supported; use MERGE INTO".into(),
+        ));
     }
     let table = table_ref_of(name)?;
     let entry = engine.catalog().require_table(&table).await?;
@@ -302,8 +449,12 @@ async fn target(engine: &Engine, from: &TableWithJoins) -> Result<(TableRef, bas
 
 fn assignment(a: Assignment) -> Result<(String, String)> {
     match a.target {
-        AssignmentTarget::ColumnName(name) => Ok((last_ident(&name), unqualified(a.value).to_string())),
-        AssignmentTarget::Tuple(_) => Err(SqlError::Unsupported("SET (a, b) = … is not supported; set each column".into())),
+        AssignmentTarget::ColumnName(name) => {
+            Ok((last_ident(&name), unqualified(a.value).to_string()))
+        }
+        AssignmentTarget::Tuple(_) => Err(SqlError::Unsupported(
+            "SET (a, b) = … is not supported; set each column".into(),
+        )),
     }
 }
 
@@ -311,17 +462,27 @@ fn assignments(list: Vec<Assignment>) -> Result<Vec<(String, String)>> {
     list.into_iter()
         .map(|a| match a.target {
             AssignmentTarget::ColumnName(name) => Ok((last_ident(&name), a.value.to_string())),
-            AssignmentTarget::Tuple(_) => Err(SqlError::Unsupported("SET (a, b) = … is not supported; set each column".into())),
+            AssignmentTarget::Tuple(_) => Err(SqlError::Unsupported(
+                "SET (a, b) = … is not supported; set each column".into(),
+            )),
         })
         .collect()
 }
 
 fn ident_name(i: &Ident) -> String {
-    if i.quote_style.is_some() { i.value.clone() } else { i.value.to_lowercase() }
+    if i.quote_style.is_some() {
+        i.value.clone()
+    } else {
+        i.value.to_lowercase()
+    }
 }
 
 fn last_ident(name: &ObjectName) -> String {
-    name.0.last().and_then(|p| p.as_ident()).map(ident_name).unwrap_or_else(|| name.to_string())
+    name.0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(ident_name)
+        .unwrap_or_else(|| name.to_string())
 }
 
 /// `t.col` → `col`: UPDATE and DELETE predicates run against the one target table.

@@ -43,7 +43,10 @@ impl QueryOutput {
             ],
         )
         .map_err(|e| SqlError::Query(e.to_string()))?;
-        Ok(QueryOutput { schema, batches: vec![batch] })
+        Ok(QueryOutput {
+            schema,
+            batches: vec![batch],
+        })
     }
 }
 
@@ -88,7 +91,9 @@ impl Engine {
     pub async fn stream(&self, sql: &str) -> Result<SendableRecordBatchStream> {
         let mut statements = parse(sql)?;
         if statements.len() != 1 || !matches!(statements[0], Statement::Query(_)) {
-            return Err(SqlError::Invalid("streaming takes exactly one SELECT query".into()));
+            return Err(SqlError::Invalid(
+                "streaming takes exactly one SELECT query".into(),
+            ));
         }
         let df = self.plan(statements.remove(0)).await?;
         Ok(df.execute_stream().await?)
@@ -109,9 +114,13 @@ impl Engine {
     /// Plans a query (or any statement DataFusion plans) against the tables it names.
     pub(crate) async fn plan(&self, mut statement: Statement) -> Result<DataFrame> {
         let catalogs = resolve::statement_catalog(self, &mut statement).await?;
-        let state = SessionStateBuilder::new_from_existing(self.base.clone()).with_catalog_list(catalogs).build();
+        let state = SessionStateBuilder::new_from_existing(self.base.clone())
+            .with_catalog_list(catalogs)
+            .build();
         let plan = state
-            .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(statement)))
+            .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
+                statement,
+            )))
             .await?;
         Ok(DataFrame::new(state, plan))
     }

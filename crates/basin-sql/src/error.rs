@@ -35,7 +35,10 @@ impl From<DataFusionError> for SqlError {
     fn from(e: DataFusionError) -> Self {
         let root = e.find_root();
         if let DataFusionError::SchemaError(schema_error, _) = root
-            && let SchemaError::FieldNotFound { field, valid_fields } = schema_error.as_ref()
+            && let SchemaError::FieldNotFound {
+                field,
+                valid_fields,
+            } = schema_error.as_ref()
         {
             let candidates: Vec<&str> = valid_fields.iter().map(|c| c.name.as_str()).collect();
             return SqlError::NotFound {

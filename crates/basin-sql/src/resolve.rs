@@ -7,9 +7,15 @@ use std::sync::Arc;
 
 use basin_core::{DEFAULT_HUB, TableRef};
 use basin_lake::{LakeTable, TimeTravel};
-use datafusion::catalog::{CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList, MemorySchemaProvider, SchemaProvider, TableProvider};
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
+    MemorySchemaProvider, SchemaProvider, TableProvider,
+};
 use datafusion::common::TableReference;
-use datafusion::sql::sqlparser::ast::{Expr, Ident, ObjectName, ObjectNamePart, Statement, TableFactor, TableVersion, Value, VisitMut, VisitorMut};
+use datafusion::sql::sqlparser::ast::{
+    Expr, Ident, ObjectName, ObjectNamePart, Statement, TableFactor, TableVersion, Value, VisitMut,
+    VisitorMut,
+};
 
 use crate::engine::Engine;
 use crate::{Result, SqlError, system};
@@ -34,8 +40,12 @@ fn pin_time_travel(statement: &mut Statement) -> Result<Vec<Pinned>> {
     impl VisitorMut for Pinner {
         type Break = ();
         fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
-            let TableFactor::Table { name, version, .. } = factor else { return ControlFlow::Continue(()) };
-            let Some(v) = version.take() else { return ControlFlow::Continue(()) };
+            let TableFactor::Table { name, version, .. } = factor else {
+                return ControlFlow::Continue(());
+            };
+            let Some(v) = version.take() else {
+                return ControlFlow::Continue(());
+            };
             match pin(name, &v, self.pinned.len()) {
                 Ok(p) => {
                     *name = ObjectName(
@@ -54,7 +64,10 @@ fn pin_time_travel(statement: &mut Statement) -> Result<Vec<Pinned>> {
             }
         }
     }
-    let mut pinner = Pinner { pinned: Vec::new(), error: None };
+    let mut pinner = Pinner {
+        pinned: Vec::new(),
+        error: None,
+    };
     let _ = statement.visit(&mut pinner);
     match pinner.error {
         Some(e) => Err(e),
@@ -69,14 +82,22 @@ fn pin(name: &ObjectName, version: &TableVersion, n: usize) -> Result<Pinned> {
             Value::Number(n, _) => TimeTravel::Version(n.parse().map_err(|_| {
                 SqlError::Invalid(format!("VERSION AS OF needs a whole number, not {n}"))
             })?),
-            other => return Err(SqlError::Invalid(format!("VERSION AS OF needs a whole number, not {other}"))),
-        },
-        TableVersion::TimestampAsOf(Expr::Value(v)) | TableVersion::ForSystemTimeAsOf(Expr::Value(v)) => {
-            match v.value.clone().into_string() {
-                Some(s) => TimeTravel::Timestamp(parse_time(&s)?),
-                None => return Err(SqlError::Invalid(format!("TIMESTAMP AS OF needs a quoted time such as '2026-01-01T00:00:00Z', not {}", v.value))),
+            other => {
+                return Err(SqlError::Invalid(format!(
+                    "VERSION AS OF needs a whole number, not {other}"
+                )));
             }
-        }
+        },
+        TableVersion::TimestampAsOf(Expr::Value(v))
+        | TableVersion::ForSystemTimeAsOf(Expr::Value(v)) => match v.value.clone().into_string() {
+            Some(s) => TimeTravel::Timestamp(parse_time(&s)?),
+            None => {
+                return Err(SqlError::Invalid(format!(
+                    "TIMESTAMP AS OF needs a quoted time such as '2026-01-01T00:00:00Z', not {}",
+                    v.value
+                )));
+            }
+        },
         other => {
             return Err(SqlError::Invalid(format!(
                 "unsupported time travel '{other}': use VERSION AS OF <number> or TIMESTAMP AS OF '<RFC 3339 time>'"
@@ -151,8 +172,14 @@ pub(crate) async fn statement_catalog(
     for relation in relations {
         let parts: Vec<String> = match &relation {
             TableReference::Bare { table } => vec![table.to_string()],
-            TableReference::Partial { schema, table } => vec![schema.to_string(), table.to_string()],
-            TableReference::Full { catalog, schema, table } => vec![catalog.to_string(), schema.to_string(), table.to_string()],
+            TableReference::Partial { schema, table } => {
+                vec![schema.to_string(), table.to_string()]
+            }
+            TableReference::Full {
+                catalog,
+                schema,
+                table,
+            } => vec![catalog.to_string(), schema.to_string(), table.to_string()],
         };
         let (hub, dataset, table) = match parts.as_slice() {
             [d, t] => (DEFAULT_HUB.to_string(), d.clone(), t.clone()),
@@ -160,7 +187,9 @@ pub(crate) async fn statement_catalog(
             _ => {
                 return Err(SqlError::NotFound {
                     kind: "table",
-                    name: format!("{relation}' (name tables as 'dataset.table' or 'hub.dataset.table'"),
+                    name: format!(
+                        "{relation}' (name tables as 'dataset.table' or 'hub.dataset.table'"
+                    ),
                     suggestion: None,
                 });
             }
@@ -169,13 +198,22 @@ pub(crate) async fn statement_catalog(
         if tables.contains_key(&key) {
             continue;
         }
-        let provider = if let Some(p) = pinned.iter().find(|p| p.hub == hub && p.dataset == dataset && p.alias == table) {
+        let provider = if let Some(p) = pinned
+            .iter()
+            .find(|p| p.hub == hub && p.dataset == dataset && p.alias == table)
+        {
             let entry = engine.catalog().require_table(&p.table).await?;
-            LakeTable::open_at(&entry.location, p.at).await?.provider().await?
+            LakeTable::open_at(&entry.location, p.at)
+                .await?
+                .provider()
+                .await?
         } else if dataset == system::SCHEMA {
             system::table(engine.catalog(), &table).await?
         } else {
-            let table_ref = table_ref_from_parts(&[hub.clone(), dataset.clone(), table.clone()], &relation.to_string())?;
+            let table_ref = table_ref_from_parts(
+                &[hub.clone(), dataset.clone(), table.clone()],
+                &relation.to_string(),
+            )?;
             let entry = engine.catalog().require_table(&table_ref).await?;
             LakeTable::open(&entry.location).await?.provider().await?
         };
@@ -202,7 +240,10 @@ pub(crate) async fn statement_catalog(
         schema.register_table(table, provider)?;
     }
     if list.catalog(DEFAULT_HUB).is_none() {
-        list.register_catalog(DEFAULT_HUB.to_string(), Arc::new(MemoryCatalogProvider::new()));
+        list.register_catalog(
+            DEFAULT_HUB.to_string(),
+            Arc::new(MemoryCatalogProvider::new()),
+        );
     }
     Ok(Arc::new(list))
 }

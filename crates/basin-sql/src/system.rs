@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::array::{
+    ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use basin_catalog::Catalog;
 use basin_lake::LakeTable;
@@ -29,22 +31,38 @@ fn batch(columns: Vec<Col>) -> Result<Arc<dyn TableProvider>> {
     let (fields, arrays): (Vec<Field>, Vec<ArrayRef>) = columns
         .into_iter()
         .map(|c| match c {
-            Col::Text(n, v) => (Field::new(n, DataType::Utf8, true), Arc::new(StringArray::from(v)) as ArrayRef),
-            Col::Int(n, v) => (Field::new(n, DataType::Int64, false), Arc::new(Int64Array::from(v)) as ArrayRef),
-            Col::Bool(n, v) => (Field::new(n, DataType::Boolean, false), Arc::new(BooleanArray::from(v)) as ArrayRef),
+            Col::Text(n, v) => (
+                Field::new(n, DataType::Utf8, true),
+                Arc::new(StringArray::from(v)) as ArrayRef,
+            ),
+            Col::Int(n, v) => (
+                Field::new(n, DataType::Int64, false),
+                Arc::new(Int64Array::from(v)) as ArrayRef,
+            ),
+            Col::Bool(n, v) => (
+                Field::new(n, DataType::Boolean, false),
+                Arc::new(BooleanArray::from(v)) as ArrayRef,
+            ),
             Col::Time(n, v) => (
-                Field::new(n, DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+                Field::new(
+                    n,
+                    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                    true,
+                ),
                 Arc::new(TimestampMicrosecondArray::from(v).with_timezone("UTC")) as ArrayRef,
             ),
         })
         .unzip();
     let schema = Arc::new(Schema::new(fields));
-    let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| SqlError::Query(e.to_string()))?;
+    let batch =
+        RecordBatch::try_new(schema.clone(), arrays).map_err(|e| SqlError::Query(e.to_string()))?;
     Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
 }
 
 fn time(s: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_micros())
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp_micros())
 }
 
 fn text(v: impl IntoIterator<Item = String>) -> Vec<Option<String>> {
@@ -58,9 +76,18 @@ pub(crate) async fn table(catalog: &Catalog, name: &str) -> Result<Arc<dyn Table
             let hubs = catalog.hubs().await?;
             batch(vec![
                 Col::Text("name", text(hubs.iter().map(|h| h.name.clone()))),
-                Col::Text("storage_root", text(hubs.iter().map(|h| h.storage_root.clone()))),
-                Col::Text("description", text(hubs.iter().map(|h| h.description.clone()))),
-                Col::Time("created_at", hubs.iter().map(|h| time(&h.created_at)).collect()),
+                Col::Text(
+                    "storage_root",
+                    text(hubs.iter().map(|h| h.storage_root.clone())),
+                ),
+                Col::Text(
+                    "description",
+                    text(hubs.iter().map(|h| h.description.clone())),
+                ),
+                Col::Time(
+                    "created_at",
+                    hubs.iter().map(|h| time(&h.created_at)).collect(),
+                ),
             ])
         }
         "datasets" => {
@@ -71,12 +98,31 @@ pub(crate) async fn table(catalog: &Catalog, name: &str) -> Result<Arc<dyn Table
                 Col::Text("layer", text(ds.iter().map(|d| d.layer.to_string()))),
                 Col::Text("domain", ds.iter().map(|d| d.domain.clone()).collect()),
                 Col::Text("owner", ds.iter().map(|d| d.owner.clone()).collect()),
-                Col::Text("description", text(ds.iter().map(|d| d.description.clone()))),
+                Col::Text(
+                    "description",
+                    text(ds.iter().map(|d| d.description.clone())),
+                ),
                 Col::Text("tags", text(ds.iter().map(|d| d.tags.join(",")))),
-                Col::Text("update_frequency", ds.iter().map(|d| d.contract.update_frequency.clone()).collect()),
-                Col::Text("support_contact", ds.iter().map(|d| d.contract.support_contact.clone()).collect()),
-                Col::Time("created_at", ds.iter().map(|d| time(&d.created_at)).collect()),
-                Col::Time("updated_at", ds.iter().map(|d| time(&d.updated_at)).collect()),
+                Col::Text(
+                    "update_frequency",
+                    ds.iter()
+                        .map(|d| d.contract.update_frequency.clone())
+                        .collect(),
+                ),
+                Col::Text(
+                    "support_contact",
+                    ds.iter()
+                        .map(|d| d.contract.support_contact.clone())
+                        .collect(),
+                ),
+                Col::Time(
+                    "created_at",
+                    ds.iter().map(|d| time(&d.created_at)).collect(),
+                ),
+                Col::Time(
+                    "updated_at",
+                    ds.iter().map(|d| time(&d.updated_at)).collect(),
+                ),
             ])
         }
         "tables" => {
@@ -86,11 +132,26 @@ pub(crate) async fn table(catalog: &Catalog, name: &str) -> Result<Arc<dyn Table
                 Col::Text("dataset", text(ts.iter().map(|t| t.dataset.clone()))),
                 Col::Text("name", text(ts.iter().map(|t| t.name.clone()))),
                 Col::Text("location", text(ts.iter().map(|t| t.location.clone()))),
-                Col::Text("description", text(ts.iter().map(|t| t.description.clone()))),
-                Col::Text("primary_key", text(ts.iter().map(|t| t.primary_key.join(",")))),
-                Col::Text("partition_columns", text(ts.iter().map(|t| t.partition_columns.join(",")))),
-                Col::Time("created_at", ts.iter().map(|t| time(&t.created_at)).collect()),
-                Col::Time("updated_at", ts.iter().map(|t| time(&t.updated_at)).collect()),
+                Col::Text(
+                    "description",
+                    text(ts.iter().map(|t| t.description.clone())),
+                ),
+                Col::Text(
+                    "primary_key",
+                    text(ts.iter().map(|t| t.primary_key.join(","))),
+                ),
+                Col::Text(
+                    "partition_columns",
+                    text(ts.iter().map(|t| t.partition_columns.join(","))),
+                ),
+                Col::Time(
+                    "created_at",
+                    ts.iter().map(|t| time(&t.created_at)).collect(),
+                ),
+                Col::Time(
+                    "updated_at",
+                    ts.iter().map(|t| time(&t.updated_at)).collect(),
+                ),
             ])
         }
         "columns" => {
@@ -102,13 +163,25 @@ pub(crate) async fn table(catalog: &Catalog, name: &str) -> Result<Arc<dyn Table
             }
             batch(vec![
                 Col::Text("hub", text(cs.iter().map(|(t, _)| t.hub.to_string()))),
-                Col::Text("dataset", text(cs.iter().map(|(t, _)| t.dataset.to_string()))),
-                Col::Text("table_name", text(cs.iter().map(|(t, _)| t.table.to_string()))),
+                Col::Text(
+                    "dataset",
+                    text(cs.iter().map(|(t, _)| t.dataset.to_string())),
+                ),
+                Col::Text(
+                    "table_name",
+                    text(cs.iter().map(|(t, _)| t.table.to_string())),
+                ),
                 Col::Int("ordinal", ordinal),
                 Col::Text("name", text(cs.iter().map(|(_, c)| c.name.clone()))),
-                Col::Text("data_type", text(cs.iter().map(|(_, c)| c.data_type.clone()))),
+                Col::Text(
+                    "data_type",
+                    text(cs.iter().map(|(_, c)| c.data_type.clone())),
+                ),
                 Col::Bool("nullable", cs.iter().map(|(_, c)| c.nullable).collect()),
-                Col::Text("description", text(cs.iter().map(|(_, c)| c.description.clone()))),
+                Col::Text(
+                    "description",
+                    text(cs.iter().map(|(_, c)| c.description.clone())),
+                ),
                 Col::Text("tags", text(cs.iter().map(|(_, c)| c.tags.join(",")))),
             ])
         }
@@ -139,7 +212,8 @@ pub(crate) async fn table(catalog: &Catalog, name: &str) -> Result<Arc<dyn Table
         other => Err(SqlError::NotFound {
             kind: "table",
             name: format!("system.{other}"),
-            suggestion: basin_core::closest(other, TABLES.iter().copied()).map(|s| format!("system.{s}")),
+            suggestion: basin_core::closest(other, TABLES.iter().copied())
+                .map(|s| format!("system.{s}")),
         }),
     }
 }

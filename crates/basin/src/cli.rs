@@ -17,7 +17,12 @@ pub struct Cli {
 #[derive(Args, Debug, Clone)]
 pub struct Global {
     /// Where Basin keeps its catalog and tables.
-    #[arg(long, global = true, env = "BASIN_DATA_DIR", default_value = "./basin-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "BASIN_DATA_DIR",
+        default_value = "./basin-data"
+    )]
     pub data_dir: PathBuf,
     /// Catalog database URL (default: SQLite at <data-dir>/catalog.db), e.g. postgres://user@host/db.
     #[arg(long, global = true, env = "BASIN_CATALOG")]

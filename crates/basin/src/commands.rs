@@ -11,7 +11,9 @@ use basin_ingest::{CsvOptions, LoadMode, LoadRequest, Progress, ReadOptions};
 use basin_lake::LakeTable;
 use basin_sql::Engine;
 
-use crate::cli::{Cli, Command, DatasetCommand, Global, HubCommand, IngestArgs, IngestMode, TableCommand};
+use crate::cli::{
+    Cli, Command, DatasetCommand, Global, HubCommand, IngestArgs, IngestMode, TableCommand,
+};
 use crate::output;
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -20,8 +22,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Init => {
             let catalog = open(&g).await?;
             let hubs = catalog.hubs().await?;
-            println!("Basin is ready in {} ({} hub(s): {}).", g.data_dir.display(), hubs.len(),
-                hubs.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", "));
+            println!(
+                "Basin is ready in {} ({} hub(s): {}).",
+                g.data_dir.display(),
+                hubs.len(),
+                hubs.iter()
+                    .map(|h| h.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
             Ok(())
         }
         Command::Demo { samples } => demo(&g, &samples).await,
@@ -55,10 +64,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                             owner: d.owner,
                             description: d.description,
                             tags: d.tags,
-                            contract: Contract { update_frequency: d.update_frequency, support_contact: d.support_contact },
+                            contract: Contract {
+                                update_frequency: d.update_frequency,
+                                support_contact: d.support_contact,
+                            },
                         })
                         .await?;
-                    eprintln!("Created dataset '{}.{}' in layer {}.", created.hub, created.name, created.layer);
+                    eprintln!(
+                        "Created dataset '{}.{}' in layer {}.",
+                        created.hub, created.name, created.layer
+                    );
                     Ok(())
                 }
                 DatasetCommand::List { hub } => {
@@ -97,9 +112,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let catalog = open(&g).await?;
             let text = match (query, file) {
                 (Some(q), _) => q,
-                (None, Some(f)) => std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?,
+                (None, Some(f)) => std::fs::read_to_string(&f)
+                    .with_context(|| format!("cannot read {}", f.display()))?,
                 (None, None) if std::io::stdin().is_terminal() => return repl(&g, &catalog).await,
-                (None, None) => std::io::read_to_string(std::io::stdin()).context("cannot read SQL from stdin")?,
+                (None, None) => std::io::read_to_string(std::io::stdin())
+                    .context("cannot read SQL from stdin")?,
             };
             sql(&g, &catalog, &text).await
         }
@@ -108,7 +125,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Opens (creating on first use) the data directory's catalog, with the hub `main`.
 async fn open(g: &Global) -> anyhow::Result<Catalog> {
-    std::fs::create_dir_all(&g.data_dir).with_context(|| format!("cannot create data directory {}", g.data_dir.display()))?;
+    std::fs::create_dir_all(&g.data_dir)
+        .with_context(|| format!("cannot create data directory {}", g.data_dir.display()))?;
     let catalog = match &g.catalog {
         Some(url) => Catalog::connect(url).await?,
         None => Catalog::open_sqlite(&g.data_dir.join("catalog.db")).await?,
@@ -116,7 +134,11 @@ async fn open(g: &Global) -> anyhow::Result<Catalog> {
     if catalog.hub(DEFAULT_HUB).await?.is_none() {
         let storage_root = hub_root(g, DEFAULT_HUB)?;
         let created = catalog
-            .create_hub(NewHub { name: Name::parse("hub", DEFAULT_HUB)?, storage_root, description: "The default hub".into() })
+            .create_hub(NewHub {
+                name: Name::parse("hub", DEFAULT_HUB)?,
+                storage_root,
+                description: "The default hub".into(),
+            })
             .await;
         // Another process may have created it at the same moment.
         if let Err(e) = created {
@@ -147,7 +169,11 @@ async fn repl(g: &Global, catalog: &Catalog) -> anyhow::Result<()> {
     println!("Basin SQL. End statements with ';'. Ctrl-D quits.");
     let mut buffer = String::new();
     loop {
-        let prompt = if buffer.is_empty() { "basin> " } else { "   ..> " };
+        let prompt = if buffer.is_empty() {
+            "basin> "
+        } else {
+            "   ..> "
+        };
         match editor.readline(prompt) {
             Ok(line) => {
                 buffer.push_str(&line);
@@ -180,8 +206,22 @@ async fn table(g: &Global, catalog: &Catalog, cmd: TableCommand) -> anyhow::Resu
             println!("location:    {}", t.location);
             println!("version:     {}", lake.version());
             println!("files:       {}", lake.file_count()?);
-            println!("primary key: {}", if t.primary_key.is_empty() { "-".into() } else { t.primary_key.join(", ") });
-            println!("partitions:  {}", if t.partition_columns.is_empty() { "-".into() } else { t.partition_columns.join(", ") });
+            println!(
+                "primary key: {}",
+                if t.primary_key.is_empty() {
+                    "-".into()
+                } else {
+                    t.primary_key.join(", ")
+                }
+            );
+            println!(
+                "partitions:  {}",
+                if t.partition_columns.is_empty() {
+                    "-".into()
+                } else {
+                    t.partition_columns.join(", ")
+                }
+            );
             sql(g, catalog, &format!(
                 "SELECT ordinal, name, data_type, nullable, description, tags FROM system.columns WHERE hub = '{}' AND dataset = '{}' AND table_name = '{}' ORDER BY ordinal",
                 t.hub, t.dataset, t.name
@@ -199,9 +239,16 @@ async fn table(g: &Global, catalog: &Catalog, cmd: TableCommand) -> anyhow::Resu
         }
         TableCommand::Restore { table, version } => {
             let t = catalog.require_table(&TableRef::parse(&table)?).await?;
-            let new_version = LakeTable::open(&t.location).await?.restore(version).execute().await?;
+            let new_version = LakeTable::open(&t.location)
+                .await?
+                .restore(version)
+                .execute()
+                .await?;
             let lake = LakeTable::open(&t.location).await?;
-            let columns = basin_lake::types::describe(lake.schema()?.as_ref()).into_iter().map(basin_catalog::Column::from).collect::<Vec<_>>();
+            let columns = basin_lake::types::describe(lake.schema()?.as_ref())
+                .into_iter()
+                .map(basin_catalog::Column::from)
+                .collect::<Vec<_>>();
             catalog.sync_columns(&t.table_ref(), &columns).await?;
             eprintln!("Restored {table} to version {version} (new version {new_version}).");
             Ok(())
@@ -209,14 +256,27 @@ async fn table(g: &Global, catalog: &Catalog, cmd: TableCommand) -> anyhow::Resu
     }
 }
 
-async fn ingest(catalog: &Catalog, args: IngestArgs, show_progress: bool) -> anyhow::Result<basin_ingest::LoadReport> {
+async fn ingest(
+    catalog: &Catalog,
+    args: IngestArgs,
+    show_progress: bool,
+) -> anyhow::Result<basin_ingest::LoadReport> {
     let table = TableRef::parse(&args.table)?;
     let delimiter = one_byte("--delimiter", &args.delimiter.replace("\\t", "\t"))?;
     let quote = one_byte("--quote", &args.quote)?;
     let read = ReadOptions {
         format: args.format.as_deref().map(str::parse).transpose()?,
-        csv: CsvOptions { delimiter, quote, has_header: !args.no_header, null_marker: args.null },
-        schema: args.schema.as_deref().map(basin_ingest::parse_schema).transpose()?,
+        csv: CsvOptions {
+            delimiter,
+            quote,
+            has_header: !args.no_header,
+            null_marker: args.null,
+        },
+        schema: args
+            .schema
+            .as_deref()
+            .map(basin_ingest::parse_schema)
+            .transpose()?,
         infer_rows: args.infer_rows.max(1),
         ..ReadOptions::default()
     };
@@ -245,7 +305,10 @@ async fn ingest(catalog: &Catalog, args: IngestArgs, show_progress: bool) -> any
     }
     let report = result?;
     if report.skipped {
-        eprintln!("Load '{}' was committed before; nothing to do ({} is at version {}).", "id", report.table, report.version);
+        eprintln!(
+            "Load '{}' was committed before; nothing to do ({} is at version {}).",
+            "id", report.table, report.version
+        );
     } else {
         eprintln!(
             "Loaded {} row(s) from {} file(s) ({}) into {} (version {}{}).",
@@ -285,8 +348,10 @@ async fn progress_bar(progress: Arc<Progress>) {
     let total = progress.total_bytes.load(Ordering::Relaxed);
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let started = std::time::Instant::now();
     loop {
@@ -306,12 +371,19 @@ fn human_bytes(n: u64) -> String {
         v /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
 }
 
 async fn demo(g: &Global, samples: &Path) -> anyhow::Result<()> {
     if !samples.join("customers.csv").exists() {
-        bail!("sample data not found in {}: run `basin demo` from the repository root or pass --samples DIR", samples.display());
+        bail!(
+            "sample data not found in {}: run `basin demo` from the repository root or pass --samples DIR",
+            samples.display()
+        );
     }
     let catalog = open(g).await?;
     let sales = DatasetRef::parse("sales")?;
@@ -324,49 +396,115 @@ async fn demo(g: &Global, samples: &Path) -> anyhow::Result<()> {
                 owner: Some("demo@basin.local".into()),
                 description: "Customers and orders of the demo shop".into(),
                 tags: vec!["demo".into(), "classification=internal".into()],
-                contract: Contract { update_frequency: Some("daily".into()), support_contact: Some("#sales-data".into()) },
+                contract: Contract {
+                    update_frequency: Some("daily".into()),
+                    support_contact: Some("#sales-data".into()),
+                },
             })
             .await?;
     }
-    let load = |table: &str, input: &Path, mode: IngestMode, key: &str, partition: &str, id: &str| IngestArgs {
-        table: table.into(),
-        inputs: vec![input.display().to_string()],
-        format: None,
-        mode,
-        predicate: None,
-        key: if key.is_empty() { vec![] } else { vec![key.into()] },
-        partition_by: if partition.is_empty() { vec![] } else { vec![partition.into()] },
-        schema: None,
-        delimiter: ",".into(),
-        quote: "\"".into(),
-        no_header: false,
-        null: None,
-        infer_rows: 10_000,
-        max_bad_rows: 0,
-        load_id: Some(id.into()),
-    };
-    ingest(&catalog, load("sales.customers", &samples.join("customers.csv"), IngestMode::Append, "customer_id", "", "demo-customers-1"), false).await?;
-    ingest(&catalog, load("sales.orders", &samples.join("orders"), IngestMode::Append, "order_id", "month", "demo-orders-1"), false).await?;
-    ingest(&catalog, load("sales.customers", &samples.join("customer_updates.csv"), IngestMode::Upsert, "", "", "demo-customers-2"), false).await?;
+    let load =
+        |table: &str, input: &Path, mode: IngestMode, key: &str, partition: &str, id: &str| {
+            IngestArgs {
+                table: table.into(),
+                inputs: vec![input.display().to_string()],
+                format: None,
+                mode,
+                predicate: None,
+                key: if key.is_empty() {
+                    vec![]
+                } else {
+                    vec![key.into()]
+                },
+                partition_by: if partition.is_empty() {
+                    vec![]
+                } else {
+                    vec![partition.into()]
+                },
+                schema: None,
+                delimiter: ",".into(),
+                quote: "\"".into(),
+                no_header: false,
+                null: None,
+                infer_rows: 10_000,
+                max_bad_rows: 0,
+                load_id: Some(id.into()),
+            }
+        };
+    ingest(
+        &catalog,
+        load(
+            "sales.customers",
+            &samples.join("customers.csv"),
+            IngestMode::Append,
+            "customer_id",
+            "",
+            "demo-customers-1",
+        ),
+        false,
+    )
+    .await?;
+    ingest(
+        &catalog,
+        load(
+            "sales.orders",
+            &samples.join("orders"),
+            IngestMode::Append,
+            "order_id",
+            "month",
+            "demo-orders-1",
+        ),
+        false,
+    )
+    .await?;
+    ingest(
+        &catalog,
+        load(
+            "sales.customers",
+            &samples.join("customer_updates.csv"),
+            IngestMode::Upsert,
+            "",
+            "",
+            "demo-customers-2",
+        ),
+        false,
+    )
+    .await?;
 
     let queries = [
-        ("Revenue by country (a join across tables)",
-         "SELECT c.country, count(*) AS orders, round(sum(o.amount), 2) AS revenue
+        (
+            "Revenue by country (a join across tables)",
+            "SELECT c.country, count(*) AS orders, round(sum(o.amount), 2) AS revenue
           FROM sales.orders o JOIN sales.customers c ON o.customer_id = c.customer_id
-          GROUP BY c.country ORDER BY revenue DESC"),
-        ("Orders per month (from hive-style folders)",
-         "SELECT month, count(*) AS orders FROM sales.orders GROUP BY month ORDER BY month"),
-        ("Customer 3 now, after the upsert",
-         "SELECT customer_id, name, segment FROM sales.customers WHERE customer_id = 3"),
-        ("Customer 3 as first loaded (time travel)",
-         "SELECT customer_id, name, segment FROM sales.customers VERSION AS OF 0 WHERE customer_id = 3"),
-        ("Tables in the catalog",
-         "SELECT hub, dataset, name, primary_key, partition_columns FROM system.tables ORDER BY dataset, name"),
+          GROUP BY c.country ORDER BY revenue DESC",
+        ),
+        (
+            "Orders per month (from hive-style folders)",
+            "SELECT month, count(*) AS orders FROM sales.orders GROUP BY month ORDER BY month",
+        ),
+        (
+            "Customer 3 now, after the upsert",
+            "SELECT customer_id, name, segment FROM sales.customers WHERE customer_id = 3",
+        ),
+        (
+            "Customer 3 as first loaded (time travel)",
+            "SELECT customer_id, name, segment FROM sales.customers VERSION AS OF 0 WHERE customer_id = 3",
+        ),
+        (
+            "Tables in the catalog",
+            "SELECT hub, dataset, name, primary_key, partition_columns FROM system.tables ORDER BY dataset, name",
+        ),
     ];
     for (title, query) in queries {
-        println!("\n== {title}\n{}", query.split_whitespace().collect::<Vec<_>>().join(" "));
+        println!(
+            "\n== {title}\n{}",
+            query.split_whitespace().collect::<Vec<_>>().join(" ")
+        );
         sql(g, &catalog, query).await?;
     }
-    println!("\nTry it yourself: basin --data-dir {} sql", g.data_dir.display());
+    println!(
+        "\nTry it yourself: basin --data-dir {} sql",
+        g.data_dir.display()
+    );
     Ok(())
 }

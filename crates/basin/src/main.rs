@@ -11,7 +11,10 @@ fn main() -> std::process::ExitCode {
     // Two TLS providers are linked in (delta-rs and sqlx); pick one for the whole process.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     basin_lake::register_object_stores();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

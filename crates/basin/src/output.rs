@@ -9,22 +9,36 @@ use arrow::datatypes::SchemaRef;
 use crate::cli::OutputFormat;
 
 /// Prints batches to stdout in the chosen format.
-pub fn print(format: OutputFormat, schema: &SchemaRef, batches: &[RecordBatch]) -> anyhow::Result<()> {
+pub fn print(
+    format: OutputFormat,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match format {
         OutputFormat::Table => {
             if batches.iter().all(|b| b.num_rows() == 0) {
                 let empty = RecordBatch::new_empty(schema.clone());
-                writeln!(out, "{}", arrow::util::pretty::pretty_format_batches(&[empty])?)?;
+                writeln!(
+                    out,
+                    "{}",
+                    arrow::util::pretty::pretty_format_batches(&[empty])?
+                )?;
             } else {
-                writeln!(out, "{}", arrow::util::pretty::pretty_format_batches(batches)?)?;
+                writeln!(
+                    out,
+                    "{}",
+                    arrow::util::pretty::pretty_format_batches(batches)?
+                )?;
             }
             let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
             writeln!(out, "({rows} row{})", if rows == 1 { "" } else { "s" })?;
         }
         OutputFormat::Csv => {
-            let mut writer = arrow::csv::WriterBuilder::new().with_header(true).build(&mut out);
+            let mut writer = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut out);
             if batches.is_empty() {
                 writer.write(&RecordBatch::new_empty(schema.clone()))?;
             }

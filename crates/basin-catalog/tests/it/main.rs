@@ -8,12 +8,20 @@ use basin_core::{DatasetRef, Layer, Name, TableRef};
 
 async fn exercise(catalog: &Catalog) {
     let hub = catalog
-        .create_hub(NewHub { name: Name::parse("hub", "us").unwrap(), storage_root: "file:///tmp/us".into(), description: "US market".into() })
+        .create_hub(NewHub {
+            name: Name::parse("hub", "us").unwrap(),
+            storage_root: "file:///tmp/us".into(),
+            description: "US market".into(),
+        })
         .await
         .unwrap();
     assert_eq!(hub.name, "us");
     let dup = catalog
-        .create_hub(NewHub { name: Name::parse("hub", "us").unwrap(), storage_root: "x".into(), description: String::new() })
+        .create_hub(NewHub {
+            name: Name::parse("hub", "us").unwrap(),
+            storage_root: "x".into(),
+            description: String::new(),
+        })
         .await
         .unwrap_err();
     assert!(matches!(dup, CatalogError::AlreadyExists { .. }), "{dup}");
@@ -26,12 +34,19 @@ async fn exercise(catalog: &Catalog) {
             owner: Some("ana@example.com".into()),
             description: "Orders".into(),
             tags: vec!["pii".into(), "classification=internal".into()],
-            contract: Contract { update_frequency: Some("daily".into()), support_contact: Some("#sales".into()) },
+            contract: Contract {
+                update_frequency: Some("daily".into()),
+                support_contact: Some("#sales".into()),
+            },
         })
         .await
         .unwrap();
     assert_eq!(ds.layer, Layer::Prepared);
-    let read = catalog.dataset(&DatasetRef::parse("us.sales").unwrap()).await.unwrap().unwrap();
+    let read = catalog
+        .dataset(&DatasetRef::parse("us.sales").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(read, ds);
     assert_eq!(read.tags, ["pii", "classification=internal"]);
     assert_eq!(read.contract.support_contact.as_deref(), Some("#sales"));
@@ -71,19 +86,50 @@ async fn exercise(catalog: &Catalog) {
     described[0].description = "order id".into();
     catalog.sync_columns(&table, &described).await.unwrap();
     catalog
-        .sync_columns(&table, &[column("id", "BIGINT"), column("day", "DATE"), column("note", "VARCHAR")])
+        .sync_columns(
+            &table,
+            &[
+                column("id", "BIGINT"),
+                column("day", "DATE"),
+                column("note", "VARCHAR"),
+            ],
+        )
         .await
         .unwrap();
     let t = catalog.require_table(&table).await.unwrap();
-    assert_eq!(t.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["id", "day", "note"]);
+    assert_eq!(
+        t.columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+        ["id", "day", "note"]
+    );
     assert_eq!(t.columns[0].description, "order id");
 
-    let typo = catalog.require_table(&TableRef::parse("us.sales.ordres").unwrap()).await.unwrap_err();
-    assert_eq!(typo.to_string(), "table 'us.sales.ordres' not found; did you mean 'us.sales.orders'?");
-    let no_ds = catalog.require_table(&TableRef::parse("us.sale.orders").unwrap()).await.unwrap_err();
-    assert_eq!(no_ds.to_string(), "dataset 'us.sale' not found; did you mean 'us.sales'?");
-    let no_hub = catalog.require_table(&TableRef::parse("uk.sales.orders").unwrap()).await.unwrap_err();
-    assert!(no_hub.to_string().starts_with("hub 'uk' not found"), "{no_hub}");
+    let typo = catalog
+        .require_table(&TableRef::parse("us.sales.ordres").unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        typo.to_string(),
+        "table 'us.sales.ordres' not found; did you mean 'us.sales.orders'?"
+    );
+    let no_ds = catalog
+        .require_table(&TableRef::parse("us.sale.orders").unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        no_ds.to_string(),
+        "dataset 'us.sale' not found; did you mean 'us.sales'?"
+    );
+    let no_hub = catalog
+        .require_table(&TableRef::parse("uk.sales.orders").unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        no_hub.to_string().starts_with("hub 'uk' not found"),
+        "{no_hub}"
+    );
 
     assert_eq!(catalog.tables(Some("us"), None).await.unwrap().len(), 1);
     assert_eq!(catalog.all_columns().await.unwrap().len(), 3);
@@ -94,10 +140,14 @@ async fn exercise(catalog: &Catalog) {
 #[tokio::test]
 async fn sqlite_catalog() {
     let dir = tempfile::tempdir().unwrap();
-    let catalog = Catalog::open_sqlite(&dir.path().join("catalog.db")).await.unwrap();
+    let catalog = Catalog::open_sqlite(&dir.path().join("catalog.db"))
+        .await
+        .unwrap();
     exercise(&catalog).await;
     // Reopening runs no migration twice and keeps the data.
-    let again = Catalog::open_sqlite(&dir.path().join("catalog.db")).await.unwrap();
+    let again = Catalog::open_sqlite(&dir.path().join("catalog.db"))
+        .await
+        .unwrap();
     assert_eq!(again.hubs().await.unwrap().len(), 1);
 }
 
@@ -112,8 +162,20 @@ async fn postgres_catalog() {
 
 #[tokio::test]
 async fn bad_catalog_urls_are_explained() {
-    let err = Catalog::connect("mysql://user:secret@host/db").await.unwrap_err().to_string();
-    assert!(err.contains("unsupported catalog URL") && !err.contains("secret"), "{err}");
-    let err = Catalog::connect("postgres://user:secret@127.0.0.1:1/db").await.unwrap_err().to_string();
-    assert!(err.contains("connecting to") && !err.contains("secret"), "{err}");
+    let err = Catalog::connect("mysql://user:secret@host/db")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("unsupported catalog URL") && !err.contains("secret"),
+        "{err}"
+    );
+    let err = Catalog::connect("postgres://user:secret@127.0.0.1:1/db")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("connecting to") && !err.contains("secret"),
+        "{err}"
+    );
 }

@@ -22,10 +22,17 @@ pub struct Hub {
 impl Hub {
     pub async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let catalog = Catalog::open_sqlite(&dir.path().join("catalog.db")).await.unwrap();
-        let root = basin_lake::location_url(&dir.path().join("hubs/main").display().to_string()).unwrap();
+        let catalog = Catalog::open_sqlite(&dir.path().join("catalog.db"))
+            .await
+            .unwrap();
+        let root =
+            basin_lake::location_url(&dir.path().join("hubs/main").display().to_string()).unwrap();
         catalog
-            .create_hub(NewHub { name: Name::parse("hub", "main").unwrap(), storage_root: root.to_string(), description: String::new() })
+            .create_hub(NewHub {
+                name: Name::parse("hub", "main").unwrap(),
+                storage_root: root.to_string(),
+                description: String::new(),
+            })
             .await
             .unwrap();
         catalog
@@ -55,7 +62,12 @@ impl Hub {
         self.dir.path().join("in").display().to_string()
     }
 
-    pub async fn load(&self, table: &str, inputs: &[&str], tweak: impl FnOnce(&mut LoadRequest)) -> Result<LoadReport, IngestError> {
+    pub async fn load(
+        &self,
+        table: &str,
+        inputs: &[&str],
+        tweak: impl FnOnce(&mut LoadRequest),
+    ) -> Result<LoadReport, IngestError> {
         let mut req = LoadRequest {
             table: Some(TableRef::parse(table).unwrap()),
             inputs: inputs.iter().map(|s| s.to_string()).collect(),
@@ -66,7 +78,11 @@ impl Hub {
     }
 
     pub async fn lake(&self, table: &str) -> LakeTable {
-        let t = self.catalog.require_table(&TableRef::parse(table).unwrap()).await.unwrap();
+        let t = self
+            .catalog
+            .require_table(&TableRef::parse(table).unwrap())
+            .await
+            .unwrap();
         LakeTable::open(&t.location).await.unwrap()
     }
 
@@ -74,8 +90,15 @@ impl Hub {
     pub async fn rows(&self, table: &str, order_by: &str) -> Vec<String> {
         let lake = self.lake(table).await;
         let ctx = SessionContext::new();
-        ctx.register_table("t", lake.provider().await.unwrap()).unwrap();
-        let batches = ctx.sql(&format!("SELECT * FROM t ORDER BY {order_by}")).await.unwrap().collect().await.unwrap();
+        ctx.register_table("t", lake.provider().await.unwrap())
+            .unwrap();
+        let batches = ctx
+            .sql(&format!("SELECT * FROM t ORDER BY {order_by}"))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
         let mut out = Vec::new();
         for b in &batches {
             for r in 0..b.num_rows() {
@@ -87,7 +110,11 @@ impl Hub {
                             return "null".to_string();
                         }
                         let c = arrow::compute::cast(c, &DataType::Utf8).unwrap();
-                        c.as_any().downcast_ref::<StringArray>().unwrap().value(r).to_string()
+                        c.as_any()
+                            .downcast_ref::<StringArray>()
+                            .unwrap()
+                            .value(r)
+                            .to_string()
                     })
                     .collect();
                 out.push(cells.join("|"));

@@ -14,12 +14,20 @@ pub struct AddColumns {
 
 impl AddColumns {
     pub(crate) fn new(table: LakeTable) -> Self {
-        AddColumns { table, fields: Vec::new() }
+        AddColumns {
+            table,
+            fields: Vec::new(),
+        }
     }
 
     /// Adds a column of this name and type.
-    pub fn column(mut self, name: impl Into<String>, data_type: arrow::datatypes::DataType) -> Self {
-        self.fields.push(Field::new(name.into(), storable(&data_type), true));
+    pub fn column(
+        mut self,
+        name: impl Into<String>,
+        data_type: arrow::datatypes::DataType,
+    ) -> Self {
+        self.fields
+            .push(Field::new(name.into(), storable(&data_type), true));
         self
     }
 
@@ -28,11 +36,16 @@ impl AddColumns {
         let schema = self.table.schema()?;
         for f in &self.fields {
             if schema.field_with_name(f.name()).is_ok() {
-                return Err(LakeError::InvalidInput(format!("column '{}' exists already", f.name())));
+                return Err(LakeError::InvalidInput(format!(
+                    "column '{}' exists already",
+                    f.name()
+                )));
             }
         }
         let location = self.table.location().to_string();
-        let kernel: StructType = (&Schema::new(self.fields)).try_into_kernel().ctx(|| "converting the new columns".into())?;
+        let kernel: StructType = (&Schema::new(self.fields))
+            .try_into_kernel()
+            .ctx(|| "converting the new columns".into())?;
         let delta = self
             .table
             .delta

@@ -1,8 +1,8 @@
 use std::sync::Arc;
 
 use arrow::datatypes::Schema;
-use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::StructType;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::operations::create::CreateBuilder;
 use deltalake::protocol::SaveMode;
 
@@ -52,32 +52,46 @@ impl CreateTable {
     /// Creates the table; fails if one exists at the location already.
     pub async fn execute(self) -> Result<LakeTable> {
         if self.schema.fields().is_empty() {
-            return Err(LakeError::InvalidInput("a table needs at least one column".into()));
+            return Err(LakeError::InvalidInput(
+                "a table needs at least one column".into(),
+            ));
         }
         for p in &self.partition_columns {
             if self.schema.field_with_name(p).is_err() {
                 return Err(LakeError::UnknownColumn {
                     column: p.clone(),
-                    context: "the table's columns (partition columns must be columns of the data)".into(),
-                    suggestion: basin_core::closest(p, self.schema.fields().iter().map(|f| f.name().as_str()))
-                        .map(str::to_string),
+                    context: "the table's columns (partition columns must be columns of the data)"
+                        .into(),
+                    suggestion: basin_core::closest(
+                        p,
+                        self.schema.fields().iter().map(|f| f.name().as_str()),
+                    )
+                    .map(str::to_string),
                 });
             }
         }
         if self.partition_columns.len() == self.schema.fields().len() {
             return Err(LakeError::InvalidInput(
-                "every column is a partition column; a table needs at least one column that is not".into(),
+                "every column is a partition column; a table needs at least one column that is not"
+                    .into(),
             ));
         }
         let url = location_url(&self.location)?;
         if url.scheme() == "file" {
             if let Ok(path) = url.to_file_path() {
                 std::fs::create_dir_all(&path).map_err(|e| {
-                    LakeError::InvalidInput(format!("cannot create table directory {}: {e}", path.display()))
+                    LakeError::InvalidInput(format!(
+                        "cannot create table directory {}: {e}",
+                        path.display()
+                    ))
                 })?;
             }
         }
-        let kernel: StructType = self.schema.as_ref().try_into_kernel().ctx(|| "converting the schema".into())?;
+        let kernel: StructType = self
+            .schema
+            .as_ref()
+            .try_into_kernel()
+            .ctx(|| "converting the schema".into())?;
         let mut builder = CreateBuilder::new()
             .with_location(url.to_string())
             .with_columns(kernel.fields().cloned())
@@ -90,7 +104,9 @@ impl CreateTable {
         if let Some(description) = self.description {
             builder = builder.with_comment(description);
         }
-        let delta = builder.await.ctx(|| format!("creating table at {}", self.location))?;
+        let delta = builder
+            .await
+            .ctx(|| format!("creating table at {}", self.location))?;
         Ok(LakeTable::from_delta(delta, &self.location))
     }
 }

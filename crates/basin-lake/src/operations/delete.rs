@@ -15,7 +15,11 @@ pub struct DeleteRows {
 
 impl DeleteRows {
     pub(crate) fn new(table: LakeTable) -> Self {
-        DeleteRows { table, predicate: None, sql_predicate: None }
+        DeleteRows {
+            table,
+            predicate: None,
+            sql_predicate: None,
+        }
     }
 
     /// Deletes the rows for which the SQL predicate is true (all rows when never called).
@@ -41,7 +45,9 @@ impl DeleteRows {
                 .zip(key)
                 .map(|(c, v)| Expr::Column(Column::from_name(c)).eq(lit(v)))
                 .reduce(Expr::and)
-                .ok_or_else(|| LakeError::InvalidInput("a delete by key needs key columns".into()))?;
+                .ok_or_else(|| {
+                    LakeError::InvalidInput("a delete by key needs key columns".into())
+                })?;
             any = Some(match any {
                 Some(e) => e.or(row),
                 None => row,
@@ -68,7 +74,12 @@ impl DeleteRows {
         } else if let Some(p) = self.sql_predicate {
             builder = builder.with_predicate(p);
         }
-        let (delta, metrics) = builder.await.ctx(|| format!("deleting from table at {location}"))?;
-        Ok((crate::table::version_of(&delta), metrics.num_deleted_rows.unwrap_or_default() as u64))
+        let (delta, metrics) = builder
+            .await
+            .ctx(|| format!("deleting from table at {location}"))?;
+        Ok((
+            crate::table::version_of(&delta),
+            metrics.num_deleted_rows.unwrap_or_default() as u64,
+        ))
     }
 }

@@ -13,13 +13,22 @@ use crate::{LakeTable, Result};
 #[derive(Debug, Clone, PartialEq)]
 pub enum MergeClause {
     /// `WHEN MATCHED [AND p] THEN UPDATE SET …`; an empty `set` updates every source column.
-    MatchedUpdate { predicate: Option<String>, set: Vec<(String, String)> },
+    MatchedUpdate {
+        predicate: Option<String>,
+        set: Vec<(String, String)>,
+    },
     /// `WHEN MATCHED [AND p] THEN DELETE`.
     MatchedDelete { predicate: Option<String> },
     /// `WHEN NOT MATCHED [AND p] THEN INSERT …`; empty `values` inserts every source column.
-    NotMatchedInsert { predicate: Option<String>, values: Vec<(String, String)> },
+    NotMatchedInsert {
+        predicate: Option<String>,
+        values: Vec<(String, String)>,
+    },
     /// `WHEN NOT MATCHED BY SOURCE [AND p] THEN UPDATE SET …`.
-    NotMatchedBySourceUpdate { predicate: Option<String>, set: Vec<(String, String)> },
+    NotMatchedBySourceUpdate {
+        predicate: Option<String>,
+        set: Vec<(String, String)>,
+    },
     /// `WHEN NOT MATCHED BY SOURCE [AND p] THEN DELETE`.
     NotMatchedBySourceDelete { predicate: Option<String> },
 }
@@ -69,20 +78,37 @@ impl MergeTable {
         }
         let schema = table.schema()?;
         for k in key {
-            for (what, fields) in [("the table", schema.fields()), ("the new data", source.schema().inner().fields())] {
+            for (what, fields) in [
+                ("the table", schema.fields()),
+                ("the new data", source.schema().inner().fields()),
+            ] {
                 if !fields.iter().any(|f| f.name() == k) {
                     return Err(crate::LakeError::UnknownColumn {
                         column: k.clone(),
                         context: format!("{what} (it is part of the primary key)"),
-                        suggestion: basin_core::closest(k, fields.iter().map(|f| f.name().as_str())).map(str::to_string),
+                        suggestion: basin_core::closest(
+                            k,
+                            fields.iter().map(|f| f.name().as_str()),
+                        )
+                        .map(str::to_string),
                     });
                 }
             }
         }
-        let predicate = key.iter().map(|k| format!("target.\"{k}\" = source.\"{k}\"")).collect::<Vec<_>>().join(" AND ");
+        let predicate = key
+            .iter()
+            .map(|k| format!("target.\"{k}\" = source.\"{k}\""))
+            .collect::<Vec<_>>()
+            .join(" AND ");
         Ok(MergeTable::new(table.clone(), source, predicate)
-            .with_clause(MergeClause::MatchedUpdate { predicate: None, set: vec![] })
-            .with_clause(MergeClause::NotMatchedInsert { predicate: None, values: vec![] })
+            .with_clause(MergeClause::MatchedUpdate {
+                predicate: None,
+                set: vec![],
+            })
+            .with_clause(MergeClause::NotMatchedInsert {
+                predicate: None,
+                values: vec![],
+            })
             .with_operation("upsert"))
     }
 
@@ -116,7 +142,10 @@ impl MergeTable {
         let mut table = self.table;
         if let Some(id) = &self.load_id {
             if table.has_load(id).await? {
-                return Ok(MergeOutcome { version: table.version(), ..Default::default() });
+                return Ok(MergeOutcome {
+                    version: table.version(),
+                    ..Default::default()
+                });
             }
         }
         let location = table.location().to_string();
@@ -132,16 +161,27 @@ impl MergeTable {
                 .cloned()
                 .collect();
             let schema = Arc::new(arrow::datatypes::Schema::new(widened));
-            let empty = Box::pin(RecordBatchStreamAdapter::new(schema, futures::stream::empty()));
-            table.write(empty).with_operation("widen columns").execute().await?;
+            let empty = Box::pin(RecordBatchStreamAdapter::new(
+                schema,
+                futures::stream::empty(),
+            ));
+            table
+                .write(empty)
+                .with_operation("widen columns")
+                .execute()
+                .await?;
             table = LakeTable::open(&location).await?;
         }
         // Source columns take the table's (possibly widened) types; new columns keep theirs.
         let source = conform_source(self.source, &plan.target)?;
-        let source_columns: Vec<String> = source.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let source_columns: Vec<String> = source
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         let (t, s) = (self.target_alias.clone(), self.source_alias.clone());
-        let all_from_source =
-            |c: &String| (format!("\"{c}\""), format!("{s}.\"{c}\"")); // every source column, by name
+        let all_from_source = |c: &String| (format!("\"{c}\""), format!("{s}.\"{c}\"")); // every source column, by name
 
         let ctx = super::session_for(&table);
         let mut builder = table
@@ -152,30 +192,66 @@ impl MergeTable {
             .with_source_alias(&s)
             .with_merge_schema(!plan.added.is_empty())
             .with_session_state(Arc::new(ctx.state()))
-            .with_commit_properties(super::commit_properties(&self.operation, self.load_id.as_deref()));
+            .with_commit_properties(super::commit_properties(
+                &self.operation,
+                self.load_id.as_deref(),
+            ));
         let action = || format!("merging into table at {location}");
         for clause in self.clauses {
             builder = match clause {
                 MergeClause::MatchedUpdate { predicate, set } => {
-                    let set = if set.is_empty() { source_columns.iter().map(all_from_source).collect() } else { set };
-                    builder.when_matched_update(|u| assignments(u, predicate, set, UpdateBuilder::predicate, UpdateBuilder::update))
+                    let set = if set.is_empty() {
+                        source_columns.iter().map(all_from_source).collect()
+                    } else {
+                        set
+                    };
+                    builder.when_matched_update(|u| {
+                        assignments(
+                            u,
+                            predicate,
+                            set,
+                            UpdateBuilder::predicate,
+                            UpdateBuilder::update,
+                        )
+                    })
                 }
-                MergeClause::MatchedDelete { predicate } => builder.when_matched_delete(|d| match predicate {
-                    Some(p) => d.predicate(p),
-                    None => d,
-                }),
-                MergeClause::NotMatchedInsert { predicate, values } => {
-                    let values = if values.is_empty() { source_columns.iter().map(all_from_source).collect() } else { values };
-                    builder.when_not_matched_insert(|i| assignments(i, predicate, values, InsertBuilder::predicate, InsertBuilder::set))
-                }
-                MergeClause::NotMatchedBySourceUpdate { predicate, set } => builder
-                    .when_not_matched_by_source_update(|u| assignments(u, predicate, set, UpdateBuilder::predicate, UpdateBuilder::update)),
-                MergeClause::NotMatchedBySourceDelete { predicate } => {
-                    builder.when_not_matched_by_source_delete(|d: DeleteBuilder| match predicate {
+                MergeClause::MatchedDelete { predicate } => {
+                    builder.when_matched_delete(|d| match predicate {
                         Some(p) => d.predicate(p),
                         None => d,
                     })
                 }
+                MergeClause::NotMatchedInsert { predicate, values } => {
+                    let values = if values.is_empty() {
+                        source_columns.iter().map(all_from_source).collect()
+                    } else {
+                        values
+                    };
+                    builder.when_not_matched_insert(|i| {
+                        assignments(
+                            i,
+                            predicate,
+                            values,
+                            InsertBuilder::predicate,
+                            InsertBuilder::set,
+                        )
+                    })
+                }
+                MergeClause::NotMatchedBySourceUpdate { predicate, set } => builder
+                    .when_not_matched_by_source_update(|u| {
+                        assignments(
+                            u,
+                            predicate,
+                            set,
+                            UpdateBuilder::predicate,
+                            UpdateBuilder::update,
+                        )
+                    }),
+                MergeClause::NotMatchedBySourceDelete { predicate } => builder
+                    .when_not_matched_by_source_delete(|d: DeleteBuilder| match predicate {
+                        Some(p) => d.predicate(p),
+                        None => d,
+                    }),
             }
             .ctx(action)?;
         }
@@ -200,7 +276,9 @@ fn assignments<B>(
         Some(p) => with_predicate(builder, p),
         None => builder,
     };
-    pairs.into_iter().fold(builder, |b, (column, value)| assign(b, column, value))
+    pairs
+        .into_iter()
+        .fold(builder, |b, (column, value)| assign(b, column, value))
 }
 
 fn conform_source(source: DataFrame, target: &arrow::datatypes::SchemaRef) -> Result<DataFrame> {
@@ -211,10 +289,14 @@ fn conform_source(source: DataFrame, target: &arrow::datatypes::SchemaRef) -> Re
         .map(|f| {
             let column = Expr::Column(Column::from_name(f.name()));
             match target.field_with_name(f.name()) {
-                Ok(t) if t.data_type() != f.data_type() => cast(column, t.data_type().clone()).alias(f.name()),
+                Ok(t) if t.data_type() != f.data_type() => {
+                    cast(column, t.data_type().clone()).alias(f.name())
+                }
                 _ => column,
             }
         })
         .collect();
-    source.select(exprs).ctx(|| "preparing the merge source".into())
+    source
+        .select(exprs)
+        .ctx(|| "preparing the merge source".into())
 }

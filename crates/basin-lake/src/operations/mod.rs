@@ -9,15 +9,18 @@ pub mod update;
 pub mod write;
 
 use datafusion::prelude::SessionContext;
-use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::Transaction;
+use deltalake::kernel::transaction::CommitProperties;
 
 use crate::table::{LOAD_ID_KEY, LakeTable, load_app_id};
 
 /// Commit properties that record Basin's operation and, for a load, its id as a Delta `txn`
 /// action (so a repeated load is recognised from the table's own log, atomically with the data).
 pub(crate) fn commit_properties(operation: &str, load_id: Option<&str>) -> CommitProperties {
-    let mut metadata = vec![("basin.operation".to_string(), serde_json::Value::from(operation))];
+    let mut metadata = vec![(
+        "basin.operation".to_string(),
+        serde_json::Value::from(operation),
+    )];
     let mut props = CommitProperties::default();
     if let Some(id) = load_id {
         metadata.push((LOAD_ID_KEY.to_string(), serde_json::Value::from(id)));

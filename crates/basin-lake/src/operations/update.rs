@@ -12,7 +12,11 @@ pub struct UpdateRows {
 
 impl UpdateRows {
     pub(crate) fn new(table: LakeTable) -> Self {
-        UpdateRows { table, predicate: None, set: Vec::new() }
+        UpdateRows {
+            table,
+            predicate: None,
+            set: Vec::new(),
+        }
     }
 
     /// Updates only the rows for which the SQL predicate is true.
@@ -30,7 +34,9 @@ impl UpdateRows {
     /// Runs the update; returns the new version and the number of updated rows.
     pub async fn execute(self) -> Result<(i64, u64)> {
         if self.set.is_empty() {
-            return Err(LakeError::InvalidInput("an update needs at least one column to set".into()));
+            return Err(LakeError::InvalidInput(
+                "an update needs at least one column to set".into(),
+            ));
         }
         let schema = self.table.schema()?;
         for (c, _) in &self.set {
@@ -38,8 +44,11 @@ impl UpdateRows {
                 return Err(LakeError::UnknownColumn {
                     column: c.clone(),
                     context: format!("table at {}", self.table.location()),
-                    suggestion: basin_core::closest(c, schema.fields().iter().map(|f| f.name().as_str()))
-                        .map(str::to_string),
+                    suggestion: basin_core::closest(
+                        c,
+                        schema.fields().iter().map(|f| f.name().as_str()),
+                    )
+                    .map(str::to_string),
                 });
             }
         }
@@ -59,7 +68,12 @@ impl UpdateRows {
         for (c, v) in self.set {
             builder = builder.with_update(c, v);
         }
-        let (delta, metrics) = builder.await.ctx(|| format!("updating table at {location}"))?;
-        Ok((crate::table::version_of(&delta), metrics.num_updated_rows as u64))
+        let (delta, metrics) = builder
+            .await
+            .ctx(|| format!("updating table at {location}"))?;
+        Ok((
+            crate::table::version_of(&delta),
+            metrics.num_updated_rows as u64,
+        ))
     }
 }

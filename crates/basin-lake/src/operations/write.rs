@@ -1,10 +1,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use datafusion::execution::SendableRecordBatchStream;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::common::{Column, ScalarValue};
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::functions::core::expr_fn::coalesce;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{DataFrame, Expr, cast, lit, not};
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
@@ -14,9 +14,9 @@ use arrow::datatypes::SchemaRef;
 use deltalake::DeltaTableBuilder;
 
 use crate::error::Context;
-use crate::types::storable_schema;
 use crate::evolution::{self, Evolution};
 use crate::stream::one_shot_table;
+use crate::types::storable_schema;
 use crate::{LakeError, LakeTable, Result, location_url};
 
 /// What a write does with the rows already in the table.
@@ -68,12 +68,19 @@ impl WriteTable {
 
     /// Writes `input` as the first version of a new table at `location`: the table and its
     /// data appear in one commit, or not at all.
-    pub fn new_table(location: &str, partition_columns: Vec<String>, input: SendableRecordBatchStream) -> Result<Self> {
+    pub fn new_table(
+        location: &str,
+        partition_columns: Vec<String>,
+        input: SendableRecordBatchStream,
+    ) -> Result<Self> {
         let url = location_url(location)?;
         if url.scheme() == "file" {
             if let Ok(path) = url.to_file_path() {
                 std::fs::create_dir_all(&path).map_err(|e| {
-                    LakeError::InvalidInput(format!("cannot create table directory {}: {e}", path.display()))
+                    LakeError::InvalidInput(format!(
+                        "cannot create table directory {}: {e}",
+                        path.display()
+                    ))
                 })?;
             }
         }
@@ -86,7 +93,11 @@ impl WriteTable {
                 return Err(LakeError::UnknownColumn {
                     column: p.clone(),
                     context: "the data (partition columns must be columns of the data)".into(),
-                    suggestion: basin_core::closest(p, schema.fields().iter().map(|f| f.name().as_str())).map(str::to_string),
+                    suggestion: basin_core::closest(
+                        p,
+                        schema.fields().iter().map(|f| f.name().as_str()),
+                    )
+                    .map(str::to_string),
                 });
             }
         }
@@ -115,13 +126,22 @@ impl WriteTable {
 
     /// Runs the write.
     pub async fn execute(self) -> Result<WriteOutcome> {
-        let WriteTable { table, input, mode, load_id, operation, new_partition_columns } = self;
+        let WriteTable {
+            table,
+            input,
+            mode,
+            load_id,
+            operation,
+            new_partition_columns,
+        } = self;
         let location = table.location().to_string();
         if let Some(partition_columns) = new_partition_columns {
             let target = storable_schema(&input.schema());
             let (input, rows) = conformed(input, target.clone());
             let ctx = super::session_for(&table);
-            let source = ctx.read_table(one_shot_table(input).ctx(|| "reading the input".into())?).ctx(|| "planning the write".into())?;
+            let source = ctx
+                .read_table(one_shot_table(input).ctx(|| "reading the input".into())?)
+                .ctx(|| "planning the write".into())?;
             let delta = table
                 .delta
                 .write(Vec::new())
@@ -141,7 +161,12 @@ impl WriteTable {
         }
         if let Some(id) = &load_id {
             if table.has_load(id).await? {
-                return Ok(WriteOutcome { version: table.version(), rows: 0, skipped: true, evolution: None });
+                return Ok(WriteOutcome {
+                    version: table.version(),
+                    rows: 0,
+                    skipped: true,
+                    evolution: None,
+                });
             }
         }
         let evolution = evolution::plan(table.schema()?.as_ref(), &input.schema())?;
@@ -150,7 +175,8 @@ impl WriteTable {
         let (input, rows) = conformed(input, target.clone());
 
         let ctx = super::session_for(&table);
-        let new_rows = ctx.read_table(one_shot_table(input).ctx(|| "reading the input".into())?)
+        let new_rows = ctx
+            .read_table(one_shot_table(input).ctx(|| "reading the input".into())?)
             .ctx(|| "planning the write".into())?;
         let rewrite = !evolution.widened.is_empty();
         let (source, save_mode, predicate, schema_mode) = if rewrite {
@@ -158,17 +184,34 @@ impl WriteTable {
             let source = match &mode {
                 WriteMode::Overwrite(None) => new_rows,
                 WriteMode::Overwrite(Some(p)) => {
-                    let old = ctx.read_table(table.provider().await?).ctx(|| "reading the table".into())?;
-                    let replaced = old.parse_sql_expr(p).ctx(|| format!("parsing the overwrite predicate '{p}'"))?;
-                    let kept = old.filter(not(coalesce(vec![replaced, lit(false)]))).ctx(|| "planning the rewrite".into())?;
-                    cast_to(kept, &target)?.union(new_rows).ctx(|| "planning the rewrite".into())?
+                    let old = ctx
+                        .read_table(table.provider().await?)
+                        .ctx(|| "reading the table".into())?;
+                    let replaced = old
+                        .parse_sql_expr(p)
+                        .ctx(|| format!("parsing the overwrite predicate '{p}'"))?;
+                    let kept = old
+                        .filter(not(coalesce(vec![replaced, lit(false)])))
+                        .ctx(|| "planning the rewrite".into())?;
+                    cast_to(kept, &target)?
+                        .union(new_rows)
+                        .ctx(|| "planning the rewrite".into())?
                 }
                 WriteMode::Append => {
-                    let old = ctx.read_table(table.provider().await?).ctx(|| "reading the table".into())?;
-                    cast_to(old, &target)?.union(new_rows).ctx(|| "planning the rewrite".into())?
+                    let old = ctx
+                        .read_table(table.provider().await?)
+                        .ctx(|| "reading the table".into())?;
+                    cast_to(old, &target)?
+                        .union(new_rows)
+                        .ctx(|| "planning the rewrite".into())?
                 }
             };
-            (source, SaveMode::Overwrite, None, Some(SchemaMode::Overwrite))
+            (
+                source,
+                SaveMode::Overwrite,
+                None,
+                Some(SchemaMode::Overwrite),
+            )
         } else {
             let schema_mode = evolution.changes_schema().then_some(SchemaMode::Merge);
             match &mode {
@@ -192,7 +235,9 @@ impl WriteTable {
         if let Some(p) = predicate {
             builder = builder.with_replace_where(p);
         }
-        let delta = builder.await.ctx(|| format!("writing to table at {location}"))?;
+        let delta = builder
+            .await
+            .ctx(|| format!("writing to table at {location}"))?;
         Ok(WriteOutcome {
             version: crate::table::version_of(&delta),
             rows: rows.load(Ordering::Relaxed),
@@ -203,7 +248,10 @@ impl WriteTable {
 }
 
 /// `input` conformed to `target`, and a counter of the rows that went through.
-fn conformed(input: SendableRecordBatchStream, target: SchemaRef) -> (SendableRecordBatchStream, Arc<AtomicU64>) {
+fn conformed(
+    input: SendableRecordBatchStream,
+    target: SchemaRef,
+) -> (SendableRecordBatchStream, Arc<AtomicU64>) {
     let rows = Arc::new(AtomicU64::new(0));
     let counter = rows.clone();
     let conform_to = target.clone();
@@ -213,7 +261,10 @@ fn conformed(input: SendableRecordBatchStream, target: SchemaRef) -> (SendableRe
         counter.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
         Ok(batch)
     });
-    (Box::pin(RecordBatchStreamAdapter::new(target, stream)), rows)
+    (
+        Box::pin(RecordBatchStreamAdapter::new(target, stream)),
+        rows,
+    )
 }
 
 fn cast_to(df: DataFrame, target: &SchemaRef) -> Result<DataFrame> {

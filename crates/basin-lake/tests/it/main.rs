@@ -4,7 +4,9 @@ mod operations;
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow::array::{
+    Array, ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+};
 use arrow::datatypes::{DataType, Field, Schema};
 use basin_lake::LakeTable;
 use datafusion::execution::SendableRecordBatchStream;
@@ -13,13 +15,23 @@ use datafusion::prelude::SessionContext;
 
 /// A stream of one batch.
 pub fn stream(batch: RecordBatch) -> SendableRecordBatchStream {
-    Box::pin(RecordBatchStreamAdapter::new(batch.schema(), futures::stream::iter([Ok(batch)])))
+    Box::pin(RecordBatchStreamAdapter::new(
+        batch.schema(),
+        futures::stream::iter([Ok(batch)]),
+    ))
 }
 
 /// A batch from named columns.
 pub fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
-    let fields: Vec<Field> = columns.iter().map(|(n, a)| Field::new(*n, a.data_type().clone(), true)).collect();
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns.into_iter().map(|(_, a)| a).collect()).unwrap()
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+        .collect();
+    RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns.into_iter().map(|(_, a)| a).collect(),
+    )
+    .unwrap()
 }
 
 pub fn ints(v: &[i64]) -> ArrayRef {
@@ -54,7 +66,11 @@ pub async fn rows(table: &LakeTable) -> Vec<String> {
                         "null".into()
                     } else {
                         let c = arrow::compute::cast(c, &DataType::Utf8).unwrap();
-                        c.as_any().downcast_ref::<StringArray>().unwrap().value(r).to_string()
+                        c.as_any()
+                            .downcast_ref::<StringArray>()
+                            .unwrap()
+                            .value(r)
+                            .to_string()
                     }
                 })
                 .collect();

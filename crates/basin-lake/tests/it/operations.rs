@@ -6,8 +6,16 @@ use crate::*;
 
 async fn new_table(dir: &tempfile::TempDir, partition: Vec<String>) -> LakeTable {
     let loc = location(dir, "t");
-    let first = batch(vec![("id", ints(&[1, 2, 3])), ("name", strs(&["a", "b", "c"])), ("day", strs(&["d1", "d1", "d2"]))]);
-    let out = WriteTable::new_table(&loc, partition, stream(first)).unwrap().execute().await.unwrap();
+    let first = batch(vec![
+        ("id", ints(&[1, 2, 3])),
+        ("name", strs(&["a", "b", "c"])),
+        ("day", strs(&["d1", "d1", "d2"])),
+    ]);
+    let out = WriteTable::new_table(&loc, partition, stream(first))
+        .unwrap()
+        .execute()
+        .await
+        .unwrap();
     assert_eq!((out.version, out.rows), (0, 3));
     LakeTable::open(&loc).await.unwrap()
 }
@@ -18,14 +26,26 @@ async fn append_and_overwrite_read_back_row_by_row() {
     let t = new_table(&dir, vec![]).await;
     assert_eq!(rows(&t).await, ["1|a|d1", "2|b|d1", "3|c|d2"]);
 
-    let more = batch(vec![("id", ints(&[4])), ("name", strs(&["d"])), ("day", strs(&["d3"]))]);
+    let more = batch(vec![
+        ("id", ints(&[4])),
+        ("name", strs(&["d"])),
+        ("day", strs(&["d3"])),
+    ]);
     let out = t.write(stream(more)).execute().await.unwrap();
     assert_eq!((out.version, out.rows), (1, 1));
     let t = LakeTable::open(t.location()).await.unwrap();
     assert_eq!(rows(&t).await, ["1|a|d1", "2|b|d1", "3|c|d2", "4|d|d3"]);
 
-    let replacement = batch(vec![("id", ints(&[9])), ("name", strs(&["z"])), ("day", strs(&["d9"]))]);
-    t.write(stream(replacement)).with_mode(WriteMode::Overwrite(None)).execute().await.unwrap();
+    let replacement = batch(vec![
+        ("id", ints(&[9])),
+        ("name", strs(&["z"])),
+        ("day", strs(&["d9"])),
+    ]);
+    t.write(stream(replacement))
+        .with_mode(WriteMode::Overwrite(None))
+        .execute()
+        .await
+        .unwrap();
     let t = LakeTable::open(t.location()).await.unwrap();
     assert_eq!(rows(&t).await, ["9|z|d9"]);
 }
@@ -34,8 +54,16 @@ async fn append_and_overwrite_read_back_row_by_row() {
 async fn overwrite_only_matching_partition() {
     let dir = tempfile::tempdir().unwrap();
     let t = new_table(&dir, vec!["day".into()]).await;
-    let d1 = batch(vec![("id", ints(&[10])), ("name", strs(&["x"])), ("day", strs(&["d1"]))]);
-    t.write(stream(d1)).with_mode(WriteMode::Overwrite(Some("day = 'd1'".into()))).execute().await.unwrap();
+    let d1 = batch(vec![
+        ("id", ints(&[10])),
+        ("name", strs(&["x"])),
+        ("day", strs(&["d1"])),
+    ]);
+    t.write(stream(d1))
+        .with_mode(WriteMode::Overwrite(Some("day = 'd1'".into())))
+        .execute()
+        .await
+        .unwrap();
     let t = LakeTable::open(t.location()).await.unwrap();
     assert_eq!(rows(&t).await, ["10|x|d1", "3|c|d2"]);
     assert_eq!(t.partition_columns().unwrap(), ["day"]);
@@ -46,16 +74,30 @@ async fn upsert_by_key_and_delete_by_key_or_predicate() {
     let dir = tempfile::tempdir().unwrap();
     let t = new_table(&dir, vec![]).await;
     let ctx = SessionContext::new();
-    let changes = batch(vec![("id", ints(&[2, 4])), ("name", strs(&["B", "d"])), ("day", strs(&["d1", "d4"]))]);
+    let changes = batch(vec![
+        ("id", ints(&[2, 4])),
+        ("name", strs(&["B", "d"])),
+        ("day", strs(&["d1", "d4"])),
+    ]);
     let source = ctx.read_batch(changes).unwrap();
-    let out = MergeTable::upsert(&t, source, &["id".into()]).unwrap().execute().await.unwrap();
+    let out = MergeTable::upsert(&t, source, &["id".into()])
+        .unwrap()
+        .execute()
+        .await
+        .unwrap();
     assert_eq!((out.inserted, out.updated), (1, 1));
     let t = LakeTable::open(t.location()).await.unwrap();
     assert_eq!(rows(&t).await, ["1|a|d1", "2|B|d1", "3|c|d2", "4|d|d4"]);
 
     let (_, deleted) = t
         .delete()
-        .with_keys(&["id".into()], vec![vec![ScalarValue::Int64(Some(1))], vec![ScalarValue::Int64(Some(4))]])
+        .with_keys(
+            &["id".into()],
+            vec![
+                vec![ScalarValue::Int64(Some(1))],
+                vec![ScalarValue::Int64(Some(4))],
+            ],
+        )
         .unwrap()
         .execute()
         .await
@@ -64,12 +106,26 @@ async fn upsert_by_key_and_delete_by_key_or_predicate() {
     let t = LakeTable::open(t.location()).await.unwrap();
     assert_eq!(rows(&t).await, ["2|B|d1", "3|c|d2"]);
 
-    t.delete().with_predicate("name = 'c'").execute().await.unwrap();
+    t.delete()
+        .with_predicate("name = 'c'")
+        .execute()
+        .await
+        .unwrap();
     let t = LakeTable::open(t.location()).await.unwrap();
     assert_eq!(rows(&t).await, ["2|B|d1"]);
 
-    let missing = MergeTable::upsert(&t, ctx.read_batch(batch(vec![("x", ints(&[1]))])).unwrap(), &["id".into()]);
-    assert!(missing.err().unwrap().to_string().contains("column 'id' not found in the new data"));
+    let missing = MergeTable::upsert(
+        &t,
+        ctx.read_batch(batch(vec![("x", ints(&[1]))])).unwrap(),
+        &["id".into()],
+    );
+    assert!(
+        missing
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("column 'id' not found in the new data")
+    );
 }
 
 #[tokio::test]
@@ -77,30 +133,62 @@ async fn schema_evolution_adds_widens_and_refuses() {
     let dir = tempfile::tempdir().unwrap();
     let loc = location(&dir, "evolve");
     let first = batch(vec![("id", ints32(&[1])), ("price", floats(&[1.5]))]);
-    WriteTable::new_table(&loc, vec![], stream(first)).unwrap().execute().await.unwrap();
+    WriteTable::new_table(&loc, vec![], stream(first))
+        .unwrap()
+        .execute()
+        .await
+        .unwrap();
     let t = LakeTable::open(&loc).await.unwrap();
 
     // A new column: older rows read NULL.
-    let with_note = batch(vec![("id", ints32(&[2])), ("price", floats(&[2.5])), ("note", strs(&["new"]))]);
+    let with_note = batch(vec![
+        ("id", ints32(&[2])),
+        ("price", floats(&[2.5])),
+        ("note", strs(&["new"])),
+    ]);
     let out = t.write(stream(with_note)).execute().await.unwrap();
     assert_eq!(out.evolution.unwrap().added, ["note"]);
     let t = LakeTable::open(&loc).await.unwrap();
     assert_eq!(rows(&t).await, ["1|1.5|null", "2|2.5|new"]);
 
     // INT widens to BIGINT; the old rows are kept, in one commit.
-    let wide = batch(vec![("id", ints(&[5_000_000_000])), ("price", floats(&[3.0]))]);
+    let wide = batch(vec![
+        ("id", ints(&[5_000_000_000])),
+        ("price", floats(&[3.0])),
+    ]);
     let version_before = t.version();
     let out = t.write(stream(wide)).execute().await.unwrap();
     assert_eq!(out.version, version_before + 1);
-    assert_eq!(out.evolution.unwrap().widened, [("id".to_string(), "INT".to_string(), "BIGINT".to_string())]);
+    assert_eq!(
+        out.evolution.unwrap().widened,
+        [("id".to_string(), "INT".to_string(), "BIGINT".to_string())]
+    );
     let t = LakeTable::open(&loc).await.unwrap();
-    assert_eq!(t.schema().unwrap().field_with_name("id").unwrap().data_type(), &DataType::Int64);
-    assert_eq!(rows(&t).await, ["1|1.5|null", "2|2.5|new", "5000000000|3.0|null"]);
+    assert_eq!(
+        t.schema()
+            .unwrap()
+            .field_with_name("id")
+            .unwrap()
+            .data_type(),
+        &DataType::Int64
+    );
+    assert_eq!(
+        rows(&t).await,
+        ["1|1.5|null", "2|2.5|new", "5000000000|3.0|null"]
+    );
 
     // An incompatible change is refused and the table stays as it was.
     let bad = batch(vec![("price", strs(&["cheap"]))]);
-    let err = t.write(stream(bad)).execute().await.unwrap_err().to_string();
-    assert!(err.contains("'price'") && err.contains("DOUBLE") && err.contains("VARCHAR"), "{err}");
+    let err = t
+        .write(stream(bad))
+        .execute()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("'price'") && err.contains("DOUBLE") && err.contains("VARCHAR"),
+        "{err}"
+    );
     let after = LakeTable::open(&loc).await.unwrap();
     assert_eq!(after.version(), t.version());
 }
@@ -115,11 +203,18 @@ async fn time_travel_restore_and_history() {
     t.delete().with_predicate("id = 1").execute().await.unwrap();
     let loc = t.location().to_string();
 
-    let v0 = LakeTable::open_at(&loc, TimeTravel::Version(0)).await.unwrap();
+    let v0 = LakeTable::open_at(&loc, TimeTravel::Version(0))
+        .await
+        .unwrap();
     assert_eq!(rows(&v0).await.len(), 3);
-    let at = LakeTable::open_at(&loc, TimeTravel::Timestamp(between)).await.unwrap();
+    let at = LakeTable::open_at(&loc, TimeTravel::Timestamp(between))
+        .await
+        .unwrap();
     assert_eq!(at.version(), 0);
-    let err = LakeTable::open_at(&loc, TimeTravel::Version(7)).await.unwrap_err().to_string();
+    let err = LakeTable::open_at(&loc, TimeTravel::Version(7))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("no version 7"), "{err}");
 
     let latest = LakeTable::open(&loc).await.unwrap();
@@ -129,24 +224,56 @@ async fn time_travel_restore_and_history() {
     let now = LakeTable::open(&loc).await.unwrap();
     assert_eq!(rows(&now).await, ["1|a|d1", "2|b|d1", "3|c|d2"]);
     let history = now.history(None).await.unwrap();
-    assert_eq!(history.iter().map(|c| c.version).collect::<Vec<_>>(), [2, 1, 0]);
+    assert_eq!(
+        history.iter().map(|c| c.version).collect::<Vec<_>>(),
+        [2, 1, 0]
+    );
     assert_eq!(history[0].operation, "RESTORE");
-    assert!(now.restore(5).execute().await.unwrap_err().to_string().contains("pick a version from 0 to 1"));
+    assert!(
+        now.restore(5)
+            .execute()
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("pick a version from 0 to 1")
+    );
 }
 
 #[tokio::test]
 async fn load_id_makes_writes_idempotent() {
     let dir = tempfile::tempdir().unwrap();
     let t = new_table(&dir, vec![]).await;
-    let b = || batch(vec![("id", ints(&[7])), ("name", strs(&["g"])), ("day", strs(&["d7"]))]);
-    let first = t.write(stream(b())).with_load_id(Some("load-1".into())).execute().await.unwrap();
+    let b = || {
+        batch(vec![
+            ("id", ints(&[7])),
+            ("name", strs(&["g"])),
+            ("day", strs(&["d7"])),
+        ])
+    };
+    let first = t
+        .write(stream(b()))
+        .with_load_id(Some("load-1".into()))
+        .execute()
+        .await
+        .unwrap();
     assert!(!first.skipped);
     let t = LakeTable::open(t.location()).await.unwrap();
     assert!(t.has_load("load-1").await.unwrap());
-    let second = t.write(stream(b())).with_load_id(Some("load-1".into())).execute().await.unwrap();
+    let second = t
+        .write(stream(b()))
+        .with_load_id(Some("load-1".into()))
+        .execute()
+        .await
+        .unwrap();
     assert!(second.skipped);
     let t = LakeTable::open(t.location()).await.unwrap();
     assert_eq!(rows(&t).await.len(), 4);
     let history = t.history(Some(1)).await.unwrap();
-    assert!(history[0].parameters.contains("\"basin.load_id\":\"load-1\""), "{}", history[0].parameters);
+    assert!(
+        history[0]
+            .parameters
+            .contains("\"basin.load_id\":\"load-1\""),
+        "{}",
+        history[0].parameters
+    );
 }

@@ -4,21 +4,63 @@ use crate::*;
 async fn insert_overwrite_update_delete() {
     let f = fixture().await;
     let e = &f.engine;
-    assert_eq!(rows(e, "INSERT INTO sales.orders (order_id, amount) VALUES (13, 1.25)").await, ["insert|1|2"]);
-    assert_eq!(rows(e, "SELECT order_id, customer_id, amount FROM sales.orders WHERE order_id = 13").await, ["13|null|1.25"]);
-    assert_eq!(rows(e, "UPDATE sales.orders SET amount = amount * 2 WHERE customer_id = 1").await, ["update|2|3"]);
-    assert_eq!(rows(e, "SELECT amount FROM sales.orders WHERE customer_id = 1 ORDER BY order_id").await, ["10.0", "15.0"]);
-    assert_eq!(rows(e, "DELETE FROM sales.orders WHERE amount < 2").await, ["delete|1|4"]);
+    assert_eq!(
+        rows(
+            e,
+            "INSERT INTO sales.orders (order_id, amount) VALUES (13, 1.25)"
+        )
+        .await,
+        ["insert|1|2"]
+    );
+    assert_eq!(
+        rows(
+            e,
+            "SELECT order_id, customer_id, amount FROM sales.orders WHERE order_id = 13"
+        )
+        .await,
+        ["13|null|1.25"]
+    );
+    assert_eq!(
+        rows(
+            e,
+            "UPDATE sales.orders SET amount = amount * 2 WHERE customer_id = 1"
+        )
+        .await,
+        ["update|2|3"]
+    );
+    assert_eq!(
+        rows(
+            e,
+            "SELECT amount FROM sales.orders WHERE customer_id = 1 ORDER BY order_id"
+        )
+        .await,
+        ["10.0", "15.0"]
+    );
+    assert_eq!(
+        rows(e, "DELETE FROM sales.orders WHERE amount < 2").await,
+        ["delete|1|4"]
+    );
     assert_eq!(rows(e, "SELECT count(*) FROM sales.orders").await, ["3"]);
     rows(e, "INSERT OVERWRITE TABLE sales.orders SELECT order_id + 100, customer_id, amount FROM sales.orders WHERE customer_id = 2").await;
     assert_eq!(rows(e, "SELECT order_id FROM sales.orders").await, ["112"]);
     let err = error(e, "INSERT INTO sales.orders VALUES (1, 2, 3.0, 4)").await;
-    assert!(err.contains("4 value(s) per row but 3 target column(s)"), "{err}");
-    let err = error(e, "INSERT INTO sales.orders (order_id, amont) VALUES (1, 2)").await;
+    assert!(
+        err.contains("4 value(s) per row but 3 target column(s)"),
+        "{err}"
+    );
+    let err = error(
+        e,
+        "INSERT INTO sales.orders (order_id, amont) VALUES (1, 2)",
+    )
+    .await;
     assert!(err.contains("did you mean 'amount'"), "{err}");
     let err = error(e, "INSERT INTO sales.orders VALUES ('x', 1, 1.0)").await;
     assert!(!err.is_empty());
-    assert_eq!(rows(e, "SELECT order_id FROM sales.orders").await, ["112"], "a failed insert changes nothing");
+    assert_eq!(
+        rows(e, "SELECT order_id FROM sales.orders").await,
+        ["112"],
+        "a failed insert changes nothing"
+    );
 }
 
 #[tokio::test]
@@ -38,7 +80,11 @@ async fn merge_into_updates_inserts_and_deletes() {
     .await;
     assert_eq!(out, ["merge|3|2"]);
     assert_eq!(
-        rows(e, "SELECT order_id, customer_id, amount FROM sales.orders ORDER BY order_id").await,
+        rows(
+            e,
+            "SELECT order_id, customer_id, amount FROM sales.orders ORDER BY order_id"
+        )
+        .await,
         ["10|1|5.0", "11|1|8.0", "14|3|9.0"]
     );
     // A subquery as the source.
@@ -48,7 +94,10 @@ async fn merge_into_updates_inserts_and_deletes() {
          WHEN MATCHED THEN UPDATE SET amount = s.amount",
     )
     .await;
-    assert_eq!(rows(e, "SELECT amount FROM sales.orders WHERE order_id = 10").await, ["50.0"]);
+    assert_eq!(
+        rows(e, "SELECT amount FROM sales.orders WHERE order_id = 10").await,
+        ["50.0"]
+    );
 }
 
 #[tokio::test]
@@ -56,17 +105,38 @@ async fn create_table_as_select_and_alter_table() {
     let f = fixture().await;
     let e = &f.engine;
     rows(e, "CREATE TABLE sales.big_orders AS SELECT order_id, amount FROM sales.orders WHERE amount > 6").await;
-    assert_eq!(rows(e, "SELECT order_id FROM sales.big_orders ORDER BY order_id").await, ["11", "12"]);
+    assert_eq!(
+        rows(e, "SELECT order_id FROM sales.big_orders ORDER BY order_id").await,
+        ["11", "12"]
+    );
     let err = error(e, "CREATE TABLE sales.big_orders AS SELECT 1 AS x").await;
     assert!(err.contains("already exists"), "{err}");
-    rows(e, "CREATE TABLE IF NOT EXISTS sales.big_orders AS SELECT 1 AS x").await;
+    rows(
+        e,
+        "CREATE TABLE IF NOT EXISTS sales.big_orders AS SELECT 1 AS x",
+    )
+    .await;
 
     rows(e, "ALTER TABLE sales.big_orders ADD COLUMN note VARCHAR").await;
-    assert_eq!(rows(e, "SELECT order_id, note FROM sales.big_orders ORDER BY order_id").await, ["11|null", "12|null"]);
-    rows(e, "INSERT INTO sales.big_orders VALUES (99, 1.0, 'hello')").await;
-    assert_eq!(rows(e, "SELECT note FROM sales.big_orders WHERE order_id = 99").await, ["hello"]);
     assert_eq!(
-        rows(e, "SELECT name, data_type FROM system.columns WHERE table_name = 'big_orders'").await,
+        rows(
+            e,
+            "SELECT order_id, note FROM sales.big_orders ORDER BY order_id"
+        )
+        .await,
+        ["11|null", "12|null"]
+    );
+    rows(e, "INSERT INTO sales.big_orders VALUES (99, 1.0, 'hello')").await;
+    assert_eq!(
+        rows(e, "SELECT note FROM sales.big_orders WHERE order_id = 99").await,
+        ["hello"]
+    );
+    assert_eq!(
+        rows(
+            e,
+            "SELECT name, data_type FROM system.columns WHERE table_name = 'big_orders'"
+        )
+        .await,
         ["order_id|BIGINT", "amount|DOUBLE", "note|VARCHAR"]
     );
     let err = error(e, "CREATE TABLE sales.bad AS SELECT 1 AS \"Bad Name\"").await;

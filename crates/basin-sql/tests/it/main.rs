@@ -3,7 +3,6 @@
 mod dml;
 mod query;
 
-
 use arrow::array::{Array, StringArray};
 use arrow::datatypes::DataType;
 use basin_catalog::{Catalog, Contract, NewDataset, NewHub};
@@ -18,11 +17,19 @@ pub struct Fixture {
 /// Hubs `main` and `us`; datasets `main.sales`, `main.crm`, `us.sales`; a few tables.
 pub async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let catalog = Catalog::open_sqlite(&dir.path().join("catalog.db")).await.unwrap();
+    let catalog = Catalog::open_sqlite(&dir.path().join("catalog.db"))
+        .await
+        .unwrap();
     for hub in ["main", "us"] {
-        let root = basin_lake::location_url(&dir.path().join("hubs").join(hub).display().to_string()).unwrap();
+        let root =
+            basin_lake::location_url(&dir.path().join("hubs").join(hub).display().to_string())
+                .unwrap();
         catalog
-            .create_hub(NewHub { name: Name::parse("hub", hub).unwrap(), storage_root: root.to_string(), description: String::new() })
+            .create_hub(NewHub {
+                name: Name::parse("hub", hub).unwrap(),
+                storage_root: root.to_string(),
+                description: String::new(),
+            })
             .await
             .unwrap();
     }
@@ -47,14 +54,20 @@ pub async fn fixture() -> Fixture {
         "INSERT INTO sales.orders VALUES (10, 1, 5.0), (11, 1, 7.5), (12, 2, 100.0)",
         "CREATE TABLE us.sales.orders AS SELECT 20 AS order_id, 2 AS customer_id, 42.0 AS amount",
     ] {
-        engine.execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        engine
+            .execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
     Fixture { _dir: dir, engine }
 }
 
 /// Rows as `a|b` text, in the order the query returns them.
 pub async fn rows(engine: &Engine, sql: &str) -> Vec<String> {
-    let out = engine.execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let out = engine
+        .execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
     let mut lines = Vec::new();
     for b in &out.batches {
         for r in 0..b.num_rows() {
@@ -66,7 +79,11 @@ pub async fn rows(engine: &Engine, sql: &str) -> Vec<String> {
                         return "null".to_string();
                     }
                     let c = arrow::compute::cast(c, &DataType::Utf8).unwrap();
-                    c.as_any().downcast_ref::<StringArray>().unwrap().value(r).to_string()
+                    c.as_any()
+                        .downcast_ref::<StringArray>()
+                        .unwrap()
+                        .value(r)
+                        .to_string()
                 })
                 .collect();
             lines.push(cells.join("|"));
@@ -81,4 +98,3 @@ pub async fn error(engine: &Engine, sql: &str) -> String {
         Err(e) => e.to_string(),
     }
 }
-

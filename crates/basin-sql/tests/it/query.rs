@@ -15,7 +15,11 @@ async fn joins_across_datasets_and_hubs() {
     )
     .await;
     assert_eq!(got, ["20|Grace"]);
-    let got = rows(&f.engine, "WITH big AS (SELECT * FROM sales.orders WHERE amount > 6) SELECT count(*) FROM big").await;
+    let got = rows(
+        &f.engine,
+        "WITH big AS (SELECT * FROM sales.orders WHERE amount > 6) SELECT count(*) FROM big",
+    )
+    .await;
     assert_eq!(got, ["2"]);
 }
 
@@ -26,10 +30,30 @@ async fn time_travel_by_version_and_timestamp() {
     std::thread::sleep(std::time::Duration::from_millis(20));
     let between = chrono::Utc::now().to_rfc3339();
     std::thread::sleep(std::time::Duration::from_millis(20));
-    f.engine.execute("DELETE FROM sales.orders WHERE order_id = 10").await.unwrap();
-    assert_eq!(rows(&f.engine, "SELECT count(*) FROM sales.orders").await, ["2"]);
-    assert_eq!(rows(&f.engine, "SELECT count(*) FROM sales.orders VERSION AS OF 1").await, ["3"]);
-    assert_eq!(rows(&f.engine, "SELECT count(*) FROM sales.orders VERSION AS OF 0").await, ["0"]);
+    f.engine
+        .execute("DELETE FROM sales.orders WHERE order_id = 10")
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&f.engine, "SELECT count(*) FROM sales.orders").await,
+        ["2"]
+    );
+    assert_eq!(
+        rows(
+            &f.engine,
+            "SELECT count(*) FROM sales.orders VERSION AS OF 1"
+        )
+        .await,
+        ["3"]
+    );
+    assert_eq!(
+        rows(
+            &f.engine,
+            "SELECT count(*) FROM sales.orders VERSION AS OF 0"
+        )
+        .await,
+        ["0"]
+    );
     let sql = format!("SELECT count(*) FROM sales.orders TIMESTAMP AS OF '{between}'");
     assert_eq!(rows(&f.engine, &sql).await, ["3"]);
     // Old and new versions of one table in one query.
@@ -41,21 +65,40 @@ async fn time_travel_by_version_and_timestamp() {
     assert_eq!(got, ["10"]);
     let err = error(&f.engine, "SELECT * FROM sales.orders VERSION AS OF 99").await;
     assert!(err.contains("no version 99"), "{err}");
-    let err = error(&f.engine, "SELECT * FROM sales.orders TIMESTAMP AS OF 'yesterday'").await;
+    let err = error(
+        &f.engine,
+        "SELECT * FROM sales.orders TIMESTAMP AS OF 'yesterday'",
+    )
+    .await;
     assert!(err.contains("cannot read 'yesterday' as a time"), "{err}");
 }
 
 #[tokio::test]
 async fn system_tables_describe_the_catalog() {
     let f = fixture().await;
-    assert_eq!(rows(&f.engine, "SELECT name FROM system.hubs ORDER BY name").await, ["main", "us"]);
     assert_eq!(
-        rows(&f.engine, "SELECT hub, name, layer FROM system.datasets ORDER BY hub, name").await,
+        rows(&f.engine, "SELECT name FROM system.hubs ORDER BY name").await,
+        ["main", "us"]
+    );
+    assert_eq!(
+        rows(
+            &f.engine,
+            "SELECT hub, name, layer FROM system.datasets ORDER BY hub, name"
+        )
+        .await,
         ["main|crm|source", "main|sales|source", "us|sales|source"]
     );
     assert_eq!(
-        rows(&f.engine, "SELECT hub, dataset, name, primary_key FROM system.tables ORDER BY hub, dataset, name").await,
-        ["main|crm|customers|", "main|sales|orders|order_id", "us|sales|orders|"]
+        rows(
+            &f.engine,
+            "SELECT hub, dataset, name, primary_key FROM system.tables ORDER BY hub, dataset, name"
+        )
+        .await,
+        [
+            "main|crm|customers|",
+            "main|sales|orders|order_id",
+            "us|sales|orders|"
+        ]
     );
     assert_eq!(
         rows(&f.engine, "SELECT ordinal, name, data_type FROM system.columns WHERE dataset = 'sales' AND hub = 'main'").await,
@@ -72,19 +115,36 @@ async fn system_tables_describe_the_catalog() {
 #[tokio::test]
 async fn explain_shows_a_plan() {
     let f = fixture().await;
-    let plan = rows(&f.engine, "EXPLAIN SELECT order_id FROM sales.orders WHERE amount > 10").await.join("\n");
-    assert!(plan.contains("logical_plan") && plan.contains("amount"), "{plan}");
+    let plan = rows(
+        &f.engine,
+        "EXPLAIN SELECT order_id FROM sales.orders WHERE amount > 10",
+    )
+    .await
+    .join("\n");
+    assert!(
+        plan.contains("logical_plan") && plan.contains("amount"),
+        "{plan}"
+    );
 }
 
 #[tokio::test]
 async fn unknown_names_are_named_with_a_suggestion() {
     let f = fixture().await;
     let err = error(&f.engine, "SELECT * FROM sales.ordres").await;
-    assert_eq!(err, "table 'main.sales.ordres' not found; did you mean 'main.sales.orders'?");
+    assert_eq!(
+        err,
+        "table 'main.sales.ordres' not found; did you mean 'main.sales.orders'?"
+    );
     let err = error(&f.engine, "SELECT * FROM sale.orders").await;
-    assert_eq!(err, "dataset 'main.sale' not found; did you mean 'main.sales'?");
+    assert_eq!(
+        err,
+        "dataset 'main.sale' not found; did you mean 'main.sales'?"
+    );
     let err = error(&f.engine, "SELECT amout FROM sales.orders").await;
-    assert!(err.starts_with("column 'amout' not found; did you mean 'amount'?"), "{err}");
+    assert!(
+        err.starts_with("column 'amout' not found; did you mean 'amount'?"),
+        "{err}"
+    );
     let err = error(&f.engine, "SELECT * FROM system.tabels").await;
     assert!(err.contains("did you mean 'system.tables'"), "{err}");
     let err = error(&f.engine, "SELECT * FROM orders").await;
