@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use basin_catalog::{Catalog, Column, NewTable, Table};
+use basin_catalog::{Catalog, Column, NewTable};
 use basin_core::TableRef;
 use basin_lake::{LakeTable, MergeTable, WriteMode, WriteTable};
 use datafusion::error::DataFusionError;
@@ -98,7 +98,7 @@ pub async fn load(
         .sum();
     progress.total_bytes.store(total, Ordering::Relaxed);
     let existing = catalog.table(&table_ref).await?;
-    let dataset = catalog.require_dataset(&table_ref.dataset_ref()).await?;
+    catalog.require_dataset(&table_ref.dataset_ref()).await?;
     let mut report = LoadReport {
         table: table_ref.to_string(),
         version: 0,
@@ -250,7 +250,6 @@ pub async fn load(
         }
         None => catalog.sync_columns(&table_ref, &columns).await?,
     }
-    let _ = dataset;
     report.version = outcome.version;
     report.rows = progress.rows.load(Ordering::Relaxed);
     report.bad_rows = progress.bad_rows.load(Ordering::Relaxed);
@@ -457,8 +456,7 @@ impl Quarantine {
                     .with_operation("quarantine")
                     .execute()
                     .await?;
-                let t: Table = self
-                    .catalog
+                self.catalog
                     .create_table(NewTable {
                         table: self.table.clone(),
                         location: self.location.clone(),
@@ -468,7 +466,6 @@ impl Quarantine {
                         columns: catalog_columns(&Self::schema()),
                     })
                     .await?;
-                let _ = t;
             }
         }
         Ok(())

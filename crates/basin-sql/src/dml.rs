@@ -43,17 +43,15 @@ pub(crate) async fn run(engine: &Engine, statement: Statement) -> Result<QueryOu
                     "UPDATE … FROM / RETURNING is not supported; use MERGE INTO".into(),
                 ));
             }
-            let (table, entry) = target(engine, &update.table).await?;
+            let entry = target(engine, &update.table).await?;
             let mut op = LakeTable::open(&entry.location).await?.update();
             if let Some(p) = update.selection {
                 op = op.with_predicate(unqualified(p).to_string());
             }
-            for a in update.assignments {
-                let (column, value) = assignment(a)?;
+            for (column, value) in assignments(update.assignments, true)? {
                 op = op.set(column, value);
             }
             let (version, rows) = op.execute().await?;
-            let _ = table;
             QueryOutput::write_summary("update", rows, version)
         }
         Statement::Delete(delete) => {
@@ -70,7 +68,7 @@ pub(crate) async fn run(engine: &Engine, statement: Statement) -> Result<QueryOu
                     "DELETE from several tables is not supported".into(),
                 ));
             };
-            let (_, entry) = target(engine, from).await?;
+            let entry = target(engine, from).await?;
             let mut op = LakeTable::open(&entry.location).await?.delete();
             if let Some(p) = delete.selection {
                 op = op.with_predicate(unqualified(p).to_string());
@@ -233,7 +231,7 @@ async fn merge_into(
         let lake_clause = match (clause.clause_kind, clause.action) {
             (MergeClauseKind::Matched, MergeAction::Update(u)) => MergeClause::MatchedUpdate {
                 predicate,
-                set: assignments(u.assignments)?,
+                set: assignments(u.assignments, false)?,
             },
             (MergeClauseKind::Matched, MergeAction::Delete { .. }) => {
                 MergeClause::MatchedDelete { predicate }
@@ -273,7 +271,7 @@ async fn merge_into(
             (MergeClauseKind::NotMatchedBySource, MergeAction::Update(u)) => {
                 MergeClause::NotMatchedBySourceUpdate {
                     predicate,
-                    set: assignments(u.assignments)?,
+                    set: assignments(u.assignments, false)?,
                 }
             }
             (MergeClauseKind::NotMatchedBySource, MergeAction::Delete { .. }) => {
@@ -428,10 +426,7 @@ async fn sync_columns(engine: &Engine, table: &TableRef, location: &str) -> Resu
     Ok(())
 }
 
-async fn target(
-    engine: &Engine,
-    from: &TableWithJoins,
-) -> Result<(TableRef, basin_catalog::Table)> {
+async fn target(engine: &Engine, from: &TableWithJoins) -> Result<basin_catalog::Table> {
     let TableFactor::Table { name, .. } = &from.relation else {
         return Err(SqlError::Unsupported(
             "the target of UPDATE / DELETE must be a table".into(),
@@ -442,26 +437,22 @@ async fn target(
             "UPDATE / DELETE with joins is not supported; use MERGE INTO".into(),
         ));
     }
-    let table = table_ref_of(name)?;
-    let entry = engine.catalog().require_table(&table).await?;
-    Ok((table, entry))
+    Ok(engine.catalog().require_table(&table_ref_of(name)?).await?)
 }
 
-fn assignment(a: Assignment) -> Result<(String, String)> {
-    match a.target {
-        AssignmentTarget::ColumnName(name) => {
-            Ok((last_ident(&name), unqualified(a.value).to_string()))
-        }
-        AssignmentTarget::Tuple(_) => Err(SqlError::Unsupported(
-            "SET (a, b) = … is not supported; set each column".into(),
-        )),
-    }
-}
-
-fn assignments(list: Vec<Assignment>) -> Result<Vec<(String, String)>> {
+/// `SET column = value` pairs as text. An UPDATE's values lose their table qualifiers (they run
+/// against the one target table); a MERGE's keep them (they name the target or the source).
+fn assignments(list: Vec<Assignment>, strip_qualifiers: bool) -> Result<Vec<(String, String)>> {
     list.into_iter()
         .map(|a| match a.target {
-            AssignmentTarget::ColumnName(name) => Ok((last_ident(&name), a.value.to_string())),
+            AssignmentTarget::ColumnName(name) => {
+                let value = if strip_qualifiers {
+                    unqualified(a.value)
+                } else {
+                    a.value
+                };
+                Ok((last_ident(&name), value.to_string()))
+            }
             AssignmentTarget::Tuple(_) => Err(SqlError::Unsupported(
                 "SET (a, b) = … is not supported; set each column".into(),
             )),

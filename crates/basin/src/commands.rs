@@ -294,7 +294,7 @@ async fn ingest(
         key: args.key,
         partition_by: args.partition_by,
         max_bad_rows: args.max_bad_rows,
-        load_id: args.load_id,
+        load_id: args.load_id.clone(),
     };
     let progress = Arc::new(Progress::default());
     let bar = show_progress.then(|| tokio::spawn(progress_bar(progress.clone())));
@@ -307,7 +307,9 @@ async fn ingest(
     if report.skipped {
         eprintln!(
             "Load '{}' was committed before; nothing to do ({} is at version {}).",
-            "id", report.table, report.version
+            args.load_id.as_deref().unwrap_or_default(),
+            report.table,
+            report.version
         );
     } else {
         eprintln!(

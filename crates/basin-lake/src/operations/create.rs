@@ -8,7 +8,7 @@ use deltalake::protocol::SaveMode;
 
 use crate::error::Context;
 use crate::types::storable_schema;
-use crate::{LakeError, LakeTable, Result, location_url};
+use crate::{LakeError, LakeTable, Result};
 
 /// Creates an empty Delta table (version 0) with a schema and partition columns.
 pub struct CreateTable {
@@ -56,37 +56,7 @@ impl CreateTable {
                 "a table needs at least one column".into(),
             ));
         }
-        for p in &self.partition_columns {
-            if self.schema.field_with_name(p).is_err() {
-                return Err(LakeError::UnknownColumn {
-                    column: p.clone(),
-                    context: "the table's columns (partition columns must be columns of the data)"
-                        .into(),
-                    suggestion: basin_core::closest(
-                        p,
-                        self.schema.fields().iter().map(|f| f.name().as_str()),
-                    )
-                    .map(str::to_string),
-                });
-            }
-        }
-        if self.partition_columns.len() == self.schema.fields().len() {
-            return Err(LakeError::InvalidInput(
-                "every column is a partition column; a table needs at least one column that is not"
-                    .into(),
-            ));
-        }
-        let url = location_url(&self.location)?;
-        if url.scheme() == "file" {
-            if let Ok(path) = url.to_file_path() {
-                std::fs::create_dir_all(&path).map_err(|e| {
-                    LakeError::InvalidInput(format!(
-                        "cannot create table directory {}: {e}",
-                        path.display()
-                    ))
-                })?;
-            }
-        }
+        let url = super::prepare_new_table(&self.location, &self.schema, &self.partition_columns)?;
         let kernel: StructType = self
             .schema
             .as_ref()

@@ -36,3 +36,44 @@ pub(crate) fn session_for(table: &LakeTable) -> SessionContext {
     let _ = table.delta.update_datafusion_session(&ctx.state());
     ctx
 }
+
+/// Checks what a new table at `location` with `schema` needs, creates its local directory, and
+/// returns its URL.
+pub(crate) fn prepare_new_table(
+    location: &str,
+    schema: &arrow::datatypes::Schema,
+    partition_columns: &[String],
+) -> crate::Result<url::Url> {
+    use crate::LakeError;
+    for p in partition_columns {
+        if schema.field_with_name(p).is_err() {
+            return Err(LakeError::UnknownColumn {
+                column: p.clone(),
+                context: "the data (partition columns must be columns of the data)".into(),
+                suggestion: basin_core::closest(
+                    p,
+                    schema.fields().iter().map(|f| f.name().as_str()),
+                )
+                .map(str::to_string),
+            });
+        }
+    }
+    if !partition_columns.is_empty() && partition_columns.len() == schema.fields().len() {
+        return Err(LakeError::InvalidInput(
+            "every column is a partition column; a table needs at least one column that is not"
+                .into(),
+        ));
+    }
+    let url = crate::location_url(location)?;
+    if url.scheme() == "file"
+        && let Ok(path) = url.to_file_path()
+    {
+        std::fs::create_dir_all(&path).map_err(|e| {
+            LakeError::InvalidInput(format!(
+                "cannot create table directory {}: {e}",
+                path.display()
+            ))
+        })?;
+    }
+    Ok(url)
+}

@@ -17,7 +17,7 @@ use crate::error::Context;
 use crate::evolution::{self, Evolution};
 use crate::stream::one_shot_table;
 use crate::types::storable_schema;
-use crate::{LakeError, LakeTable, Result, location_url};
+use crate::{LakeTable, Result};
 
 /// What a write does with the rows already in the table.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -73,34 +73,10 @@ impl WriteTable {
         partition_columns: Vec<String>,
         input: SendableRecordBatchStream,
     ) -> Result<Self> {
-        let url = location_url(location)?;
-        if url.scheme() == "file" {
-            if let Ok(path) = url.to_file_path() {
-                std::fs::create_dir_all(&path).map_err(|e| {
-                    LakeError::InvalidInput(format!(
-                        "cannot create table directory {}: {e}",
-                        path.display()
-                    ))
-                })?;
-            }
-        }
+        let url = super::prepare_new_table(location, &input.schema(), &partition_columns)?;
         let delta = DeltaTableBuilder::from_url(url)
             .and_then(|b| b.build())
             .ctx(|| format!("preparing table at {location}"))?;
-        let schema = input.schema();
-        for p in &partition_columns {
-            if schema.field_with_name(p).is_err() {
-                return Err(LakeError::UnknownColumn {
-                    column: p.clone(),
-                    context: "the data (partition columns must be columns of the data)".into(),
-                    suggestion: basin_core::closest(
-                        p,
-                        schema.fields().iter().map(|f| f.name().as_str()),
-                    )
-                    .map(str::to_string),
-                });
-            }
-        }
         let mut write = WriteTable::new(LakeTable::from_delta(delta, location), input);
         write.new_partition_columns = Some(partition_columns);
         Ok(write)

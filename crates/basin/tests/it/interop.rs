@@ -21,7 +21,7 @@ fn python_deltalake_reads_what_basin_wrote() {
     python_reader_available();
     let b = Basin::new();
     b.ok(&["dataset", "create", "raw", "--layer", "source"]);
-    let csv = b.file(
+    b.file(
         "in/day=2024-01-01/a.csv",
         "id,name,amount,at\n1,Ada,1.5,2024-01-01 10:00:00\n2,Grace,,2024-01-01T11:00:00Z\n",
     );
@@ -34,7 +34,6 @@ fn python_deltalake_reads_what_basin_wrote() {
     ]);
     b.ok(&["sql", "INSERT INTO raw.people VALUES (3, 'Alan', 3.25, TIMESTAMP '2024-01-02 00:00:00', DATE '2024-01-02')"]);
     b.ok(&["sql", "UPDATE raw.people SET amount = 2.0 WHERE id = 2"]);
-    let _ = csv;
     let location =
         b.json("SELECT location FROM system.tables WHERE name = 'people'")[0]["location"]
             .as_str()
