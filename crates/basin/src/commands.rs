@@ -206,22 +206,15 @@ async fn table(g: &Global, catalog: &Catalog, cmd: TableCommand) -> anyhow::Resu
             println!("location:    {}", t.location);
             println!("version:     {}", lake.version());
             println!("files:       {}", lake.file_count()?);
-            println!(
-                "primary key: {}",
-                if t.primary_key.is_empty() {
-                    "-".into()
+            let list = |l: &[String]| {
+                if l.is_empty() {
+                    "-".to_string()
                 } else {
-                    t.primary_key.join(", ")
+                    l.join(", ")
                 }
-            );
-            println!(
-                "partitions:  {}",
-                if t.partition_columns.is_empty() {
-                    "-".into()
-                } else {
-                    t.partition_columns.join(", ")
-                }
-            );
+            };
+            println!("primary key: {}", list(&t.primary_key));
+            println!("partitions:  {}", list(&t.partition_columns));
             sql(g, catalog, &format!(
                 "SELECT ordinal, name, data_type, nullable, description, tags FROM system.columns WHERE hub = '{}' AND dataset = '{}' AND table_name = '{}' ORDER BY ordinal",
                 t.hub, t.dataset, t.name

@@ -181,7 +181,16 @@ impl MergeTable {
             .map(|f| f.name().clone())
             .collect();
         let (t, s) = (self.target_alias.clone(), self.source_alias.clone());
-        let all_from_source = |c: &String| (format!("\"{c}\""), format!("{s}.\"{c}\"")); // every source column, by name
+        // No assignments given: every source column, by name.
+        let or_every_source_column = |pairs: Vec<(String, String)>| {
+            if !pairs.is_empty() {
+                return pairs;
+            }
+            let every = source_columns
+                .iter()
+                .map(|c| (format!("\"{c}\""), format!("{s}.\"{c}\"")));
+            every.collect::<Vec<_>>()
+        };
 
         let ctx = super::session_for(&table);
         let mut builder = table
@@ -200,11 +209,7 @@ impl MergeTable {
         for clause in self.clauses {
             builder = match clause {
                 MergeClause::MatchedUpdate { predicate, set } => {
-                    let set = if set.is_empty() {
-                        source_columns.iter().map(all_from_source).collect()
-                    } else {
-                        set
-                    };
+                    let set = or_every_source_column(set);
                     builder.when_matched_update(|u| {
                         assignments(
                             u,
@@ -222,11 +227,7 @@ impl MergeTable {
                     })
                 }
                 MergeClause::NotMatchedInsert { predicate, values } => {
-                    let values = if values.is_empty() {
-                        source_columns.iter().map(all_from_source).collect()
-                    } else {
-                        values
-                    };
+                    let values = or_every_source_column(values);
                     builder.when_not_matched_insert(|i| {
                         assignments(
                             i,
