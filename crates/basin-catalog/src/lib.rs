@@ -1,8 +1,9 @@
-//! Basin's metadata store: hubs, datasets, tables and their columns.
+//! Basin's metadata store: hubs, datasets, tables and their columns, and the access model.
 //!
 //! One code path serves SQLite (the embedded default, `<data-dir>/catalog.db` in WAL mode) and
 //! PostgreSQL (`postgres://…`, for several nodes), through sqlx's `Any` driver and portable SQL.
 
+pub mod access;
 mod error;
 mod migrate;
 mod model;

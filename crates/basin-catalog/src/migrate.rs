@@ -5,8 +5,10 @@ use sqlx::AnyPool;
 use crate::Result;
 use crate::error::DbContext;
 
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "core", include_str!("../migrations/0001_core.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "core", include_str!("../migrations/0001_core.sql")),
+    (2, "access", include_str!("../migrations/0002_access.sql")),
+];
 
 /// Applies every migration that the database has not seen yet, each in its own transaction.
 pub(crate) async fn run(pool: &AnyPool) -> Result<()> {

@@ -91,6 +91,8 @@ pub struct Table {
     pub description: String,
     pub primary_key: Vec<String>,
     pub partition_columns: Vec<String>,
+    /// Tags of the table (`key` or `key=value`), inherited by its columns.
+    pub tags: Vec<String>,
     pub columns: Vec<Column>,
     pub created_at: String,
     pub updated_at: String,

@@ -18,7 +18,7 @@ macro_rules! dataset_select {
 
 macro_rules! table_select {
     () => {
-        "SELECT hub, dataset, name, location, description, primary_key, partition_columns, created_at, updated_at FROM tables"
+        "SELECT hub, dataset, name, location, description, primary_key, partition_columns, tags, created_at, updated_at FROM tables"
     };
 }
 
@@ -31,7 +31,8 @@ macro_rules! column_select {
 /// Handle on the metadata store. Cheap to clone (a connection pool).
 #[derive(Clone, Debug)]
 pub struct Catalog {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
+    pub(crate) access: crate::access::AccessCache,
 }
 
 impl Catalog {
@@ -63,7 +64,10 @@ impl Catalog {
             .await
             .ctx(|| format!("connecting to {}", redact(url)))?;
         migrate::run(&pool).await?;
-        Ok(Catalog { pool })
+        Ok(Catalog {
+            pool,
+            access: Default::default(),
+        })
     }
 
     /// Opens (creating if needed) the SQLite catalog file at `path`.
@@ -461,7 +465,7 @@ async fn insert_columns(
     Ok(())
 }
 
-fn get<T>(row: &AnyRow, column: &str) -> Result<T>
+pub(crate) fn get<T>(row: &AnyRow, column: &str) -> Result<T>
 where
     T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
 {
@@ -506,6 +510,7 @@ fn table_from_row(r: &AnyRow) -> Result<Table> {
         description: get(r, "description")?,
         primary_key: from_json(&get::<String>(r, "primary_key")?)?,
         partition_columns: from_json(&get::<String>(r, "partition_columns")?)?,
+        tags: from_json(&get::<String>(r, "tags")?)?,
         columns: Vec::new(),
         created_at: get(r, "created_at")?,
         updated_at: get(r, "updated_at")?,
@@ -523,7 +528,7 @@ fn column_from_row(r: &AnyRow) -> Result<Column> {
 }
 
 /// Tags are `key` or `key=value`, where the key follows the identifier rule.
-fn normalize_tags(tags: &[String]) -> Result<Vec<String>> {
+pub(crate) fn normalize_tags(tags: &[String]) -> Result<Vec<String>> {
     let mut out = Vec::with_capacity(tags.len());
     for tag in tags {
         let key = tag.split_once('=').map_or(tag.as_str(), |(k, _)| k);
@@ -535,20 +540,20 @@ fn normalize_tags(tags: &[String]) -> Result<Vec<String>> {
     Ok(out)
 }
 
-fn to_json(v: &[String]) -> String {
+pub(crate) fn to_json(v: &[String]) -> String {
     serde_json::to_string(v).expect("a list of strings always serializes")
 }
 
-fn from_json(s: &str) -> Result<Vec<String>> {
+pub(crate) fn from_json(s: &str) -> Result<Vec<String>> {
     serde_json::from_str(s)
         .map_err(|e| CatalogError::BadValue(format!("corrupt list in catalog: {e}")))
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn not_found<'a>(
+pub(crate) fn not_found<'a>(
     kind: &'static str,
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
@@ -560,7 +565,7 @@ fn not_found<'a>(
     }
 }
 
-fn unique_violation(e: sqlx::Error, kind: &'static str, name: &str) -> CatalogError {
+pub(crate) fn unique_violation(e: sqlx::Error, kind: &'static str, name: &str) -> CatalogError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => CatalogError::AlreadyExists {
             kind,

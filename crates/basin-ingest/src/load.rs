@@ -45,6 +45,8 @@ pub struct LoadRequest {
     pub max_bad_rows: u64,
     /// Makes the load idempotent: a second load with this id adds nothing.
     pub load_id: Option<String>,
+    /// Keys for tables with PII columns, which are encrypted before they are written.
+    pub keystore: Option<basin_lake::Keystore>,
 }
 
 /// Live counters of a running load, for progress bars.
@@ -171,7 +173,7 @@ pub async fn load(
         },
     };
     let failure = reader.failure.clone();
-    let stream = reader.spawn();
+    let stream = encrypt_pii(existing.as_ref(), req.keystore.as_ref(), reader.spawn())?;
 
     let written = match (&lake, &req.mode) {
         (None, _) => {
@@ -570,3 +572,32 @@ impl Reader {
 }
 
 const STOP: &str = "basin: enough bad rows seen";
+
+/// Encrypts the PII columns of an existing table's rows before they are written.
+fn encrypt_pii(
+    table: Option<&basin_catalog::Table>,
+    keystore: Option<&basin_lake::Keystore>,
+    stream: SendableRecordBatchStream,
+) -> Result<SendableRecordBatchStream> {
+    let Some(table) = table else {
+        return Ok(stream);
+    };
+    let pii: Vec<String> = table
+        .columns
+        .iter()
+        .filter(|c| basin_catalog::access::is_pii(&c.tags))
+        .map(|c| c.name.clone())
+        .collect();
+    if pii.is_empty() {
+        return Ok(stream);
+    }
+    let keystore = keystore.ok_or_else(|| {
+        IngestError::Input(format!(
+            "table '{}' has encrypted (PII) columns ({}): the load needs the keystore",
+            table.table_ref(),
+            pii.join(", ")
+        ))
+    })?;
+    let key = keystore.hub_key(&table.hub)?;
+    Ok(basin_lake::crypto::encrypt_stream(stream, key, pii))
+}

@@ -14,9 +14,12 @@ use datafusion::sql::sqlparser::ast::{
     Statement, TableConstraint, TableFactor, TableObject, TableWithJoins, VisitMut, VisitorMut,
 };
 
+use crate::access;
 use crate::engine::{Engine, QueryOutput, parse};
+use crate::principal_sql::bind_principal;
 use crate::resolve::table_ref_of;
 use crate::{Result, SqlError};
+use basin_catalog::access::{Grant, Privilege, Securable, TablePolicy, is_pii};
 
 pub(crate) async fn run(engine: &Engine, statement: Statement) -> Result<QueryOutput> {
     match statement {
@@ -43,12 +46,21 @@ pub(crate) async fn run(engine: &Engine, statement: Statement) -> Result<QueryOu
                     "UPDATE … FROM / RETURNING is not supported; use MERGE INTO".into(),
                 ));
             }
-            let entry = target(engine, &update.table).await?;
+            let (entry, policy) = target(engine, &update.table).await?;
             let mut op = LakeTable::open(&entry.location).await?.update();
-            if let Some(p) = update.selection {
-                op = op.with_predicate(unqualified(p).to_string());
+            let set = assignments(update.assignments, true)?;
+            let mut used: Vec<String> = set.iter().map(|(c, _)| c.clone()).collect();
+            for (_, value) in &set {
+                used.extend(columns_in(&parse_expr(value)?));
             }
-            for (column, value) in assignments(update.assignments, true)? {
+            if let Some(p) = &update.selection {
+                used.extend(columns_in(p));
+            }
+            check_usable(&entry, &policy, &used)?;
+            if let Some(p) = governed_predicate(engine, &policy, update.selection)? {
+                op = op.with_predicate(p);
+            }
+            for (column, value) in set {
                 op = op.set(column, value);
             }
             let (version, rows) = op.execute().await?;
@@ -68,10 +80,13 @@ pub(crate) async fn run(engine: &Engine, statement: Statement) -> Result<QueryOu
                     "DELETE from several tables is not supported".into(),
                 ));
             };
-            let entry = target(engine, from).await?;
+            let (entry, policy) = target(engine, from).await?;
             let mut op = LakeTable::open(&entry.location).await?.delete();
-            if let Some(p) = delete.selection {
-                op = op.with_predicate(unqualified(p).to_string());
+            if let Some(p) = &delete.selection {
+                check_usable(&entry, &policy, &columns_in(p))?;
+            }
+            if let Some(p) = governed_predicate(engine, &policy, delete.selection)? {
+                op = op.with_predicate(p);
             }
             let (version, rows) = op.execute().await?;
             QueryOutput::write_summary("delete", rows, version)
@@ -80,7 +95,8 @@ pub(crate) async fn run(engine: &Engine, statement: Statement) -> Result<QueryOu
         Statement::CreateTable(create) => create_table(engine, create).await,
         Statement::AlterTable(alter) => {
             let table = table_ref_of(&alter.name)?;
-            let entry = engine.catalog().require_table(&table).await?;
+            let (entry, policy) = access::table_policy(engine, &table).await?;
+            access::require(&policy, Privilege::Manage, &table)?;
             let mut op: AddColumns = LakeTable::open(&entry.location).await?.add_columns();
             for operation in alter.operations {
                 let AlterTableOperation::AddColumn { column_def, .. } = operation else {
@@ -121,7 +137,14 @@ async fn insert_into(
     overwrite: bool,
 ) -> Result<QueryOutput> {
     let table = table_ref_of(name)?;
-    let entry = engine.catalog().require_table(&table).await?;
+    let (entry, policy) = access::table_policy(engine, &table).await?;
+    access::require(&policy, Privilege::Modify, &table)?;
+    if columns.is_empty() && !policy.all_columns {
+        return Err(SqlError::Invalid(format!(
+            "INSERT into '{table}' must name its columns: INSERT INTO {table} (a, b) …"
+        )));
+    }
+    check_visible(&entry, &policy, columns)?;
     let lake = LakeTable::open(&entry.location).await?;
     let schema = lake.schema()?;
     let df = engine.plan(Statement::Query(Box::new(source))).await?;
@@ -161,8 +184,9 @@ async fn insert_into(
     } else {
         WriteMode::Append
     };
+    let input = encrypt_pii(engine, &entry, df.execute_stream().await?)?;
     let outcome = lake
-        .write(df.execute_stream().await?)
+        .write(input)
         .with_mode(mode)
         .with_operation(if overwrite {
             "insert overwrite"
@@ -192,7 +216,19 @@ async fn merge_into(
         ));
     };
     let table = table_ref_of(name)?;
-    let entry = engine.catalog().require_table(&table).await?;
+    let (entry, policy) = access::table_policy(engine, &table).await?;
+    access::require(&policy, Privilege::Modify, &table)?;
+    if !policy.all_columns
+        || policy.row_filter.is_some()
+        || policy
+            .columns
+            .iter()
+            .any(|c| c.mask.is_some() || (c.pii && !policy.unmask))
+    {
+        return Err(SqlError::Denied(format!(
+            "permission denied: MERGE INTO '{table}' needs a view of all its rows and columns in clear; use INSERT, UPDATE or DELETE"
+        )));
+    }
     let lake = LakeTable::open(&entry.location).await?;
     let target_alias = alias
         .as_ref()
@@ -216,7 +252,11 @@ async fn merge_into(
         }
     };
     let source_sql = format!("SELECT * FROM {source}");
-    let source_df: DataFrame = engine.plan(parse(&source_sql)?.remove(0)).await?;
+    let source_df: DataFrame = encrypt_pii_columns(
+        engine,
+        &entry,
+        engine.plan(parse(&source_sql)?.remove(0)).await?,
+    )?;
     let table_columns: Vec<String> = lake
         .schema()?
         .fields()
@@ -311,10 +351,19 @@ async fn create_table(engine: &Engine, create: SqlCreateTable) -> Result<QueryOu
         }
         .into());
     }
-    engine
+    let dataset = engine
         .catalog()
         .require_dataset(&table.dataset_ref())
         .await?;
+    if let Some(p) = engine.principal() {
+        let snapshot = engine.catalog().access_snapshot().await?;
+        if !snapshot.allows_on_dataset(p, Privilege::Create, &dataset) {
+            return Err(SqlError::Denied(format!(
+                "permission denied: you need CREATE on dataset '{}' to create tables in it",
+                table.dataset_ref()
+            )));
+        }
+    }
     let hub = engine.catalog().require_hub(table.hub.as_str()).await?;
     let location = format!(
         "{}/{}/{}",
@@ -381,6 +430,21 @@ async fn create_table(engine: &Engine, create: SqlCreateTable) -> Result<QueryOu
             columns: columns_of(&lake)?,
         })
         .await?;
+    if let Some(p) = engine.principal() {
+        for privilege in [Privilege::Select, Privilege::Modify, Privilege::Manage] {
+            engine
+                .catalog()
+                .grant(&Grant {
+                    grantee: p.name.clone(),
+                    privilege,
+                    object: Securable::table(&table),
+                    column: None,
+                    granted_by: p.name.clone(),
+                    granted_at: String::new(),
+                })
+                .await?;
+        }
+    }
     QueryOutput::write_summary("create table", rows, version)
 }
 
@@ -426,7 +490,10 @@ async fn sync_columns(engine: &Engine, table: &TableRef, location: &str) -> Resu
     Ok(())
 }
 
-async fn target(engine: &Engine, from: &TableWithJoins) -> Result<basin_catalog::Table> {
+async fn target(
+    engine: &Engine,
+    from: &TableWithJoins,
+) -> Result<(basin_catalog::Table, TablePolicy)> {
     let TableFactor::Table { name, .. } = &from.relation else {
         return Err(SqlError::Unsupported(
             "the target of UPDATE / DELETE must be a table".into(),
@@ -437,7 +504,149 @@ async fn target(engine: &Engine, from: &TableWithJoins) -> Result<basin_catalog:
             "UPDATE / DELETE with joins is not supported; use MERGE INTO".into(),
         ));
     }
-    Ok(engine.catalog().require_table(&table_ref_of(name)?).await?)
+    let table = table_ref_of(name)?;
+    let (entry, policy) = access::table_policy(engine, &table).await?;
+    access::require(&policy, Privilege::Modify, &table)?;
+    Ok((entry, policy))
+}
+
+/// The predicate of an UPDATE or DELETE, confined to the rows the principal may see.
+fn governed_predicate(
+    engine: &Engine,
+    policy: &TablePolicy,
+    selection: Option<Expr>,
+) -> Result<Option<String>> {
+    let user = selection.map(|p| unqualified(p).to_string());
+    let filter = policy
+        .row_filter
+        .as_deref()
+        .map(|f| bind_principal(f, engine.principal()))
+        .transpose()?;
+    Ok(match (filter, user) {
+        (Some(f), Some(u)) => Some(format!("({f}) AND ({u})")),
+        (Some(f), None) => Some(f),
+        (None, u) => u,
+    })
+}
+
+/// Fails when a column is not visible to the principal (as if it did not exist).
+fn check_visible(
+    entry: &basin_catalog::Table,
+    policy: &TablePolicy,
+    columns: &[String],
+) -> Result<()> {
+    for c in columns {
+        if !policy.columns.iter().any(|p| &p.name == c) {
+            return Err(SqlError::NotFound {
+                kind: "column",
+                name: format!("{}.{c}", entry.table_ref()),
+                suggestion: basin_core::closest(c, policy.columns.iter().map(|p| p.name.as_str()))
+                    .map(str::to_string),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Fails when an UPDATE or DELETE would read a column the principal may not see in clear: the
+/// number of rows changed would reveal its values.
+fn check_usable(
+    entry: &basin_catalog::Table,
+    policy: &TablePolicy,
+    columns: &[String],
+) -> Result<()> {
+    check_visible(entry, policy, columns)?;
+    for c in columns {
+        if let Some(p) = policy.columns.iter().find(|p| &p.name == c)
+            && (p.mask.is_some() || p.pii)
+        {
+            return Err(SqlError::Denied(format!(
+                "column '{c}' is protected (masked or encrypted): UPDATE and DELETE cannot use it; use MERGE INTO with UNMASK"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The column names an expression reads.
+fn columns_in(expr: &Expr) -> Vec<String> {
+    struct Collect(Vec<String>);
+    impl datafusion::sql::sqlparser::ast::Visitor for Collect {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            match expr {
+                Expr::Identifier(i) => self.0.push(ident_name(i)),
+                Expr::CompoundIdentifier(parts) => {
+                    if let Some(last) = parts.last() {
+                        self.0.push(ident_name(last));
+                    }
+                }
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut c = Collect(Vec::new());
+    let _ = datafusion::sql::sqlparser::ast::Visit::visit(expr, &mut c);
+    c.0
+}
+
+fn parse_expr(sql: &str) -> Result<Expr> {
+    datafusion::sql::sqlparser::parser::Parser::new(&crate::dialect::BasinDialect)
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| SqlError::Parse(e.to_string()))
+}
+
+/// The names of a table's PII columns.
+fn pii_columns(entry: &basin_catalog::Table) -> Vec<String> {
+    entry
+        .columns
+        .iter()
+        .filter(|c| is_pii(&c.tags))
+        .map(|c| c.name.clone())
+        .collect()
+}
+
+/// Encrypts the PII columns of rows on their way into a table.
+fn encrypt_pii(
+    engine: &Engine,
+    entry: &basin_catalog::Table,
+    input: datafusion::execution::SendableRecordBatchStream,
+) -> Result<datafusion::execution::SendableRecordBatchStream> {
+    let columns = pii_columns(entry);
+    if columns.is_empty() {
+        return Ok(input);
+    }
+    let key = engine.hub_key(&entry.hub)?;
+    Ok(basin_lake::crypto::encrypt_stream(input, key, columns))
+}
+
+/// Encrypts a MERGE source's columns that share a name with the target's PII columns, so that
+/// conditions compare ciphertexts (encryption is deterministic).
+fn encrypt_pii_columns(
+    engine: &Engine,
+    entry: &basin_catalog::Table,
+    df: DataFrame,
+) -> Result<DataFrame> {
+    let columns = pii_columns(entry);
+    if columns.is_empty() {
+        return Ok(df);
+    }
+    let udf = basin_lake::crypto::encrypt_udf(engine.hub_key(&entry.hub)?);
+    let exprs: Vec<DfExpr> = df
+        .schema()
+        .iter()
+        .map(|(q, f)| {
+            let c = DfExpr::Column(DfColumn::new(q.cloned(), f.name()));
+            if columns.contains(f.name()) {
+                udf.call(vec![c]).alias(f.name())
+            } else {
+                c
+            }
+        })
+        .collect();
+    Ok(df.select(exprs)?)
 }
 
 /// `SET column = value` pairs as text. An UPDATE's values lose their table qualifiers (they run

@@ -3,7 +3,9 @@ use std::sync::Arc;
 use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use basin_catalog::Catalog;
+use basin_catalog::access::Principal;
 use basin_core::DEFAULT_HUB;
+use basin_lake::{HubKey, Keystore};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::{DataFrame, SessionConfig};
@@ -12,7 +14,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 use futures::TryStreamExt;
 
 use crate::dialect::BasinDialect;
-use crate::{Result, SqlError, dml, resolve};
+use crate::{Result, SqlError, dml, governance, principal_sql, resolve};
 
 /// The rows a statement returned.
 #[derive(Debug, Clone)]
@@ -55,6 +57,9 @@ impl QueryOutput {
 pub struct Engine {
     catalog: Catalog,
     base: SessionState,
+    /// Whose statements these are; `None` for the trusted operator (the CLI on a data dir).
+    principal: Option<Arc<Principal>>,
+    keystore: Option<Keystore>,
 }
 
 impl Engine {
@@ -69,7 +74,46 @@ impl Engine {
             .with_default_features()
             .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
             .build();
-        Engine { catalog, base }
+        Engine {
+            catalog,
+            base,
+            principal: None,
+            keystore: None,
+        }
+    }
+
+    /// The same engine with a keystore, for tables with encrypted (PII) columns.
+    pub fn with_keystore(mut self, keystore: Keystore) -> Self {
+        self.keystore = Some(keystore);
+        self
+    }
+
+    /// The same engine, running statements on behalf of `principal` under its policies.
+    pub fn as_principal(&self, principal: Principal) -> Engine {
+        Engine {
+            principal: Some(Arc::new(principal)),
+            ..self.clone()
+        }
+    }
+
+    /// The principal statements run for (`None`: the trusted operator).
+    pub fn principal(&self) -> Option<&Principal> {
+        self.principal.as_deref()
+    }
+
+    /// The current key of a hub, for encrypting and decrypting its PII columns.
+    pub fn hub_key(&self, hub: &str) -> Result<HubKey> {
+        match &self.keystore {
+            Some(k) => Ok(k.hub_key(hub)?),
+            None => Err(SqlError::Invalid(format!(
+                "hub '{hub}' has encrypted (PII) columns but no keystore is open; pass --keystore"
+            ))),
+        }
+    }
+
+    /// The session the engine plans with (for parsing policy expressions).
+    pub(crate) fn base_state(&self) -> &SessionState {
+        &self.base
     }
 
     /// The catalog this engine reads.
@@ -79,12 +123,39 @@ impl Engine {
 
     /// Runs every statement of `sql` in order; returns the output of the last one.
     pub async fn execute(&self, sql: &str) -> Result<QueryOutput> {
+        if governance::is_grant(sql) {
+            return governance::run(self, sql).await;
+        }
         let statements = parse(sql)?;
         let mut last = None;
         for statement in statements {
             last = Some(self.run(statement).await?);
         }
         last.ok_or_else(|| SqlError::Parse("the SQL text has no statement".into()))
+    }
+
+    /// Whether the text is exactly one query (which [`Engine::stream`] can run).
+    pub fn is_query(sql: &str) -> bool {
+        !governance::is_grant(sql) && matches!(parse(sql).as_deref(), Ok([Statement::Query(_)]))
+    }
+
+    /// The tables a statement names (for the audit log); empty when it does not parse.
+    pub fn tables_named(sql: &str) -> Vec<String> {
+        let Ok(statements) = parse(sql) else {
+            return Vec::new();
+        };
+        let mut names = Vec::new();
+        for s in statements {
+            let wrapped = datafusion::sql::parser::Statement::Statement(Box::new(s));
+            if let Ok((relations, _)) =
+                datafusion::sql::resolve::resolve_table_references(&wrapped, true)
+            {
+                names.extend(relations.into_iter().map(|r| r.to_string()));
+            }
+        }
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// Runs a single query and streams its rows (for large results).
@@ -95,11 +166,14 @@ impl Engine {
                 "streaming takes exactly one SELECT query".into(),
             ));
         }
-        let df = self.plan(statements.remove(0)).await?;
+        let mut statement = statements.remove(0);
+        principal_sql::bind_statement(&mut statement, self.principal())?;
+        let df = self.plan(statement).await?;
         Ok(df.execute_stream().await?)
     }
 
-    async fn run(&self, statement: Statement) -> Result<QueryOutput> {
+    async fn run(&self, mut statement: Statement) -> Result<QueryOutput> {
+        principal_sql::bind_statement(&mut statement, self.principal())?;
         match statement {
             Statement::Query(_) | Statement::Explain { .. } => {
                 let df = self.plan(statement).await?;

@@ -20,6 +20,9 @@ pub enum SqlError {
     /// The statement is wrong in a way the message explains.
     #[error("{0}")]
     Invalid(String),
+    /// The principal may see the object but lacks the privilege for this statement.
+    #[error("{0}")]
+    Denied(String),
     /// Planning or execution failed.
     #[error("{0}")]
     Query(String),

@@ -6,15 +6,22 @@
 //! DataFusion plans, and DML (`INSERT`, `INSERT OVERWRITE`, `UPDATE`, `DELETE`, `MERGE INTO`,
 //! `CREATE TABLE [AS SELECT]`, `ALTER TABLE … ADD COLUMN`) is routed to basin-lake operations.
 
+pub mod access;
 mod dialect;
 mod dml;
 mod engine;
 mod error;
+mod governance;
+mod governed;
+mod principal_sql;
+mod protect;
 mod resolve;
 mod system;
 
 pub use engine::{Engine, QueryOutput};
 pub use error::SqlError;
+pub use governance::{check_manage, check_policy_expression};
+pub use principal_sql::OPERATOR;
 
 /// Result type of this crate.
 pub type Result<T, E = SqlError> = std::result::Result<T, E>;

@@ -18,7 +18,9 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use crate::engine::Engine;
-use crate::{Result, SqlError, system};
+use crate::governed::GovernedTable;
+use crate::{Result, SqlError, access, system};
+use basin_catalog::access::Privilege;
 
 /// A table of the statement that time travel pins to a version, under the name the statement
 /// now uses for it.
@@ -202,20 +204,15 @@ pub(crate) async fn statement_catalog(
             .iter()
             .find(|p| p.hub == hub && p.dataset == dataset && p.alias == table)
         {
-            let entry = engine.catalog().require_table(&p.table).await?;
-            LakeTable::open_at(&entry.location, p.at)
-                .await?
-                .provider()
-                .await?
+            governed_provider(engine, &p.table, Some(p.at)).await?
         } else if dataset == system::SCHEMA {
-            system::table(engine.catalog(), &table).await?
+            system::table(engine, &table).await?
         } else {
             let table_ref = table_ref_from_parts(
                 &[hub.clone(), dataset.clone(), table.clone()],
                 &relation.to_string(),
             )?;
-            let entry = engine.catalog().require_table(&table_ref).await?;
-            LakeTable::open(&entry.location).await?.provider().await?
+            governed_provider(engine, &table_ref, None).await?
         };
         tables.insert(key, provider);
     }
@@ -246,4 +243,44 @@ pub(crate) async fn statement_catalog(
         );
     }
     Ok(Arc::new(list))
+}
+
+/// The table as the engine's principal may read it: the Delta table itself when the policy
+/// restricts nothing, else a [`GovernedTable`] around it.
+async fn governed_provider(
+    engine: &Engine,
+    t: &TableRef,
+    at: Option<TimeTravel>,
+) -> Result<Arc<dyn TableProvider>> {
+    let (entry, policy) = access::table_policy(engine, t).await?;
+    access::require(&policy, Privilege::Select, t)?;
+    let lake = match at {
+        Some(at) => LakeTable::open_at(&entry.location, at).await?,
+        None => LakeTable::open(&entry.location).await?,
+    };
+    let inner = lake.provider().await?;
+    let decrypts = policy
+        .columns
+        .iter()
+        .any(|c| c.pii && (policy.unmask || c.mask.is_some()));
+    let restricted = !policy.all_columns
+        || policy.row_filter.is_some()
+        || decrypts
+        || policy.columns.iter().any(|c| c.mask.is_some());
+    if !restricted {
+        return Ok(inner);
+    }
+    let key = if decrypts {
+        Some(engine.hub_key(t.hub.as_str())?)
+    } else {
+        None
+    };
+    Ok(Arc::new(GovernedTable::try_new(
+        t.to_string(),
+        inner,
+        &policy,
+        key.as_ref(),
+        engine.principal(),
+        engine.base_state(),
+    )?))
 }

@@ -1,5 +1,6 @@
 //! Virtual tables about the catalog itself: `system.hubs`, `system.datasets`, `system.tables`,
-//! `system.columns`, `system.history`. Built when a statement names them.
+//! `system.columns`, `system.history` and (for administrators) `system.audit`. Built when a
+//! statement names them, from what the statement's principal may see.
 
 use std::sync::Arc;
 
@@ -7,12 +8,15 @@ use arrow::array::{
     ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use basin_catalog::Catalog;
+use std::collections::BTreeSet;
+
+use basin_catalog::access::TablePolicy;
 use basin_lake::LakeTable;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
 
-use crate::{Result, SqlError};
+use crate::engine::Engine;
+use crate::{Result, SqlError, access};
 
 /// The schema name of the virtual tables.
 pub(crate) const SCHEMA: &str = "system";
@@ -69,11 +73,80 @@ fn text(v: impl IntoIterator<Item = String>) -> Vec<Option<String>> {
     v.into_iter().map(Some).collect()
 }
 
-/// The virtual table `system.<name>`.
-pub(crate) async fn table(catalog: &Catalog, name: &str) -> Result<Arc<dyn TableProvider>> {
+/// What the engine's principal may see of the catalog.
+struct Visible {
+    hubs: BTreeSet<String>,
+    datasets: BTreeSet<(String, String)>,
+    tables: Vec<(basin_catalog::Table, TablePolicy)>,
+}
+
+async fn visible(engine: &Engine) -> Result<Visible> {
+    let catalog = engine.catalog();
+    let tables = access::visible_tables(engine).await?;
+    let all_datasets = catalog.datasets(None).await?;
+    let (mut hubs, mut datasets) = (BTreeSet::new(), BTreeSet::new());
+    let snapshot = match engine.principal() {
+        Some(_) => Some(catalog.access_snapshot().await?),
+        None => None,
+    };
+    for h in catalog.hubs().await? {
+        if snapshot
+            .as_ref()
+            .zip(engine.principal())
+            .is_none_or(|(s, p)| s.hub_visible(p, &h.name))
+        {
+            hubs.insert(h.name);
+        }
+    }
+    for d in &all_datasets {
+        if snapshot
+            .as_ref()
+            .zip(engine.principal())
+            .is_none_or(|(s, p)| s.dataset_visible(p, d))
+        {
+            datasets.insert((d.hub.clone(), d.name.clone()));
+        }
+    }
+    for (t, _) in &tables {
+        datasets.insert((t.hub.clone(), t.dataset.clone()));
+    }
+    for (h, _) in &datasets {
+        hubs.insert(h.clone());
+    }
+    Ok(Visible {
+        hubs,
+        datasets,
+        tables,
+    })
+}
+
+/// The virtual table `system.<name>`, showing only what the engine's principal may see.
+pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TableProvider>> {
+    let catalog = engine.catalog();
     match name {
+        "audit" if engine.principal().is_none_or(|p| p.is_admin()) => {
+            let events = catalog.audit_events(None, i64::MAX).await?;
+            batch(vec![
+                Col::Time("at", events.iter().map(|e| time(&e.at)).collect()),
+                Col::Text(
+                    "principal",
+                    text(events.iter().map(|e| e.principal.clone())),
+                ),
+                Col::Text("source", text(events.iter().map(|e| e.source.clone()))),
+                Col::Text("action", text(events.iter().map(|e| e.action.clone()))),
+                Col::Text("target", text(events.iter().map(|e| e.target.clone()))),
+                Col::Text("outcome", text(events.iter().map(|e| e.outcome.clone()))),
+                Col::Text("detail", text(events.iter().map(|e| e.detail.clone()))),
+            ])
+        }
         "hubs" => {
-            let hubs = catalog.hubs().await?;
+            let seen = visible(engine).await?;
+            let hubs: Vec<_> = catalog
+                .hubs()
+                .await?
+                .into_iter()
+                .filter(|h| seen.hubs.contains(&h.name))
+                .collect();
             batch(vec![
                 Col::Text("name", text(hubs.iter().map(|h| h.name.clone()))),
                 Col::Text(
@@ -91,7 +164,13 @@ pub(crate) async fn table(catalog: &Catalog, name: &str) -> Result<Arc<dyn Table
             ])
         }
         "datasets" => {
-            let ds = catalog.datasets(None).await?;
+            let seen = visible(engine).await?;
+            let ds: Vec<_> = catalog
+                .datasets(None)
+                .await?
+                .into_iter()
+                .filter(|d| seen.datasets.contains(&(d.hub.clone(), d.name.clone())))
+                .collect();
             batch(vec![
                 Col::Text("hub", text(ds.iter().map(|d| d.hub.clone()))),
                 Col::Text("name", text(ds.iter().map(|d| d.name.clone()))),
@@ -126,7 +205,12 @@ pub(crate) async fn table(catalog: &Catalog, name: &str) -> Result<Arc<dyn Table
             ])
         }
         "tables" => {
-            let ts = catalog.tables(None, None).await?;
+            let ts: Vec<_> = visible(engine)
+                .await?
+                .tables
+                .into_iter()
+                .map(|(t, _)| t)
+                .collect();
             batch(vec![
                 Col::Text("hub", text(ts.iter().map(|t| t.hub.clone()))),
                 Col::Text("dataset", text(ts.iter().map(|t| t.dataset.clone()))),
@@ -155,7 +239,19 @@ pub(crate) async fn table(catalog: &Catalog, name: &str) -> Result<Arc<dyn Table
             ])
         }
         "columns" => {
-            let cs = catalog.all_columns().await?;
+            let cs: Vec<(basin_core::TableRef, basin_catalog::Column)> = visible(engine)
+                .await?
+                .tables
+                .into_iter()
+                .flat_map(|(t, policy)| {
+                    let r = t.table_ref();
+                    t.columns
+                        .into_iter()
+                        .filter(|c| policy.columns.iter().any(|p| p.name == c.name))
+                        .map(|c| (r.clone(), c))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
             let mut ordinal = Vec::with_capacity(cs.len());
             for (i, (t, _)) in cs.iter().enumerate() {
                 let same_table = i > 0 && cs[i - 1].0 == *t;
@@ -188,7 +284,7 @@ pub(crate) async fn table(catalog: &Catalog, name: &str) -> Result<Arc<dyn Table
         "history" => {
             let (mut hub, mut dataset, mut table, mut version, mut at, mut op, mut params) =
                 (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
-            for t in catalog.tables(None, None).await? {
+            for (t, _) in visible(engine).await?.tables {
                 for c in LakeTable::open(&t.location).await?.history(None).await? {
                     hub.push(Some(t.hub.clone()));
                     dataset.push(Some(t.dataset.clone()));

@@ -27,6 +27,10 @@ pub struct Global {
     /// Catalog database URL (default: SQLite at <data-dir>/catalog.db), e.g. postgres://user@host/db.
     #[arg(long, global = true, env = "BASIN_CATALOG")]
     pub catalog: Option<String>,
+    /// Directory of the keys that encrypt PII columns (default: <data-dir>/keys). The master key
+    /// comes from BASIN_MASTER_KEY, or is generated into this directory.
+    #[arg(long, global = true, env = "BASIN_KEYSTORE")]
+    pub keystore: Option<PathBuf>,
     /// How results are printed.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
@@ -67,7 +71,129 @@ pub enum Command {
         /// Read the SQL from this file.
         #[arg(short = 'f', long = "file", conflicts_with = "query")]
         file: Option<PathBuf>,
+        /// Run as this user, under its grants and policies (default: the operator, unrestricted).
+        #[arg(long = "as", value_name = "USER")]
+        as_user: Option<String>,
     },
+    /// Run the hub server: REST API, authentication, governance.
+    Serve(ServeArgs),
+    /// Manage users and their roles.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage roles.
+    #[command(subcommand)]
+    Role(RoleCommand),
+    /// Grant privileges: `basin grant SELECT ON TABLE sales.orders TO analyst`
+    /// (also `SELECT (a, b)`, `ON HUB h`, `ON DATASET d`, `ON TAG classification = 'public'`).
+    Grant {
+        /// The grant, in GRANT statement words; `list` prints all grants.
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+        words: Vec<String>,
+    },
+    /// Revoke privileges: `basin revoke SELECT ON TABLE sales.orders FROM analyst`.
+    Revoke {
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+        words: Vec<String>,
+    },
+    /// Manage service tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "BASIN_LISTEN")]
+    pub listen: std::net::SocketAddr,
+    /// OIDC issuer whose JWTs are accepted (with --oidc-audience and --oidc-jwks).
+    #[arg(long, env = "BASIN_OIDC_ISSUER", requires_all = ["oidc_audience", "oidc_jwks"])]
+    pub oidc_issuer: Option<String>,
+    /// Audience the JWTs must be for.
+    #[arg(long, env = "BASIN_OIDC_AUDIENCE")]
+    pub oidc_audience: Option<String>,
+    /// The provider's keys: an https:// URL or a JWKS file.
+    #[arg(long, env = "BASIN_OIDC_JWKS")]
+    pub oidc_jwks: Option<String>,
+    /// JWT claim holding Basin role names.
+    #[arg(long, default_value = "roles")]
+    pub oidc_roles_claim: String,
+    /// JWT claim naming the user.
+    #[arg(long, default_value = "preferred_username")]
+    pub oidc_user_claim: String,
+    /// Lifetime of login sessions, in hours.
+    #[arg(long, default_value_t = 12)]
+    pub session_hours: u64,
+    /// Largest request body (uploads), in MiB.
+    #[arg(long, default_value_t = 1024)]
+    pub max_body_mib: usize,
+    /// Longest a query may run, in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub query_timeout_secs: u64,
+    /// Most rows a query returns.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub max_rows: usize,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a user. The password is read from BASIN_PASSWORD or, on a terminal, asked for.
+    Create {
+        name: String,
+        /// Attributes for row filters, e.g. --attr region=eu.
+        #[arg(long = "attr", value_name = "KEY=VALUE")]
+        attributes: Vec<String>,
+        /// Roles to join.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// No password (the user signs in through the identity provider).
+        #[arg(long)]
+        no_password: bool,
+    },
+    /// List users.
+    List,
+    /// Replace a user's attributes.
+    SetAttributes {
+        name: String,
+        #[arg(value_name = "KEY=VALUE")]
+        attributes: Vec<String>,
+    },
+    /// Disable a user (its tokens stop working).
+    Disable { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RoleCommand {
+    /// Create a role.
+    Create {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List roles and their members.
+    List,
+    /// Add a user to a role.
+    AddMember { role: String, user: String },
+    /// Remove a user from a role.
+    RemoveMember { role: String, user: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a service token; its secret is printed once.
+    Create {
+        /// A name for the token.
+        name: String,
+        /// The user the token acts as.
+        #[arg(long)]
+        user: String,
+        /// Lifetime in days.
+        #[arg(long, default_value_t = 90)]
+        ttl_days: u64,
+    },
+    /// List service tokens.
+    List,
+    /// Revoke a token by id.
+    Revoke { id: String },
 }
 
 #[derive(Subcommand, Debug)]

@@ -14,7 +14,7 @@ use basin_sql::Engine;
 use crate::cli::{
     Cli, Command, DatasetCommand, Global, HubCommand, IngestArgs, IngestMode, TableCommand,
 };
-use crate::output;
+use crate::{governance, output};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let g = cli.global;
@@ -106,21 +106,127 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Ingest(args) => {
             let catalog = open(&g).await?;
-            ingest(&catalog, args, true).await.map(|_| ())
+            ingest(&g, &catalog, args, true).await.map(|_| ())
         }
-        Command::Sql { query, file } => {
+        Command::Sql {
+            query,
+            file,
+            as_user,
+        } => {
             let catalog = open(&g).await?;
+            let engine = engine(&g, &catalog, as_user.as_deref()).await?;
             let text = match (query, file) {
                 (Some(q), _) => q,
                 (None, Some(f)) => std::fs::read_to_string(&f)
                     .with_context(|| format!("cannot read {}", f.display()))?,
-                (None, None) if std::io::stdin().is_terminal() => return repl(&g, &catalog).await,
+                (None, None) if std::io::stdin().is_terminal() => return repl(&g, &engine).await,
                 (None, None) => std::io::read_to_string(std::io::stdin())
                     .context("cannot read SQL from stdin")?,
             };
-            sql(&g, &catalog, &text).await
+            let out = engine.execute(&text).await?;
+            output::print(g.output, &out.schema, &out.batches)
+        }
+        Command::Serve(args) => serve(&g, args).await,
+        Command::User(cmd) => governance::user(&g, &open(&g).await?, cmd).await,
+        Command::Role(cmd) => governance::role(&g, &open(&g).await?, cmd).await,
+        Command::Token(cmd) => governance::token(&g, &open(&g).await?, cmd).await,
+        Command::Grant { words } => {
+            let catalog = open(&g).await?;
+            if words == ["list"] {
+                return governance::list_grants(&g, &catalog).await;
+            }
+            sql(&g, &catalog, &format!("GRANT {}", words.join(" "))).await
+        }
+        Command::Revoke { words } => {
+            let catalog = open(&g).await?;
+            sql(&g, &catalog, &format!("REVOKE {}", words.join(" "))).await
         }
     }
+}
+
+/// The keystore of the data dir (or `--keystore`), with the master key from `BASIN_MASTER_KEY`.
+pub fn keystore(g: &Global) -> anyhow::Result<basin_lake::Keystore> {
+    let dir = g
+        .keystore
+        .clone()
+        .unwrap_or_else(|| g.data_dir.join("keys"));
+    let master = std::env::var("BASIN_MASTER_KEY").ok();
+    Ok(basin_lake::Keystore::open(&dir, master.as_deref())?)
+}
+
+/// The SQL engine as the operator, or as `--as USER`.
+async fn engine(g: &Global, catalog: &Catalog, as_user: Option<&str>) -> anyhow::Result<Engine> {
+    let engine = Engine::new(catalog.clone()).with_keystore(keystore(g)?);
+    let Some(user) = as_user else {
+        return Ok(engine);
+    };
+    match catalog.user(user).await? {
+        Some(u) if !u.disabled => {}
+        Some(_) => bail!("user '{user}' is disabled"),
+        None => bail!("user '{user}' not found; see `basin user list`"),
+    }
+    let principal = catalog.access_snapshot().await?.principal(user, &[]);
+    Ok(engine.as_principal(principal))
+}
+
+async fn serve(g: &Global, args: crate::cli::ServeArgs) -> anyhow::Result<()> {
+    use basin_server::auth::{JwksSource, OidcConfig};
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("BASIN_LOG").unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let catalog = open(g).await?;
+    let keystore = keystore(g)?;
+    if let Some(password) =
+        basin_server::ensure_admin(&catalog, std::env::var("BASIN_ADMIN_PASSWORD").ok())
+            .await
+            .map_err(|e| anyhow::anyhow!(e.detail))?
+    {
+        println!(
+            "basin: created user 'admin' with password {password}  (shown once; change it or set BASIN_ADMIN_PASSWORD)"
+        );
+    }
+    let oidc = match (args.oidc_issuer, args.oidc_audience, args.oidc_jwks) {
+        (Some(issuer), Some(audience), Some(jwks)) => Some(OidcConfig {
+            issuer,
+            audience,
+            jwks: if jwks.starts_with("http://") || jwks.starts_with("https://") {
+                JwksSource::Url(jwks)
+            } else {
+                JwksSource::File(jwks.into())
+            },
+            roles_claim: args.oidc_roles_claim,
+            user_claim: args.oidc_user_claim,
+        }),
+        _ => None,
+    };
+    let config = basin_server::ServerConfig {
+        listen: args.listen,
+        data_dir: g.data_dir.clone(),
+        oidc,
+        session_ttl: Duration::from_secs(args.session_hours * 3600),
+        max_body_bytes: args.max_body_mib * 1024 * 1024,
+        query_timeout: Duration::from_secs(args.query_timeout_secs),
+        max_rows: args.max_rows,
+    };
+    let shutdown = async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("installing a SIGTERM handler");
+            tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        eprintln!("basin: shutting down; finishing requests in flight");
+    };
+    basin_server::serve(catalog, keystore, config, shutdown)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
 }
 
 /// Opens (creating on first use) the data directory's catalog, with the hub `main`.
@@ -157,12 +263,11 @@ fn hub_root(g: &Global, hub: &str) -> anyhow::Result<String> {
 }
 
 async fn sql(g: &Global, catalog: &Catalog, text: &str) -> anyhow::Result<()> {
-    let out = Engine::new(catalog.clone()).execute(text).await?;
+    let out = engine(g, catalog, None).await?.execute(text).await?;
     output::print(g.output, &out.schema, &out.batches)
 }
 
-async fn repl(g: &Global, catalog: &Catalog) -> anyhow::Result<()> {
-    let engine = Engine::new(catalog.clone());
+async fn repl(g: &Global, engine: &Engine) -> anyhow::Result<()> {
     let mut editor = rustyline::DefaultEditor::new()?;
     let history = g.data_dir.join(".sql_history");
     let _ = editor.load_history(&history);
@@ -250,11 +355,13 @@ async fn table(g: &Global, catalog: &Catalog, cmd: TableCommand) -> anyhow::Resu
 }
 
 async fn ingest(
+    g: &Global,
     catalog: &Catalog,
     args: IngestArgs,
     show_progress: bool,
 ) -> anyhow::Result<basin_ingest::LoadReport> {
     let table = TableRef::parse(&args.table)?;
+    let keystore = keystore(g)?;
     let delimiter = one_byte("--delimiter", &args.delimiter.replace("\\t", "\t"))?;
     let quote = one_byte("--quote", &args.quote)?;
     let read = ReadOptions {
@@ -288,6 +395,7 @@ async fn ingest(
         partition_by: args.partition_by,
         max_bad_rows: args.max_bad_rows,
         load_id: args.load_id.clone(),
+        keystore: Some(keystore),
     };
     let progress = Arc::new(Progress::default());
     let bar = show_progress.then(|| tokio::spawn(progress_bar(progress.clone())));
@@ -427,6 +535,7 @@ async fn demo(g: &Global, samples: &Path) -> anyhow::Result<()> {
             }
         };
     ingest(
+        g,
         &catalog,
         load(
             "sales.customers",
@@ -440,6 +549,7 @@ async fn demo(g: &Global, samples: &Path) -> anyhow::Result<()> {
     )
     .await?;
     ingest(
+        g,
         &catalog,
         load(
             "sales.orders",
@@ -453,6 +563,7 @@ async fn demo(g: &Global, samples: &Path) -> anyhow::Result<()> {
     )
     .await?;
     ingest(
+        g,
         &catalog,
         load(
             "sales.customers",

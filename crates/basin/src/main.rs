@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod governance;
 mod output;
 
 use clap::Parser;

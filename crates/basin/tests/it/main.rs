@@ -2,6 +2,7 @@
 
 mod cli;
 mod interop;
+mod server;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

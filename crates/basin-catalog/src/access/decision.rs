@@ -1,0 +1,299 @@
+//! The decision function: a pure function of (principal, object, access state).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use basin_core::TableRef;
+use serde::Serialize;
+
+use super::model::*;
+use crate::{Dataset, Table};
+
+/// Everything decisions depend on besides the objects themselves, loaded at one catalog
+/// version and cached until the next change.
+#[derive(Debug, Clone, Default)]
+pub struct AccessSnapshot {
+    pub version: i64,
+    pub grants: Vec<Grant>,
+    pub row_filters: Vec<RowFilter>,
+    pub masks: Vec<ColumnMask>,
+    /// member → roles.
+    pub memberships: BTreeMap<String, BTreeSet<String>>,
+    /// user → attributes.
+    pub attributes: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// What a principal may do with one table and how it sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TablePolicy {
+    /// Privileges held on the table (SELECT when at least one column may be read).
+    pub privileges: BTreeSet<Privilege>,
+    /// The columns the principal may see, in table order.
+    pub columns: Vec<ColumnPolicy>,
+    /// Rows outside this SQL expression are invisible (`None`: all rows).
+    pub row_filter: Option<String>,
+    /// Whether protected columns are shown in clear.
+    pub unmask: bool,
+    /// Whether the principal sees every column of the table.
+    pub all_columns: bool,
+}
+
+/// How one visible column is shown.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ColumnPolicy {
+    pub name: String,
+    /// The mask applied for this principal, if any.
+    pub mask: Option<Mask>,
+    /// Whether the column is personal data, stored encrypted.
+    pub pii: bool,
+}
+
+impl TablePolicy {
+    /// Whether the privilege is held.
+    pub fn allows(&self, privilege: Privilege) -> bool {
+        self.privileges.contains(&privilege)
+    }
+
+    /// The policy of the trusted operator (the CLI on a data dir) and of administrators.
+    pub fn unrestricted(table: &Table) -> TablePolicy {
+        TablePolicy {
+            privileges: Privilege::ALL.into_iter().collect(),
+            columns: table
+                .columns
+                .iter()
+                .map(|c| ColumnPolicy {
+                    name: c.name.clone(),
+                    mask: None,
+                    pii: is_pii(&c.tags),
+                })
+                .collect(),
+            row_filter: None,
+            unmask: true,
+            all_columns: true,
+        }
+    }
+}
+
+/// Whether tags mark a column as personal data (`pii` or `<key>=pii`).
+pub fn is_pii(tags: &[String]) -> bool {
+    tags.iter()
+        .any(|t| t == "pii" || t.split_once('=').is_some_and(|(_, v)| v == "pii"))
+}
+
+/// The value of tag `key` in a tag list (`""` for a bare tag), if present.
+fn tag_in<'a>(tags: &'a [String], key: &str) -> Option<&'a str> {
+    tags.iter().find_map(|t| match t.split_once('=') {
+        Some((k, v)) if k == key => Some(v),
+        None if t == key => Some(""),
+        _ => None,
+    })
+}
+
+impl AccessSnapshot {
+    /// The principal called `name`, acting in its own roles plus `extra_roles` (from an
+    /// identity provider).
+    pub fn principal(&self, name: &str, extra_roles: &[String]) -> Principal {
+        let mut roles: BTreeSet<String> = self.memberships.get(name).cloned().unwrap_or_default();
+        roles.extend(extra_roles.iter().cloned());
+        roles.insert(name.to_string());
+        roles.insert(PUBLIC_ROLE.to_string());
+        Principal {
+            name: name.to_string(),
+            roles,
+            attributes: self.attributes.get(name).cloned().unwrap_or_default(),
+        }
+    }
+
+    fn grants_of<'a>(&'a self, p: &'a Principal) -> impl Iterator<Item = &'a Grant> + 'a {
+        self.grants.iter().filter(|g| p.roles.contains(&g.grantee))
+    }
+
+    /// The decision for one table (with its columns) in a dataset: `None` when the principal
+    /// holds no privilege on it, so that it must not even learn that it exists.
+    pub fn table_policy(
+        &self,
+        p: &Principal,
+        dataset: &Dataset,
+        table: &Table,
+    ) -> Option<TablePolicy> {
+        if p.is_admin() {
+            return Some(TablePolicy::unrestricted(table));
+        }
+        let t = table.table_ref();
+        let table_tag = |key: &str| tag_in(&table.tags, key).or_else(|| tag_in(&dataset.tags, key));
+        let mut privileges = BTreeSet::new();
+        let mut select_all = false;
+        let mut select_columns: BTreeSet<&str> = BTreeSet::new();
+        let mut tag_select = false;
+        for g in self
+            .grants_of(p)
+            .filter(|g| g.privilege != Privilege::Usage)
+        {
+            match (&g.object, &g.column) {
+                (Securable::Tag { .. }, _) => {
+                    if g.privilege == Privilege::Select {
+                        tag_select = true;
+                    } else if g.object.matches_tags(table_tag) {
+                        privileges.insert(g.privilege);
+                    }
+                }
+                (o, None) if o.contains_table(&t) => {
+                    if g.privilege == Privilege::Select {
+                        select_all = true;
+                    }
+                    privileges.insert(g.privilege);
+                }
+                (o, Some(c)) if o.contains_table(&t) && g.privilege == Privilege::Select => {
+                    select_columns.insert(c);
+                }
+                _ => {}
+            }
+        }
+        let unmask = privileges.contains(&Privilege::Unmask);
+        let mut columns = Vec::new();
+        for c in &table.columns {
+            let column_tag = |key: &str| tag_in(&c.tags, key).or_else(|| table_tag(key));
+            let readable = select_all
+                || select_columns.contains(c.name.as_str())
+                || (tag_select
+                    && self.grants_of(p).any(|g| {
+                        g.privilege == Privilege::Select && g.object.matches_tags(column_tag)
+                    }));
+            if readable {
+                let mask = if unmask {
+                    None
+                } else {
+                    self.masks
+                        .iter()
+                        .filter(|m| {
+                            m.table == t && m.column == c.name && p.roles.contains(&m.grantee)
+                        })
+                        .min_by(|a, b| a.grantee.cmp(&b.grantee))
+                        .map(|m| m.mask.clone())
+                };
+                columns.push(ColumnPolicy {
+                    name: c.name.clone(),
+                    mask,
+                    pii: is_pii(&c.tags),
+                });
+            }
+        }
+        if !columns.is_empty() {
+            privileges.insert(Privilege::Select);
+        }
+        if privileges.is_empty() {
+            return None;
+        }
+        let filters: Vec<&str> = self
+            .row_filters
+            .iter()
+            .filter(|f| f.table == t && p.roles.contains(&f.grantee))
+            .map(|f| f.expression.as_str())
+            .collect();
+        let row_filter = match filters.as_slice() {
+            [] => None,
+            [one] => Some(one.to_string()),
+            many => Some(
+                many.iter()
+                    .map(|f| format!("({f})"))
+                    .collect::<Vec<_>>()
+                    .join(" OR "),
+            ),
+        };
+        Some(TablePolicy {
+            privileges,
+            all_columns: columns.len() == table.columns.len(),
+            columns,
+            row_filter,
+            unmask,
+        })
+    }
+
+    /// Whether the principal holds `privilege` on a dataset (directly, through its hub, or
+    /// through a tag the dataset carries).
+    pub fn allows_on_dataset(
+        &self,
+        p: &Principal,
+        privilege: Privilege,
+        dataset: &Dataset,
+    ) -> bool {
+        p.is_admin()
+            || self.grants_of(p).any(|g| {
+                g.privilege == privilege
+                    && g.column.is_none()
+                    && match &g.object {
+                        Securable::Hub { hub } => *hub == dataset.hub,
+                        Securable::Dataset { hub, dataset: d } => {
+                            *hub == dataset.hub && *d == dataset.name
+                        }
+                        tag @ Securable::Tag { .. } => {
+                            tag.matches_tags(|k| tag_in(&dataset.tags, k))
+                        }
+                        Securable::Table { .. } => false,
+                    }
+            })
+    }
+
+    /// Whether the principal holds `privilege` on a hub.
+    pub fn allows_on_hub(&self, p: &Principal, privilege: Privilege, hub: &str) -> bool {
+        p.is_admin()
+            || self.grants_of(p).any(|g| {
+                g.privilege == privilege
+                    && matches!(&g.object, Securable::Hub { hub: h } if h == hub)
+            })
+    }
+
+    /// Whether a dataset is visible without looking at its tables: some grant names it, its hub,
+    /// or a table in it, or a tag grant matches its tags.
+    pub fn dataset_visible(&self, p: &Principal, dataset: &Dataset) -> bool {
+        p.is_admin()
+            || self.grants_of(p).any(|g| match &g.object {
+                Securable::Tag { .. } => g.object.matches_tags(|k| tag_in(&dataset.tags, k)),
+                o => o.touches_dataset(&dataset.hub, &dataset.name),
+            })
+    }
+
+    /// Whether a hub is visible without looking at its datasets.
+    pub fn hub_visible(&self, p: &Principal, hub: &str) -> bool {
+        p.is_admin() || self.grants_of(p).any(|g| g.object.hub() == Some(hub))
+    }
+
+    /// Whether some grant of the principal is a tag grant (then visibility depends on the tags
+    /// of every object, not just on names).
+    pub fn has_tag_grants(&self, p: &Principal) -> bool {
+        self.grants_of(p)
+            .any(|g| matches!(g.object, Securable::Tag { .. }))
+    }
+
+    /// Whether the principal may grant on, and change policies of, an object: administrators,
+    /// and holders of MANAGE on it or above it. Tag grants are for administrators only.
+    pub fn may_manage(&self, p: &Principal, object: &Securable) -> bool {
+        if p.is_admin() {
+            return true;
+        }
+        self.grants_of(p).any(|g| {
+            g.privilege == Privilege::Manage
+                && g.column.is_none()
+                && match (&g.object, object) {
+                    (Securable::Tag { .. }, _) | (_, Securable::Tag { .. }) => false,
+                    (Securable::Hub { hub }, o) => o.hub() == Some(hub),
+                    (
+                        Securable::Dataset { hub, dataset },
+                        Securable::Dataset { hub: h, dataset: d },
+                    )
+                    | (
+                        Securable::Dataset { hub, dataset },
+                        Securable::Table {
+                            hub: h, dataset: d, ..
+                        },
+                    ) => hub == h && dataset == d,
+                    (g, o @ Securable::Table { .. }) => g == o,
+                    _ => false,
+                }
+        })
+    }
+
+    /// Whether a table reference is governed by MANAGE of the principal (for policy changes).
+    pub fn may_manage_table(&self, p: &Principal, t: &TableRef) -> bool {
+        self.may_manage(p, &Securable::table(t))
+    }
+}

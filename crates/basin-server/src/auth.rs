@@ -1,0 +1,271 @@
+//! Authentication: argon2 passwords, session and service tokens (stored as SHA-256 hashes),
+//! OIDC bearer JWTs, and the rate limit on failed logins.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use base64::Engine as _;
+use basin_catalog::Catalog;
+use basin_catalog::access::{Token, TokenKind};
+use jsonwebtoken::{DecodingKey, Validation, jwk::JwkSet};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+
+/// Prefix of Basin tokens, so that they are recognisable (and found by secret scanners).
+pub const TOKEN_PREFIX: &str = "bsn_";
+
+/// Hashes a password with argon2id and a random salt.
+pub fn hash_password(password: &str) -> Result<String, String> {
+    if password.chars().count() < 8 {
+        return Err("a password needs at least 8 characters".into());
+    }
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Whether `password` matches an argon2 hash.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// A random password for the first `admin`.
+pub fn generate_password() -> String {
+    let mut bytes = [0u8; 18];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The SHA-256 of a token's secret: tokens are random, so a fast hash is enough.
+pub fn token_hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Issues a token: stores its hash, returns the secret (shown once) and the stored record.
+pub async fn issue_token(
+    catalog: &Catalog,
+    owner: &str,
+    name: &str,
+    kind: TokenKind,
+    ttl: Duration,
+) -> Result<(String, Token), ApiError> {
+    let mut secret = [0u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    let secret = format!(
+        "{TOKEN_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
+    );
+    let mut id = [0u8; 8];
+    rand::rng().fill_bytes(&mut id);
+    let now = chrono::Utc::now();
+    let expires = now
+        + chrono::Duration::from_std(ttl)
+            .map_err(|_| ApiError::bad_request("token lifetime is too long"))?;
+    let token = Token {
+        id: hex::encode(id),
+        name: name.to_string(),
+        owner: owner.to_string(),
+        kind,
+        secret_hash: token_hash(&secret),
+        created_at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        expires_at: expires.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        revoked_at: None,
+    };
+    catalog.create_token(&token).await?;
+    Ok((secret, token))
+}
+
+/// Who a request is from, once authenticated.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub name: String,
+    /// Roles granted by the identity provider (OIDC), on top of the catalog's memberships.
+    pub extra_roles: Vec<String>,
+}
+
+/// Checks a Basin token; the error never says more than "invalid or expired".
+pub async fn check_token(catalog: &Catalog, secret: &str) -> Result<Identity, ApiError> {
+    let invalid = || {
+        ApiError::unauthorized(
+            "the bearer token is invalid, expired or revoked; sign in again or create a new token",
+        )
+    };
+    let token = catalog
+        .token_by_hash(&token_hash(secret))
+        .await?
+        .ok_or_else(invalid)?;
+    let expired = chrono::DateTime::parse_from_rfc3339(&token.expires_at)
+        .map(|t| t < chrono::Utc::now())
+        .unwrap_or(true);
+    if expired || token.revoked_at.is_some() {
+        return Err(invalid());
+    }
+    match catalog.user(&token.owner).await? {
+        Some(u) if !u.disabled => Ok(Identity {
+            name: token.owner,
+            extra_roles: Vec::new(),
+        }),
+        _ => Err(invalid()),
+    }
+}
+
+/// Where the identity provider's keys come from.
+#[derive(Debug, Clone)]
+pub enum JwksSource {
+    Url(String),
+    File(PathBuf),
+}
+
+/// OIDC bearer tokens: validated against issuer, audience and the provider's keys.
+#[derive(Debug, Clone)]
+pub struct OidcConfig {
+    pub issuer: String,
+    pub audience: String,
+    pub jwks: JwksSource,
+    /// The claim whose values (a string or a list) are Basin role names.
+    pub roles_claim: String,
+    /// The claim that names the user.
+    pub user_claim: String,
+}
+
+/// A validator for OIDC JWTs with the provider's key set loaded.
+pub struct Oidc {
+    config: OidcConfig,
+    keys: JwkSet,
+}
+
+impl Oidc {
+    /// Loads the key set (from the file or URL).
+    pub async fn load(config: OidcConfig) -> Result<Oidc, String> {
+        let text = match &config.jwks {
+            JwksSource::File(p) => std::fs::read_to_string(p)
+                .map_err(|e| format!("cannot read the JWKS file {}: {e}", p.display()))?,
+            JwksSource::Url(u) => reqwest::get(u)
+                .await
+                .and_then(|r| r.error_for_status())
+                .map_err(|e| format!("cannot fetch the JWKS from {u}: {e}"))?
+                .text()
+                .await
+                .map_err(|e| format!("cannot read the JWKS from {u}: {e}"))?,
+        };
+        let keys: JwkSet = serde_json::from_str(&text)
+            .map_err(|e| format!("the JWKS is not a valid key set: {e}"))?;
+        Ok(Oidc { config, keys })
+    }
+
+    /// Validates a JWT (signature, `iss`, `aud`, `exp`) and maps its claims to an identity.
+    pub fn check(&self, jwt: &str) -> Result<Identity, ApiError> {
+        let invalid =
+            |why: &str| ApiError::unauthorized(format!("the bearer JWT is not accepted: {why}"));
+        let header = jsonwebtoken::decode_header(jwt).map_err(|_| invalid("it is malformed"))?;
+        let key = match &header.kid {
+            Some(kid) => self.keys.find(kid),
+            None => self.keys.keys.first(),
+        }
+        .ok_or_else(|| invalid("it is signed with an unknown key"))?;
+        let decoding =
+            DecodingKey::from_jwk(key).map_err(|_| invalid("the provider's key is unusable"))?;
+        let key_alg = key
+            .common
+            .key_algorithm
+            .and_then(|a| a.to_string().parse::<jsonwebtoken::Algorithm>().ok());
+        if key_alg.is_some_and(|a| a != header.alg) {
+            return Err(invalid("its algorithm does not match the provider's key"));
+        }
+        let mut validation = Validation::new(header.alg);
+        validation.set_issuer(&[&self.config.issuer]);
+        validation.set_audience(&[&self.config.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        let data = jsonwebtoken::decode::<serde_json::Value>(jwt, &decoding, &validation).map_err(
+            |e| {
+                use jsonwebtoken::errors::ErrorKind;
+                invalid(match e.kind() {
+                    ErrorKind::ExpiredSignature => "it has expired",
+                    ErrorKind::InvalidAudience => "it is for another audience",
+                    ErrorKind::InvalidIssuer => "it is from another issuer",
+                    ErrorKind::InvalidSignature => "its signature is invalid",
+                    _ => "it is invalid",
+                })
+            },
+        )?;
+        let claims = data.claims;
+        let name = claims
+            .get(&self.config.user_claim)
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| invalid(&format!("it has no '{}' claim", self.config.user_claim)))?;
+        let name =
+            basin_core::Name::parse("user", &name.to_lowercase().replace(['.', '-', '@'], "_"))
+                .map_err(|_| invalid("its user name is not a valid Basin name"))?
+                .to_string();
+        let extra_roles = match claims.get(&self.config.roles_claim) {
+            Some(serde_json::Value::String(s)) => vec![s.clone()],
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        };
+        Ok(Identity { name, extra_roles })
+    }
+}
+
+/// Failed logins per (user, address): after [`MAX_FAILURES`] within [`WINDOW`], further
+/// attempts are refused until the window has passed.
+#[derive(Default)]
+pub struct LoginLimiter {
+    failures: Mutex<HashMap<(String, IpAddr), (u32, Instant)>>,
+}
+
+pub const MAX_FAILURES: u32 = 5;
+pub const WINDOW: Duration = Duration::from_secs(300);
+
+impl LoginLimiter {
+    /// Seconds to wait when the user/address pair is locked out.
+    pub fn locked(&self, user: &str, ip: IpAddr) -> Option<u64> {
+        let map = self.failures.lock().expect("limiter lock");
+        match map.get(&(user.to_string(), ip)) {
+            Some((n, since)) if *n >= MAX_FAILURES && since.elapsed() < WINDOW => {
+                Some((WINDOW - since.elapsed()).as_secs().max(1))
+            }
+            _ => None,
+        }
+    }
+
+    pub fn failed(&self, user: &str, ip: IpAddr) {
+        let mut map = self.failures.lock().expect("limiter lock");
+        let entry = map
+            .entry((user.to_string(), ip))
+            .or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= WINDOW {
+            *entry = (0, Instant::now());
+        }
+        entry.0 += 1;
+        if map.len() > 100_000 {
+            map.retain(|_, (_, since)| since.elapsed() < WINDOW);
+        }
+    }
+
+    pub fn succeeded(&self, user: &str, ip: IpAddr) {
+        self.failures
+            .lock()
+            .expect("limiter lock")
+            .remove(&(user.to_string(), ip));
+    }
+}

@@ -1,0 +1,785 @@
+//! End-to-end: the real `basin serve` process over HTTP — authentication, the governance
+//! matrix with its bypass attempts, PII at rest, and bad input.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use crate::Basin;
+
+const ADMIN_PASSWORD: &str = "admin-secret-1";
+const JWT_SECRET: &[u8] = b"an-hs256-secret-for-tests-only-0123456789";
+
+struct Server {
+    child: Child,
+    url: String,
+    http: reqwest::Client,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Answer {
+    status: u16,
+    content_type: String,
+    body: Value,
+    text: String,
+}
+
+impl Server {
+    fn start(basin: &Basin, extra: &[&str]) -> Server {
+        let jwks = json!({"keys": [{"kty": "oct", "kid": "test", "alg": "HS256",
+            "k": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(JWT_SECRET)}]});
+        let jwks_path = basin.file("jwks.json", &jwks.to_string());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_basin"))
+            .arg("--data-dir")
+            .arg(basin.data_dir())
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--oidc-issuer",
+                "https://idp.test",
+                "--oidc-audience",
+                "basin",
+                "--oidc-jwks",
+                &jwks_path,
+            ])
+            .args(extra)
+            .env("BASIN_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("basin serve starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = loop {
+            let line = lines
+                .next()
+                .expect("basin serve printed its address")
+                .unwrap();
+            if let Some(u) = line.strip_prefix("basin: listening on ") {
+                break u.trim().to_string();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            child,
+            url,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        Self::answer(req.send().await.unwrap()).await
+    }
+
+    async fn answer(resp: reqwest::Response) -> Answer {
+        let status = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let text = resp.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Answer {
+            status,
+            content_type,
+            body,
+            text,
+        }
+    }
+
+    async fn login(&self, user: &str, password: &str) -> String {
+        let a = self
+            .call(
+                "POST",
+                "/api/v1/login",
+                None,
+                Some(json!({"user": user, "password": password})),
+            )
+            .await;
+        assert_eq!(a.status, 200, "login {user}: {}", a.text);
+        a.body["token"].as_str().unwrap().to_string()
+    }
+
+    /// Runs SQL; returns the answer (rows under body["rows"]).
+    async fn sql(&self, token: &str, sql: &str) -> Answer {
+        self.call(
+            "POST",
+            "/api/v1/query",
+            Some(token),
+            Some(json!({"sql": sql})),
+        )
+        .await
+    }
+
+    async fn rows(&self, token: &str, sql: &str) -> Vec<Value> {
+        let a = self.sql(token, sql).await;
+        assert_eq!(a.status, 200, "{sql}: {}", a.text);
+        a.body["rows"].as_array().unwrap().clone()
+    }
+
+    async fn count(&self, token: &str, sql: &str) -> i64 {
+        let rows = self.rows(token, sql).await;
+        rows[0]
+            .as_object()
+            .unwrap()
+            .values()
+            .next()
+            .unwrap()
+            .as_i64()
+            .unwrap()
+    }
+}
+
+fn problem(a: &Answer, status: u16) -> &Answer {
+    assert_eq!(a.status, status, "{}", a.text);
+    assert_eq!(a.content_type, "application/problem+json", "{}", a.text);
+    assert!(
+        a.body["code"].is_string() && a.body["detail"].is_string(),
+        "{}",
+        a.text
+    );
+    a
+}
+
+fn jwt(claims: Value, alg: jsonwebtoken::Algorithm) -> String {
+    let mut header = jsonwebtoken::Header::new(alg);
+    header.kid = Some("test".into());
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET),
+    )
+    .unwrap()
+}
+
+/// Sample data: customers (with PII), orders referencing customers by email, and a secret table.
+fn seed(basin: &Basin) {
+    basin.ok(&["dataset", "create", "sales", "--layer", "prepared"]);
+    basin.ok(&["dataset", "create", "hr", "--layer", "source"]);
+    // Customers and orders get their PII tags before any data arrives (through the API).
+    basin.ok(&["sql", "CREATE TABLE sales.customers (id BIGINT, name VARCHAR, email VARCHAR, phone VARCHAR, region VARCHAR)"]);
+    basin.ok(&[
+        "sql",
+        "CREATE TABLE sales.orders (order_id BIGINT, customer_email VARCHAR, amount DOUBLE)",
+    ]);
+    let products = basin.file("products.csv", "sku,title\na1,Kettle\na2,Toaster\n");
+    basin.ok(&["ingest", &products, "--table", "sales.products"]);
+    let salaries = basin.file("salaries.csv", "name,salary\nAnn,5000\nBob,7000\n");
+    basin.ok(&["ingest", &salaries, "--table", "hr.salaries"]);
+    for role in ["analyst", "auditor"] {
+        basin.ok(&["role", "create", role]);
+    }
+    for (user, args) in [
+        ("alice", vec!["--role", "analyst", "--attr", "region=eu"]),
+        ("bob", vec![]),
+        ("carol", vec!["--role", "auditor"]),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_basin"))
+            .arg("--data-dir")
+            .arg(basin.data_dir())
+            .args(["user", "create", user])
+            .args(&args)
+            .env("BASIN_PASSWORD", format!("{user}-password"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn governance_over_http() {
+    let basin = Basin::new();
+    seed(&basin);
+    let s = Server::start(&basin, &["--max-body-mib", "1"]);
+
+    // ---- authentication -------------------------------------------------------------------
+    assert_eq!(s.call("GET", "/health", None, None).await.status, 200);
+    problem(&s.call("GET", "/api/v1/hubs", None, None).await, 401);
+    problem(
+        &s.call("GET", "/api/v1/hubs", Some("bsn_forged"), None)
+            .await,
+        401,
+    );
+    let admin = s.login("admin", ADMIN_PASSWORD).await;
+    let alice = s.login("alice", "alice-password").await;
+    let bob = s.login("bob", "bob-password").await;
+    let carol = s.login("carol", "carol-password").await;
+    let openapi = s
+        .call("GET", "/api/v1/openapi.json", Some(&bob), None)
+        .await;
+    assert!(
+        openapi.body["openapi"].as_str().unwrap().starts_with("3."),
+        "{}",
+        openapi.text
+    );
+    assert!(openapi.body["paths"]["/api/v1/query"].is_object());
+
+    // ---- grants, filters, masks, tags (admin) ----------------------------------------------
+    for statement in [
+        "GRANT SELECT, MODIFY ON TABLE sales.customers TO analyst",
+        "GRANT SELECT ON TABLE sales.orders TO analyst",
+        "GRANT SELECT (id, region) ON TABLE sales.customers TO bob",
+        "GRANT SELECT, UNMASK ON DATASET sales TO auditor",
+        "GRANT SELECT ON TAG classification = 'public' TO bob",
+    ] {
+        let a = s.sql(&admin, statement).await;
+        assert_eq!(a.status, 200, "{statement}: {}", a.text);
+    }
+    let a = s.call("PUT", "/api/v1/policies/row-filters", Some(&admin), Some(json!({"table": "sales.customers", "grantee": "analyst", "expression": "region = user_attribute('region')"}))).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let a = s.call("PUT", "/api/v1/policies/masks", Some(&admin), Some(json!({"table": "sales.customers", "column": "phone", "grantee": "analyst", "mask": "keep_last(4)"}))).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let a = s
+        .call(
+            "PUT",
+            "/api/v1/tags/classification",
+            Some(&admin),
+            Some(json!({"allowed_values": ["public", "internal", "pii", "pci"]})),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    for (table, column) in [
+        ("sales.customers", "email"),
+        ("sales.orders", "customer_email"),
+    ] {
+        let a = s.call("PUT", "/api/v1/tags", Some(&admin), Some(json!({"object": format!("table main.{table}"), "column": column, "tags": ["classification=pii"]}))).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+    }
+
+    for (table, csv) in [
+        (
+            "customers",
+            "id,name,email,phone,region\n1,Ann,ann@example.com,+49 151 1111,eu\n2,Bob,bob@example.com,+1 555 2222,us\n3,Cem,cem@example.com,+49 151 3333,eu\n4,Dan,dan@example.com,+1 555 4444,us\n",
+        ),
+        (
+            "orders",
+            "order_id,customer_email,amount\n10,ann@example.com,5.5\n11,bob@example.com,7.0\n12,cem@example.com,1.0\n",
+        ),
+    ] {
+        let resp = s
+            .http
+            .post(format!(
+                "{}/api/v1/hubs/main/datasets/sales/tables/{table}/files?format=csv",
+                s.url
+            ))
+            .bearer_auth(&admin)
+            .body(csv)
+            .send()
+            .await
+            .unwrap();
+        let a = Server::answer(resp).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+    }
+    problem(
+        &s.call(
+            "POST",
+            "/api/v1/hubs/main/datasets/sales/tables/orders/files?format=xls",
+            Some(&admin),
+            None,
+        )
+        .await,
+        400,
+    );
+    let loaded_version = s
+        .call(
+            "GET",
+            "/api/v1/hubs/main/datasets/sales/tables/customers",
+            Some(&admin),
+            None,
+        )
+        .await
+        .body["stats"]["version"]
+        .as_i64()
+        .unwrap();
+
+    // ---- PII: no clear text on disk; UNMASK sees it; joins work for both ---------------------
+    let mut clear_found = Vec::new();
+    for entry in walk(&basin.data_dir().join("hubs/main/sales")) {
+        let bytes = std::fs::read(&entry).unwrap();
+        for needle in ["ann@example.com", "bob@example.com", "cem@example.com"] {
+            if bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+                && !entry.to_string_lossy().contains("_delta_log")
+            {
+                clear_found.push(format!("{} in {}", needle, entry.display()));
+            }
+        }
+    }
+    assert!(clear_found.is_empty(), "clear PII on disk: {clear_found:?}");
+    let rows = s
+        .rows(&carol, "SELECT email FROM sales.customers ORDER BY id")
+        .await;
+    assert_eq!(rows[0]["email"], "ann@example.com");
+    let join = "SELECT o.order_id, c.name FROM sales.orders o JOIN sales.customers c ON o.customer_email = c.email ORDER BY o.order_id";
+    assert_eq!(s.rows(&carol, join).await.len(), 3);
+    let joined = s.rows(&alice, join).await;
+    assert_eq!(
+        joined
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["Ann", "Cem"],
+        "alice joins on ciphertext, within her rows"
+    );
+
+    // ---- alice: rows filtered, phone masked, email shown as ciphertext -----------------------
+    let rows = s
+        .rows(&alice, "SELECT * FROM sales.customers ORDER BY id")
+        .await;
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["phone"], "**********1111");
+    assert!(
+        rows[0]["email"].as_str().unwrap().starts_with("enc:v"),
+        "{:?}",
+        rows[0]
+    );
+    for bypass in [
+        "SELECT count(*) FROM sales.customers".to_string(),
+        "WITH c AS (SELECT * FROM sales.customers) SELECT count(*) FROM c".into(),
+        "SELECT count(*) FROM (SELECT id FROM sales.customers WHERE region = 'us' OR true) x"
+            .into(),
+        "SELECT count(*) FROM sales.customers a JOIN sales.customers b ON a.id = b.id".into(),
+        format!("SELECT count(*) FROM sales.customers VERSION AS OF {loaded_version}"),
+        "SELECT count(*) FROM sales.customers WHERE id IN (SELECT id FROM sales.customers)".into(),
+    ] {
+        assert_eq!(s.count(&alice, &bypass).await, 2, "{bypass}");
+    }
+    // A predicate that would fail on a hidden row runs only on admitted rows.
+    assert_eq!(s.count(&alice, "SELECT count(*) FROM sales.customers WHERE 1 / (CASE WHEN region = 'us' THEN 0 ELSE 1 END) = 1").await, 2);
+    let explain = s.sql(&alice, "EXPLAIN SELECT * FROM sales.customers").await;
+    assert_eq!(explain.status, 200);
+    assert!(
+        !explain.text.contains("user_attribute") && !explain.text.contains("'eu'"),
+        "EXPLAIN shows the policy: {}",
+        explain.text
+    );
+
+    // ---- bob: two columns only; hidden columns behave as missing ones -------------------------
+    let rows = s
+        .rows(&bob, "SELECT * FROM sales.customers ORDER BY id")
+        .await;
+    assert_eq!(rows.len(), 4);
+    assert_eq!(
+        rows[0].as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["id", "region"]
+    );
+    let hidden = problem(&s.sql(&bob, "SELECT email FROM sales.customers").await, 404)
+        .body
+        .clone();
+    let missing = problem(
+        &s.sql(&bob, "SELECT nosuch FROM sales.customers").await,
+        404,
+    )
+    .body
+    .clone();
+    assert_eq!(hidden["code"], missing["code"]);
+    let typo = s.sql(&bob, "SELECT emial FROM sales.customers").await;
+    assert!(
+        !typo.text.contains("email"),
+        "a suggestion leaks a hidden column: {}",
+        typo.text
+    );
+    let explain = s.sql(&bob, "EXPLAIN SELECT * FROM sales.customers").await;
+    assert!(
+        !explain.text.contains("email") && !explain.text.contains("phone"),
+        "{}",
+        explain.text
+    );
+    let columns = s
+        .rows(
+            &bob,
+            "SELECT name FROM system.columns WHERE table_name = 'customers'",
+        )
+        .await;
+    assert_eq!(columns.len(), 2, "{columns:?}");
+
+    // ---- invisible tables answer exactly as missing ones ------------------------------------
+    let secret = problem(&s.sql(&alice, "SELECT * FROM hr.salaries").await, 404).body["detail"]
+        .as_str()
+        .unwrap()
+        .replace("salaries", "X");
+    let nothing = problem(&s.sql(&alice, "SELECT * FROM hr.nosuch").await, 404).body["detail"]
+        .as_str()
+        .unwrap()
+        .replace("nosuch", "X");
+    assert_eq!(secret, nothing);
+    problem(
+        &s.call(
+            "GET",
+            "/api/v1/hubs/main/datasets/hr/tables/salaries",
+            Some(&alice),
+            None,
+        )
+        .await,
+        404,
+    );
+    problem(
+        &s.call(
+            "GET",
+            "/api/v1/hubs/main/datasets/hr/tables",
+            Some(&alice),
+            None,
+        )
+        .await,
+        404,
+    );
+    let tables = s
+        .call(
+            "GET",
+            "/api/v1/hubs/main/datasets/sales/tables",
+            Some(&alice),
+            None,
+        )
+        .await;
+    let names: Vec<&str> = tables.body["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["customers", "orders"]);
+    assert_eq!(
+        s.rows(
+            &alice,
+            "SELECT name FROM system.tables WHERE dataset = 'hr'"
+        )
+        .await
+        .len(),
+        0
+    );
+    let detail = s
+        .call(
+            "GET",
+            "/api/v1/hubs/main/datasets/sales/tables/customers",
+            Some(&bob),
+            None,
+        )
+        .await;
+    assert_eq!(detail.status, 200, "{}", detail.text);
+    assert_eq!(detail.body["columns"].as_array().unwrap().len(), 2);
+
+    // ---- tag grants cover an object the moment it is tagged ---------------------------------
+    problem(&s.sql(&bob, "SELECT * FROM sales.products").await, 404);
+    let a = s
+        .call(
+            "PUT",
+            "/api/v1/tags",
+            Some(&admin),
+            Some(json!({"object": "table main.sales.products", "tags": ["classification=public"]})),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(s.rows(&bob, "SELECT * FROM sales.products").await.len(), 2);
+    let bad_tag = s
+        .call(
+            "PUT",
+            "/api/v1/tags",
+            Some(&admin),
+            Some(json!({"object": "table main.sales.products", "tags": ["classification=secret"]})),
+        )
+        .await;
+    problem(&bad_tag, 400);
+
+    // ---- writes: privileges, and row filters confine UPDATE / DELETE -----------------------
+    problem(
+        &s.sql(&bob, "DELETE FROM sales.customers WHERE id = 1")
+            .await,
+        403,
+    );
+    problem(
+        &s.sql(
+            &alice,
+            "DELETE FROM sales.customers WHERE phone = '+1 555 2222'",
+        )
+        .await,
+        403,
+    );
+    let upd = s
+        .rows(&alice, "UPDATE sales.customers SET name = 'Zed'")
+        .await;
+    assert_eq!(upd[0]["rows"], 2, "{upd:?}");
+    assert_eq!(
+        s.count(
+            &admin,
+            "SELECT count(*) FROM sales.customers WHERE name = 'Zed'"
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        s.count(
+            &admin,
+            "SELECT count(*) FROM sales.customers WHERE region = 'us' AND name = 'Zed'"
+        )
+        .await,
+        0
+    );
+    problem(
+        &s.sql(&alice, "GRANT SELECT ON TABLE sales.customers TO bob")
+            .await,
+        403,
+    );
+    problem(
+        &s.sql(&alice, "GRANT SELECT ON TABLE hr.salaries TO alice")
+            .await,
+        404,
+    );
+
+    // ---- formats ----------------------------------------------------------------------------
+    let csv = s.call("POST", "/api/v1/query", Some(&bob), Some(json!({"sql": "SELECT id, region FROM sales.customers ORDER BY id", "format": "csv"}))).await;
+    assert_eq!(csv.text.lines().next(), Some("id,region"));
+    assert_eq!(csv.text.lines().count(), 5);
+    let arrow = s
+        .http
+        .post(format!("{}/api/v1/query", s.url))
+        .bearer_auth(&bob)
+        .json(&json!({"sql": "SELECT id FROM sales.customers", "format": "arrow"}))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let reader =
+        arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(arrow.to_vec()), None)
+            .unwrap();
+    assert_eq!(reader.map(|b| b.unwrap().num_rows()).sum::<usize>(), 4);
+    let limited = s
+        .call(
+            "POST",
+            "/api/v1/query",
+            Some(&bob),
+            Some(json!({"sql": "SELECT id FROM sales.customers", "limit": 1})),
+        )
+        .await;
+    assert_eq!(limited.body["rows"].as_array().unwrap().len(), 1);
+    assert_eq!(limited.body["truncated"], true);
+
+    // ---- bad input --------------------------------------------------------------------------
+    let raw = |body: &'static str, ct: &'static str| {
+        s.http
+            .post(format!("{}/api/v1/query", s.url))
+            .bearer_auth(&bob)
+            .header("content-type", ct)
+            .body(body)
+            .send()
+    };
+    problem(
+        &Server::answer(raw("{not json", "application/json").await.unwrap()).await,
+        400,
+    );
+    problem(
+        &Server::answer(raw("{\"sql\": 1}", "application/json").await.unwrap()).await,
+        422,
+    );
+    problem(
+        &Server::answer(raw("SELECT 1", "text/plain").await.unwrap()).await,
+        415,
+    );
+    let big = vec![b'a'; 2 * 1024 * 1024];
+    let resp = s
+        .http
+        .post(format!(
+            "{}/api/v1/hubs/main/datasets/sales/tables/customers/files?format=csv",
+            s.url
+        ))
+        .bearer_auth(&admin)
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    problem(&Server::answer(resp).await, 413);
+    problem(
+        &s.call("GET", "/api/v1/hubs/Main!/datasets", Some(&admin), None)
+            .await,
+        400,
+    );
+    problem(
+        &s.call(
+            "GET",
+            "/api/v1/hubs/main/datasets/sales'%20OR%201=1--/tables",
+            Some(&admin),
+            None,
+        )
+        .await,
+        400,
+    );
+    problem(
+        &s.sql(
+            &admin,
+            "SELECT * FROM \"sales\".\"customers; DROP TABLE x\"",
+        )
+        .await,
+        400,
+    );
+    problem(&s.sql(&admin, "SELEC 1").await, 400);
+    let now = chrono::Utc::now().timestamp();
+    let good = json!({"iss": "https://idp.test", "aud": "basin", "exp": now + 600, "preferred_username": "dora", "roles": ["analyst"]});
+    let dora = jwt(good.clone(), jsonwebtoken::Algorithm::HS256);
+    assert_eq!(
+        s.count(&dora, "SELECT count(*) FROM sales.customers").await,
+        0,
+        "dora has no region attribute: no rows"
+    );
+    let mut wrong_aud = good.clone();
+    wrong_aud["aud"] = json!("other");
+    problem(
+        &s.call(
+            "GET",
+            "/api/v1/hubs",
+            Some(&jwt(wrong_aud, jsonwebtoken::Algorithm::HS256)),
+            None,
+        )
+        .await,
+        401,
+    );
+    let mut expired = good.clone();
+    expired["exp"] = json!(now - 600);
+    problem(
+        &s.call(
+            "GET",
+            "/api/v1/hubs",
+            Some(&jwt(expired, jsonwebtoken::Algorithm::HS256)),
+            None,
+        )
+        .await,
+        401,
+    );
+    let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let none = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "typ": "JWT", "kid": "test"})),
+        b64(&good)
+    );
+    problem(&s.call("GET", "/api/v1/hubs", Some(&none), None).await, 401);
+    problem(
+        &s.call(
+            "GET",
+            "/api/v1/hubs",
+            Some(&jwt(good.clone(), jsonwebtoken::Algorithm::HS512)),
+            None,
+        )
+        .await,
+        401,
+    );
+    // Service tokens: shown once, work, then revoked.
+    let created = s
+        .call(
+            "POST",
+            "/api/v1/tokens",
+            Some(&bob),
+            Some(json!({"name": "etl", "ttl_days": 1})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let service = created.body["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        s.call("GET", "/api/v1/hubs", Some(&service), None)
+            .await
+            .status,
+        200
+    );
+    let id = created.body["id"].as_str().unwrap();
+    assert_eq!(
+        s.call("DELETE", &format!("/api/v1/tokens/{id}"), Some(&bob), None)
+            .await
+            .status,
+        200
+    );
+    problem(
+        &s.call("GET", "/api/v1/hubs", Some(&service), None).await,
+        401,
+    );
+    // Failed logins are rate-limited.
+    for _ in 0..5 {
+        problem(
+            &s.call(
+                "POST",
+                "/api/v1/login",
+                None,
+                Some(json!({"user": "bob", "password": "wrong-password"})),
+            )
+            .await,
+            401,
+        );
+    }
+    let limited = s
+        .call(
+            "POST",
+            "/api/v1/login",
+            None,
+            Some(json!({"user": "bob", "password": "bob-password"})),
+        )
+        .await;
+    problem(&limited, 429);
+
+    // ---- audit ------------------------------------------------------------------------------
+    problem(&s.sql(&alice, "SELECT * FROM system.audit").await, 404);
+    let audit = s
+        .rows(
+            &admin,
+            "SELECT action, outcome, principal FROM system.audit",
+        )
+        .await;
+    let has = |action: &str, outcome: &str, who: &str| {
+        audit
+            .iter()
+            .any(|r| r["action"] == action && r["outcome"] == outcome && r["principal"] == who)
+    };
+    assert!(has("login", "denied", "bob"), "failed login audited");
+    assert!(has("login", "ok", "alice"));
+    assert!(has("query", "denied", "alice"), "denied query audited");
+    assert!(has("grant", "ok", "admin") || has("query", "ok", "admin"));
+    assert!(has("tag.set", "ok", "admin"));
+    let metrics = s.call("GET", "/metrics", Some(&admin), None).await;
+    assert!(
+        metrics.text.contains("basin_http_requests_total"),
+        "{}",
+        metrics.text
+    );
+    assert_eq!(
+        s.call("GET", "/health", None, None).await.status,
+        200,
+        "still serving"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
