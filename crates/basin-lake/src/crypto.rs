@@ -1075,6 +1075,29 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_creation_and_rotation_lose_no_version() {
+        let (_d, ks) = store();
+        let tokens: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| ks.hub_key("main").unwrap().encrypt("alice")))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(tokens.iter().all(|t| t == &tokens[0]), "{tokens:?}");
+        let mut versions: Vec<u32> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| ks.rotate("main").unwrap().version()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        versions.sort();
+        assert_eq!(versions, vec![2, 3, 4, 5]);
+        let key = ks.hub_key("main").unwrap();
+        assert_eq!(key.version(), 5);
+        assert_eq!(key.decrypt(&tokens[0]).unwrap(), "alice");
+    }
+
+    #[test]
     fn tampered_token_is_rejected_without_the_value() {
         let (_d, ks) = store();
         let key = ks.hub_key("main").unwrap();

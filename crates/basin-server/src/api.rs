@@ -732,6 +732,16 @@ async fn upload_inner(
             )
         })?;
         bytes += chunk.len() as u64;
+        if bytes > state.config.max_body_bytes as u64 {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!(
+                    "the upload is larger than the server's limit of {} bytes (--max-body-mib)",
+                    state.config.max_body_bytes
+                ),
+            ));
+        }
         tokio::io::AsyncWriteExt::write_all(&mut file, &chunk)
             .await
             .map_err(|e| ApiError::internal(format!("cannot stage the upload: {e}")))?;

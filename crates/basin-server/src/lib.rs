@@ -53,13 +53,13 @@ pub(crate) struct AppState {
 
 pub(crate) type State = Arc<AppState>;
 
-/// Creates the first administrator when the catalog has no user yet. Returns the generated
+/// Creates the administrator `admin` when it does not exist yet. Returns the generated
 /// password when `BASIN_ADMIN_PASSWORD` was not given (the caller prints it once).
 pub async fn ensure_admin(
     catalog: &Catalog,
     password: Option<String>,
 ) -> Result<Option<String>, ApiError> {
-    if !catalog.users().await?.is_empty() {
+    if catalog.user("admin").await?.is_some() {
         return Ok(None);
     }
     let (password, generated) = match password {

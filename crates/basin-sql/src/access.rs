@@ -14,12 +14,15 @@ use crate::{Result, SqlError};
 /// The table and the policy the engine's principal sees it under, or "not found".
 pub async fn table_policy(engine: &Engine, t: &TableRef) -> Result<(Table, TablePolicy)> {
     let catalog = engine.catalog();
-    let Some(table) = catalog.table(t).await? else {
-        return Err(not_found(engine, t).await);
-    };
     let Some(principal) = engine.principal() else {
+        // The operator sees everything, so the catalog's own error (which may name a missing
+        // dataset) is fine.
+        let table = catalog.require_table(t).await?;
         let policy = TablePolicy::unrestricted(&table);
         return Ok((table, policy));
+    };
+    let Some(table) = catalog.table(t).await? else {
+        return Err(not_found(engine, t).await);
     };
     let snapshot = catalog.access_snapshot().await?;
     let dataset = catalog.require_dataset(&t.dataset_ref()).await?;

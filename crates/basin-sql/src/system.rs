@@ -228,6 +228,7 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
                     "partition_columns",
                     text(ts.iter().map(|t| t.partition_columns.join(","))),
                 ),
+                Col::Text("tags", text(ts.iter().map(|t| t.tags.join(",")))),
                 Col::Time(
                     "created_at",
                     ts.iter().map(|t| time(&t.created_at)).collect(),

@@ -100,11 +100,8 @@ impl Catalog {
     ) -> Result<User> {
         let name = Name::parse("user", name)?.to_string();
         check_attributes(attributes)?;
-        if self.user(&name).await?.is_some() || self.role(&name).await?.is_some() {
-            return Err(CatalogError::AlreadyExists {
-                kind: "user or role",
-                name,
-            });
+        if self.user(&name).await?.is_some() {
+            return Err(CatalogError::AlreadyExists { kind: "user", name });
         }
         let (n, h, a) = (
             name.clone(),
@@ -259,11 +256,8 @@ impl Catalog {
     /// Creates a role.
     pub async fn create_role(&self, name: &str, description: &str) -> Result<Role> {
         let name = Name::parse("role", name)?.to_string();
-        if self.role(&name).await?.is_some() || self.user(&name).await?.is_some() {
-            return Err(CatalogError::AlreadyExists {
-                kind: "user or role",
-                name,
-            });
+        if self.role(&name).await?.is_some() {
+            return Err(CatalogError::AlreadyExists { kind: "role", name });
         }
         let (n, d) = (name.clone(), description.to_string());
         self.change("creating a role", move |tx| {
