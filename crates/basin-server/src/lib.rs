@@ -12,7 +12,6 @@ mod metrics;
 mod query;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,8 +26,6 @@ pub use error::{ApiError, Problem};
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
-    /// Directory for uploads in progress.
-    pub data_dir: PathBuf,
     pub oidc: Option<auth::OidcConfig>,
     /// Lifetime of the tokens a login issues.
     pub session_ttl: Duration,

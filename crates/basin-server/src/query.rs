@@ -216,7 +216,8 @@ impl Encoder {
                 Ok(Some(Err(err))) => {
                     return self.fail(&basin_sql::SqlError::from(err).to_string()).await;
                 }
-                Ok(other) => other.map(|r| r.expect("errors handled above")),
+                Ok(Some(Ok(batch))) => Some(batch),
+                Ok(None) => None,
             }
         };
         match next {

@@ -204,7 +204,6 @@ async fn serve(g: &Global, args: crate::cli::ServeArgs) -> anyhow::Result<()> {
     };
     let config = basin_server::ServerConfig {
         listen: args.listen,
-        data_dir: g.data_dir.clone(),
         oidc,
         session_ttl: Duration::from_secs(args.session_hours * 3600),
         max_body_bytes: args.max_body_mib * 1024 * 1024,

@@ -2,7 +2,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use basin_core::TableRef;
 use serde::Serialize;
 
 use super::model::*;
@@ -233,15 +232,6 @@ impl AccessSnapshot {
             })
     }
 
-    /// Whether the principal holds `privilege` on a hub.
-    pub fn allows_on_hub(&self, p: &Principal, privilege: Privilege, hub: &str) -> bool {
-        p.is_admin()
-            || self.grants_of(p).any(|g| {
-                g.privilege == privilege
-                    && matches!(&g.object, Securable::Hub { hub: h } if h == hub)
-            })
-    }
-
     /// Whether a dataset is visible without looking at its tables: some grant names it, its hub,
     /// or a table in it, or a tag grant matches its tags.
     pub fn dataset_visible(&self, p: &Principal, dataset: &Dataset) -> bool {
@@ -255,13 +245,6 @@ impl AccessSnapshot {
     /// Whether a hub is visible without looking at its datasets.
     pub fn hub_visible(&self, p: &Principal, hub: &str) -> bool {
         p.is_admin() || self.grants_of(p).any(|g| g.object.hub() == Some(hub))
-    }
-
-    /// Whether some grant of the principal is a tag grant (then visibility depends on the tags
-    /// of every object, not just on names).
-    pub fn has_tag_grants(&self, p: &Principal) -> bool {
-        self.grants_of(p)
-            .any(|g| matches!(g.object, Securable::Tag { .. }))
     }
 
     /// Whether the principal may grant on, and change policies of, an object: administrators,
@@ -290,10 +273,5 @@ impl AccessSnapshot {
                     _ => false,
                 }
         })
-    }
-
-    /// Whether a table reference is governed by MANAGE of the principal (for policy changes).
-    pub fn may_manage_table(&self, p: &Principal, t: &TableRef) -> bool {
-        self.may_manage(p, &Securable::table(t))
     }
 }
