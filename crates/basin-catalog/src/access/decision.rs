@@ -1,24 +1,27 @@
 //! The decision function: a pure function of (principal, object, access state).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use basin_core::TableRef;
 use serde::Serialize;
 
 use super::model::*;
 use crate::{Dataset, Table};
 
 /// Everything decisions depend on besides the objects themselves, loaded at one catalog
-/// version and cached until the next change.
+/// version and cached until the next change. Grants are indexed by grantee and policies by
+/// table, so a decision looks only at what concerns the principal and the table: its cost does
+/// not grow with the number of tables or of other roles' grants.
 #[derive(Debug, Clone, Default)]
 pub struct AccessSnapshot {
-    pub version: i64,
-    pub grants: Vec<Grant>,
-    pub row_filters: Vec<RowFilter>,
-    pub masks: Vec<ColumnMask>,
+    version: i64,
+    grants: HashMap<String, Vec<Grant>>,
+    row_filters: HashMap<TableRef, Vec<RowFilter>>,
+    masks: HashMap<TableRef, Vec<ColumnMask>>,
     /// member → roles.
-    pub memberships: BTreeMap<String, BTreeSet<String>>,
+    memberships: BTreeMap<String, BTreeSet<String>>,
     /// user → attributes.
-    pub attributes: BTreeMap<String, BTreeMap<String, String>>,
+    attributes: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// What a principal may do with one table and how it sees it.
@@ -50,6 +53,17 @@ impl TablePolicy {
     /// Whether the privilege is held.
     pub fn allows(&self, privilege: Privilege) -> bool {
         self.privileges.contains(&privilege)
+    }
+
+    /// Whether the principal sees every row and every column of the table in clear, as writes
+    /// that may touch rows it cannot see (MERGE, overwriting or upserting uploads) require.
+    pub fn sees_everything(&self) -> bool {
+        self.all_columns
+            && self.row_filter.is_none()
+            && self
+                .columns
+                .iter()
+                .all(|c| c.mask.is_none() && (!c.pii || self.unmask))
     }
 
     /// The policy of the trusted operator (the CLI on a data dir) and of administrators.
@@ -88,6 +102,47 @@ fn tag_in<'a>(tags: &'a [String], key: &str) -> Option<&'a str> {
 }
 
 impl AccessSnapshot {
+    /// A snapshot of the access state at catalog version `version`; `memberships` maps each
+    /// member to its roles, `attributes` each user to its attributes.
+    pub fn new(
+        version: i64,
+        grants: Vec<Grant>,
+        row_filters: Vec<RowFilter>,
+        masks: Vec<ColumnMask>,
+        memberships: BTreeMap<String, BTreeSet<String>>,
+        attributes: BTreeMap<String, BTreeMap<String, String>>,
+    ) -> Self {
+        let mut snapshot = AccessSnapshot {
+            version,
+            memberships,
+            attributes,
+            ..Default::default()
+        };
+        for g in grants {
+            snapshot
+                .grants
+                .entry(g.grantee.clone())
+                .or_default()
+                .push(g);
+        }
+        for f in row_filters {
+            snapshot
+                .row_filters
+                .entry(f.table.clone())
+                .or_default()
+                .push(f);
+        }
+        for m in masks {
+            snapshot.masks.entry(m.table.clone()).or_default().push(m);
+        }
+        snapshot
+    }
+
+    /// The catalog's access version this snapshot was loaded at.
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+
     /// The principal called `name`, acting in its own roles plus `extra_roles` (from an
     /// identity provider).
     pub fn principal(&self, name: &str, extra_roles: &[String]) -> Principal {
@@ -103,7 +158,7 @@ impl AccessSnapshot {
     }
 
     fn grants_of<'a>(&'a self, p: &'a Principal) -> impl Iterator<Item = &'a Grant> + 'a {
-        self.grants.iter().filter(|g| p.roles.contains(&g.grantee))
+        p.roles.iter().filter_map(|r| self.grants.get(r)).flatten()
     }
 
     /// The decision for one table (with its columns) in a dataset: `None` when the principal
@@ -162,10 +217,10 @@ impl AccessSnapshot {
                     None
                 } else {
                     self.masks
-                        .iter()
-                        .filter(|m| {
-                            m.table == t && m.column == c.name && p.roles.contains(&m.grantee)
-                        })
+                        .get(&t)
+                        .into_iter()
+                        .flatten()
+                        .filter(|m| m.column == c.name && p.roles.contains(&m.grantee))
                         .min_by(|a, b| a.grantee.cmp(&b.grantee))
                         .map(|m| m.mask.clone())
                 };
@@ -184,8 +239,10 @@ impl AccessSnapshot {
         }
         let filters: Vec<&str> = self
             .row_filters
-            .iter()
-            .filter(|f| f.table == t && p.roles.contains(&f.grantee))
+            .get(&t)
+            .into_iter()
+            .flatten()
+            .filter(|f| p.roles.contains(&f.grantee))
             .map(|f| f.expression.as_str())
             .collect();
         let row_filter = match filters.as_slice() {

@@ -47,7 +47,7 @@ impl Catalog {
             .await
             .ctx(|| "reading the access version".into())?;
         if let Some(s) = self.access.0.lock().expect("cache lock").as_ref()
-            && s.version == version
+            && s.version() == version
         {
             return Ok(s.clone());
         }
@@ -78,14 +78,14 @@ impl Catalog {
         {
             attributes.insert(name, attributes_from_json(&attrs)?);
         }
-        Ok(AccessSnapshot {
+        Ok(AccessSnapshot::new(
             version,
-            grants: self.grants().await?,
-            row_filters: self.row_filters().await?,
-            masks: self.column_masks().await?,
+            self.grants().await?,
+            self.row_filters().await?,
+            self.column_masks().await?,
             memberships,
             attributes,
-        })
+        ))
     }
 
     // ---- users and roles ----------------------------------------------------------------------
@@ -919,10 +919,18 @@ impl Catalog {
 
     /// Audit events, oldest first, from `since` (an RFC 3339 time) on, at most `limit`.
     pub async fn audit_events(&self, since: Option<&str>, limit: i64) -> Result<Vec<AuditEvent>> {
+        // Times are compared as text, as stored (UTC, `Z`): bring `since` to that form so that
+        // an offset (`+02:00`) or a time without fraction compares by instant.
+        let since = since.map(|s| match chrono::DateTime::parse_from_rfc3339(s) {
+            Ok(t) => t
+                .with_timezone(&chrono::Utc)
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            Err(_) => s.to_string(),
+        });
         let rows = sqlx::query_as::<_, (String, String, String, String, String, String, String)>(
             "SELECT at, principal, source, action, target, outcome, detail FROM audit_log WHERE at >= $1 ORDER BY at, id LIMIT $2",
         )
-        .bind(since.unwrap_or(""))
+        .bind(since.unwrap_or_default())
         .bind(limit)
         .fetch_all(&self.pool)
         .await

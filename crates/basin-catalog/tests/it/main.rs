@@ -1,6 +1,7 @@
 //! The catalog against both of its backends: SQLite and a real PostgreSQL server that the test
 //! starts itself (initdb + pg_ctl on a free loopback port).
 
+mod access;
 mod postgres;
 
 use basin_catalog::{Catalog, CatalogError, Column, Contract, NewDataset, NewHub, NewTable};
