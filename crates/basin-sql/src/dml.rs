@@ -6,7 +6,7 @@ use std::ops::ControlFlow;
 use basin_catalog::{Column, NewTable};
 use basin_core::TableRef;
 use basin_lake::{AddColumns, CreateTable, LakeTable, MergeClause, WriteMode, WriteTable};
-use datafusion::common::Column as DfColumn;
+use datafusion::common::{Column as DfColumn, ScalarValue};
 use datafusion::prelude::{DataFrame, Expr as DfExpr, cast};
 use datafusion::sql::sqlparser::ast::{
     AlterTableOperation, Assignment, AssignmentTarget, ColumnOption, CreateTable as SqlCreateTable,
@@ -47,7 +47,8 @@ pub(crate) async fn run(engine: &Engine, statement: Statement) -> Result<QueryOu
                 ));
             }
             let (entry, policy) = target(engine, &update.table).await?;
-            let mut op = LakeTable::open(&entry.location).await?.update();
+            let lake = LakeTable::open(&entry.location).await?;
+            let mut op = lake.update();
             let set = assignments(update.assignments, true)?;
             let mut used: Vec<String> = set.iter().map(|(c, _)| c.clone()).collect();
             for (_, value) in &set {
@@ -57,7 +58,12 @@ pub(crate) async fn run(engine: &Engine, statement: Statement) -> Result<QueryOu
                 used.extend(columns_in(p));
             }
             check_usable(&entry, &policy, &used)?;
-            if let Some(p) = governed_predicate(engine, &policy, update.selection)? {
+            let predicate = governed_predicate(engine, &policy, update.selection)?;
+            if policy.row_filter.is_some() {
+                let updated = updated_rows(engine, &lake, predicate.as_deref(), &set).await?;
+                check_rows_visible(engine, &policy, &entry.table_ref(), updated).await?;
+            }
+            if let Some(p) = predicate {
                 op = op.with_predicate(p);
             }
             for (column, value) in set {
@@ -179,6 +185,10 @@ async fn insert_into(
         exprs.push(cast(column, field.data_type().clone()).alias(target));
     }
     let df = df.select(exprs)?;
+    if policy.row_filter.is_some() {
+        let stored = stored_rows(engine, &entry, &schema, df.clone())?;
+        check_rows_visible(engine, &policy, &table, stored).await?;
+    }
     let mode = if overwrite {
         WriteMode::Overwrite(None)
     } else {
@@ -218,13 +228,7 @@ async fn merge_into(
     let table = table_ref_of(name)?;
     let (entry, policy) = access::table_policy(engine, &table).await?;
     access::require(&policy, Privilege::Modify, &table)?;
-    if !policy.all_columns
-        || policy.row_filter.is_some()
-        || policy
-            .columns
-            .iter()
-            .any(|c| c.mask.is_some() || (c.pii && !policy.unmask))
-    {
+    if !policy.sees_everything() {
         return Err(SqlError::Denied(format!(
             "permission denied: MERGE INTO '{table}' needs a view of all its rows and columns in clear; use INSERT, UPDATE or DELETE"
         )));
@@ -527,6 +531,71 @@ fn governed_predicate(
         (Some(f), None) => Some(f),
         (None, u) => u,
     })
+}
+
+/// Refuses a write whose rows the principal could not read back (PostgreSQL's `WITH CHECK`):
+/// a row filter must not let a user write rows into other users' views. `rows` are whole rows
+/// of the table as they will be stored.
+async fn check_rows_visible(
+    engine: &Engine,
+    policy: &TablePolicy,
+    table: &TableRef,
+    rows: DataFrame,
+) -> Result<()> {
+    let Some(filter) = &policy.row_filter else {
+        return Ok(());
+    };
+    let filter = rows.parse_sql_expr(&bind_principal(filter, engine.principal())?)?;
+    let outside = rows.filter(filter.is_not_true())?.count().await?;
+    if outside == 0 {
+        return Ok(());
+    }
+    Err(SqlError::Denied(format!(
+        "permission denied: {outside} row(s) written to '{table}' would fall outside the rows you may see; write only rows that your row filter admits"
+    )))
+}
+
+/// Inserted rows as the table will store them: every column (NULL where the INSERT names
+/// none), PII encrypted.
+fn stored_rows(
+    engine: &Engine,
+    entry: &basin_catalog::Table,
+    schema: &arrow::datatypes::Schema,
+    inserted: DataFrame,
+) -> Result<DataFrame> {
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        let name = field.name();
+        columns.push(if inserted.schema().has_column_with_unqualified_name(name) {
+            DfExpr::Column(DfColumn::new_unqualified(name))
+        } else {
+            DfExpr::Literal(ScalarValue::try_from(field.data_type())?, None).alias(name)
+        });
+    }
+    encrypt_pii_columns(engine, entry, inserted.select(columns)?)
+}
+
+/// The rows an UPDATE selects, with its assignments applied.
+async fn updated_rows(
+    engine: &Engine,
+    lake: &LakeTable,
+    predicate: Option<&str>,
+    set: &[(String, String)],
+) -> Result<DataFrame> {
+    let mut rows = engine.read(lake.provider().await?)?;
+    if let Some(p) = predicate {
+        rows = rows.clone().filter(rows.parse_sql_expr(p)?)?;
+    }
+    let mut columns = Vec::new();
+    for field in rows.schema().fields() {
+        let name = field.name();
+        let column = DfExpr::Column(DfColumn::new_unqualified(name));
+        columns.push(match set.iter().find(|(c, _)| c == name) {
+            Some((_, value)) => rows.parse_sql_expr(value)?.alias(name),
+            None => column,
+        });
+    }
+    Ok(rows.select(columns)?)
 }
 
 /// Fails when a column is not visible to the principal (as if it did not exist).

@@ -8,7 +8,8 @@ use basin_core::DEFAULT_HUB;
 use basin_lake::{HubKey, Keystore};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
-use datafusion::prelude::{DataFrame, SessionConfig};
+use datafusion::catalog::TableProvider;
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::parser::Parser;
 use futures::TryStreamExt;
@@ -183,6 +184,11 @@ impl Engine {
             }
             other => dml::run(self, other).await,
         }
+    }
+
+    /// A DataFrame over one table provider, in the engine's session.
+    pub(crate) fn read(&self, provider: Arc<dyn TableProvider>) -> Result<DataFrame> {
+        Ok(SessionContext::new_with_state(self.base.clone()).read_table(provider)?)
     }
 
     /// Plans a query (or any statement DataFusion plans) against the tables it names.

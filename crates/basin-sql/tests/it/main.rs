@@ -1,6 +1,7 @@
 //! SQL over real Delta tables: reads, writes, time travel, system tables, errors.
 
 mod dml;
+mod policy;
 mod query;
 
 use arrow::array::{Array, StringArray};
