@@ -403,12 +403,19 @@ impl Catalog {
         rows.iter().map(table_from_row).collect()
     }
 
-    /// The columns of every table in the catalog, keyed by table.
-    pub async fn all_columns(&self) -> Result<Vec<(TableRef, Column)>> {
+    /// The columns of the tables of a hub and/or dataset (all when both are `None`), keyed by
+    /// table.
+    pub async fn columns_in(
+        &self,
+        hub: Option<&str>,
+        dataset: Option<&str>,
+    ) -> Result<Vec<(TableRef, Column)>> {
         let rows = sqlx::query(concat!(
             column_select!(),
-            " ORDER BY hub, dataset, table_name, position"
+            " WHERE ($1 = '' OR hub = $1) AND ($2 = '' OR dataset = $2) ORDER BY hub, dataset, table_name, position"
         ))
+        .bind(hub.unwrap_or(""))
+        .bind(dataset.unwrap_or(""))
         .fetch_all(&self.pool)
         .await
         .ctx(|| "listing columns".into())?;

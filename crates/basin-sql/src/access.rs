@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use basin_catalog::Table;
 use basin_catalog::access::{Privilege, TablePolicy};
+use basin_catalog::{Dataset, Hub, Table};
 use basin_core::TableRef;
 
 use crate::engine::Engine;
@@ -43,12 +43,17 @@ pub fn require(policy: &TablePolicy, privilege: Privilege, t: &TableRef) -> Resu
     }
 }
 
-/// Every table the principal may see, with its columns and policy, by name.
-pub async fn visible_tables(engine: &Engine) -> Result<Vec<(Table, TablePolicy)>> {
+/// Every table the principal may see in a hub and/or dataset (everywhere when both are
+/// `None`), with its columns and policy, by name. The cost grows with the tables in scope only.
+pub async fn visible_tables(
+    engine: &Engine,
+    hub: Option<&str>,
+    dataset: Option<&str>,
+) -> Result<Vec<(Table, TablePolicy)>> {
     let catalog = engine.catalog();
-    let mut tables = catalog.tables(None, None).await?;
+    let mut tables = catalog.tables(hub, dataset).await?;
     let mut columns: BTreeMap<TableRef, Vec<basin_catalog::Column>> = BTreeMap::new();
-    for (t, c) in catalog.all_columns().await? {
+    for (t, c) in catalog.columns_in(hub, dataset).await? {
         columns.entry(t).or_default().push(c);
     }
     for t in &mut tables {
@@ -64,8 +69,8 @@ pub async fn visible_tables(engine: &Engine) -> Result<Vec<(Table, TablePolicy)>
             .collect());
     };
     let snapshot = catalog.access_snapshot().await?;
-    let datasets: BTreeMap<(String, String), basin_catalog::Dataset> = catalog
-        .datasets(None)
+    let datasets: BTreeMap<(String, String), Dataset> = catalog
+        .datasets(hub)
         .await?
         .into_iter()
         .map(|d| ((d.hub.clone(), d.name.clone()), d))
@@ -80,16 +85,71 @@ pub async fn visible_tables(engine: &Engine) -> Result<Vec<(Table, TablePolicy)>
         .collect())
 }
 
+/// What a principal may see of the catalog, within a hub and/or dataset.
+pub struct Visible {
+    /// Hubs, by name.
+    pub hubs: Vec<Hub>,
+    /// Datasets, by hub and name.
+    pub datasets: Vec<Dataset>,
+    /// Tables with the policy they are seen under, by name.
+    pub tables: Vec<(Table, TablePolicy)>,
+}
+
+/// The hubs, datasets and tables the principal may see in a scope: a dataset is visible when a
+/// grant names it (or its hub) or when one of its tables is visible; a hub likewise.
+pub async fn visible(engine: &Engine, hub: Option<&str>, dataset: Option<&str>) -> Result<Visible> {
+    let catalog = engine.catalog();
+    let tables = visible_tables(engine, hub, dataset).await?;
+    let access = match engine.principal() {
+        Some(p) => Some((catalog.access_snapshot().await?, p)),
+        None => None,
+    };
+    let datasets: Vec<Dataset> = catalog
+        .datasets(hub)
+        .await?
+        .into_iter()
+        .filter(|d| dataset.is_none_or(|name| d.name == name))
+        .filter(|d| {
+            access.as_ref().is_none_or(|(s, p)| s.dataset_visible(p, d))
+                || tables
+                    .iter()
+                    .any(|(t, _)| t.hub == d.hub && t.dataset == d.name)
+        })
+        .collect();
+    let hubs = catalog
+        .hubs()
+        .await?
+        .into_iter()
+        .filter(|h| hub.is_none_or(|name| h.name == name))
+        .filter(|h| {
+            access
+                .as_ref()
+                .is_none_or(|(s, p)| s.hub_visible(p, &h.name))
+                || datasets.iter().any(|d| d.hub == h.name)
+        })
+        .collect();
+    Ok(Visible {
+        hubs,
+        datasets,
+        tables,
+    })
+}
+
 /// The error for a table that is missing or hidden; suggestions come from visible tables only.
 pub(crate) async fn not_found(engine: &Engine, t: &TableRef) -> SqlError {
-    let candidates: Vec<String> = match visible_tables(engine).await {
-        Ok(v) => v
-            .into_iter()
-            .filter(|(x, _)| x.hub == t.hub.as_str())
-            .map(|(x, _)| format!("{}.{}", x.dataset, x.name))
-            .collect(),
-        Err(_) => Vec::new(),
-    };
+    // Tables of the same dataset, else of the hub: a typo costs no scan of the whole catalog.
+    let mut candidates = Vec::new();
+    for dataset in [Some(t.dataset.as_str()), None] {
+        if let Ok(v) = visible_tables(engine, Some(t.hub.as_str()), dataset).await {
+            candidates = v
+                .into_iter()
+                .map(|(x, _)| format!("{}.{}", x.dataset, x.name))
+                .collect();
+        }
+        if !candidates.is_empty() {
+            break;
+        }
+    }
     let wanted = format!("{}.{}", t.dataset, t.table);
     SqlError::NotFound {
         kind: "table",

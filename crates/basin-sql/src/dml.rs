@@ -566,11 +566,13 @@ fn stored_rows(
     let mut columns = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
         let name = field.name();
-        columns.push(if inserted.schema().has_column_with_unqualified_name(name) {
-            DfExpr::Column(DfColumn::new_unqualified(name))
-        } else {
-            DfExpr::Literal(ScalarValue::try_from(field.data_type())?, None).alias(name)
-        });
+        columns.push(
+            if inserted.schema().has_column_with_unqualified_name(name) {
+                DfExpr::Column(DfColumn::new_unqualified(name))
+            } else {
+                DfExpr::Literal(ScalarValue::try_from(field.data_type())?, None).alias(name)
+            },
+        );
     }
     encrypt_pii_columns(engine, entry, inserted.select(columns)?)
 }

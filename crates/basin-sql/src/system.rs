@@ -8,9 +8,7 @@ use arrow::array::{
     ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use std::collections::BTreeSet;
 
-use basin_catalog::access::TablePolicy;
 use basin_lake::LakeTable;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
@@ -73,53 +71,6 @@ fn text(v: impl IntoIterator<Item = String>) -> Vec<Option<String>> {
     v.into_iter().map(Some).collect()
 }
 
-/// What the engine's principal may see of the catalog.
-struct Visible {
-    hubs: BTreeSet<String>,
-    datasets: BTreeSet<(String, String)>,
-    tables: Vec<(basin_catalog::Table, TablePolicy)>,
-}
-
-async fn visible(engine: &Engine) -> Result<Visible> {
-    let catalog = engine.catalog();
-    let tables = access::visible_tables(engine).await?;
-    let all_datasets = catalog.datasets(None).await?;
-    let (mut hubs, mut datasets) = (BTreeSet::new(), BTreeSet::new());
-    let snapshot = match engine.principal() {
-        Some(_) => Some(catalog.access_snapshot().await?),
-        None => None,
-    };
-    for h in catalog.hubs().await? {
-        if snapshot
-            .as_ref()
-            .zip(engine.principal())
-            .is_none_or(|(s, p)| s.hub_visible(p, &h.name))
-        {
-            hubs.insert(h.name);
-        }
-    }
-    for d in &all_datasets {
-        if snapshot
-            .as_ref()
-            .zip(engine.principal())
-            .is_none_or(|(s, p)| s.dataset_visible(p, d))
-        {
-            datasets.insert((d.hub.clone(), d.name.clone()));
-        }
-    }
-    for (t, _) in &tables {
-        datasets.insert((t.hub.clone(), t.dataset.clone()));
-    }
-    for (h, _) in &datasets {
-        hubs.insert(h.clone());
-    }
-    Ok(Visible {
-        hubs,
-        datasets,
-        tables,
-    })
-}
-
 /// The virtual table `system.<name>`, showing only what the engine's principal may see.
 pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TableProvider>> {
     let catalog = engine.catalog();
@@ -140,13 +91,7 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
             ])
         }
         "hubs" => {
-            let seen = visible(engine).await?;
-            let hubs: Vec<_> = catalog
-                .hubs()
-                .await?
-                .into_iter()
-                .filter(|h| seen.hubs.contains(&h.name))
-                .collect();
+            let hubs = access::visible(engine, None, None).await?.hubs;
             batch(vec![
                 Col::Text("name", text(hubs.iter().map(|h| h.name.clone()))),
                 Col::Text(
@@ -164,13 +109,7 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
             ])
         }
         "datasets" => {
-            let seen = visible(engine).await?;
-            let ds: Vec<_> = catalog
-                .datasets(None)
-                .await?
-                .into_iter()
-                .filter(|d| seen.datasets.contains(&(d.hub.clone(), d.name.clone())))
-                .collect();
+            let ds = access::visible(engine, None, None).await?.datasets;
             batch(vec![
                 Col::Text("hub", text(ds.iter().map(|d| d.hub.clone()))),
                 Col::Text("name", text(ds.iter().map(|d| d.name.clone()))),
@@ -205,9 +144,8 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
             ])
         }
         "tables" => {
-            let ts: Vec<_> = visible(engine)
+            let ts: Vec<_> = access::visible_tables(engine, None, None)
                 .await?
-                .tables
                 .into_iter()
                 .map(|(t, _)| t)
                 .collect();
@@ -240,19 +178,19 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
             ])
         }
         "columns" => {
-            let cs: Vec<(basin_core::TableRef, basin_catalog::Column)> = visible(engine)
-                .await?
-                .tables
-                .into_iter()
-                .flat_map(|(t, policy)| {
-                    let r = t.table_ref();
-                    t.columns
-                        .into_iter()
-                        .filter(|c| policy.columns.iter().any(|p| p.name == c.name))
-                        .map(|c| (r.clone(), c))
-                        .collect::<Vec<_>>()
-                })
-                .collect();
+            let cs: Vec<(basin_core::TableRef, basin_catalog::Column)> =
+                access::visible_tables(engine, None, None)
+                    .await?
+                    .into_iter()
+                    .flat_map(|(t, policy)| {
+                        let r = t.table_ref();
+                        t.columns
+                            .into_iter()
+                            .filter(|c| policy.columns.iter().any(|p| p.name == c.name))
+                            .map(|c| (r.clone(), c))
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
             let mut ordinal = Vec::with_capacity(cs.len());
             for (i, (t, _)) in cs.iter().enumerate() {
                 let same_table = i > 0 && cs[i - 1].0 == *t;
@@ -285,7 +223,7 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
         "history" => {
             let (mut hub, mut dataset, mut table, mut version, mut at, mut op, mut params) =
                 (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
-            for (t, _) in visible(engine).await?.tables {
+            for (t, _) in access::visible_tables(engine, None, None).await? {
                 for c in LakeTable::open(&t.location).await?.history(None).await? {
                     hub.push(Some(t.hub.clone()));
                     dataset.push(Some(t.dataset.clone()));

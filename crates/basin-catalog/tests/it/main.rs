@@ -133,7 +133,15 @@ async fn exercise(catalog: &Catalog) {
     );
 
     assert_eq!(catalog.tables(Some("us"), None).await.unwrap().len(), 1);
-    assert_eq!(catalog.all_columns().await.unwrap().len(), 3);
+    assert_eq!(catalog.columns_in(None, None).await.unwrap().len(), 3);
+    assert_eq!(
+        catalog
+            .columns_in(Some("us"), Some("other"))
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
     catalog.drop_table(&table).await.unwrap();
     assert!(catalog.table(&table).await.unwrap().is_none());
 }
