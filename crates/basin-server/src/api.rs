@@ -253,7 +253,7 @@ async fn identify(state: &State, authorization: Option<String>, source: &str) ->
         auth::check_token(&state.catalog, bearer).await?
     } else if bearer.matches('.').count() == 2 {
         match &state.oidc {
-            Some(o) => o.check(bearer)?,
+            Some(o) => auth::admit_federated(&state.catalog, o.check(bearer)?).await?,
             None => {
                 return Err(ApiError::unauthorized(
                     "this server does not accept JWTs (no OIDC provider is configured)",
@@ -504,26 +504,32 @@ fn name(kind: &'static str, s: &str) -> ApiResult<String> {
 
 #[utoipa::path(get, path = "/api/v1/hubs", responses((status = 200, description = "Hubs the caller may see")))]
 async fn list_hubs(Extension(c): Extension<Caller>) -> ApiResult {
-    Ok(Json(
-        json!({"hubs": rows_json(&c.engine, "SELECT name, description, created_at FROM system.hubs ORDER BY name").await?}),
-    ))
+    let hubs: Vec<Value> = basin_sql::access::visible(&c.engine, None, None)
+        .await?
+        .hubs
+        .iter()
+        .map(|h| json!({"name": h.name, "description": h.description, "created_at": h.created_at}))
+        .collect();
+    Ok(Json(json!({ "hubs": hubs })))
 }
 
 #[utoipa::path(get, path = "/api/v1/hubs/{hub}/datasets", params(("hub" = String, Path)), responses((status = 200, description = "Datasets the caller may see")))]
 async fn list_datasets(Extension(c): Extension<Caller>, Path(hub): Path<String>) -> ApiResult {
     let hub = name("hub", &hub)?;
-    let hubs = rows_json(
-        &c.engine,
-        &format!("SELECT name FROM system.hubs WHERE name = '{hub}'"),
-    )
-    .await?;
-    if hubs.is_empty() {
+    let seen = basin_sql::access::visible(&c.engine, Some(&hub), None).await?;
+    if seen.hubs.is_empty() {
         return Err(ApiError::not_found(format!("hub '{hub}' not found")));
     }
-    let sql = format!(
-        "SELECT name, layer, domain, owner, description, tags, update_frequency, support_contact FROM system.datasets WHERE hub = '{hub}' ORDER BY name"
-    );
-    Ok(Json(json!({"datasets": rows_json(&c.engine, &sql).await?})))
+    let datasets: Vec<Value> = seen
+        .datasets
+        .iter()
+        .map(|d| {
+            json!({"name": d.name, "layer": d.layer.to_string(), "domain": d.domain, "owner": d.owner,
+                   "description": d.description, "tags": d.tags, "update_frequency": d.contract.update_frequency,
+                   "support_contact": d.contract.support_contact, "created_at": d.created_at, "updated_at": d.updated_at})
+        })
+        .collect();
+    Ok(Json(json!({ "datasets": datasets })))
 }
 
 #[utoipa::path(get, path = "/api/v1/hubs/{hub}/datasets/{dataset}/tables", params(("hub" = String, Path), ("dataset" = String, Path)), responses((status = 200, description = "Tables the caller may see")))]
@@ -532,20 +538,22 @@ async fn list_tables(
     Path((hub, dataset)): Path<(String, String)>,
 ) -> ApiResult {
     let (hub, dataset) = (name("hub", &hub)?, name("dataset", &dataset)?);
-    let found = rows_json(
-        &c.engine,
-        &format!("SELECT name FROM system.datasets WHERE hub = '{hub}' AND name = '{dataset}'"),
-    )
-    .await?;
-    if found.is_empty() {
+    let seen = basin_sql::access::visible(&c.engine, Some(&hub), Some(&dataset)).await?;
+    if seen.datasets.is_empty() {
         return Err(ApiError::not_found(format!(
             "dataset '{hub}.{dataset}' not found"
         )));
     }
-    let sql = format!(
-        "SELECT name, description, primary_key, partition_columns, tags, updated_at FROM system.tables WHERE hub = '{hub}' AND dataset = '{dataset}' ORDER BY name"
-    );
-    Ok(Json(json!({"tables": rows_json(&c.engine, &sql).await?})))
+    let tables: Vec<Value> = seen
+        .tables
+        .iter()
+        .map(|(t, _)| {
+            json!({"name": t.name, "description": t.description, "primary_key": t.primary_key,
+                   "partition_columns": t.partition_columns, "tags": t.tags, "created_at": t.created_at,
+                   "updated_at": t.updated_at})
+        })
+        .collect();
+    Ok(Json(json!({ "tables": tables })))
 }
 
 fn table_ref(hub: &str, dataset: &str, table: &str) -> ApiResult<TableRef> {
@@ -691,6 +699,13 @@ async fn upload_inner(
         Some(_) => {
             let (_, policy) = basin_sql::access::table_policy(&c.engine, t).await?;
             basin_sql::access::require(&policy, Privilege::Modify, t)?;
+            // A file is loaded as it is: it could write hidden columns, rows outside the
+            // principal's row filter, or (overwrite, upsert) replace rows it cannot see.
+            if !policy.sees_everything() {
+                return Err(ApiError::forbidden(format!(
+                    "permission denied: uploading into '{t}' needs a view of all its rows and columns in clear; add rows with SQL INSERT, which checks them against your policy"
+                )));
+            }
         }
         None => {
             let dataset = state.catalog.dataset(&t.dataset_ref()).await?;

@@ -126,6 +126,32 @@ pub async fn check_token(catalog: &Catalog, secret: &str) -> Result<Identity, Ap
     }
 }
 
+/// Admits an identity from the OIDC provider. Its name may not be a local (password) user's or
+/// a role's, as a user acts in the role named after itself: an IdP account called `admin`
+/// would otherwise be an administrator. A disabled catalog user stays locked out.
+pub async fn admit_federated(catalog: &Catalog, identity: Identity) -> Result<Identity, ApiError> {
+    let refuse = |why: &str| {
+        ApiError::unauthorized(format!(
+            "the bearer JWT is not accepted: its user name '{}' {why}",
+            identity.name
+        ))
+    };
+    if identity.name == basin_catalog::access::PUBLIC_ROLE
+        || catalog.role(&identity.name).await?.is_some()
+    {
+        return Err(refuse(
+            "is a Basin role; map another claim with --oidc-user-claim",
+        ));
+    }
+    match catalog.user(&identity.name).await? {
+        Some(u) if u.has_password => Err(refuse(
+            "belongs to a local Basin user; map another claim with --oidc-user-claim",
+        )),
+        Some(u) if u.disabled => Err(refuse("is disabled")),
+        _ => Ok(identity),
+    }
+}
+
 /// Where the identity provider's keys come from.
 #[derive(Debug, Clone)]
 pub enum JwksSource {
@@ -145,6 +171,9 @@ pub struct OidcConfig {
     pub user_claim: String,
 }
 
+/// Longest the server waits for the provider's key set at start-up.
+const JWKS_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A validator for OIDC JWTs with the provider's key set loaded.
 pub struct Oidc {
     config: OidcConfig,
@@ -157,13 +186,39 @@ impl Oidc {
         let text = match &config.jwks {
             JwksSource::File(p) => std::fs::read_to_string(p)
                 .map_err(|e| format!("cannot read the JWKS file {}: {e}", p.display()))?,
-            JwksSource::Url(u) => reqwest::get(u)
-                .await
-                .and_then(|r| r.error_for_status())
-                .map_err(|e| format!("cannot fetch the JWKS from {u}: {e}"))?
-                .text()
-                .await
-                .map_err(|e| format!("cannot read the JWKS from {u}: {e}"))?,
+            JwksSource::Url(u) => {
+                // Without a timeout, a provider that accepts the connection but never answers
+                // would hold the server's start-up forever, silently.
+                let failed = |what: &str, e: reqwest::Error| {
+                    if e.is_timeout() {
+                        return format!(
+                            "cannot {what} the JWKS from {u}: no answer within {} s",
+                            JWKS_TIMEOUT.as_secs()
+                        );
+                    }
+                    // reqwest's message omits the cause ("connection refused", …): add it.
+                    let mut cause = std::error::Error::source(&e);
+                    while let Some(deeper) = cause.and_then(|c| c.source()) {
+                        cause = Some(deeper);
+                    }
+                    match cause {
+                        Some(cause) => format!("cannot {what} the JWKS from {u}: {e} ({cause})"),
+                        None => format!("cannot {what} the JWKS from {u}: {e}"),
+                    }
+                };
+                reqwest::Client::builder()
+                    .timeout(JWKS_TIMEOUT)
+                    .build()
+                    .map_err(|e| failed("fetch", e))?
+                    .get(u)
+                    .send()
+                    .await
+                    .and_then(|r| r.error_for_status())
+                    .map_err(|e| failed("fetch", e))?
+                    .text()
+                    .await
+                    .map_err(|e| failed("read", e))?
+            }
         };
         let keys: JwkSet = serde_json::from_str(&text)
             .map_err(|e| format!("the JWKS is not a valid key set: {e}"))?;
