@@ -111,8 +111,21 @@ pub(crate) async fn query(
         Format::Csv => "text/csv; charset=utf-8",
         Format::Arrow => "application/vnd.apache.arrow.stream",
     };
+    // Planning (names, policies, DataFusion's plans) is done once the stream exists; the
+    // header lets clients and benchmarks see it apart from execution and transfer.
+    let plan_ms = started.elapsed().as_secs_f64() * 1000.0;
     let body = Body::from_stream(encode(stream, format, limit, deadline, audit));
-    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (
+                header::HeaderName::from_static("server-timing"),
+                format!("plan;dur={plan_ms:.3}"),
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 /// Runs a query as a stream; other statements run to completion first.
