@@ -3,6 +3,7 @@
 mod cli;
 mod interop;
 mod server;
+mod server_keys;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

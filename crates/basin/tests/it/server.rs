@@ -9,13 +9,22 @@ use serde_json::{Value, json};
 
 use crate::Basin;
 
-const ADMIN_PASSWORD: &str = "admin-secret-1";
-const JWT_SECRET: &[u8] = b"an-hs256-secret-for-tests-only-0123456789";
+pub(crate) const ADMIN_PASSWORD: &str = "admin-secret-1";
+pub(crate) const JWT_SECRET: &[u8] = b"an-hs256-secret-for-tests-only-0123456789";
+/// The emails of sales.customers, by id (see [`CUSTOMERS_CSV`]).
+pub(crate) const CUSTOMER_EMAILS: [&str; 4] = [
+    "ann@example.com",
+    "bob@example.com",
+    "cem@example.com",
+    "dan@example.com",
+];
+const CUSTOMERS_CSV: &str = "id,name,email,phone,region\n1,Ann,ann@example.com,+49 151 1111,eu\n2,Bob,bob@example.com,+1 555 2222,us\n3,Cem,cem@example.com,+49 151 3333,eu\n4,Dan,dan@example.com,+1 555 4444,us\n";
+const ORDERS_CSV: &str = "order_id,customer_email,amount\n10,ann@example.com,5.5\n11,bob@example.com,7.0\n12,cem@example.com,1.0\n";
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    url: String,
-    http: reqwest::Client,
+    pub(crate) url: String,
+    pub(crate) http: reqwest::Client,
 }
 
 impl Drop for Server {
@@ -25,34 +34,52 @@ impl Drop for Server {
     }
 }
 
-struct Answer {
-    status: u16,
-    content_type: String,
-    body: Value,
-    text: String,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) content_type: String,
+    pub(crate) body: Value,
+    pub(crate) text: String,
+}
+
+/// The test identity provider's key set: one HS256 key ([`JWT_SECRET`]) with kid `test`.
+pub(crate) fn jwks() -> Value {
+    json!({"keys": [{"kty": "oct", "kid": "test", "alg": "HS256",
+        "k": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(JWT_SECRET)}]})
+}
+
+/// `basin serve` on a free loopback port, accepting JWTs of issuer `https://idp.test` for
+/// audience `basin` whose keys come from `jwks` (a file path or an http(s) URL).
+pub(crate) fn serve_command(basin: &Basin, jwks: &str, extra: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_basin"));
+    command
+        .arg("--data-dir")
+        .arg(basin.data_dir())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--oidc-issuer",
+            "https://idp.test",
+            "--oidc-audience",
+            "basin",
+            "--oidc-jwks",
+            jwks,
+        ])
+        .args(extra)
+        .env("BASIN_ADMIN_PASSWORD", ADMIN_PASSWORD);
+    command
 }
 
 impl Server {
-    fn start(basin: &Basin, extra: &[&str]) -> Server {
-        let jwks = json!({"keys": [{"kty": "oct", "kid": "test", "alg": "HS256",
-            "k": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(JWT_SECRET)}]});
-        let jwks_path = basin.file("jwks.json", &jwks.to_string());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_basin"))
-            .arg("--data-dir")
-            .arg(basin.data_dir())
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--oidc-issuer",
-                "https://idp.test",
-                "--oidc-audience",
-                "basin",
-                "--oidc-jwks",
-                &jwks_path,
-            ])
-            .args(extra)
-            .env("BASIN_ADMIN_PASSWORD", ADMIN_PASSWORD)
+    /// Starts `basin serve` with the key set of [`jwks`] in a file.
+    pub(crate) fn start(basin: &Basin, extra: &[&str]) -> Server {
+        let jwks_path = basin.file("jwks.json", &jwks().to_string());
+        Server::start_with_jwks(basin, &jwks_path, extra)
+    }
+
+    /// Starts `basin serve` with the key set at `jwks` (a file path or URL); waits until it listens.
+    pub(crate) fn start_with_jwks(basin: &Basin, jwks: &str, extra: &[&str]) -> Server {
+        let mut child = serve_command(basin, jwks, extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -75,7 +102,7 @@ impl Server {
         }
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: &str,
         path: &str,
@@ -94,7 +121,7 @@ impl Server {
         Self::answer(req.send().await.unwrap()).await
     }
 
-    async fn answer(resp: reqwest::Response) -> Answer {
+    pub(crate) async fn answer(resp: reqwest::Response) -> Answer {
         let status = resp.status().as_u16();
         let content_type = resp
             .headers()
@@ -111,7 +138,7 @@ impl Server {
         }
     }
 
-    async fn login(&self, user: &str, password: &str) -> String {
+    pub(crate) async fn login(&self, user: &str, password: &str) -> String {
         let a = self
             .call(
                 "POST",
@@ -125,7 +152,7 @@ impl Server {
     }
 
     /// Runs SQL; returns the answer (rows under body["rows"]).
-    async fn sql(&self, token: &str, sql: &str) -> Answer {
+    pub(crate) async fn sql(&self, token: &str, sql: &str) -> Answer {
         self.call(
             "POST",
             "/api/v1/query",
@@ -135,13 +162,13 @@ impl Server {
         .await
     }
 
-    async fn rows(&self, token: &str, sql: &str) -> Vec<Value> {
+    pub(crate) async fn rows(&self, token: &str, sql: &str) -> Vec<Value> {
         let a = self.sql(token, sql).await;
         assert_eq!(a.status, 200, "{sql}: {}", a.text);
         a.body["rows"].as_array().unwrap().clone()
     }
 
-    async fn count(&self, token: &str, sql: &str) -> i64 {
+    pub(crate) async fn count(&self, token: &str, sql: &str) -> i64 {
         let rows = self.rows(token, sql).await;
         rows[0]
             .as_object()
@@ -154,7 +181,7 @@ impl Server {
     }
 }
 
-fn problem(a: &Answer, status: u16) -> &Answer {
+pub(crate) fn problem(a: &Answer, status: u16) -> &Answer {
     assert_eq!(a.status, status, "{}", a.text);
     assert_eq!(a.content_type, "application/problem+json", "{}", a.text);
     assert!(
@@ -165,19 +192,25 @@ fn problem(a: &Answer, status: u16) -> &Answer {
     a
 }
 
-fn jwt(claims: Value, alg: jsonwebtoken::Algorithm) -> String {
+/// A JWT with kid `test`, signed with the test provider's secret.
+pub(crate) fn jwt(claims: Value, alg: jsonwebtoken::Algorithm) -> String {
+    jwt_signed(claims, alg, JWT_SECRET)
+}
+
+/// A JWT with kid `test`, signed with `secret`.
+pub(crate) fn jwt_signed(claims: Value, alg: jsonwebtoken::Algorithm, secret: &[u8]) -> String {
     let mut header = jsonwebtoken::Header::new(alg);
     header.kid = Some("test".into());
     jsonwebtoken::encode(
         &header,
         &claims,
-        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET),
+        &jsonwebtoken::EncodingKey::from_secret(secret),
     )
     .unwrap()
 }
 
 /// Sample data: customers (with PII), orders referencing customers by email, and a secret table.
-fn seed(basin: &Basin) {
+pub(crate) fn seed(basin: &Basin) {
     basin.ok(&["dataset", "create", "sales", "--layer", "prepared"]);
     basin.ok(&["dataset", "create", "hr", "--layer", "source"]);
     // Customers and orders get their PII tags before any data arrives (through the API).
@@ -212,6 +245,85 @@ fn seed(basin: &Basin) {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+impl Server {
+    /// Uploads a CSV file to `main.sales.<table>` through the REST API.
+    pub(crate) async fn upload_csv(&self, token: &str, table: &str, csv: &'static str) -> Answer {
+        let resp = self
+            .http
+            .post(format!(
+                "{}/api/v1/hubs/main/datasets/sales/tables/{table}/files?format=csv",
+                self.url
+            ))
+            .bearer_auth(token)
+            .body(csv)
+            .send()
+            .await
+            .unwrap();
+        Server::answer(resp).await
+    }
+
+    /// The current Delta version of `main.sales.<table>`.
+    pub(crate) async fn table_version(&self, token: &str, table: &str) -> i64 {
+        let a = self
+            .call(
+                "GET",
+                &format!("/api/v1/hubs/main/datasets/sales/tables/{table}"),
+                Some(token),
+                None,
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        a.body["stats"]["version"].as_i64().unwrap()
+    }
+}
+
+/// Defines the tag `classification` and tags the email columns of sales.customers and
+/// sales.orders `classification=pii` — before any data arrives, so that it is encrypted at rest.
+pub(crate) async fn tag_emails_pii(s: &Server, admin: &str) {
+    let a = s
+        .call(
+            "PUT",
+            "/api/v1/tags/classification",
+            Some(admin),
+            Some(json!({"allowed_values": ["public", "internal", "pii", "pci"]})),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    for (table, column) in [
+        ("sales.customers", "email"),
+        ("sales.orders", "customer_email"),
+    ] {
+        let a = s.call("PUT", "/api/v1/tags", Some(admin), Some(json!({"object": format!("table main.{table}"), "column": column, "tags": ["classification=pii"]}))).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+    }
+}
+
+/// Loads the sample customers and orders through the upload endpoint.
+pub(crate) async fn load_sales(s: &Server, admin: &str) {
+    for (table, csv) in [("customers", CUSTOMERS_CSV), ("orders", ORDERS_CSV)] {
+        let a = s.upload_csv(admin, table, csv).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+    }
+}
+
+/// Every customer email found in clear text in a data file (the Delta log aside) of
+/// `main.sales`, as "<email> in <path>".
+pub(crate) fn clear_pii_on_disk(basin: &Basin) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in walk(&basin.data_dir().join("hubs/main/sales")) {
+        if entry.to_string_lossy().contains("_delta_log") {
+            continue;
+        }
+        let bytes = std::fs::read(&entry).unwrap();
+        for needle in CUSTOMER_EMAILS {
+            if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                found.push(format!("{needle} in {}", entry.display()));
+            }
+        }
+    }
+    found
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -257,47 +369,8 @@ async fn governance_over_http() {
     assert_eq!(a.status, 200, "{}", a.text);
     let a = s.call("PUT", "/api/v1/policies/masks", Some(&admin), Some(json!({"table": "sales.customers", "column": "phone", "grantee": "analyst", "mask": "keep_last(4)"}))).await;
     assert_eq!(a.status, 200, "{}", a.text);
-    let a = s
-        .call(
-            "PUT",
-            "/api/v1/tags/classification",
-            Some(&admin),
-            Some(json!({"allowed_values": ["public", "internal", "pii", "pci"]})),
-        )
-        .await;
-    assert_eq!(a.status, 200, "{}", a.text);
-    for (table, column) in [
-        ("sales.customers", "email"),
-        ("sales.orders", "customer_email"),
-    ] {
-        let a = s.call("PUT", "/api/v1/tags", Some(&admin), Some(json!({"object": format!("table main.{table}"), "column": column, "tags": ["classification=pii"]}))).await;
-        assert_eq!(a.status, 200, "{}", a.text);
-    }
-
-    for (table, csv) in [
-        (
-            "customers",
-            "id,name,email,phone,region\n1,Ann,ann@example.com,+49 151 1111,eu\n2,Bob,bob@example.com,+1 555 2222,us\n3,Cem,cem@example.com,+49 151 3333,eu\n4,Dan,dan@example.com,+1 555 4444,us\n",
-        ),
-        (
-            "orders",
-            "order_id,customer_email,amount\n10,ann@example.com,5.5\n11,bob@example.com,7.0\n12,cem@example.com,1.0\n",
-        ),
-    ] {
-        let resp = s
-            .http
-            .post(format!(
-                "{}/api/v1/hubs/main/datasets/sales/tables/{table}/files?format=csv",
-                s.url
-            ))
-            .bearer_auth(&admin)
-            .body(csv)
-            .send()
-            .await
-            .unwrap();
-        let a = Server::answer(resp).await;
-        assert_eq!(a.status, 200, "{}", a.text);
-    }
+    tag_emails_pii(&s, &admin).await;
+    load_sales(&s, &admin).await;
     problem(
         &s.call(
             "POST",
@@ -308,30 +381,10 @@ async fn governance_over_http() {
         .await,
         400,
     );
-    let loaded_version = s
-        .call(
-            "GET",
-            "/api/v1/hubs/main/datasets/sales/tables/customers",
-            Some(&admin),
-            None,
-        )
-        .await
-        .body["stats"]["version"]
-        .as_i64()
-        .unwrap();
+    let loaded_version = s.table_version(&admin, "customers").await;
 
     // ---- PII: no clear text on disk; UNMASK sees it; joins work for both ---------------------
-    let mut clear_found = Vec::new();
-    for entry in walk(&basin.data_dir().join("hubs/main/sales")) {
-        let bytes = std::fs::read(&entry).unwrap();
-        for needle in ["ann@example.com", "bob@example.com", "cem@example.com"] {
-            if bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
-                && !entry.to_string_lossy().contains("_delta_log")
-            {
-                clear_found.push(format!("{} in {}", needle, entry.display()));
-            }
-        }
-    }
+    let clear_found = clear_pii_on_disk(&basin);
     assert!(clear_found.is_empty(), "clear PII on disk: {clear_found:?}");
     let rows = s
         .rows(&carol, "SELECT email FROM sales.customers ORDER BY id")
@@ -772,7 +825,7 @@ async fn governance_over_http() {
     );
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+pub(crate) fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
