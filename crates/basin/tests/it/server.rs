@@ -575,6 +575,26 @@ async fn governance_over_http() {
         .await,
         403,
     );
+    // alice may write only rows she can read back, and no file that bypasses her policy.
+    let outside = problem(
+        &s.sql(
+            &alice,
+            "INSERT INTO sales.customers (id, name, region) VALUES (9, 'Eve', 'us')",
+        )
+        .await,
+        403,
+    )
+    .text
+    .clone();
+    assert!(
+        outside.contains("outside the rows you may see"),
+        "{outside}"
+    );
+    problem(
+        &s.upload_csv(&alice, "customers", "id,name,region\n9,Eve,us\n")
+            .await,
+        403,
+    );
     let upd = s
         .rows(&alice, "UPDATE sales.customers SET name = 'Zed'")
         .await;
@@ -697,6 +717,25 @@ async fn governance_over_http() {
     let now = chrono::Utc::now().timestamp();
     let good = json!({"iss": "https://idp.test", "aud": "basin", "exp": now + 600, "preferred_username": "dora", "roles": ["analyst"]});
     let dora = jwt(good.clone(), jsonwebtoken::Algorithm::HS256);
+    // An identity provider's user may not take the name of a role or of a local user: a user
+    // acts in the role named after itself.
+    for taken in ["admin", "analyst", "bob"] {
+        let mut claims = good.clone();
+        claims["preferred_username"] = json!(taken);
+        let refused = problem(
+            &s.call(
+                "GET",
+                "/api/v1/hubs",
+                Some(&jwt(claims, jsonwebtoken::Algorithm::HS256)),
+                None,
+            )
+            .await,
+            401,
+        )
+        .text
+        .clone();
+        assert!(refused.contains(taken), "{refused}");
+    }
     assert_eq!(
         s.count(&dora, "SELECT count(*) FROM sales.customers").await,
         0,
