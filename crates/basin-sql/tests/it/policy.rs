@@ -49,6 +49,14 @@ async fn writes_stay_inside_the_row_filter() {
     let f = fixture().await;
     let eve = eve(&f.engine).await;
     assert_eq!(rows(&eve, ALL).await, ["1|Ada|GB", "3|Alan|GB"]);
+    assert_eq!(
+        rows(
+            &eve,
+            "SELECT current_user() AS a, current_user AS b, session_user() AS c"
+        )
+        .await,
+        ["eve|eve|eve"]
+    );
     let before = rows(&f.engine, ALL).await;
     let version = rows(&f.engine, VERSION).await;
 
