@@ -253,7 +253,7 @@ async fn identify(state: &State, authorization: Option<String>, source: &str) ->
         auth::check_token(&state.catalog, bearer).await?
     } else if bearer.matches('.').count() == 2 {
         match &state.oidc {
-            Some(o) => auth::admit_federated(&state.catalog, o.check(bearer)?).await?,
+            Some(o) => auth::admit_federated(&state.catalog, o.check(bearer).await?).await?,
             None => {
                 return Err(ApiError::unauthorized(
                     "this server does not accept JWTs (no OIDC provider is configured)",

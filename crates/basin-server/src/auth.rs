@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use argon2::Argon2;
@@ -174,65 +174,106 @@ pub struct OidcConfig {
 /// Longest the server waits for the provider's key set at start-up.
 const JWKS_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A validator for OIDC JWTs with the provider's key set loaded.
+/// Shortest time between two fetches of the key set prompted by a token that names an unknown
+/// key: forged tokens cannot make the server hammer the provider.
+const JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// A validator for OIDC JWTs with the provider's key set loaded. The key set is fetched again
+/// when a token names a key it lacks, as providers rotate their keys.
 pub struct Oidc {
     config: OidcConfig,
-    keys: JwkSet,
+    keys: RwLock<Arc<JwkSet>>,
+    /// When the key set was last fetched; held while fetching, so one fetch runs at a time.
+    fetched: tokio::sync::Mutex<Instant>,
+}
+
+/// Reads the key set from the file or URL.
+async fn fetch_keys(config: &OidcConfig) -> Result<JwkSet, String> {
+    let text = match &config.jwks {
+        JwksSource::File(p) => std::fs::read_to_string(p)
+            .map_err(|e| format!("cannot read the JWKS file {}: {e}", p.display()))?,
+        JwksSource::Url(u) => {
+            // Without a timeout, a provider that accepts the connection but never answers
+            // would hold the server's start-up forever, silently.
+            let failed = |what: &str, e: reqwest::Error| {
+                if e.is_timeout() {
+                    return format!(
+                        "cannot {what} the JWKS from {u}: no answer within {} s",
+                        JWKS_TIMEOUT.as_secs()
+                    );
+                }
+                // reqwest's message omits the cause ("connection refused", …): add it.
+                let mut cause = std::error::Error::source(&e);
+                while let Some(deeper) = cause.and_then(|c| c.source()) {
+                    cause = Some(deeper);
+                }
+                match cause {
+                    Some(cause) => format!("cannot {what} the JWKS from {u}: {e} ({cause})"),
+                    None => format!("cannot {what} the JWKS from {u}: {e}"),
+                }
+            };
+            reqwest::Client::builder()
+                .timeout(JWKS_TIMEOUT)
+                .build()
+                .map_err(|e| failed("fetch", e))?
+                .get(u)
+                .send()
+                .await
+                .and_then(|r| r.error_for_status())
+                .map_err(|e| failed("fetch", e))?
+                .text()
+                .await
+                .map_err(|e| failed("read", e))?
+        }
+    };
+    serde_json::from_str(&text).map_err(|e| format!("the JWKS is not a valid key set: {e}"))
 }
 
 impl Oidc {
     /// Loads the key set (from the file or URL).
     pub async fn load(config: OidcConfig) -> Result<Oidc, String> {
-        let text = match &config.jwks {
-            JwksSource::File(p) => std::fs::read_to_string(p)
-                .map_err(|e| format!("cannot read the JWKS file {}: {e}", p.display()))?,
-            JwksSource::Url(u) => {
-                // Without a timeout, a provider that accepts the connection but never answers
-                // would hold the server's start-up forever, silently.
-                let failed = |what: &str, e: reqwest::Error| {
-                    if e.is_timeout() {
-                        return format!(
-                            "cannot {what} the JWKS from {u}: no answer within {} s",
-                            JWKS_TIMEOUT.as_secs()
-                        );
-                    }
-                    // reqwest's message omits the cause ("connection refused", …): add it.
-                    let mut cause = std::error::Error::source(&e);
-                    while let Some(deeper) = cause.and_then(|c| c.source()) {
-                        cause = Some(deeper);
-                    }
-                    match cause {
-                        Some(cause) => format!("cannot {what} the JWKS from {u}: {e} ({cause})"),
-                        None => format!("cannot {what} the JWKS from {u}: {e}"),
-                    }
-                };
-                reqwest::Client::builder()
-                    .timeout(JWKS_TIMEOUT)
-                    .build()
-                    .map_err(|e| failed("fetch", e))?
-                    .get(u)
-                    .send()
-                    .await
-                    .and_then(|r| r.error_for_status())
-                    .map_err(|e| failed("fetch", e))?
-                    .text()
-                    .await
-                    .map_err(|e| failed("read", e))?
-            }
+        let keys = fetch_keys(&config).await?;
+        Ok(Oidc {
+            config,
+            keys: RwLock::new(Arc::new(keys)),
+            fetched: tokio::sync::Mutex::new(Instant::now()),
+        })
+    }
+
+    /// The key set, fetched again first when it lacks `kid` (at most every
+    /// [`JWKS_REFRESH_INTERVAL`]); on a failed fetch the keys held are kept.
+    async fn keys_for(&self, kid: Option<&str>) -> Arc<JwkSet> {
+        let current = || self.keys.read().expect("keys lock").clone();
+        let Some(kid) = kid.filter(|k| current().find(k).is_none()) else {
+            return current();
         };
-        let keys: JwkSet = serde_json::from_str(&text)
-            .map_err(|e| format!("the JWKS is not a valid key set: {e}"))?;
-        Ok(Oidc { config, keys })
+        let mut fetched = self.fetched.lock().await;
+        if current().find(kid).is_some() || fetched.elapsed() < JWKS_REFRESH_INTERVAL {
+            return current();
+        }
+        *fetched = Instant::now();
+        match fetch_keys(&self.config).await {
+            Ok(keys) => {
+                let keys = Arc::new(keys);
+                *self.keys.write().expect("keys lock") = keys.clone();
+                keys
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot refresh the OIDC key set; keeping the old one");
+                current()
+            }
+        }
     }
 
     /// Validates a JWT (signature, `iss`, `aud`, `exp`) and maps its claims to an identity.
-    pub fn check(&self, jwt: &str) -> Result<Identity, ApiError> {
+    pub async fn check(&self, jwt: &str) -> Result<Identity, ApiError> {
         let invalid =
             |why: &str| ApiError::unauthorized(format!("the bearer JWT is not accepted: {why}"));
         let header = jsonwebtoken::decode_header(jwt).map_err(|_| invalid("it is malformed"))?;
+        let keys = self.keys_for(header.kid.as_deref()).await;
         let key = match &header.kid {
-            Some(kid) => self.keys.find(kid),
-            None => self.keys.keys.first(),
+            Some(kid) => keys.find(kid),
+            None => keys.keys.first(),
         }
         .ok_or_else(|| invalid("it is signed with an unknown key"))?;
         let decoding =

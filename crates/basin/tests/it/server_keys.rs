@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use serde_json::{Value, json};
 
 use crate::Basin;
@@ -210,6 +211,7 @@ async fn key_rotation_over_http() {
 struct JwksServer {
     base: String,
     hits: Arc<AtomicUsize>,
+    key_set: Arc<Mutex<String>>,
 }
 
 impl JwksServer {
@@ -218,7 +220,8 @@ impl JwksServer {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let hits = Arc::new(AtomicUsize::new(0));
         let counter = hits.clone();
-        let key_set = jwks().to_string();
+        let key_set = Arc::new(Mutex::new(jwks().to_string()));
+        let served = key_set.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
@@ -231,9 +234,9 @@ impl JwksServer {
                 }
                 let (status, body) = if request_line.starts_with("GET /jwks.json ") {
                     counter.fetch_add(1, Ordering::SeqCst);
-                    ("200 OK", key_set.as_str())
+                    ("200 OK", served.lock().unwrap().clone())
                 } else {
-                    ("404 Not Found", "{\"error\": \"not found\"}")
+                    ("404 Not Found", "{\"error\": \"not found\"}".to_string())
                 };
                 let _ = write!(
                     stream,
@@ -242,7 +245,16 @@ impl JwksServer {
                 );
             }
         });
-        JwksServer { base, hits }
+        JwksServer {
+            base,
+            hits,
+            key_set,
+        }
+    }
+
+    /// From now on, serves `key_set` (the provider rotated its keys).
+    fn rotate(&self, key_set: Value) {
+        *self.key_set.lock().unwrap() = key_set.to_string();
     }
 }
 
@@ -298,7 +310,7 @@ async fn oidc_with_jwks_url() {
     assert_eq!(me[0]["me"], "dora", "{me:?}");
 
     let forged = jwt_signed(
-        claims,
+        claims.clone(),
         jsonwebtoken::Algorithm::HS256,
         b"another-secret-that-the-provider-never-had",
     );
@@ -313,6 +325,39 @@ async fn oidc_with_jwks_url() {
         refused.text
     );
 
+    // The provider rotates its keys: a token with the new key id makes the server fetch the key
+    // set again (at most every few seconds), and the retired key stops working.
+    const NEXT_SECRET: &[u8] = b"the-provider-s-next-hs256-secret-0123456789";
+    let next = {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = Some("next".into());
+        let key = jsonwebtoken::EncodingKey::from_secret(NEXT_SECRET);
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    };
+    problem(&s.call("GET", "/api/v1/hubs", Some(&next), None).await, 401);
+    idp.rotate(
+        json!({"keys": [{"kty": "oct", "kid": "next", "alg": "HS256",
+        "k": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(NEXT_SECRET)}]}),
+    );
+    let fetches = idp.hits.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    let rotated = s.call("GET", "/api/v1/hubs", Some(&next), None).await;
+    assert_eq!(rotated.status, 200, "{}", rotated.text);
+    assert_eq!(idp.hits.load(Ordering::SeqCst), fetches + 1);
+    problem(&s.call("GET", "/api/v1/hubs", Some(&dora), None).await, 401);
+    for _ in 0..5 {
+        problem(
+            &s.call("GET", "/api/v1/hubs", Some(&forged_kid(&claims)), None)
+                .await,
+            401,
+        );
+    }
+    assert_eq!(
+        idp.hits.load(Ordering::SeqCst),
+        fetches + 1,
+        "unknown key ids must not make the server fetch the key set again at once"
+    );
+
     let admin = s.login("admin", ADMIN_PASSWORD).await;
     let queries = s
         .rows(
@@ -324,6 +369,18 @@ async fn oidc_with_jwks_url() {
         queries.iter().any(|r| r["outcome"] == "ok"),
         "dora's query is not attributed to her: {queries:?}"
     );
+}
+
+/// A token naming a key id the provider never had.
+fn forged_kid(claims: &Value) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some("no-such-key".into());
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(b"whatever"),
+    )
+    .unwrap()
 }
 
 #[test]
