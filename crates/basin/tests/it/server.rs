@@ -27,6 +27,32 @@ pub(crate) struct Server {
     pub(crate) http: reqwest::Client,
 }
 
+impl Server {
+    /// Asks the server to stop, as a service manager does (SIGTERM).
+    pub(crate) fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "cannot signal basin serve");
+    }
+
+    /// Waits (at most 30 s) for the server to exit.
+    pub(crate) fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "basin serve did not stop"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -875,4 +901,64 @@ pub(crate) fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_finishes_the_upload_in_flight() {
+    let basin = Basin::new();
+    seed(&basin);
+    let mut s = Server::start(&basin, &[]);
+    let admin = s.login("admin", ADMIN_PASSWORD).await;
+
+    // An upload whose body arrives in two parts; SIGTERM comes between them.
+    const ROWS: usize = 20_000;
+    let (first_sent, first_seen) = tokio::sync::oneshot::channel::<()>();
+    let (resume, resumed) = tokio::sync::oneshot::channel::<()>();
+    let mut first_sent = Some(first_sent);
+    let mut resumed = Some(resumed);
+    let body = futures::stream::unfold(0usize, move |part| {
+        let signal = if part == 1 { first_sent.take() } else { None };
+        let wait = if part == 1 { resumed.take() } else { None };
+        async move {
+            let rows = match part {
+                0 => {
+                    let mut csv = String::from("id,label\n");
+                    csv.extend((0..ROWS / 2).map(|i| format!("{i},row {i}\n")));
+                    csv
+                }
+                1 => {
+                    let _ = signal.map(|s| s.send(()));
+                    if let Some(w) = wait {
+                        let _ = w.await;
+                    }
+                    (ROWS / 2..ROWS).map(|i| format!("{i},row {i}\n")).collect()
+                }
+                _ => return None,
+            };
+            Some((Ok::<_, std::io::Error>(rows), part + 1))
+        }
+    });
+    let upload = s
+        .http
+        .post(format!(
+            "{}/api/v1/hubs/main/datasets/sales/tables/events/files?format=csv",
+            s.url
+        ))
+        .bearer_auth(&admin)
+        .body(reqwest::Body::wrap_stream(body))
+        .send();
+    let upload = tokio::spawn(upload);
+    first_seen.await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    s.terminate();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    resume.send(()).unwrap();
+
+    let answer = Server::answer(upload.await.unwrap().unwrap()).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.body["rows"], ROWS, "{}", answer.text);
+    let status = s.wait_exit();
+    assert!(status.success(), "basin serve exited with {status}");
+    let count = basin.json("SELECT count(*) AS n FROM sales.events");
+    assert_eq!(count[0]["n"], ROWS);
 }
