@@ -145,6 +145,11 @@ async fn insert_into(
     let table = table_ref_of(name)?;
     let (entry, policy) = access::table_policy(engine, &table).await?;
     access::require(&policy, Privilege::Modify, &table)?;
+    if overwrite && !policy.sees_everything() {
+        return Err(SqlError::Denied(format!(
+            "permission denied: INSERT OVERWRITE replaces every row of '{table}' and needs a view of all its rows and columns in clear; use INSERT, UPDATE or DELETE"
+        )));
+    }
     if columns.is_empty() && !policy.all_columns {
         return Err(SqlError::Invalid(format!(
             "INSERT into '{table}' must name its columns: INSERT INTO {table} (a, b) …"

@@ -77,13 +77,21 @@ async fn writes_stay_inside_the_row_filter() {
     assert_eq!(rows(&f.engine, ALL).await, before, "nothing changed");
     assert_eq!(rows(&f.engine, VERSION).await, version, "no commit");
 
-    // MERGE could touch rows eve cannot see.
-    let e = error(
-        &eve,
-        "MERGE INTO crm.customers t USING (SELECT 2 AS id) s ON t.id = s.id WHEN MATCHED THEN DELETE",
-    )
-    .await;
-    assert!(e.contains("MERGE INTO"), "{e}");
+    // MERGE and INSERT OVERWRITE could touch rows eve cannot see.
+    for (statement, named) in [
+        (
+            "MERGE INTO crm.customers t USING (SELECT 2 AS id) s ON t.id = s.id WHEN MATCHED THEN DELETE",
+            "MERGE INTO",
+        ),
+        (
+            "INSERT OVERWRITE crm.customers VALUES (1, 'Ada', 'GB')",
+            "INSERT OVERWRITE",
+        ),
+    ] {
+        let e = error(&eve, statement).await;
+        assert!(e.contains("permission denied") && e.contains(named), "{e}");
+    }
+    assert_eq!(rows(&f.engine, ALL).await, before, "nothing changed");
 
     // Rows inside the filter are written; UPDATE only reaches eve's rows.
     eve.execute("INSERT INTO crm.customers VALUES (4, 'Bo', 'GB')")
