@@ -470,6 +470,11 @@ impl Catalog {
     async fn check_grant(&self, g: &Grant) -> Result<()> {
         self.require_grantee(&g.grantee).await?;
         self.require_object(&g.object).await?;
+        if matches!(g.object, Securable::Tag { .. }) && g.privilege == Privilege::Manage {
+            return Err(CatalogError::BadValue(
+                "MANAGE cannot be granted on a tag: grant it on a hub, dataset or table".into(),
+            ));
+        }
         if let Some(c) = &g.column {
             let Securable::Table { .. } = &g.object else {
                 return Err(CatalogError::BadValue(format!(

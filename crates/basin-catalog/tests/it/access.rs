@@ -1390,8 +1390,17 @@ async fn privileges_and_visibility(d: &Decide<'_>) {
     d.user("table_manager", &[(Manage, "table us.sales.orders")])
         .await;
     d.user("hub_manager", &[(Manage, "hub us")]).await;
-    d.user("tag_manager", &[(Manage, "tag classification=public")])
-        .await;
+    d.user("tag_manager", &[]).await;
+    // MANAGE covers objects by name only: on a tag it is refused.
+    let refused =
+        d.0.grant(&grant("tag_manager", Manage, "tag classification=public"))
+            .await
+            .unwrap_err()
+            .to_string();
+    assert!(
+        refused.contains("MANAGE cannot be granted on a tag"),
+        "{refused}"
+    );
     assert_eq!(
         d.policy("dataset_manager", ORDERS).await,
         Some(holds(&[Manage]))
