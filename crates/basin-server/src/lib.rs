@@ -113,6 +113,13 @@ pub async fn serve(
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
+    // Responses are streamed in small pieces: without TCP_NODELAY, Nagle's algorithm and the
+    // client's delayed ACK hold each response back by about 40 ms.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     tracing::info!("basin serving on http://{local}");
     println!("basin: listening on http://{local}");
     axum::serve(

@@ -58,6 +58,8 @@ impl QueryOutput {
 pub struct Engine {
     catalog: Catalog,
     base: SessionState,
+    /// Plans the inside of governed scans (see [`scan_planner`]).
+    scan_planner: Arc<SessionState>,
     /// Whose statements these are; `None` for the trusted operator (the CLI on a data dir).
     principal: Option<Arc<Principal>>,
     keystore: Option<Keystore>,
@@ -77,6 +79,7 @@ impl Engine {
             .build();
         Engine {
             catalog,
+            scan_planner: Arc::new(scan_planner(&base)),
             base,
             principal: None,
             keystore: None,
@@ -115,6 +118,11 @@ impl Engine {
     /// The session the engine plans with (for parsing policy expressions).
     pub(crate) fn base_state(&self) -> &SessionState {
         &self.base
+    }
+
+    /// The session that plans the inside of governed scans.
+    pub(crate) fn scan_planner(&self) -> &Arc<SessionState> {
+        &self.scan_planner
     }
 
     /// The catalog this engine reads.
@@ -204,6 +212,38 @@ impl Engine {
             .await?;
         Ok(DataFrame::new(state, plan))
     }
+}
+
+/// A session for the inside of a governed scan (scan, row filter, masks, projection, limit).
+/// The query around it is optimized in full already; of the rules only those that matter for
+/// such a plan run here (pruning and column selection at the source, limits, distribution,
+/// cooperative streams), which halves the planning cost that a policy adds.
+fn scan_planner(base: &SessionState) -> SessionState {
+    use datafusion::optimizer::{
+        optimize_projections::OptimizeProjections, push_down_filter::PushDownFilter,
+        push_down_limit::PushDownLimit, simplify_expressions::SimplifyExpressions,
+    };
+    use datafusion::physical_optimizer::{
+        ensure_coop::EnsureCooperative, ensure_requirements::EnsureRequirements,
+        filter_pushdown::FilterPushdown, limit_pushdown::LimitPushdown,
+        projection_pushdown::ProjectionPushdown,
+    };
+    SessionStateBuilder::new_from_existing(base.clone())
+        .with_optimizer_rules(vec![
+            Arc::new(SimplifyExpressions::new()),
+            Arc::new(PushDownLimit::new()),
+            Arc::new(PushDownFilter::new()),
+            Arc::new(OptimizeProjections::new()),
+        ])
+        .with_physical_optimizer_rules(vec![
+            Arc::new(FilterPushdown::new()),
+            Arc::new(EnsureRequirements::new()),
+            Arc::new(ProjectionPushdown::new()),
+            Arc::new(LimitPushdown::new()),
+            Arc::new(EnsureCooperative::new()),
+            Arc::new(FilterPushdown::new_post_optimization()),
+        ])
+        .build()
 }
 
 /// Parses SQL text into statements.

@@ -7,7 +7,7 @@
 //! `IN (literals)`); anything else runs above the policy, on admitted rows only. The scan's inner
 //! plan is hidden from `EXPLAIN`.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -20,13 +20,16 @@ use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::datasource::{TableType, provider_as_source};
 use datafusion::error::Result as DfResult;
+use datafusion::execution::session_state::SessionState;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::{
     BinaryExpr, Expr, ExprSchemable, LogicalPlanBuilder, Operator, TableProviderFilterPushDown,
-    cast,
 };
+use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, ReplaceChildrenOptions,
 };
@@ -42,23 +45,26 @@ pub(crate) struct GovernedTable {
     inner: Arc<dyn TableProvider>,
     schema: SchemaRef,
     row_filter: Option<Expr>,
-    /// One expression per visible column, over the inner table's columns.
+    /// One expression per visible column (named as in `schema`), over the inner table's columns.
     outputs: Vec<Expr>,
     /// Visible columns shown as stored (no mask, no encryption): filters on them may be pushed.
     open_columns: HashSet<String>,
+    /// Parses the policy's SQL and plans the scan's inside.
+    planner: Arc<SessionState>,
 }
 
 impl GovernedTable {
     /// Wraps `inner` (the Delta table `name`) in `policy`. `key` decrypts PII columns for
-    /// principals who see them in clear; `state` parses the policy's SQL.
+    /// principals who see them in clear; `planner` parses the policy's SQL and plans the scan.
     pub(crate) fn try_new(
         name: String,
         inner: Arc<dyn TableProvider>,
         policy: &TablePolicy,
         key: Option<&HubKey>,
         principal: Option<&basin_catalog::access::Principal>,
-        state: &datafusion::execution::SessionState,
+        planner: Arc<SessionState>,
     ) -> Result<Self> {
+        let state = planner.as_ref();
         let inner_schema = inner.schema();
         let df_schema = DFSchema::try_from(inner_schema.as_ref().clone())?;
         let parse = |sql: &str, what: &str| -> Result<Expr> {
@@ -69,10 +75,17 @@ impl GovernedTable {
                 ))
             })
         };
+        // The scan's inside is planned without the analyzer: expressions get their casts here.
+        let coercer = ExprSimplifier::new(
+            SimplifyContext::builder()
+                .with_schema(Arc::new(df_schema.clone()))
+                .build(),
+        );
+        let coerce = |e: Expr| coercer.coerce(e, &df_schema);
         let row_filter = policy
             .row_filter
             .as_deref()
-            .map(|f| parse(f, "row filter"))
+            .map(|f| parse(f, "row filter").and_then(|e| Ok(coerce(e)?)))
             .transpose()?;
         let mut outputs = Vec::new();
         let mut fields = Vec::new();
@@ -123,13 +136,14 @@ impl GovernedTable {
                         .data
                 }
             };
+            let expr = coerce(expr)?;
             let (_, out) = expr.to_field(&df_schema)?;
             let (data_type, nullable) = (out.data_type().clone(), out.is_nullable());
             if c.mask.is_none() && !clear {
                 open_columns.insert(c.name.clone());
             }
             fields.push(Field::new(&c.name, data_type, nullable || c.mask.is_some()));
-            outputs.push(expr.alias(&c.name));
+            outputs.push(expr);
         }
         Ok(GovernedTable {
             name,
@@ -138,6 +152,7 @@ impl GovernedTable {
             row_filter,
             outputs,
             open_columns,
+            planner,
         })
     }
 
@@ -193,53 +208,58 @@ impl TableProvider for GovernedTable {
 
     async fn scan(
         &self,
-        state: &dyn Session,
+        _state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
-        limit: Option<usize>,
+        _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let pushed: Vec<Expr> = filters
-            .iter()
-            .filter(|f| self.leakproof(f))
-            .cloned()
-            .collect();
-        let mut plan = LogicalPlanBuilder::scan_with_filters(
-            self.name.as_str(),
-            provider_as_source(self.inner.clone()),
-            None,
-            pushed,
-        )?;
-        if let Some(f) = &self.row_filter {
-            plan = plan.filter(f.clone())?;
-        }
         let wanted: Vec<usize> = match projection {
             Some(p) => p.clone(),
             None => (0..self.outputs.len()).collect(),
         };
-        // A scan that needs no column (COUNT(*)) still needs rows: project one, drop it below.
-        let planned: Vec<Expr> = if wanted.is_empty() {
-            vec![
-                cast(
-                    Expr::Literal(ScalarValue::Boolean(Some(true)), None),
-                    arrow::datatypes::DataType::Boolean,
-                )
-                .alias("_row"),
-            ]
-        } else {
-            wanted.iter().map(|i| self.outputs[*i].clone()).collect()
-        };
-        plan = plan.project(planned)?;
-        if limit.is_some() {
-            plan = plan.limit(0, limit)?;
+        // The source reads only the columns the policy and the query need; the row filter goes
+        // to it as a pruning hint, but is enforced here, whatever the source claims to apply.
+        let inner_schema = self.inner.schema();
+        let mut needed: BTreeSet<usize> = wanted
+            .iter()
+            .map(|i| &self.outputs[*i])
+            .chain(self.row_filter.as_ref())
+            .flat_map(|e| e.column_refs())
+            .filter_map(|c| inner_schema.index_of(&c.name).ok())
+            .collect();
+        if needed.is_empty() {
+            needed.insert(0); // a scan that needs no column (COUNT(*)) still needs rows
         }
-        let mut physical = state.create_physical_plan(&plan.build()?).await?;
-        if wanted.is_empty() {
-            physical = Arc::new(ProjectionExec::try_new(
-                Vec::<datafusion::physical_plan::projection::ProjectionExpr>::new(),
-                physical,
-            )?);
+        let hints: Vec<Expr> = filters
+            .iter()
+            .filter(|f| self.leakproof(f))
+            .chain(self.row_filter.as_ref())
+            .cloned()
+            .collect();
+        let source = LogicalPlanBuilder::scan_with_filters(
+            self.name.as_str(),
+            provider_as_source(self.inner.clone()),
+            Some(needed.into_iter().collect()),
+            hints,
+        )?
+        .build()?;
+        let mut plan = self.planner.create_physical_plan(&source).await?;
+        let scanned = DFSchema::try_from(plan.schema().as_ref().clone())?;
+        if let Some(f) = &self.row_filter {
+            let predicate = self.planner.create_physical_expr(f.clone(), &scanned)?;
+            plan = Arc::new(FilterExec::try_new(predicate, plan)?);
         }
-        Ok(Arc::new(GovernedExec::new(self.name.clone(), physical)))
+        let outputs = wanted
+            .iter()
+            .map(|i| {
+                let expr = self
+                    .planner
+                    .create_physical_expr(self.outputs[*i].clone(), &scanned)?;
+                Ok(ProjectionExpr::new(expr, self.schema.field(*i).name()))
+            })
+            .collect::<DfResult<Vec<_>>>()?;
+        let plan = Arc::new(ProjectionExec::try_new(outputs, plan)?);
+        Ok(Arc::new(GovernedExec::new(self.name.clone(), plan)))
     }
 }
 

@@ -281,6 +281,6 @@ async fn governed_provider(
         &policy,
         key.as_ref(),
         engine.principal(),
-        engine.base_state(),
+        engine.scan_planner().clone(),
     )?))
 }
