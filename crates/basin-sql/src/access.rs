@@ -137,7 +137,7 @@ pub async fn visible(engine: &Engine, hub: Option<&str>, dataset: Option<&str>) 
 
 /// The error for a table that is missing or hidden; suggestions come from visible tables only.
 pub(crate) async fn not_found(engine: &Engine, t: &TableRef) -> SqlError {
-    // Tables of the same dataset, else of the hub: a typo costs no scan of the whole catalog.
+    // Tables of the same dataset; those of the whole hub only when that dataset shows none.
     let mut candidates = Vec::new();
     for dataset in [Some(t.dataset.as_str()), None] {
         if let Ok(v) = visible_tables(engine, Some(t.hub.as_str()), dataset).await {

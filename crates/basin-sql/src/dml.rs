@@ -596,10 +596,9 @@ async fn updated_rows(
     let mut columns = Vec::new();
     for field in rows.schema().fields() {
         let name = field.name();
-        let column = DfExpr::Column(DfColumn::new_unqualified(name));
         columns.push(match set.iter().find(|(c, _)| c == name) {
             Some((_, value)) => rows.parse_sql_expr(value)?.alias(name),
-            None => column,
+            None => DfExpr::Column(DfColumn::new_unqualified(name)),
         });
     }
     Ok(rows.select(columns)?)
