@@ -214,35 +214,17 @@ impl Engine {
     }
 }
 
-/// A session for the inside of a governed scan (scan, row filter, masks, projection, limit).
-/// The query around it is optimized in full already; of the rules only those that matter for
-/// such a plan run here (pruning and column selection at the source, limits, distribution,
-/// cooperative streams), which halves the planning cost that a policy adds.
+/// A session for the source of a governed scan. The governed scan hands it a bare table scan
+/// whose columns and pruning hints it has chosen itself, and adds the policy's filter and
+/// projection on top; the query around it is optimized in full already. So no optimizer rule
+/// runs here but the one that keeps the source's stream cooperative: a second full optimizer
+/// pass used to be most of the planning cost of a policy.
 fn scan_planner(base: &SessionState) -> SessionState {
-    use datafusion::optimizer::{
-        optimize_projections::OptimizeProjections, push_down_filter::PushDownFilter,
-        push_down_limit::PushDownLimit, simplify_expressions::SimplifyExpressions,
-    };
-    use datafusion::physical_optimizer::{
-        ensure_coop::EnsureCooperative, ensure_requirements::EnsureRequirements,
-        filter_pushdown::FilterPushdown, limit_pushdown::LimitPushdown,
-        projection_pushdown::ProjectionPushdown,
-    };
     SessionStateBuilder::new_from_existing(base.clone())
-        .with_optimizer_rules(vec![
-            Arc::new(SimplifyExpressions::new()),
-            Arc::new(PushDownLimit::new()),
-            Arc::new(PushDownFilter::new()),
-            Arc::new(OptimizeProjections::new()),
-        ])
-        .with_physical_optimizer_rules(vec![
-            Arc::new(FilterPushdown::new()),
-            Arc::new(EnsureRequirements::new()),
-            Arc::new(ProjectionPushdown::new()),
-            Arc::new(LimitPushdown::new()),
-            Arc::new(EnsureCooperative::new()),
-            Arc::new(FilterPushdown::new_post_optimization()),
-        ])
+        .with_optimizer_rules(vec![])
+        .with_physical_optimizer_rules(vec![Arc::new(
+            datafusion::physical_optimizer::ensure_coop::EnsureCooperative::new(),
+        )])
         .build()
 }
 

@@ -85,7 +85,7 @@ impl GovernedTable {
         let row_filter = policy
             .row_filter
             .as_deref()
-            .map(|f| parse(f, "row filter").and_then(|e| Ok(coerce(e)?)))
+            .map(|f| -> Result<Expr> { Ok(coerce(parse(f, "row filter")?)?) })
             .transpose()?;
         let mut outputs = Vec::new();
         let mut fields = Vec::new();
