@@ -33,6 +33,9 @@ pub enum IngestError {
     /// A name is invalid.
     #[error(transparent)]
     Name(#[from] basin_core::CoreError),
+    /// The write path refused or failed; nothing was committed.
+    #[error(transparent)]
+    Tables(#[from] basin_tables::TablesError),
 }
 
 fn bad_rows_message(allowed: u64, found: u64, complete: bool, first: &[BadRow]) -> String {

@@ -15,7 +15,7 @@ mod read;
 pub use error::IngestError;
 pub use infer::normalize_column_name;
 pub use inputs::{Compression, InputFile, resolve_inputs};
-pub use load::{LoadMode, LoadReport, LoadRequest, Progress, load};
+pub use load::{LoadMode, LoadReport, LoadRequest, Progress, check_load, load};
 pub use options::{CsvOptions, Format, ReadOptions, parse_schema};
 pub use read::BadRow;
 

@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex};
 
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use basin_catalog::{Catalog, Column, NewTable};
+use basin_catalog::access::Privilege;
 use basin_core::TableRef;
-use basin_lake::{LakeTable, MergeTable, WriteMode, WriteTable};
+use basin_lake::LakeTable;
+use basin_tables::{Actor, NewTableSpec, Tables, TablesError, Write, WriteNeeds};
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -45,8 +46,6 @@ pub struct LoadRequest {
     pub max_bad_rows: u64,
     /// Makes the load idempotent: a second load with this id adds nothing.
     pub load_id: Option<String>,
-    /// Keys for tables with PII columns, which are encrypted before they are written.
-    pub keystore: Option<basin_lake::Keystore>,
 }
 
 /// Live counters of a running load, for progress bars.
@@ -82,12 +81,49 @@ pub struct LoadReport {
 /// Bad rows shown in an error message.
 const SHOWN_PROBLEMS: usize = 10;
 
-/// Runs a load into the catalog's table (creating it in its dataset if needed).
+/// Whether `actor` may load files into `table` with `mode`: MODIFY and a view of every row and
+/// column for an existing table (files are not checked against a row filter; overwrite and
+/// upsert replace rows), CREATE on the dataset for a new one. A hidden table answers like a
+/// missing one: a load would create it, and its name is taken.
+pub async fn check_load(
+    tables: &Tables,
+    actor: &Actor,
+    table: &TableRef,
+    mode: &LoadMode,
+) -> Result<()> {
+    if tables.catalog().table(table).await?.is_none() {
+        return Ok(tables.check_create(actor, table).await?);
+    }
+    let needs = WriteNeeds {
+        operation: "ingest",
+        privilege: Privilege::Modify,
+        full_view: *mode != LoadMode::Append,
+        rows_unchecked: true,
+        administer: false,
+        columns: vec![],
+    };
+    match tables.check(actor, table, &needs).await {
+        Err(TablesError::NotFound { .. }) => {
+            tables.check_create(actor, table).await?;
+            Err(basin_catalog::CatalogError::AlreadyExists {
+                kind: "table",
+                name: table.to_string(),
+            }
+            .into())
+        }
+        other => Ok(other?),
+    }
+}
+
+/// Runs a load into a table for `actor` (creating the table in its dataset if needed), through
+/// the write path. The actor's right to make the write is checked before any input is read.
 pub async fn load(
-    catalog: &Catalog,
+    tables: &Tables,
+    actor: &Actor,
     req: LoadRequest,
     progress: Arc<Progress>,
 ) -> Result<LoadReport> {
+    let catalog = tables.catalog();
     let table_ref = req
         .table
         .clone()
@@ -100,7 +136,7 @@ pub async fn load(
         .sum();
     progress.total_bytes.store(total, Ordering::Relaxed);
     let existing = catalog.table(&table_ref).await?;
-    catalog.require_dataset(&table_ref.dataset_ref()).await?;
+    check_load(tables, actor, &table_ref, &req.mode).await?;
     let mut report = LoadReport {
         table: table_ref.to_string(),
         version: 0,
@@ -154,7 +190,6 @@ pub async fn load(
         )));
     }
 
-    let hub = catalog.require_hub(table_ref.hub.as_str()).await?;
     let quarantine_ref = table_ref
         .dataset_ref()
         .table(&format!("{}__rejected", table_ref.table))?;
@@ -166,26 +201,29 @@ pub async fn load(
         progress: progress.clone(),
         failure: Arc::new(Mutex::new(None)),
         quarantine: Quarantine {
-            catalog: catalog.clone(),
+            tables: tables.clone(),
+            origin: actor.origin.clone(),
             table: quarantine_ref.clone(),
-            location: table_location(&hub.storage_root, &quarantine_ref),
             load_id: req.load_id.clone().unwrap_or_else(generated_load_id),
         },
     };
     let failure = reader.failure.clone();
-    let stream = encrypt_pii(existing.as_ref(), req.keystore.as_ref(), reader.spawn())?;
+    let stream = reader.spawn();
 
     let written = match (&lake, &req.mode) {
         (None, _) => {
-            let location = table_location(&hub.storage_root, &table_ref);
-            WriteTable::new_table(&location, req.partition_by.clone(), stream)?
-                .with_load_id(req.load_id.clone())
-                .with_operation("ingest")
-                .execute()
-                .await
-                .map(|w| (w, Some(location)))
+            let spec = NewTableSpec {
+                table: table_ref.clone(),
+                schema: None,
+                primary_key: key,
+                partition_columns: req.partition_by.clone(),
+                description: String::new(),
+                load_id: req.load_id.clone(),
+                operation: "ingest",
+            };
+            tables.create(actor, spec, Some(stream)).await
         }
-        (Some(lake), LoadMode::Upsert) => {
+        (Some(_), LoadMode::Upsert) => {
             // A merge reads its source more than once: spill the input to a local Parquet file
             // (bounded memory), then merge from it.
             let spill = spill_to_parquet(stream).await?;
@@ -194,64 +232,36 @@ pub async fn load(
                 .read_parquet(spill.path().display().to_string(), Default::default())
                 .await
                 .map_err(|e| IngestError::Input(format!("cannot read the spilled input: {e}")))?;
-            MergeTable::upsert(lake, source, &key)?
-                .with_load_id(req.load_id.clone())
-                .execute()
-                .await
-                .map(|m| {
-                    let w = basin_lake::WriteOutcome {
-                        version: m.version,
-                        rows: m.inserted + m.updated,
-                        skipped: false,
-                        evolution: None,
-                    };
-                    (w, None)
-                })
-        }
-        (Some(lake), mode) => {
-            let mode = match mode {
-                LoadMode::Overwrite(p) => WriteMode::Overwrite(p.clone()),
-                _ => WriteMode::Append,
+            let write = Write::Upsert {
+                source,
+                key,
+                load_id: req.load_id.clone(),
             };
-            lake.write(stream)
-                .with_mode(mode)
-                .with_load_id(req.load_id.clone())
-                .with_operation("ingest")
-                .execute()
-                .await
-                .map(|w| (w, None))
+            tables.commit(actor, &table_ref, write).await
+        }
+        (Some(_), mode) => {
+            let write = match mode {
+                LoadMode::Overwrite(predicate) => Write::Overwrite {
+                    rows: stream,
+                    predicate: predicate.clone(),
+                    load_id: req.load_id.clone(),
+                    operation: "ingest",
+                },
+                _ => Write::Append {
+                    rows: stream,
+                    load_id: req.load_id.clone(),
+                    operation: "ingest",
+                    within_row_filter: false,
+                },
+            };
+            tables.commit(actor, &table_ref, write).await
         }
     };
     // An error of the reader (bad rows, unreadable file) explains a failed write best.
     if let Some(e) = failure.lock().ok().and_then(|mut f| f.take()) {
         return Err(e);
     }
-    let (outcome, new_location) = written?;
-
-    let lake = LakeTable::open(
-        existing
-            .as_ref()
-            .map(|t| t.location.as_str())
-            .or(new_location.as_deref())
-            .unwrap_or_default(),
-    )
-    .await?;
-    let columns = catalog_columns(lake.schema()?.as_ref());
-    match new_location {
-        Some(location) => {
-            catalog
-                .create_table(NewTable {
-                    table: table_ref.clone(),
-                    location,
-                    description: String::new(),
-                    primary_key: key,
-                    partition_columns: req.partition_by.clone(),
-                    columns,
-                })
-                .await?;
-        }
-        None => catalog.sync_columns(&table_ref, &columns).await?,
-    }
+    let outcome = written?;
     report.version = outcome.version;
     report.rows = progress.rows.load(Ordering::Relaxed);
     report.bad_rows = progress.bad_rows.load(Ordering::Relaxed);
@@ -295,23 +305,6 @@ async fn spill_to_parquet(
     }
     writer.close().map_err(|e| spill_error(e.to_string()))?;
     Ok(file)
-}
-
-/// The catalog's view of a lake schema.
-fn catalog_columns(schema: &Schema) -> Vec<Column> {
-    basin_lake::types::describe(schema)
-        .into_iter()
-        .map(Column::from)
-        .collect()
-}
-
-fn table_location(storage_root: &str, table: &TableRef) -> String {
-    format!(
-        "{}/{}/{}",
-        storage_root.trim_end_matches('/'),
-        table.dataset,
-        table.table
-    )
 }
 
 fn generated_load_id() -> String {
@@ -394,10 +387,12 @@ fn load_schema(
     Ok(Arc::new(Schema::new(fields)))
 }
 
+/// Where a load's bad rows go: `<table>__rejected`, written by the process itself (the rows
+/// are a record of the load, not data the actor adds).
 struct Quarantine {
-    catalog: Catalog,
+    tables: Tables,
+    origin: String,
     table: TableRef,
-    location: String,
     load_id: String,
 }
 
@@ -442,32 +437,33 @@ impl Quarantine {
             futures::stream::iter([Ok::<_, DataFusionError>(batch)]),
         ));
         let load_id = Some(self.load_id.clone());
-        match self.catalog.table(&self.table).await? {
-            Some(t) => {
-                LakeTable::open(&t.location)
-                    .await?
-                    .write(stream)
-                    .with_load_id(load_id)
-                    .with_operation("quarantine")
-                    .execute()
-                    .await?;
+        let system = Actor {
+            principal: None,
+            origin: self.origin.clone(),
+        };
+        match self.tables.catalog().table(&self.table).await? {
+            Some(_) => {
+                let write = Write::Append {
+                    rows: stream,
+                    load_id,
+                    operation: "quarantine",
+                    within_row_filter: false,
+                };
+                self.tables.commit(&system, &self.table, write).await?;
             }
             None => {
-                WriteTable::new_table(&self.location, vec![], stream)?
-                    .with_load_id(load_id)
-                    .with_operation("quarantine")
-                    .execute()
-                    .await?;
-                self.catalog
-                    .create_table(NewTable {
-                        table: self.table.clone(),
-                        location: self.location.clone(),
-                        description: "Rows refused by loads into the table of the same name without '__rejected'".into(),
-                        primary_key: vec![],
-                        partition_columns: vec![],
-                        columns: catalog_columns(&Self::schema()),
-                    })
-                    .await?;
+                let spec = NewTableSpec {
+                    table: self.table.clone(),
+                    schema: None,
+                    primary_key: vec![],
+                    partition_columns: vec![],
+                    description:
+                        "Rows refused by loads into the table of the same name without '__rejected'"
+                            .into(),
+                    load_id,
+                    operation: "quarantine",
+                };
+                self.tables.create(&system, spec, Some(stream)).await?;
             }
         }
         Ok(())
@@ -572,32 +568,3 @@ impl Reader {
 }
 
 const STOP: &str = "basin: enough bad rows seen";
-
-/// Encrypts the PII columns of an existing table's rows before they are written.
-fn encrypt_pii(
-    table: Option<&basin_catalog::Table>,
-    keystore: Option<&basin_lake::Keystore>,
-    stream: SendableRecordBatchStream,
-) -> Result<SendableRecordBatchStream> {
-    let Some(table) = table else {
-        return Ok(stream);
-    };
-    let pii: Vec<String> = table
-        .columns
-        .iter()
-        .filter(|c| basin_catalog::access::is_pii(&c.tags))
-        .map(|c| c.name.clone())
-        .collect();
-    if pii.is_empty() {
-        return Ok(stream);
-    }
-    let keystore = keystore.ok_or_else(|| {
-        IngestError::Input(format!(
-            "table '{}' has encrypted (PII) columns ({}): the load needs the keystore",
-            table.table_ref(),
-            pii.join(", ")
-        ))
-    })?;
-    let key = keystore.hub_key(&table.hub)?;
-    Ok(basin_lake::crypto::encrypt_stream(stream, key, pii))
-}

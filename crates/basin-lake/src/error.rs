@@ -39,10 +39,6 @@ pub enum LakeError {
         #[source]
         source: datafusion::error::DataFusionError,
     },
-    /// A key could not be read, created or used, or a value could not be encrypted or decrypted.
-    /// The message says what is wrong and what to do; it never contains the value or key bytes.
-    #[error("{0}")]
-    Key(String),
     /// An Arrow conversion failed.
     #[error("{action} failed: {source}")]
     Arrow {

@@ -4,7 +4,6 @@
 //! its own module under [`operations`] as a builder in the style of delta-rs. Every write is one
 //! Delta commit: it either lands whole or leaves the table exactly as it was.
 
-pub mod crypto;
 mod error;
 pub mod evolution;
 pub mod operations;
@@ -12,7 +11,6 @@ mod stream;
 mod table;
 pub mod types;
 
-pub use crypto::{HubKey, Keystore};
 pub use error::LakeError;
 pub use operations::{
     add_columns::AddColumns,

@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Extension, Json, Router};
 use basin_catalog::access::{
-    AuditEvent, ColumnMask, Grant, Principal, Privilege, RowFilter, Securable, TokenKind,
+    Action, AuditEvent, ColumnMask, Grant, Principal, Privilege, RowFilter, Securable, TokenKind,
+    is_pii,
 };
 use basin_core::{Name, TableRef};
 use basin_sql::Engine;
@@ -36,8 +37,15 @@ pub(crate) struct Caller {
 }
 
 impl Caller {
-    fn require_admin(&self) -> ApiResult<()> {
-        if self.principal.is_admin() {
+    /// Whether the caller may take an action, as the catalog's one decision answers it.
+    async fn allowed(&self, action: Action<'_>) -> ApiResult<bool> {
+        let snapshot = self.engine.catalog().access_snapshot().await?;
+        Ok(snapshot.may(&self.principal, action))
+    }
+
+    /// Fails with 403 unless the caller may take an action that concerns no single object.
+    async fn require(&self, action: Action<'_>) -> ApiResult<()> {
+        if self.allowed(action).await? {
             Ok(())
         } else {
             Err(ApiError::forbidden(
@@ -268,7 +276,10 @@ async fn identify(state: &State, authorization: Option<String>, source: &str) ->
     let snapshot = state.catalog.access_snapshot().await?;
     let principal = snapshot.principal(&identity.name, &identity.extra_roles);
     Ok(Caller {
-        engine: state.engine.as_principal(principal.clone()),
+        engine: state
+            .engine
+            .as_principal(principal.clone())
+            .with_origin(source),
         principal,
         source: source.to_string(),
     })
@@ -568,22 +579,21 @@ async fn get_table(
     Path((hub, dataset, table)): Path<(String, String, String)>,
 ) -> ApiResult {
     let t = table_ref(&hub, &dataset, &table)?;
-    let (entry, policy) = basin_sql::access::table_policy(&c.engine, &t).await?;
-    let lake = basin_lake::LakeTable::open(&entry.location).await?;
+    let (entry, policy, stats) = basin_sql::access::table_details(&c.engine, &t).await?;
     let columns: Vec<Value> = policy
         .columns
         .iter()
         .filter_map(|p| entry.columns.iter().find(|c| c.name == p.name).map(|col| (p, col)))
         .map(|(p, col)| {
             json!({"name": col.name, "type": col.data_type, "nullable": col.nullable, "description": col.description,
-                   "tags": col.tags, "pii": p.pii, "masked": p.mask.is_some() || (p.pii && !policy.unmask)})
+                   "tags": col.tags, "pii": p.pii, "masked": p.mask.is_some() || (p.pii && !p.clear)})
         })
         .collect();
     Ok(Json(json!({
         "hub": entry.hub, "dataset": entry.dataset, "name": entry.name, "description": entry.description,
         "tags": entry.tags, "primary_key": entry.primary_key, "partition_columns": entry.partition_columns,
         "columns": columns, "privileges": policy.privileges, "row_filtered": policy.row_filter.is_some(),
-        "stats": {"version": lake.version(), "files": lake.file_count()?},
+        "stats": stats,
         "created_at": entry.created_at, "updated_at": entry.updated_at,
     })))
 }
@@ -594,11 +604,7 @@ async fn table_history(
     Path((hub, dataset, table)): Path<(String, String, String)>,
 ) -> ApiResult {
     let t = table_ref(&hub, &dataset, &table)?;
-    let (entry, _) = basin_sql::access::table_policy(&c.engine, &t).await?;
-    let commits = basin_lake::LakeTable::open(&entry.location)
-        .await?
-        .history(None)
-        .await?;
+    let commits = basin_sql::access::table_history(&c.engine, &t, None).await?;
     let commits: Vec<Value> = commits
         .into_iter()
         .map(|c| json!({"version": c.version, "timestamp": c.timestamp.map(|t| t.to_rfc3339()), "operation": c.operation, "parameters": c.parameters}))
@@ -694,40 +700,9 @@ async fn upload_inner(
             )));
         }
     };
-    // Writing needs MODIFY on an existing table, CREATE on the dataset for a new one.
-    match state.catalog.table(t).await? {
-        Some(_) => {
-            let (_, policy) = basin_sql::access::table_policy(&c.engine, t).await?;
-            basin_sql::access::require(&policy, Privilege::Modify, t)?;
-            // A file is loaded as it is: it could write hidden columns, rows outside the
-            // principal's row filter, or (overwrite, upsert) replace rows it cannot see.
-            if !policy.sees_everything() {
-                return Err(ApiError::forbidden(format!(
-                    "permission denied: uploading into '{t}' needs a view of all its rows and columns in clear; add rows with SQL INSERT, which checks them against your policy"
-                )));
-            }
-        }
-        None => {
-            let dataset = state.catalog.dataset(&t.dataset_ref()).await?;
-            let snapshot = state.catalog.access_snapshot().await?;
-            match dataset {
-                Some(d) if snapshot.allows_on_dataset(&c.principal, Privilege::Create, &d) => {}
-                Some(d) if snapshot.dataset_visible(&c.principal, &d) => {
-                    return Err(ApiError::forbidden(format!(
-                        "permission denied: you need CREATE on dataset '{}' to create table '{}'",
-                        t.dataset_ref(),
-                        t.table
-                    )));
-                }
-                _ => {
-                    return Err(ApiError::not_found(format!(
-                        "dataset '{}' not found",
-                        t.dataset_ref()
-                    )));
-                }
-            }
-        }
-    }
+    // Decided before the body is read; the load decides again as it commits.
+    let actor = c.engine.actor();
+    basin_ingest::check_load(c.engine.tables(), &actor, t, &mode).await?;
     let dir = tempfile::Builder::new()
         .prefix("upload-")
         .tempdir_in(std::env::temp_dir())
@@ -779,17 +754,15 @@ async fn upload_inner(
             .unwrap_or_default(),
         max_bad_rows: p.max_bad_rows.unwrap_or(0),
         load_id: p.load_id,
-        keystore: Some(state.keystore.clone()),
         ..Default::default()
     };
     // The load runs to its end even if the client goes away or the server shuts down.
-    let catalog = state.catalog.clone();
-    let report =
-        tokio::spawn(
-            async move { basin_ingest::load(&catalog, request, Default::default()).await },
-        )
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))??;
+    let tables = c.engine.tables().clone();
+    let report = tokio::spawn(async move {
+        basin_ingest::load(&tables, &actor, request, Default::default()).await
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
     state
         .metrics
         .uploads
@@ -806,15 +779,23 @@ async fn rotate_key(
     Path(hub): Path<String>,
 ) -> ApiResult {
     let result = async {
-        c.require_admin()?;
+        c.require(Action::Administer).await?;
         let hub = name("hub", &hub)?;
         state.catalog.require_hub(&hub).await?;
         let key = state.keystore.rotate(&hub)?;
         let mut tables = Vec::new();
+        let actor = c.engine.actor();
         for t in state.catalog.tables(Some(&hub), None).await? {
-            if let Some(v) = c.engine.encrypt_table(&t.table_ref()).await? {
-                tables.push(json!({"table": t.table_ref().to_string(), "version": v}));
+            if !t.columns.iter().any(|c| is_pii(&c.tags)) {
+                continue;
             }
+            let write = basin_tables::Write::Protect { newly_pii: vec![] };
+            let done = c
+                .engine
+                .tables()
+                .commit(&actor, &t.table_ref(), write)
+                .await?;
+            tables.push(json!({"table": t.table_ref().to_string(), "version": done.version}));
         }
         Ok(Json(
             json!({"hub": hub, "key_version": key.version(), "reencrypted": tables}),
@@ -828,7 +809,7 @@ async fn rotate_key(
 
 #[utoipa::path(get, path = "/api/v1/users", responses((status = 200, description = "Users (admins only)")))]
 async fn list_users(AxState(state): AxState<State>, Extension(c): Extension<Caller>) -> ApiResult {
-    c.require_admin()?;
+    c.require(Action::Administer).await?;
     Ok(Json(json!({"users": state.catalog.users().await?})))
 }
 
@@ -850,7 +831,7 @@ async fn create_user(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let target = u.name.clone();
     let result = async {
-        c.require_admin()?;
+        c.require(Action::Administer).await?;
         let hash = u
             .password
             .as_deref()
@@ -884,7 +865,7 @@ async fn set_user_attributes(
     Body2(attrs): Body2<BTreeMap<String, String>>,
 ) -> ApiResult {
     let result = async {
-        c.require_admin()?;
+        c.require(Action::Administer).await?;
         state.catalog.set_user_attributes(&user, &attrs).await?;
         Ok(Json(json!(state.catalog.require_user(&user).await?)))
     }
@@ -894,7 +875,7 @@ async fn set_user_attributes(
 
 #[utoipa::path(get, path = "/api/v1/roles", responses((status = 200, description = "Roles (admins only)")))]
 async fn list_roles(AxState(state): AxState<State>, Extension(c): Extension<Caller>) -> ApiResult {
-    c.require_admin()?;
+    c.require(Action::Administer).await?;
     Ok(Json(json!({"roles": state.catalog.roles().await?})))
 }
 
@@ -913,7 +894,7 @@ async fn create_role(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let target = r.name.clone();
     let result = async {
-        c.require_admin()?;
+        c.require(Action::Administer).await?;
         Ok((
             StatusCode::CREATED,
             Json(json!(
@@ -938,7 +919,7 @@ async fn add_member(
     Body2(m): Body2<Member>,
 ) -> ApiResult {
     let result = async {
-        c.require_admin()?;
+        c.require(Action::Administer).await?;
         state.catalog.add_role_member(&role, &m.user).await?;
         Ok(Json(json!(state.catalog.require_role(&role).await?)))
     }
@@ -960,7 +941,7 @@ async fn remove_member(
     Path((role, user)): Path<(String, String)>,
 ) -> ApiResult {
     let result = async {
-        c.require_admin()?;
+        c.require(Action::Administer).await?;
         state.catalog.remove_role_member(&role, &user).await?;
         Ok(Json(json!(state.catalog.require_role(&role).await?)))
     }
@@ -977,12 +958,13 @@ async fn remove_member(
 
 #[utoipa::path(get, path = "/api/v1/grants", responses((status = 200, description = "All grants (admins) or the caller's own")))]
 async fn list_grants(AxState(state): AxState<State>, Extension(c): Extension<Caller>) -> ApiResult {
+    let all = c.allowed(Action::Administer).await?;
     let grants: Vec<Grant> = state
         .catalog
         .grants()
         .await?
         .into_iter()
-        .filter(|g| c.principal.is_admin() || c.principal.roles.contains(&g.grantee))
+        .filter(|g| all || c.principal.roles.contains(&g.grantee))
         .collect();
     Ok(Json(json!({"grants": grants})))
 }
@@ -1030,7 +1012,13 @@ async fn create_grant(
     let target = format!("{} on {} to {}", g.privilege, g.object, g.grantee);
     let result = async {
         let grants = g.grants(&c.principal.name)?;
-        basin_sql::check_manage(&c.engine, &grants[0].object).await?;
+        let object = &grants[0].object;
+        basin_sql::check(
+            &c.engine,
+            object,
+            Action::Grant(grants[0].privilege, object),
+        )
+        .await?;
         for grant in &grants {
             state.catalog.grant(grant).await?;
         }
@@ -1049,7 +1037,13 @@ async fn delete_grant(
     let target = format!("{} on {} from {}", g.privilege, g.object, g.grantee);
     let result = async {
         let grants = g.grants(&c.principal.name)?;
-        basin_sql::check_manage(&c.engine, &grants[0].object).await?;
+        let object = &grants[0].object;
+        basin_sql::check(
+            &c.engine,
+            object,
+            Action::Grant(grants[0].privilege, object),
+        )
+        .await?;
         for grant in &grants {
             state.catalog.revoke(grant).await?;
         }
@@ -1069,7 +1063,31 @@ struct FilterRequest {
 async fn managed_table(c: &Caller, table: &str) -> ApiResult<TableRef> {
     let t = TableRef::parse(table)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_name", e.to_string()))?;
-    basin_sql::check_manage(&c.engine, &Securable::table(&t)).await?;
+    let object = Securable::table(&t);
+    basin_sql::check(&c.engine, &object, Action::Manage(&object)).await?;
+    Ok(t)
+}
+
+/// The table of a column whose mask the caller sets or drops: masks of PII columns are for
+/// administrators (a mask sees the clear value).
+async fn protected_column(c: &Caller, table: &str, column: &str) -> ApiResult<TableRef> {
+    let t = TableRef::parse(table)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_name", e.to_string()))?;
+    let object = Securable::table(&t);
+    let (entry, _) = basin_sql::access::table_policy(&c.engine, &t).await?;
+    let pii = entry
+        .columns
+        .iter()
+        .any(|x| x.name == column && is_pii(&x.tags));
+    basin_sql::check(
+        &c.engine,
+        &object,
+        Action::Mask {
+            table: &object,
+            pii,
+        },
+    )
+    .await?;
     Ok(t)
 }
 
@@ -1091,8 +1109,8 @@ async fn set_row_filter(
             grantee: f.grantee.clone(),
             expression,
         };
-        basin_sql::check_policy_expression(&state.engine, &filter.table, &filter.expression)
-            .await?;
+        let expression = basin_sql::PolicyExpression::RowFilter(&filter.expression);
+        basin_sql::check_policy_expression(&state.engine, &filter.table, expression).await?;
         state.catalog.set_row_filter(&filter).await?;
         Ok(Json(json!(filter)))
     }
@@ -1131,7 +1149,7 @@ async fn set_mask(
     Body2(m): Body2<MaskRequest>,
 ) -> ApiResult {
     let result = async {
-        let table = managed_table(&c, &m.table).await?;
+        let table = protected_column(&c, &m.table, &m.column).await?;
         let mask = m
             .mask
             .as_deref()
@@ -1139,9 +1157,11 @@ async fn set_mask(
                 ApiError::bad_request("a mask needs 'mask': null, hash, keep_last(N) or expr:<SQL>")
             })?
             .parse()?;
-        if let basin_catalog::access::Mask::Expr(e) = &mask {
-            basin_sql::check_policy_expression(&state.engine, &table, e).await?;
-        }
+        let expression = basin_sql::PolicyExpression::Mask {
+            column: &m.column,
+            mask: &mask,
+        };
+        basin_sql::check_policy_expression(&state.engine, &table, expression).await?;
         let mask = ColumnMask {
             table,
             column: m.column.clone(),
@@ -1162,7 +1182,7 @@ async fn drop_mask(
     Body2(m): Body2<MaskRequest>,
 ) -> ApiResult {
     let result = async {
-        let table = managed_table(&c, &m.table).await?;
+        let table = protected_column(&c, &m.table, &m.column).await?;
         state
             .catalog
             .drop_column_mask(&table, &m.column, &m.grantee)
@@ -1187,7 +1207,7 @@ async fn define_tag(
     Body2(d): Body2<TagDefinition>,
 ) -> ApiResult {
     let result = async {
-        c.require_admin()?;
+        c.require(Action::Administer).await?;
         Ok(Json(json!(
             state.catalog.define_tag(&key, &d.allowed_values).await?
         )))
@@ -1220,7 +1240,7 @@ async fn set_tags(
     );
     let result = async {
         let object = Securable::parse(&a.object)?;
-        basin_sql::check_manage(&c.engine, &object).await?;
+        basin_sql::check(&c.engine, &object, Action::Manage(&object)).await?;
         let table = match &object {
             Securable::Table { hub, dataset, table } => Some(TableRef::new(hub, dataset, table).map_err(|e| ApiError::bad_request(e.to_string()))?),
             _ => None,
@@ -1229,15 +1249,23 @@ async fn set_tags(
             Some(t) => Some(state.catalog.require_table(t).await?),
             None => None,
         };
+        let tags_before: Vec<String> = match (&before, &a.column) {
+            (Some(t), Some(col)) => t.columns.iter().find(|x| &x.name == col).map(|x| x.tags.clone()).unwrap_or_default(),
+            (Some(t), None) => t.tags.clone(),
+            _ => vec![],
+        };
+        let pii = is_pii(&a.tags) || is_pii(&tags_before);
+        basin_sql::check(&c.engine, &object, Action::Tag { object: &object, pii }).await?;
         state.catalog.set_tags(&object, a.column.as_deref(), &a.tags).await?;
         // A column that becomes PII is encrypted at once, in one commit; if that fails, the
         // tags go back to what they were.
         let mut version = None;
         if let (Some(t), Some(before), Some(col)) = (&table, &before, &a.column) {
-            let was_pii = before.columns.iter().any(|c| &c.name == col && basin_catalog::access::is_pii(&c.tags));
-            if basin_catalog::access::is_pii(&a.tags) && !was_pii {
-                match c.engine.encrypt_table(t).await {
-                    Ok(v) => version = v,
+            let was_pii = before.columns.iter().any(|c| &c.name == col && is_pii(&c.tags));
+            if is_pii(&a.tags) && !was_pii {
+                let write = basin_tables::Write::Protect { newly_pii: vec![col.clone()] };
+                match c.engine.tables().commit(&c.engine.actor(), t, write).await {
+                    Ok(done) => version = Some(done.version),
                     Err(e) => {
                         let old = before.columns.iter().find(|c| &c.name == col).map(|c| c.tags.clone()).unwrap_or_default();
                         state.catalog.set_tags(&object, Some(col), &old).await?;
@@ -1254,7 +1282,8 @@ async fn set_tags(
 
 #[utoipa::path(get, path = "/api/v1/tokens", responses((status = 200, description = "Service tokens (the caller's own; admins: all)")))]
 async fn list_tokens(AxState(state): AxState<State>, Extension(c): Extension<Caller>) -> ApiResult {
-    let owner = (!c.principal.is_admin()).then_some(c.principal.name.as_str());
+    let all = c.allowed(Action::Administer).await?;
+    let owner = (!all).then_some(c.principal.name.as_str());
     Ok(Json(
         json!({"tokens": state.catalog.service_tokens(owner).await?}),
     ))
@@ -1279,7 +1308,7 @@ async fn create_token(
     let result = async {
         let owner = t.owner.clone().unwrap_or_else(|| c.principal.name.clone());
         if owner != c.principal.name {
-            c.require_admin()?;
+            c.require(Action::Administer).await?;
         }
         if state.catalog.user(&owner).await?.is_none() {
             return Err(ApiError::not_found(format!("user '{owner}' not found")));
@@ -1303,11 +1332,12 @@ async fn revoke_token(
     Path(id): Path<String>,
 ) -> ApiResult {
     let result = async {
+        let snapshot = state.catalog.access_snapshot().await?;
         let token = state
             .catalog
             .token(&id)
             .await?
-            .filter(|t| c.principal.is_admin() || t.owner == c.principal.name);
+            .filter(|t| snapshot.may(&c.principal, Action::Token { owner: &t.owner }));
         if token.is_none() {
             return Err(ApiError::not_found(format!("token '{id}' not found")));
         }
@@ -1329,7 +1359,7 @@ async fn audit(
     Extension(c): Extension<Caller>,
     Query(p): Query<AuditParams>,
 ) -> ApiResult {
-    c.require_admin()?;
+    c.require(Action::ReadAudit).await?;
     let limit = p.limit.unwrap_or(1000).clamp(1, 100_000);
     Ok(Json(
         json!({"events": state.catalog.audit_events(p.since.as_deref(), limit).await?}),

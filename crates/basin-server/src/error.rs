@@ -121,6 +121,8 @@ impl From<SqlError> for ApiError {
             SqlError::Query(_) => Self::new(StatusCode::BAD_REQUEST, "query_failed", e.to_string()),
             SqlError::Catalog(c) => c.into(),
             SqlError::Lake(l) => Self::new(StatusCode::BAD_REQUEST, "write_failed", l.to_string()),
+            SqlError::Key(k) => Self::new(StatusCode::BAD_REQUEST, "key_error", k.to_string()),
+            SqlError::Tables(t) => t.into(),
         }
     }
 }
@@ -129,6 +131,7 @@ impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> Self {
         match e {
             IngestError::Catalog(c) => c.into(),
+            IngestError::Tables(t) => t.into(),
             other => Self::new(StatusCode::BAD_REQUEST, "ingest_failed", other.to_string()),
         }
     }
@@ -137,5 +140,25 @@ impl From<IngestError> for ApiError {
 impl From<basin_lake::LakeError> for ApiError {
     fn from(e: basin_lake::LakeError) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "lake_error", e.to_string())
+    }
+}
+
+impl From<basin_tables::TablesError> for ApiError {
+    fn from(e: basin_tables::TablesError) -> Self {
+        use basin_tables::TablesError as T;
+        match e {
+            T::Denied(m) => Self::forbidden(m),
+            T::NotFound { .. } => Self::not_found(e.to_string()),
+            T::Invalid(m) => Self::bad_request(m),
+            T::Catalog(c) => c.into(),
+            T::Lake(l) => l.into(),
+            other => Self::new(StatusCode::BAD_REQUEST, "write_failed", other.to_string()),
+        }
+    }
+}
+
+impl From<basin_keys::KeyError> for ApiError {
+    fn from(e: basin_keys::KeyError) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "key_error", e.to_string())
     }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use basin_catalog::Catalog;
-use basin_lake::Keystore;
+use basin_keys::Keystore;
 use basin_sql::Engine;
 
 pub use error::{ApiError, Problem};
@@ -98,7 +98,10 @@ pub async fn serve(
         Some(c) => Some(auth::Oidc::load(c.clone()).await?),
         None => None,
     };
-    let engine = Engine::new(catalog.clone()).with_keystore(keystore.clone());
+    let engine = Engine::new(basin_tables::Tables::new(
+        catalog.clone(),
+        Some(keystore.clone()),
+    ));
     let state = Arc::new(AppState {
         catalog,
         engine,

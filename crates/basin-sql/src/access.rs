@@ -4,9 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use basin_catalog::access::{Privilege, TablePolicy};
+use basin_catalog::access::{Action, Privilege, TablePolicy};
 use basin_catalog::{Dataset, Hub, Table};
 use basin_core::TableRef;
+use basin_lake::{Commit, LakeTable};
 
 use crate::engine::Engine;
 use crate::{Result, SqlError};
@@ -157,4 +158,71 @@ pub(crate) async fn not_found(engine: &Engine, t: &TableRef) -> SqlError {
         suggestion: basin_core::closest(&wanted, candidates.iter().map(String::as_str))
             .map(|s| format!("{}.{s}", t.hub)),
     }
+}
+
+/// Whether the engine's principal may see where data is stored (storage roots, table
+/// locations): administrators and the trusted operator only.
+pub async fn sees_storage(engine: &Engine) -> Result<bool> {
+    Ok(match engine.principal() {
+        None => true,
+        Some(p) => engine
+            .catalog()
+            .access_snapshot()
+            .await?
+            .may(p, Action::Administer),
+    })
+}
+
+/// The commits of a table, newest first, as the principal may see them: the parameters of a
+/// commit (predicates with literal values, schemas with every column, paths) only when it sees
+/// the whole table in clear.
+pub async fn table_history(
+    engine: &Engine,
+    t: &TableRef,
+    limit: Option<usize>,
+) -> Result<Vec<Commit>> {
+    let (entry, policy) = table_policy(engine, t).await?;
+    let commits = LakeTable::open(&entry.location)
+        .await?
+        .history(limit)
+        .await?;
+    Ok(commits
+        .into_iter()
+        .map(|c| visible_commit(&policy, c))
+        .collect())
+}
+
+fn visible_commit(policy: &TablePolicy, mut commit: Commit) -> Commit {
+    if !policy.sees_everything() {
+        commit.parameters = serde_json::json!({
+            "redacted": "commit parameters are shown to those who see every row and column of the table in clear"
+        })
+        .to_string();
+    }
+    commit
+}
+
+/// A table's current version and number of data files.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct TableStats {
+    pub version: i64,
+    pub files: usize,
+}
+
+/// A table as the principal may see it: its catalog entry, its policy and its statistics. The
+/// location is blanked for principals who may not see storage paths.
+pub async fn table_details(
+    engine: &Engine,
+    t: &TableRef,
+) -> Result<(Table, TablePolicy, TableStats)> {
+    let (mut entry, policy) = table_policy(engine, t).await?;
+    let lake = LakeTable::open(&entry.location).await?;
+    let stats = TableStats {
+        version: lake.version(),
+        files: lake.file_count()?,
+    };
+    if !sees_storage(engine).await? {
+        entry.location = String::new();
+    }
+    Ok((entry, policy, stats))
 }

@@ -1,11 +1,12 @@
-//! Statements that change tables, each routed to one basin-lake operation (one Delta commit),
-//! with the catalog kept in step.
+//! Statements that change tables: each is checked against the principal's policy (visible
+//! columns, rows inside its row filter) and handed to the write path as one [`Write`].
 
 use std::ops::ControlFlow;
 
-use basin_catalog::{Column, NewTable};
 use basin_core::TableRef;
-use basin_lake::{AddColumns, CreateTable, LakeTable, MergeClause, WriteMode, WriteTable};
+use basin_lake::{LakeTable, MergeClause};
+use basin_tables::pii::{self, Direction};
+use basin_tables::{NewTableSpec, Write};
 use datafusion::common::{Column as DfColumn, ScalarValue};
 use datafusion::prelude::{DataFrame, Expr as DfExpr, cast};
 use datafusion::sql::sqlparser::ast::{
@@ -19,7 +20,7 @@ use crate::engine::{Engine, QueryOutput, parse};
 use crate::principal_sql::bind_principal;
 use crate::resolve::table_ref_of;
 use crate::{Result, SqlError};
-use basin_catalog::access::{Grant, Privilege, Securable, TablePolicy, is_pii};
+use basin_catalog::access::{Privilege, TablePolicy, is_pii};
 
 pub(crate) async fn run(engine: &Engine, statement: Statement) -> Result<QueryOutput> {
     match statement {
@@ -47,8 +48,6 @@ pub(crate) async fn run(engine: &Engine, statement: Statement) -> Result<QueryOu
                 ));
             }
             let (entry, policy) = target(engine, &update.table).await?;
-            let lake = LakeTable::open(&entry.location).await?;
-            let mut op = lake.update();
             let set = assignments(update.assignments, true)?;
             let mut used: Vec<String> = set.iter().map(|(c, _)| c.clone()).collect();
             for (_, value) in &set {
@@ -60,17 +59,19 @@ pub(crate) async fn run(engine: &Engine, statement: Statement) -> Result<QueryOu
             check_usable(&entry, &policy, &used)?;
             let predicate = governed_predicate(engine, &policy, update.selection)?;
             if policy.row_filter.is_some() {
+                let lake = LakeTable::open(&entry.location).await?;
                 let updated = updated_rows(engine, &lake, predicate.as_deref(), &set).await?;
                 check_rows_visible(engine, &policy, &entry.table_ref(), updated).await?;
             }
-            if let Some(p) = predicate {
-                op = op.with_predicate(p);
-            }
-            for (column, value) in set {
-                op = op.set(column, value);
-            }
-            let (version, rows) = op.execute().await?;
-            QueryOutput::write_summary("update", rows, version)
+            let done = engine
+                .tables()
+                .commit(
+                    &engine.actor(),
+                    &entry.table_ref(),
+                    Write::Update { predicate, set },
+                )
+                .await?;
+            QueryOutput::write_summary("update", done.rows, done.version)
         }
         Statement::Delete(delete) => {
             if delete.using.is_some() || delete.returning.is_some() || delete.tables.len() > 1 {
@@ -87,23 +88,27 @@ pub(crate) async fn run(engine: &Engine, statement: Statement) -> Result<QueryOu
                 ));
             };
             let (entry, policy) = target(engine, from).await?;
-            let mut op = LakeTable::open(&entry.location).await?.delete();
             if let Some(p) = &delete.selection {
                 check_usable(&entry, &policy, &columns_in(p))?;
             }
-            if let Some(p) = governed_predicate(engine, &policy, delete.selection)? {
-                op = op.with_predicate(p);
-            }
-            let (version, rows) = op.execute().await?;
-            QueryOutput::write_summary("delete", rows, version)
+            let predicate = governed_predicate(engine, &policy, delete.selection)?;
+            let done = engine
+                .tables()
+                .commit(
+                    &engine.actor(),
+                    &entry.table_ref(),
+                    Write::Delete { predicate },
+                )
+                .await?;
+            QueryOutput::write_summary("delete", done.rows, done.version)
         }
         Statement::Merge(merge) => merge_into(engine, merge).await,
         Statement::CreateTable(create) => create_table(engine, create).await,
         Statement::AlterTable(alter) => {
             let table = table_ref_of(&alter.name)?;
-            let (entry, policy) = access::table_policy(engine, &table).await?;
+            let (_, policy) = access::table_policy(engine, &table).await?;
             access::require(&policy, Privilege::Manage, &table)?;
-            let mut op: AddColumns = LakeTable::open(&entry.location).await?.add_columns();
+            let mut columns = Vec::new();
             for operation in alter.operations {
                 let AlterTableOperation::AddColumn { column_def, .. } = operation else {
                     return Err(SqlError::Unsupported(format!(
@@ -117,11 +122,13 @@ pub(crate) async fn run(engine: &Engine, statement: Statement) -> Result<QueryOu
                         .await?
                         .remove(0)
                         .1;
-                op = op.column(name, data_type);
+                columns.push((name, data_type));
             }
-            let version = op.execute().await?;
-            sync_columns(engine, &table, &entry.location).await?;
-            QueryOutput::write_summary("alter table", 0, version)
+            let done = engine
+                .tables()
+                .commit(&engine.actor(), &table, Write::AddColumns { columns })
+                .await?;
+            QueryOutput::write_summary("alter table", 0, done.version)
         }
         other => Err(SqlError::Unsupported(format!(
             "statement not supported: {}",
@@ -194,31 +201,28 @@ async fn insert_into(
         let stored = stored_rows(engine, &entry, &schema, df.clone())?;
         check_rows_visible(engine, &policy, &table, stored).await?;
     }
-    let mode = if overwrite {
-        WriteMode::Overwrite(None)
+    let rows = df.execute_stream().await?;
+    let write = if overwrite {
+        Write::Overwrite {
+            rows,
+            predicate: None,
+            load_id: None,
+            operation: "insert overwrite",
+        }
     } else {
-        WriteMode::Append
+        Write::Append {
+            rows,
+            load_id: None,
+            operation: "insert",
+            within_row_filter: true,
+        }
     };
-    let input = encrypt_pii(engine, &entry, df.execute_stream().await?)?;
-    let outcome = lake
-        .write(input)
-        .with_mode(mode)
-        .with_operation(if overwrite {
-            "insert overwrite"
-        } else {
-            "insert"
-        })
-        .execute()
+    let operation = write.operation();
+    let done = engine
+        .tables()
+        .commit(&engine.actor(), &table, write)
         .await?;
-    QueryOutput::write_summary(
-        if overwrite {
-            "insert overwrite"
-        } else {
-            "insert"
-        },
-        outcome.rows,
-        outcome.version,
-    )
+    QueryOutput::write_summary(operation, done.rows, done.version)
 }
 
 async fn merge_into(
@@ -261,20 +265,14 @@ async fn merge_into(
         }
     };
     let source_sql = format!("SELECT * FROM {source}");
-    let source_df: DataFrame = encrypt_pii_columns(
-        engine,
-        &entry,
-        engine.plan(parse(&source_sql)?.remove(0)).await?,
-    )?;
+    let source_df: DataFrame = engine.plan(parse(&source_sql)?.remove(0)).await?;
     let table_columns: Vec<String> = lake
         .schema()?
         .fields()
         .iter()
         .map(|f| f.name().clone())
         .collect();
-    let mut op = lake
-        .merge(source_df, merge.on.to_string())
-        .with_aliases(&target_alias, &source_alias);
+    let mut clauses = Vec::new();
     for clause in merge.clauses {
         let predicate = clause.predicate.map(|p| p.to_string());
         let lake_clause = match (clause.clause_kind, clause.action) {
@@ -332,15 +330,23 @@ async fn merge_into(
                 )));
             }
         };
-        op = op.with_clause(lake_clause);
+        clauses.push(lake_clause);
     }
-    let outcome = op.execute().await?;
-    sync_columns(engine, &table, &entry.location).await?;
-    QueryOutput::write_summary(
-        "merge",
-        outcome.inserted + outcome.updated + outcome.deleted,
-        outcome.version,
-    )
+    let done = engine
+        .tables()
+        .commit(
+            &engine.actor(),
+            &table,
+            Write::Merge {
+                source: source_df,
+                on: merge.on.to_string(),
+                target_alias,
+                source_alias,
+                clauses,
+            },
+        )
+        .await?;
+    QueryOutput::write_summary("merge", done.rows, done.version)
 }
 
 async fn create_table(engine: &Engine, create: SqlCreateTable) -> Result<QueryOutput> {
@@ -350,36 +356,11 @@ async fn create_table(engine: &Engine, create: SqlCreateTable) -> Result<QueryOu
         ));
     }
     let table = table_ref_of(&create.name)?;
-    if engine.catalog().table(&table).await?.is_some() {
-        if create.if_not_exists {
-            return QueryOutput::write_summary("create table", 0, -1);
-        }
-        return Err(basin_catalog::CatalogError::AlreadyExists {
-            kind: "table",
-            name: table.to_string(),
-        }
-        .into());
+    let actor = engine.actor();
+    engine.tables().check_create(&actor, &table).await?;
+    if create.if_not_exists && engine.catalog().table(&table).await?.is_some() {
+        return QueryOutput::write_summary("create table", 0, -1);
     }
-    let dataset = engine
-        .catalog()
-        .require_dataset(&table.dataset_ref())
-        .await?;
-    if let Some(p) = engine.principal() {
-        let snapshot = engine.catalog().access_snapshot().await?;
-        if !snapshot.allows_on_dataset(p, Privilege::Create, &dataset) {
-            return Err(SqlError::Denied(format!(
-                "permission denied: you need CREATE on dataset '{}' to create tables in it",
-                table.dataset_ref()
-            )));
-        }
-    }
-    let hub = engine.catalog().require_hub(table.hub.as_str()).await?;
-    let location = format!(
-        "{}/{}/{}",
-        hub.storage_root.trim_end_matches('/'),
-        table.dataset,
-        table.table
-    );
     let mut primary_key: Vec<String> = Vec::new();
     for c in &create.constraints {
         if let TableConstraint::PrimaryKey(pk) = c {
@@ -390,17 +371,23 @@ async fn create_table(engine: &Engine, create: SqlCreateTable) -> Result<QueryOu
             );
         }
     }
-    let (version, rows) = match create.query {
+    let mut spec = NewTableSpec {
+        table: table.clone(),
+        schema: None,
+        primary_key,
+        partition_columns: vec![],
+        description: String::new(),
+        load_id: None,
+        operation: "create table",
+    };
+    let rows = match create.query {
         Some(query) => {
             let df = engine.plan(Statement::Query(query)).await?;
             for f in df.schema().fields() {
                 basin_core::Name::parse("column", f.name())?;
             }
-            let outcome = WriteTable::new_table(&location, vec![], df.execute_stream().await?)?
-                .with_operation("create table as select")
-                .execute()
-                .await?;
-            (outcome.version, outcome.rows)
+            spec.operation = "create table as select";
+            Some(df.execute_stream().await?)
         }
         None => {
             let mut defs = Vec::new();
@@ -411,7 +398,7 @@ async fn create_table(engine: &Engine, create: SqlCreateTable) -> Result<QueryOu
                     .iter()
                     .any(|o| matches!(o.option, ColumnOption::PrimaryKey(_)))
                 {
-                    primary_key.push(name.clone());
+                    spec.primary_key.push(name.clone());
                 }
                 defs.push((name, c.data_type.to_string()));
             }
@@ -420,41 +407,12 @@ async fn create_table(engine: &Engine, create: SqlCreateTable) -> Result<QueryOu
                 .into_iter()
                 .map(|(n, t)| arrow::datatypes::Field::new(n, t, true))
                 .collect();
-            let created = CreateTable::new(&location, &arrow::datatypes::Schema::new(fields))
-                .with_name(table.table.as_str())
-                .execute()
-                .await?;
-            (created.version(), 0)
+            spec.schema = Some(arrow::datatypes::Schema::new(fields));
+            None
         }
     };
-    let lake = LakeTable::open(&location).await?;
-    engine
-        .catalog()
-        .create_table(NewTable {
-            table: table.clone(),
-            location,
-            description: String::new(),
-            primary_key,
-            partition_columns: vec![],
-            columns: columns_of(&lake)?,
-        })
-        .await?;
-    if let Some(p) = engine.principal() {
-        for privilege in [Privilege::Select, Privilege::Modify, Privilege::Manage] {
-            engine
-                .catalog()
-                .grant(&Grant {
-                    grantee: p.name.clone(),
-                    privilege,
-                    object: Securable::table(&table),
-                    column: None,
-                    granted_by: p.name.clone(),
-                    granted_at: String::new(),
-                })
-                .await?;
-        }
-    }
-    QueryOutput::write_summary("create table", rows, version)
+    let done = engine.tables().create(&actor, spec, rows).await?;
+    QueryOutput::write_summary("create table", done.rows, done.version)
 }
 
 /// Arrow types for SQL type names, as DataFusion maps them (`SELECT CAST(NULL AS <type>)`).
@@ -481,22 +439,6 @@ async fn sql_types(
         .zip(df.schema().fields())
         .map(|((n, _), f)| (n.clone(), f.data_type().clone()))
         .collect())
-}
-
-fn columns_of(lake: &LakeTable) -> Result<Vec<Column>> {
-    Ok(basin_lake::types::describe(lake.schema()?.as_ref())
-        .into_iter()
-        .map(Column::from)
-        .collect())
-}
-
-async fn sync_columns(engine: &Engine, table: &TableRef, location: &str) -> Result<()> {
-    let lake = LakeTable::open(location).await?;
-    engine
-        .catalog()
-        .sync_columns(table, &columns_of(&lake)?)
-        .await?;
-    Ok(())
 }
 
 async fn target(
@@ -683,22 +625,8 @@ fn pii_columns(entry: &basin_catalog::Table) -> Vec<String> {
         .collect()
 }
 
-/// Encrypts the PII columns of rows on their way into a table.
-fn encrypt_pii(
-    engine: &Engine,
-    entry: &basin_catalog::Table,
-    input: datafusion::execution::SendableRecordBatchStream,
-) -> Result<datafusion::execution::SendableRecordBatchStream> {
-    let columns = pii_columns(entry);
-    if columns.is_empty() {
-        return Ok(input);
-    }
-    let key = engine.hub_key(&entry.hub)?;
-    Ok(basin_lake::crypto::encrypt_stream(input, key, columns))
-}
-
-/// Encrypts a MERGE source's columns that share a name with the target's PII columns, so that
-/// conditions compare ciphertexts (encryption is deterministic).
+/// Encrypts the columns that share a name with the target's PII columns, as the write path
+/// stores them (encryption is deterministic), so that a row filter can be checked on them.
 fn encrypt_pii_columns(
     engine: &Engine,
     entry: &basin_catalog::Table,
@@ -708,7 +636,7 @@ fn encrypt_pii_columns(
     if columns.is_empty() {
         return Ok(df);
     }
-    let udf = basin_lake::crypto::encrypt_udf(engine.hub_key(&entry.hub)?);
+    let udf = pii::udf(engine.hub_key(&entry.hub)?, Direction::Encrypt);
     let exprs: Vec<DfExpr> = df
         .schema()
         .iter()

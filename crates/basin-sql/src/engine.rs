@@ -5,7 +5,8 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use basin_catalog::Catalog;
 use basin_catalog::access::Principal;
 use basin_core::DEFAULT_HUB;
-use basin_lake::{HubKey, Keystore};
+use basin_keys::HubKey;
+use basin_tables::{Actor, Tables};
 use datafusion::catalog::TableProvider;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
@@ -56,18 +57,19 @@ impl QueryOutput {
 /// Runs SQL against the hubs of one catalog.
 #[derive(Clone)]
 pub struct Engine {
-    catalog: Catalog,
+    tables: Tables,
     base: SessionState,
     /// Plans the inside of governed scans (see [`scan_planner`]).
     scan_planner: Arc<SessionState>,
     /// Whose statements these are; `None` for the trusted operator (the CLI on a data dir).
     principal: Option<Arc<Principal>>,
-    keystore: Option<Keystore>,
+    /// Where statements come from (`cli`, a client address), for the audit log.
+    origin: Arc<str>,
 }
 
 impl Engine {
-    /// An engine over `catalog`.
-    pub fn new(catalog: Catalog) -> Self {
+    /// An engine over the tables of a catalog; its writes go through `tables`.
+    pub fn new(tables: Tables) -> Self {
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(DEFAULT_HUB, "default")
             .with_information_schema(false)
@@ -78,18 +80,33 @@ impl Engine {
             .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
             .build();
         Engine {
-            catalog,
+            tables,
             scan_planner: Arc::new(scan_planner(&base)),
             base,
             principal: None,
-            keystore: None,
+            origin: "cli".into(),
         }
     }
 
-    /// The same engine with a keystore, for tables with encrypted (PII) columns.
-    pub fn with_keystore(mut self, keystore: Keystore) -> Self {
-        self.keystore = Some(keystore);
-        self
+    /// The same engine, recording `origin` as where its statements come from.
+    pub fn with_origin(&self, origin: &str) -> Engine {
+        Engine {
+            origin: origin.into(),
+            ..self.clone()
+        }
+    }
+
+    /// Who the engine's writes are made for.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            principal: self.principal.as_deref().cloned(),
+            origin: self.origin.to_string(),
+        }
+    }
+
+    /// The write path.
+    pub fn tables(&self) -> &Tables {
+        &self.tables
     }
 
     /// The same engine, running statements on behalf of `principal` under its policies.
@@ -107,17 +124,7 @@ impl Engine {
 
     /// The current key of a hub, for encrypting and decrypting its PII columns.
     pub fn hub_key(&self, hub: &str) -> Result<HubKey> {
-        match &self.keystore {
-            Some(k) => Ok(k.hub_key(hub)?),
-            None => Err(SqlError::Invalid(format!(
-                "hub '{hub}' has encrypted (PII) columns but no keystore is open; pass --keystore"
-            ))),
-        }
-    }
-
-    /// The session the engine plans with (for parsing policy expressions).
-    pub(crate) fn base_state(&self) -> &SessionState {
-        &self.base
+        Ok(self.tables.hub_key(hub)?)
     }
 
     /// The session that plans the inside of governed scans.
@@ -127,7 +134,7 @@ impl Engine {
 
     /// The catalog this engine reads.
     pub fn catalog(&self) -> &Catalog {
-        &self.catalog
+        self.tables.catalog()
     }
 
     /// Runs every statement of `sql` in order; returns the output of the last one.
@@ -183,6 +190,17 @@ impl Engine {
 
     async fn run(&self, mut statement: Statement) -> Result<QueryOutput> {
         principal_sql::bind_statement(&mut statement, self.principal())?;
+        if let Statement::Explain {
+            statement: inner, ..
+        } = &statement
+            && !matches!(inner.as_ref(), Statement::Query(_))
+        {
+            // DataFusion would plan (and with ANALYZE run) the write itself, around Basin's
+            // write path and its checks.
+            return Err(SqlError::Unsupported(
+                "EXPLAIN works on queries (SELECT …) only, not on statements that write".into(),
+            ));
+        }
         match statement {
             Statement::Query(_) | Statement::Explain { .. } => {
                 let df = self.plan(statement).await?;

@@ -32,6 +32,30 @@ pub enum SqlError {
     Lake(#[from] basin_lake::LakeError),
     #[error(transparent)]
     Name(#[from] basin_core::CoreError),
+    #[error(transparent)]
+    Key(#[from] basin_keys::KeyError),
+    /// The write path failed (storage, catalog, keys).
+    #[error(transparent)]
+    Tables(basin_tables::TablesError),
+}
+
+impl From<basin_tables::TablesError> for SqlError {
+    fn from(e: basin_tables::TablesError) -> Self {
+        use basin_tables::TablesError as T;
+        match e {
+            T::Denied(m) => SqlError::Denied(m),
+            T::Invalid(m) => SqlError::Invalid(m),
+            T::NotFound { kind, name } => SqlError::NotFound {
+                kind,
+                name,
+                suggestion: None,
+            },
+            T::Catalog(e) => SqlError::Catalog(e),
+            T::Lake(e) => SqlError::Lake(e),
+            T::DataFusion(e) => e.into(),
+            other => SqlError::Tables(other),
+        }
+    }
 }
 
 impl From<DataFusionError> for SqlError {

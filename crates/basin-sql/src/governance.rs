@@ -7,13 +7,14 @@
 //! REVOKE USAGE ON HUB de FROM analyst
 //! ```
 
-use basin_catalog::access::{Grant, Privilege, Securable};
+use basin_catalog::access::{Action, Grant, Mask, Privilege, Securable, TablePolicy};
 use basin_core::{DatasetRef, Name, TableRef};
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
 use crate::access::table_policy;
 use crate::dialect::BasinDialect;
 use crate::engine::{Engine, QueryOutput};
+use crate::governed::GovernedTable;
 use crate::{Result, SqlError};
 
 /// Whether the SQL text is a GRANT or REVOKE statement.
@@ -38,7 +39,14 @@ struct GrantStatement {
 /// Runs one GRANT or REVOKE statement.
 pub(crate) async fn run(engine: &Engine, sql: &str) -> Result<QueryOutput> {
     let statement = parse(sql)?;
-    check_manage(engine, &statement.object).await?;
+    for (privilege, _) in &statement.privileges {
+        check(
+            engine,
+            &statement.object,
+            Action::Grant(*privilege, &statement.object),
+        )
+        .await?;
+    }
     let by = engine
         .principal()
         .map_or(crate::OPERATOR.to_string(), |p| p.name.clone());
@@ -71,9 +79,10 @@ pub(crate) async fn run(engine: &Engine, sql: &str) -> Result<QueryOutput> {
     QueryOutput::write_summary(if statement.revoke { "revoke" } else { "grant" }, n, 0)
 }
 
-/// Fails unless the engine's principal may grant on `object`; an object it cannot see answers
+/// Fails unless the engine's principal may take `action` on `object` (the catalog's one
+/// decision, [`basin_catalog::access::AccessSnapshot::may`]); an object it cannot see answers
 /// "not found", exactly as a missing one.
-pub async fn check_manage(engine: &Engine, object: &Securable) -> Result<()> {
+pub async fn check(engine: &Engine, object: &Securable, action: Action<'_>) -> Result<()> {
     let Some(principal) = engine.principal() else {
         return Ok(());
     };
@@ -111,18 +120,27 @@ pub async fn check_manage(engine: &Engine, object: &Securable) -> Result<()> {
             suggestion: None,
         });
     }
-    if snapshot.may_manage(principal, object) {
-        Ok(())
-    } else {
-        Err(SqlError::Denied(format!(
-            "permission denied: you need MANAGE on {object} to grant or revoke on it{}",
-            if matches!(object, Securable::Tag { .. }) {
-                " (tag grants are for administrators)"
-            } else {
-                ""
-            }
-        )))
+    if snapshot.may(principal, action) {
+        return Ok(());
     }
+    Err(SqlError::Denied(match action {
+        Action::Grant(Privilege::Unmask, _) => format!(
+            "permission denied: only administrators grant UNMASK (on {object}): it reveals personal data"
+        ),
+        Action::Tag { pii: true, .. } => format!(
+            "permission denied: only administrators tag columns of {object} as personal data (pii) or untag them"
+        ),
+        Action::Mask { pii: true, .. } => format!(
+            "permission denied: only administrators mask personal data (pii) columns of {object}: a mask sees the clear value"
+        ),
+        Action::Administer | Action::ReadAudit | Action::Token { .. } => {
+            "permission denied: this needs the admin role".to_string()
+        }
+        _ if matches!(object, Securable::Tag { .. }) => format!(
+            "permission denied: you need MANAGE on {object} to do this (tag grants are for administrators)"
+        ),
+        _ => format!("permission denied: you need MANAGE on {object} to do this"),
+    }))
 }
 
 fn parse(sql: &str) -> Result<GrantStatement> {
@@ -323,19 +341,65 @@ impl Cursor {
     }
 }
 
-/// Checks that a policy expression (row filter or mask) is valid SQL over the table's columns.
-pub async fn check_policy_expression(engine: &Engine, t: &TableRef, sql: &str) -> Result<()> {
+/// A policy expression to check before it is stored.
+pub enum PolicyExpression<'a> {
+    /// A row filter (SQL over the table's columns).
+    RowFilter(&'a str),
+    /// A mask of one column.
+    Mask { column: &'a str, mask: &'a Mask },
+}
+
+/// Checks a row filter or mask by running it, the way every governed scan of the table will,
+/// over a row of the table: an expression that would fail at query time fails here, instead of
+/// breaking every query of the grantees later.
+pub async fn check_policy_expression(
+    engine: &Engine,
+    t: &TableRef,
+    expression: PolicyExpression<'_>,
+) -> Result<()> {
     let entry = engine.catalog().require_table(t).await?;
-    let schema = basin_lake::LakeTable::open(&entry.location)
-        .await?
-        .schema()?;
-    let df_schema = datafusion::common::DFSchema::try_from(schema.as_ref().clone())?;
-    let bound = crate::principal_sql::bind_principal(sql, None)?;
+    let mut policy = TablePolicy::unrestricted(&entry);
+    let (what, sql) = match expression {
+        PolicyExpression::RowFilter(sql) => {
+            policy.row_filter = Some(sql.to_string());
+            ("row filter", sql.to_string())
+        }
+        PolicyExpression::Mask { column, mask } => {
+            let Some(c) = policy.columns.iter_mut().find(|c| c.name == column) else {
+                return Err(SqlError::NotFound {
+                    kind: "column",
+                    name: format!("{t}.{column}"),
+                    suggestion: None,
+                });
+            };
+            c.mask = Some(mask.clone());
+            ("mask", mask.to_string())
+        }
+    };
+    let lake = basin_lake::LakeTable::open(&entry.location).await?;
+    let key = if policy.columns.iter().any(|c| c.pii) {
+        Some(engine.hub_key(t.hub.as_str())?)
+    } else {
+        None
+    };
+    let invalid = |e: SqlError| {
+        SqlError::Invalid(format!("'{sql}' cannot be used as a {what} of '{t}': {e}"))
+    };
+    let governed = GovernedTable::try_new(
+        t.to_string(),
+        lake.provider().await?,
+        &policy,
+        key.as_ref(),
+        false,
+        None,
+        engine.scan_planner().clone(),
+    )
+    .map_err(invalid)?;
     engine
-        .base_state()
-        .create_logical_expr(&bound, &df_schema)
-        .map_err(|e| {
-            SqlError::Invalid(format!("'{sql}' is not a valid expression over '{t}': {e}"))
-        })?;
+        .read(std::sync::Arc::new(governed))?
+        .limit(0, Some(1))?
+        .collect()
+        .await
+        .map_err(|e| invalid(e.into()))?;
     Ok(())
 }

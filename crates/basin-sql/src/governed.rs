@@ -14,7 +14,8 @@ use std::sync::Arc;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use basin_catalog::access::{Mask, TablePolicy};
-use basin_lake::HubKey;
+use basin_keys::HubKey;
+use basin_tables::pii::{self, Direction};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, ScalarValue};
@@ -61,6 +62,7 @@ impl GovernedTable {
         inner: Arc<dyn TableProvider>,
         policy: &TablePolicy,
         key: Option<&HubKey>,
+        old_version: bool,
         principal: Option<&basin_catalog::access::Principal>,
         planner: Arc<SessionState>,
     ) -> Result<Self> {
@@ -81,7 +83,9 @@ impl GovernedTable {
                 .with_schema(Arc::new(df_schema.clone()))
                 .build(),
         );
-        let coerce = |e: Expr| coercer.coerce(e, &df_schema);
+        // Functions such as coalesce() only run once simplified (into CASE), as the optimizer
+        // does for the rest of the query.
+        let coerce = |e: Expr| coercer.simplify(coercer.coerce(e, &df_schema)?);
         let row_filter = policy
             .row_filter
             .as_deref()
@@ -94,17 +98,24 @@ impl GovernedTable {
             let Ok(field) = inner_schema.field_with_name(&c.name) else {
                 continue; // not in this version of the table (time travel)
             };
-            let clear = c.pii && (policy.unmask || c.mask.is_some());
-            let base = match (clear, key) {
-                (true, Some(k)) => {
-                    basin_lake::crypto::decrypt_udf(k.clone()).call(vec![col(&c.name)])
-                }
-                (true, None) => {
+            // A PII column is decrypted for those who may see it in clear (or through a mask).
+            // An older version may hold values written before the column was encrypted: they
+            // are shown through the current policy, as tokens to everyone else.
+            let clear = c.pii && (c.clear || c.mask.is_some());
+            let direction = match (c.pii, clear, old_version) {
+                (false, _, _) | (true, false, false) => None,
+                (true, true, false) => Some(Direction::Decrypt),
+                (true, true, true) => Some(Direction::Reveal),
+                (true, false, true) => Some(Direction::Shield),
+            };
+            let base = match (direction, key) {
+                (Some(d), Some(k)) => pii::udf(k.clone(), d).call(vec![col(&c.name)]),
+                (Some(_), None) => {
                     return Err(SqlError::Invalid(format!(
                         "table '{name}' has encrypted columns but no keystore is open"
                     )));
                 }
-                (false, _) => col(&c.name),
+                (None, _) => col(&c.name),
             };
             let expr = match &c.mask {
                 None => base,
@@ -325,5 +336,43 @@ impl ExecutionPlan for GovernedExec {
         context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
         self.inner.execute(partition, context)
+    }
+}
+
+/// A table a principal may read whole: the Delta table's own scan (every pushdown and
+/// statistic), but nothing that writes. A plan a user submits must never reach the raw table's
+/// `insert_into`, which would write around the write path.
+#[derive(Debug)]
+pub(crate) struct ReadOnlyTable(pub(crate) Arc<dyn TableProvider>);
+
+#[async_trait]
+impl TableProvider for ReadOnlyTable {
+    fn schema(&self) -> SchemaRef {
+        self.0.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        self.0.supports_filters_pushdown(filters)
+    }
+
+    fn statistics(&self) -> Option<datafusion::common::Statistics> {
+        self.0.statistics()
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.0.scan(state, projection, filters, limit).await
     }
 }

@@ -14,13 +14,12 @@ mod error;
 mod governance;
 mod governed;
 mod principal_sql;
-mod protect;
 mod resolve;
 mod system;
 
 pub use engine::{Engine, QueryOutput};
 pub use error::SqlError;
-pub use governance::{check_manage, check_policy_expression};
+pub use governance::{PolicyExpression, check, check_policy_expression};
 pub use principal_sql::OPERATOR;
 
 /// Result type of this crate.

@@ -18,7 +18,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use crate::engine::Engine;
-use crate::governed::GovernedTable;
+use crate::governed::{GovernedTable, ReadOnlyTable};
 use crate::{Result, SqlError, access, system};
 use basin_catalog::access::Privilege;
 
@@ -259,18 +259,21 @@ async fn governed_provider(
         None => LakeTable::open(&entry.location).await?,
     };
     let inner = lake.provider().await?;
+    let old_version = at.is_some();
+    let pii = policy.columns.iter().any(|c| c.pii);
     let decrypts = policy
         .columns
         .iter()
-        .any(|c| c.pii && (policy.unmask || c.mask.is_some()));
+        .any(|c| c.pii && (c.clear || c.mask.is_some()));
     let restricted = !policy.all_columns
         || policy.row_filter.is_some()
         || decrypts
+        || (old_version && pii)
         || policy.columns.iter().any(|c| c.mask.is_some());
     if !restricted {
-        return Ok(inner);
+        return Ok(Arc::new(ReadOnlyTable(inner)));
     }
-    let key = if decrypts {
+    let key = if decrypts || (old_version && pii) {
         Some(engine.hub_key(t.hub.as_str())?)
     } else {
         None
@@ -280,6 +283,7 @@ async fn governed_provider(
         inner,
         &policy,
         key.as_ref(),
+        old_version,
         engine.principal(),
         engine.scan_planner().clone(),
     )?))

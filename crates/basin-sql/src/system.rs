@@ -9,7 +9,6 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
-use basin_lake::LakeTable;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
 
@@ -75,7 +74,7 @@ fn text(v: impl IntoIterator<Item = String>) -> Vec<Option<String>> {
 pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TableProvider>> {
     let catalog = engine.catalog();
     match name {
-        "audit" if engine.principal().is_none_or(|p| p.is_admin()) => {
+        "audit" if audit_reader(engine).await? => {
             let events = catalog.audit_events(None, i64::MAX).await?;
             batch(vec![
                 Col::Time("at", events.iter().map(|e| time(&e.at)).collect()),
@@ -92,11 +91,14 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
         }
         "hubs" => {
             let hubs = access::visible(engine, None, None).await?.hubs;
+            let storage = access::sees_storage(engine).await?;
             batch(vec![
                 Col::Text("name", text(hubs.iter().map(|h| h.name.clone()))),
                 Col::Text(
                     "storage_root",
-                    text(hubs.iter().map(|h| h.storage_root.clone())),
+                    hubs.iter()
+                        .map(|h| storage.then(|| h.storage_root.clone()))
+                        .collect(),
                 ),
                 Col::Text(
                     "description",
@@ -144,6 +146,7 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
             ])
         }
         "tables" => {
+            let storage = access::sees_storage(engine).await?;
             let ts: Vec<_> = access::visible_tables(engine, None, None)
                 .await?
                 .into_iter()
@@ -153,7 +156,12 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
                 Col::Text("hub", text(ts.iter().map(|t| t.hub.clone()))),
                 Col::Text("dataset", text(ts.iter().map(|t| t.dataset.clone()))),
                 Col::Text("name", text(ts.iter().map(|t| t.name.clone()))),
-                Col::Text("location", text(ts.iter().map(|t| t.location.clone()))),
+                Col::Text(
+                    "location",
+                    ts.iter()
+                        .map(|t| storage.then(|| t.location.clone()))
+                        .collect(),
+                ),
                 Col::Text(
                     "description",
                     text(ts.iter().map(|t| t.description.clone())),
@@ -224,7 +232,7 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
             let (mut hub, mut dataset, mut table, mut version, mut at, mut op, mut params) =
                 (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
             for (t, _) in access::visible_tables(engine, None, None).await? {
-                for c in LakeTable::open(&t.location).await?.history(None).await? {
+                for c in access::table_history(engine, &t.table_ref(), None).await? {
                     hub.push(Some(t.hub.clone()));
                     dataset.push(Some(t.dataset.clone()));
                     table.push(Some(t.name.clone()));
@@ -251,4 +259,16 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
                 .map(|s| format!("system.{s}")),
         }),
     }
+}
+
+/// Whether the engine's principal may read the audit log.
+async fn audit_reader(engine: &Engine) -> Result<bool> {
+    Ok(match engine.principal() {
+        None => true,
+        Some(p) => engine
+            .catalog()
+            .access_snapshot()
+            .await?
+            .may(p, basin_catalog::access::Action::ReadAudit),
+    })
 }

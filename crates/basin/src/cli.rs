@@ -34,6 +34,16 @@ pub struct Global {
     /// How results are printed.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
+    /// The catalog user commands run as, under its grants and policies, and in whose name they
+    /// are audited. The default, `admin`, administers the data directory.
+    #[arg(
+        long = "as",
+        global = true,
+        value_name = "USER",
+        env = "BASIN_USER",
+        default_value = "admin"
+    )]
+    pub as_user: String,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,9 +81,6 @@ pub enum Command {
         /// Read the SQL from this file.
         #[arg(short = 'f', long = "file", conflicts_with = "query")]
         file: Option<PathBuf>,
-        /// Run as this user, under its grants and policies (default: the operator, unrestricted).
-        #[arg(long = "as", value_name = "USER")]
-        as_user: Option<String>,
     },
     /// Run the hub server: REST API, authentication, governance.
     Serve(ServeArgs),

@@ -8,7 +8,6 @@ use anyhow::{Context, bail};
 use basin_catalog::{Catalog, Contract, NewDataset, NewHub};
 use basin_core::{DEFAULT_HUB, DatasetRef, Layer, Name, TableRef};
 use basin_ingest::{CsvOptions, LoadMode, LoadRequest, Progress, ReadOptions};
-use basin_lake::LakeTable;
 use basin_sql::Engine;
 
 use crate::cli::{
@@ -108,13 +107,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let catalog = open(&g).await?;
             ingest(&g, &catalog, args, true).await.map(|_| ())
         }
-        Command::Sql {
-            query,
-            file,
-            as_user,
-        } => {
+        Command::Sql { query, file } => {
             let catalog = open(&g).await?;
-            let engine = engine(&g, &catalog, as_user.as_deref()).await?;
+            let engine = engine(&g, &catalog).await?;
             let text = match (query, file) {
                 (Some(q), _) => q,
                 (None, Some(f)) => std::fs::read_to_string(&f)
@@ -127,13 +122,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             output::print(g.output, &out.schema, &out.batches)
         }
         Command::Serve(args) => serve(&g, args).await,
-        Command::User(cmd) => governance::user(&g, &open(&g).await?, cmd).await,
-        Command::Role(cmd) => governance::role(&g, &open(&g).await?, cmd).await,
-        Command::Token(cmd) => governance::token(&g, &open(&g).await?, cmd).await,
+        Command::User(cmd) => governance::user(&engine(&g, &open(&g).await?).await?, cmd).await,
+        Command::Role(cmd) => governance::role(&engine(&g, &open(&g).await?).await?, cmd).await,
+        Command::Token(cmd) => governance::token(&engine(&g, &open(&g).await?).await?, cmd).await,
         Command::Grant { words } => {
             let catalog = open(&g).await?;
             if words == ["list"] {
-                return governance::list_grants(&g, &catalog).await;
+                return governance::list_grants(&engine(&g, &catalog).await?).await;
             }
             sql(&g, &catalog, &format!("GRANT {}", words.join(" "))).await
         }
@@ -145,29 +140,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// The keystore of the data dir (or `--keystore`), with the master key from `BASIN_MASTER_KEY`.
-pub fn keystore(g: &Global) -> anyhow::Result<basin_lake::Keystore> {
+pub fn keystore(g: &Global) -> anyhow::Result<basin_keys::Keystore> {
     let dir = g
         .keystore
         .clone()
         .unwrap_or_else(|| g.data_dir.join("keys"));
     let master = std::env::var("BASIN_MASTER_KEY").ok();
-    Ok(basin_lake::Keystore::open(&dir, master.as_deref())?)
+    Ok(basin_keys::Keystore::open(&dir, master.as_deref())?)
 }
 
-/// The SQL engine as the operator, or as `--as USER`.
-async fn engine(g: &Global, catalog: &Catalog, as_user: Option<&str>) -> anyhow::Result<Engine> {
-    let engine = Engine::new(catalog.clone()).with_keystore(keystore(g)?);
-    let Some(user) = as_user else {
-        return Ok(engine);
-    };
-    match catalog.user(user).await? {
-        Some(u) if !u.disabled => {}
-        Some(_) => bail!("user '{user}' is disabled"),
+/// The SQL engine acting as the catalog user the CLI runs as (`--as USER`, default the
+/// administrator `admin`): every command is decided and audited as that user.
+pub(crate) async fn engine(g: &Global, catalog: &Catalog) -> anyhow::Result<Engine> {
+    let tables = basin_tables::Tables::new(catalog.clone(), Some(keystore(g)?));
+    let engine = Engine::new(tables).with_origin("cli");
+    let user = g.as_user.as_str();
+    let snapshot = catalog.access_snapshot().await?;
+    let principal = match catalog.user(user).await? {
+        Some(u) if u.disabled => bail!("user '{user}' is disabled"),
+        Some(_) => snapshot.principal(user, &[]),
+        // Whoever holds the data directory administers it, before any user exists.
+        None if user == ADMIN_USER => {
+            snapshot.principal(user, &[basin_catalog::access::ADMIN_ROLE.to_string()])
+        }
         None => bail!("user '{user}' not found; see `basin user list`"),
-    }
-    let principal = catalog.access_snapshot().await?.principal(user, &[]);
+    };
     Ok(engine.as_principal(principal))
 }
+
+/// The user the CLI acts as unless `--as` names another.
+pub(crate) const ADMIN_USER: &str = "admin";
 
 async fn serve(g: &Global, args: crate::cli::ServeArgs) -> anyhow::Result<()> {
     use basin_server::auth::{JwksSource, OidcConfig};
@@ -262,7 +264,7 @@ fn hub_root(g: &Global, hub: &str) -> anyhow::Result<String> {
 }
 
 async fn sql(g: &Global, catalog: &Catalog, text: &str) -> anyhow::Result<()> {
-    let out = engine(g, catalog, None).await?.execute(text).await?;
+    let out = engine(g, catalog).await?.execute(text).await?;
     output::print(g.output, &out.schema, &out.batches)
 }
 
@@ -304,12 +306,15 @@ async fn repl(g: &Global, engine: &Engine) -> anyhow::Result<()> {
 async fn table(g: &Global, catalog: &Catalog, cmd: TableCommand) -> anyhow::Result<()> {
     match cmd {
         TableCommand::Show { table } => {
-            let t = catalog.require_table(&TableRef::parse(&table)?).await?;
-            let lake = LakeTable::open(&t.location).await?;
+            let engine = engine(g, catalog).await?;
+            let (t, _, stats) =
+                basin_sql::access::table_details(&engine, &TableRef::parse(&table)?).await?;
             println!("table:       {}.{}.{}", t.hub, t.dataset, t.name);
-            println!("location:    {}", t.location);
-            println!("version:     {}", lake.version());
-            println!("files:       {}", lake.file_count()?);
+            if !t.location.is_empty() {
+                println!("location:    {}", t.location);
+            }
+            println!("version:     {}", stats.version);
+            println!("files:       {}", stats.files);
             let list = |l: &[String]| {
                 if l.is_empty() {
                     "-".to_string()
@@ -326,7 +331,9 @@ async fn table(g: &Global, catalog: &Catalog, cmd: TableCommand) -> anyhow::Resu
             .await
         }
         TableCommand::History { table, limit } => {
-            let t = catalog.require_table(&TableRef::parse(&table)?).await?;
+            let engine = engine(g, catalog).await?;
+            let (t, _) =
+                basin_sql::access::table_policy(&engine, &TableRef::parse(&table)?).await?;
             let limit = limit.map(|l| format!(" LIMIT {l}")).unwrap_or_default();
             sql(g, catalog, &format!(
                 "SELECT version, timestamp, operation, parameters FROM system.history WHERE hub = '{}' AND dataset = '{}' AND table_name = '{}' ORDER BY version DESC{limit}",
@@ -335,19 +342,19 @@ async fn table(g: &Global, catalog: &Catalog, cmd: TableCommand) -> anyhow::Resu
             .await
         }
         TableCommand::Restore { table, version } => {
-            let t = catalog.require_table(&TableRef::parse(&table)?).await?;
-            let new_version = LakeTable::open(&t.location)
-                .await?
-                .restore(version)
-                .execute()
+            let engine = engine(g, catalog).await?;
+            let done = engine
+                .tables()
+                .commit(
+                    &engine.actor(),
+                    &TableRef::parse(&table)?,
+                    basin_tables::Write::Restore { version },
+                )
                 .await?;
-            let lake = LakeTable::open(&t.location).await?;
-            let columns = basin_lake::types::describe(lake.schema()?.as_ref())
-                .into_iter()
-                .map(basin_catalog::Column::from)
-                .collect::<Vec<_>>();
-            catalog.sync_columns(&t.table_ref(), &columns).await?;
-            eprintln!("Restored {table} to version {version} (new version {new_version}).");
+            eprintln!(
+                "Restored {table} to version {version} (new version {}).",
+                done.version
+            );
             Ok(())
         }
     }
@@ -360,7 +367,7 @@ async fn ingest(
     show_progress: bool,
 ) -> anyhow::Result<basin_ingest::LoadReport> {
     let table = TableRef::parse(&args.table)?;
-    let keystore = keystore(g)?;
+    let engine = engine(g, catalog).await?;
     let delimiter = one_byte("--delimiter", &args.delimiter.replace("\\t", "\t"))?;
     let quote = one_byte("--quote", &args.quote)?;
     let read = ReadOptions {
@@ -394,11 +401,10 @@ async fn ingest(
         partition_by: args.partition_by,
         max_bad_rows: args.max_bad_rows,
         load_id: args.load_id.clone(),
-        keystore: Some(keystore),
     };
     let progress = Arc::new(Progress::default());
     let bar = show_progress.then(|| tokio::spawn(progress_bar(progress.clone())));
-    let result = basin_ingest::load(catalog, request, progress).await;
+    let result = basin_ingest::load(engine.tables(), &engine.actor(), request, progress).await;
     if let Some(bar) = bar {
         bar.abort();
         let _ = bar.await;

@@ -1,23 +1,37 @@
 //! `basin user`, `basin role`, `basin token`, `basin grant list`: governance on a data dir, as
-//! the operator. Every change is written to the audit log with source `cli`.
+//! the CLI's user (`--as`, default `admin`). Every change is decided for that user and written to
+//! the audit log in its name, with source `cli`.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use basin_catalog::Catalog;
-use basin_catalog::access::{AuditEvent, TokenKind};
+use basin_catalog::access::{Action, AuditEvent, TokenKind};
+use basin_sql::Engine;
 
-use crate::cli::{Global, RoleCommand, TokenCommand, UserCommand};
+use crate::cli::{RoleCommand, TokenCommand, UserCommand};
 
-async fn audit(catalog: &Catalog, action: &str, target: &str) -> anyhow::Result<()> {
-    let principal = std::env::var("USER").unwrap_or_else(|_| basin_sql::OPERATOR.to_string());
-    catalog
+/// Fails unless the CLI's user may administer users, roles and tokens.
+async fn administer(engine: &Engine) -> anyhow::Result<()> {
+    let snapshot = engine.catalog().access_snapshot().await?;
+    match engine.principal() {
+        Some(p) if !snapshot.may(p, Action::Administer) => bail!(
+            "permission denied: '{}' is not an administrator; run as one with --as",
+            p.name
+        ),
+        _ => Ok(()),
+    }
+}
+
+async fn audit(engine: &Engine, action: &str, target: &str) -> anyhow::Result<()> {
+    let actor = engine.actor();
+    engine
+        .catalog()
         .audit(&AuditEvent {
             at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            principal,
-            source: "cli".into(),
+            principal: actor.name().to_string(),
+            source: actor.origin,
             action: action.into(),
             target: target.into(),
             outcome: "ok".into(),
@@ -41,7 +55,9 @@ fn print_json(value: serde_json::Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn user(_g: &Global, catalog: &Catalog, cmd: UserCommand) -> anyhow::Result<()> {
+pub async fn user(engine: &Engine, cmd: UserCommand) -> anyhow::Result<()> {
+    let catalog = engine.catalog();
+    administer(engine).await?;
     match cmd {
         UserCommand::Create {
             name,
@@ -73,7 +89,7 @@ pub async fn user(_g: &Global, catalog: &Catalog, cmd: UserCommand) -> anyhow::R
             for r in &roles {
                 catalog.add_role_member(r, &name).await?;
             }
-            audit(catalog, "user.create", &name).await?;
+            audit(engine, "user.create", &name).await?;
             eprintln!("Created user '{name}'.");
             Ok(())
         }
@@ -85,34 +101,38 @@ pub async fn user(_g: &Global, catalog: &Catalog, cmd: UserCommand) -> anyhow::R
             catalog
                 .set_user_attributes(&name, &attributes(&attrs)?)
                 .await?;
-            audit(catalog, "user.attributes", &name).await
+            audit(engine, "user.attributes", &name).await
         }
         UserCommand::Disable { name } => {
             catalog.set_user_disabled(&name, true).await?;
-            audit(catalog, "user.disable", &name).await
+            audit(engine, "user.disable", &name).await
         }
     }
 }
 
-pub async fn role(_g: &Global, catalog: &Catalog, cmd: RoleCommand) -> anyhow::Result<()> {
+pub async fn role(engine: &Engine, cmd: RoleCommand) -> anyhow::Result<()> {
+    let catalog = engine.catalog();
+    administer(engine).await?;
     match cmd {
         RoleCommand::Create { name, description } => {
             catalog.create_role(&name, &description).await?;
-            audit(catalog, "role.create", &name).await
+            audit(engine, "role.create", &name).await
         }
         RoleCommand::List => print_json(serde_json::json!(catalog.roles().await?)),
         RoleCommand::AddMember { role, user } => {
             catalog.add_role_member(&role, &user).await?;
-            audit(catalog, "role.member.add", &format!("{role} {user}")).await
+            audit(engine, "role.member.add", &format!("{role} {user}")).await
         }
         RoleCommand::RemoveMember { role, user } => {
             catalog.remove_role_member(&role, &user).await?;
-            audit(catalog, "role.member.remove", &format!("{role} {user}")).await
+            audit(engine, "role.member.remove", &format!("{role} {user}")).await
         }
     }
 }
 
-pub async fn token(_g: &Global, catalog: &Catalog, cmd: TokenCommand) -> anyhow::Result<()> {
+pub async fn token(engine: &Engine, cmd: TokenCommand) -> anyhow::Result<()> {
+    let catalog = engine.catalog();
+    administer(engine).await?;
     match cmd {
         TokenCommand::Create {
             name,
@@ -135,7 +155,7 @@ pub async fn token(_g: &Global, catalog: &Catalog, cmd: TokenCommand) -> anyhow:
             )
             .await
             .map_err(|e| anyhow::anyhow!(e.detail))?;
-            audit(catalog, "token.create", &token.id).await?;
+            audit(engine, "token.create", &token.id).await?;
             eprintln!(
                 "Token '{name}' (id {}) for '{user}', valid until {}. It is shown only now:",
                 token.id, token.expires_at
@@ -146,11 +166,12 @@ pub async fn token(_g: &Global, catalog: &Catalog, cmd: TokenCommand) -> anyhow:
         TokenCommand::List => print_json(serde_json::json!(catalog.service_tokens(None).await?)),
         TokenCommand::Revoke { id } => {
             catalog.revoke_token(&id).await?;
-            audit(catalog, "token.revoke", &id).await
+            audit(engine, "token.revoke", &id).await
         }
     }
 }
 
-pub async fn list_grants(_g: &Global, catalog: &Catalog) -> anyhow::Result<()> {
-    print_json(serde_json::json!(catalog.grants().await?))
+pub async fn list_grants(engine: &Engine) -> anyhow::Result<()> {
+    administer(engine).await?;
+    print_json(serde_json::json!(engine.catalog().grants().await?))
 }

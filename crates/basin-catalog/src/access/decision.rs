@@ -47,6 +47,9 @@ pub struct ColumnPolicy {
     pub mask: Option<Mask>,
     /// Whether the column is personal data, stored encrypted.
     pub pii: bool,
+    /// Whether the principal may see this column's values in clear (UNMASK on the table, or on
+    /// a tag the column, its table or its dataset carries).
+    pub clear: bool,
 }
 
 impl TablePolicy {
@@ -63,7 +66,16 @@ impl TablePolicy {
             && self
                 .columns
                 .iter()
-                .all(|c| c.mask.is_none() && (!c.pii || self.unmask))
+                .all(|c| c.mask.is_none() && (!c.pii || c.clear))
+    }
+
+    /// Whether the principal may write values into a column: a PII column only when it may
+    /// read it in clear, or a principal could test guessed values against tokens (deterministic
+    /// encryption) by writing them and comparing.
+    pub fn may_write_column(&self, column: &str) -> bool {
+        self.columns
+            .iter()
+            .any(|c| c.name == column && (!c.pii || c.clear))
     }
 
     /// The policy of the trusted operator (the CLI on a data dir) and of administrators.
@@ -77,6 +89,7 @@ impl TablePolicy {
                     name: c.name.clone(),
                     mask: None,
                     pii: is_pii(&c.tags),
+                    clear: true,
                 })
                 .collect(),
             row_filter: None,
@@ -178,9 +191,10 @@ impl AccessSnapshot {
         let mut select_all = false;
         let mut select_columns: BTreeSet<&str> = BTreeSet::new();
         let mut tag_select = false;
+        // USAGE and CREATE on a hub or dataset say nothing about the tables in it.
         for g in self
             .grants_of(p)
-            .filter(|g| g.privilege != Privilege::Usage)
+            .filter(|g| !matches!(g.privilege, Privilege::Usage | Privilege::Create))
         {
             match (&g.object, &g.column) {
                 (Securable::Tag { .. }, _) => {
@@ -213,7 +227,13 @@ impl AccessSnapshot {
                         g.privilege == Privilege::Select && g.object.matches_tags(column_tag)
                     }));
             if readable {
-                let mask = if unmask {
+                let clear = unmask
+                    || self.grants_of(p).any(|g| {
+                        g.privilege == Privilege::Unmask
+                            && matches!(g.object, Securable::Tag { .. })
+                            && g.object.matches_tags(column_tag)
+                    });
+                let mask = if clear {
                     None
                 } else {
                     self.masks
@@ -228,6 +248,7 @@ impl AccessSnapshot {
                     name: c.name.clone(),
                     mask,
                     pii: is_pii(&c.tags),
+                    clear,
                 });
             }
         }
@@ -330,5 +351,53 @@ impl AccessSnapshot {
                     _ => false,
                 }
         })
+    }
+}
+
+/// Actions decided by [`AccessSnapshot::may`] (reading and writing tables are decided by
+/// [`AccessSnapshot::table_policy`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Action<'a> {
+    /// Users, roles, tag keys, hub keys, every principal's tokens.
+    Administer,
+    /// Read the audit log.
+    ReadAudit,
+    /// Create tables in a dataset.
+    CreateTable(&'a Dataset),
+    /// Grant on, and set policies of, an object.
+    Manage(&'a Securable),
+    /// Grant or revoke a privilege on an object.
+    Grant(Privilege, &'a Securable),
+    /// Set the tags of an object or of one of its columns; `pii` when the tags before or after
+    /// mark personal data.
+    Tag { object: &'a Securable, pii: bool },
+    /// Set or drop a column mask; `pii` when the column is personal data.
+    Mask { table: &'a Securable, pii: bool },
+    /// Revoke a service token owned by `owner`.
+    Token { owner: &'a str },
+}
+
+impl AccessSnapshot {
+    /// The one answer to "may principal P do action A": every action that is not a read or
+    /// write of rows is decided here.
+    ///
+    /// Revealing personal data is for administrators alone: granting UNMASK, tagging a column
+    /// `pii` or untagging it, and masking a PII column (a mask sees the clear value). An owner
+    /// cannot grant itself what would show it values it may not read.
+    pub fn may(&self, p: &Principal, action: Action<'_>) -> bool {
+        if p.is_admin() {
+            return true;
+        }
+        match action {
+            Action::Administer | Action::ReadAudit => false,
+            Action::CreateTable(dataset) => self.allows_on_dataset(p, Privilege::Create, dataset),
+            Action::Manage(object) => self.may_manage(p, object),
+            Action::Grant(privilege, object) => {
+                privilege != Privilege::Unmask && self.may_manage(p, object)
+            }
+            Action::Tag { object, pii } => !pii && self.may_manage(p, object),
+            Action::Mask { table, pii } => !pii && self.may_manage(p, table),
+            Action::Token { owner } => owner == p.name,
+        }
     }
 }

@@ -8,6 +8,6 @@ mod decision;
 mod model;
 mod store;
 
-pub use decision::{AccessSnapshot, ColumnPolicy, TablePolicy, is_pii};
+pub use decision::{AccessSnapshot, Action, ColumnPolicy, TablePolicy, is_pii};
 pub use model::*;
 pub(crate) use store::AccessCache;

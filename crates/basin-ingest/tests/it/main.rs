@@ -74,7 +74,12 @@ impl Hub {
             ..Default::default()
         };
         tweak(&mut req);
-        basin_ingest::load(&self.catalog, req, Arc::new(Progress::default())).await
+        let tables = basin_tables::Tables::new(self.catalog.clone(), None);
+        let operator = basin_tables::Actor {
+            principal: None,
+            origin: "test".into(),
+        };
+        basin_ingest::load(&tables, &operator, req, Arc::new(Progress::default())).await
     }
 
     pub async fn lake(&self, table: &str) -> LakeTable {

@@ -1,6 +1,7 @@
 //! SQL over real Delta tables: reads, writes, time travel, system tables, errors.
 
 mod dml;
+mod paths;
 mod policy;
 mod query;
 
@@ -48,7 +49,8 @@ pub async fn fixture() -> Fixture {
             .await
             .unwrap();
     }
-    let engine = Engine::new(catalog);
+    let keys = basin_keys::Keystore::open(&dir.path().join("keys"), None).unwrap();
+    let engine = Engine::new(basin_tables::Tables::new(catalog, Some(keys)));
     for sql in [
         "CREATE TABLE crm.customers AS SELECT * FROM (VALUES (1, 'Ada', 'GB'), (2, 'Grace', 'US'), (3, 'Alan', 'GB')) AS v(id, name, country)",
         "CREATE TABLE sales.orders (order_id BIGINT PRIMARY KEY, customer_id BIGINT, amount DOUBLE)",

@@ -1,0 +1,174 @@
+//! [`Tables::create`]: a new table, the same way from every surface.
+
+use arrow::datatypes::Schema;
+use basin_catalog::access::{Action, Grant, Privilege, Securable};
+use basin_catalog::{CatalogError, NewTable};
+use basin_core::TableRef;
+use basin_lake::{CreateTable, LakeTable, WriteTable};
+use datafusion::execution::SendableRecordBatchStream;
+
+use crate::write::columns_of;
+use crate::{Actor, CommitEvent, Committed, Result, Tables, TablesError};
+
+/// A table to create.
+pub struct NewTableSpec {
+    pub table: TableRef,
+    /// The columns of an empty table (a table created with rows takes theirs).
+    pub schema: Option<Schema>,
+    pub primary_key: Vec<String>,
+    pub partition_columns: Vec<String>,
+    pub description: String,
+    /// Makes the first write idempotent (loads).
+    pub load_id: Option<String>,
+    /// The operation history shows (`create table`, `create table as select`, `ingest`).
+    pub operation: &'static str,
+}
+
+impl Tables {
+    /// Creates a table in its dataset — empty, or with `rows` as its first version, in one
+    /// commit — records it in the catalog and makes the actor its owner (SELECT, MODIFY,
+    /// MANAGE on it), whatever the surface. Needs CREATE on the dataset; a dataset the actor
+    /// cannot see answers like a missing one. Holders of CREATE learn that a name is taken.
+    pub async fn create(
+        &self,
+        actor: &Actor,
+        spec: NewTableSpec,
+        rows: Option<SendableRecordBatchStream>,
+    ) -> Result<Committed> {
+        let t = spec.table.clone();
+        let operation = spec.operation;
+        let result = self.create_unrecorded(actor, spec, rows).await;
+        self.record(actor, "create", &t, operation, &result).await;
+        if let Ok(c) = &result {
+            let _ = self.events.send(CommitEvent {
+                table: t.to_string(),
+                version: c.version,
+                operation: operation.to_string(),
+                rows: c.rows,
+                principal: actor.name().to_string(),
+            });
+        }
+        result
+    }
+
+    /// Whether `actor` may create tables in the dataset of `t`: `Ok` when it may, else the error
+    /// to answer with (hidden datasets answer like missing ones).
+    pub async fn check_create(&self, actor: &Actor, t: &TableRef) -> Result<()> {
+        let dataset_ref = t.dataset_ref();
+        let dataset = self.catalog.dataset(&dataset_ref).await?;
+        let Some(p) = &actor.principal else {
+            return match dataset {
+                Some(_) => Ok(()),
+                None => Err(TablesError::NotFound {
+                    kind: "dataset",
+                    name: dataset_ref.to_string(),
+                }),
+            };
+        };
+        let snapshot = self.catalog.access_snapshot().await?;
+        match dataset {
+            Some(d) if snapshot.may(p, Action::CreateTable(&d)) => Ok(()),
+            Some(d) if snapshot.dataset_visible(p, &d) => Err(TablesError::Denied(format!(
+                "permission denied: you need CREATE on dataset '{dataset_ref}' to create table '{}' in it; ask its owner for a grant",
+                t.table
+            ))),
+            _ => Err(TablesError::NotFound {
+                kind: "dataset",
+                name: dataset_ref.to_string(),
+            }),
+        }
+    }
+
+    async fn create_unrecorded(
+        &self,
+        actor: &Actor,
+        spec: NewTableSpec,
+        rows: Option<SendableRecordBatchStream>,
+    ) -> Result<Committed> {
+        let t = &spec.table;
+        self.check_create(actor, t).await?;
+        if self.catalog.table(t).await?.is_some() {
+            return Err(CatalogError::AlreadyExists {
+                kind: "table",
+                name: t.to_string(),
+            }
+            .into());
+        }
+        let columns = match (&rows, &spec.schema) {
+            (Some(rows), _) => rows.schema().as_ref().clone(),
+            (None, Some(schema)) => schema.clone(),
+            (None, None) => Schema::empty(),
+        };
+        for k in spec.primary_key.iter().chain(&spec.partition_columns) {
+            if columns.field_with_name(k).is_err() {
+                return Err(TablesError::Invalid(format!(
+                    "column '{k}' (a key or partition column) is not a column of '{t}'"
+                )));
+            }
+        }
+        let hub = self.catalog.require_hub(t.hub.as_str()).await?;
+        let location = format!(
+            "{}/{}/{}",
+            hub.storage_root.trim_end_matches('/'),
+            t.dataset,
+            t.table
+        );
+        let committed = match (rows, &spec.schema) {
+            (Some(rows), _) => {
+                let w = WriteTable::new_table(&location, spec.partition_columns.clone(), rows)?
+                    .with_load_id(spec.load_id.clone())
+                    .with_operation(spec.operation)
+                    .execute()
+                    .await?;
+                Committed {
+                    version: w.version,
+                    rows: w.rows,
+                    ..Default::default()
+                }
+            }
+            (None, Some(schema)) => {
+                let created = CreateTable::new(&location, schema)
+                    .with_partition_columns(spec.partition_columns.clone())
+                    .with_name(t.table.as_str())
+                    .with_description(spec.description.clone())
+                    .execute()
+                    .await?;
+                Committed {
+                    version: created.version(),
+                    ..Default::default()
+                }
+            }
+            (None, None) => {
+                return Err(TablesError::Invalid(format!(
+                    "table '{t}' needs columns or rows to be created"
+                )));
+            }
+        };
+        let lake = LakeTable::open(&location).await?;
+        self.catalog
+            .create_table(NewTable {
+                table: t.clone(),
+                location,
+                description: spec.description,
+                primary_key: spec.primary_key,
+                partition_columns: spec.partition_columns,
+                columns: columns_of(&lake)?,
+            })
+            .await?;
+        if let Some(p) = &actor.principal {
+            for privilege in [Privilege::Select, Privilege::Modify, Privilege::Manage] {
+                self.catalog
+                    .grant(&Grant {
+                        grantee: p.name.clone(),
+                        privilege,
+                        object: Securable::table(t),
+                        column: None,
+                        granted_by: p.name.clone(),
+                        granted_at: String::new(),
+                    })
+                    .await?;
+            }
+        }
+        Ok(committed)
+    }
+}

@@ -1,0 +1,25 @@
+use basin_catalog::CatalogError;
+use basin_keys::KeyError;
+use basin_lake::LakeError;
+
+/// Errors of the write path.
+#[derive(Debug, thiserror::Error)]
+pub enum TablesError {
+    /// The principal may not make this write; the message says which privilege or view it needs.
+    #[error("{0}")]
+    Denied(String),
+    /// The table or dataset is missing, or hidden from the principal (the two answer the same).
+    #[error("{kind} '{name}' not found")]
+    NotFound { kind: &'static str, name: String },
+    /// The write is not acceptable as asked.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("{0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+}

@@ -1,0 +1,95 @@
+//! The one write path of Basin and the lifecycle of tables.
+//!
+//! Every write — SQL DML, batch loads, uploads, restore, key rotation — is a [`Write`] handed to
+//! [`Tables::commit`], which runs the same steps in the same order: **decide** (may this actor
+//! make this write on this table, under its policy) → **encrypt** the PII columns → the **Delta
+//! operation** (one commit) → **sync** the catalog's columns → **audit** → announce a
+//! [`CommitEvent`] on the bus that pipelines, subscriptions and maintenance listen to. New
+//! tables come into being through [`Tables::create`], with one ownership rule whatever the
+//! surface. Nothing else in Basin calls basin-lake's write builders.
+
+mod create;
+mod error;
+mod event;
+pub mod pii;
+mod write;
+
+use basin_catalog::Catalog;
+use basin_catalog::access::Principal;
+use basin_keys::{HubKey, Keystore};
+use tokio::sync::broadcast;
+
+pub use create::NewTableSpec;
+pub use error::TablesError;
+pub use event::CommitEvent;
+pub use write::{Committed, Write, WriteNeeds};
+
+/// Result type of this crate.
+pub type Result<T, E = TablesError> = std::result::Result<T, E>;
+
+/// Who makes a write: a catalog principal (decided by its policies) or the trusted operator of
+/// a data directory, and where the request came from (for the audit log).
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// `None`: the trusted operator (maintenance inside the process); every surface acts as a
+    /// principal.
+    pub principal: Option<Principal>,
+    /// `cli`, a client address, …
+    pub origin: String,
+}
+
+impl Actor {
+    /// The name the audit log records.
+    pub fn name(&self) -> &str {
+        self.principal
+            .as_ref()
+            .map(|p| p.name.as_str())
+            .unwrap_or("operator")
+    }
+}
+
+/// The tables of one catalog, with the keys that protect their PII and the commit bus.
+#[derive(Clone)]
+pub struct Tables {
+    catalog: Catalog,
+    keys: Option<Keystore>,
+    events: broadcast::Sender<CommitEvent>,
+}
+
+impl Tables {
+    /// The write path over `catalog`; `keys` encrypt PII columns (a write that needs them
+    /// without a keystore is refused).
+    pub fn new(catalog: Catalog, keys: Option<Keystore>) -> Self {
+        let (events, _) = broadcast::channel(1024);
+        Tables {
+            catalog,
+            keys,
+            events,
+        }
+    }
+
+    /// The catalog the tables are recorded in.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The keystore, if one is open.
+    pub fn keystore(&self) -> Option<&Keystore> {
+        self.keys.as_ref()
+    }
+
+    /// Every commit from now on, as it lands.
+    pub fn subscribe(&self) -> broadcast::Receiver<CommitEvent> {
+        self.events.subscribe()
+    }
+
+    /// The current key of a hub.
+    pub fn hub_key(&self, hub: &str) -> Result<HubKey> {
+        match &self.keys {
+            Some(k) => Ok(k.hub_key(hub)?),
+            None => Err(TablesError::Invalid(format!(
+                "hub '{hub}' has encrypted (PII) columns but no keystore is open; pass --keystore"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,605 @@
+//! [`Tables::commit`]: decide → encrypt PII → Delta operation → sync catalog → audit → event.
+
+use arrow::datatypes::DataType;
+use basin_catalog::access::{Action, AuditEvent, Privilege, is_pii};
+use basin_catalog::{Column, Table};
+use basin_core::TableRef;
+use basin_lake::evolution::Evolution;
+use basin_lake::{LakeTable, MergeClause, MergeTable, WriteMode};
+use datafusion::common::Column as DfColumn;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::prelude::{DataFrame, Expr};
+use serde_json::json;
+
+use crate::pii::{self, Direction};
+use crate::{Actor, CommitEvent, Result, Tables, TablesError};
+
+/// One write to one table: what it does, not how it is committed.
+pub enum Write {
+    /// Rows added (SQL `INSERT`, loads, uploads). `within_row_filter`: the caller has checked
+    /// every row against the actor's row filter (SQL does, `WITH CHECK`); rows that were not
+    /// checked may only go into a table the actor sees without a row filter.
+    Append {
+        rows: SendableRecordBatchStream,
+        load_id: Option<String>,
+        operation: &'static str,
+        within_row_filter: bool,
+    },
+    /// Rows replacing the whole table, or the rows matching `predicate`.
+    Overwrite {
+        rows: SendableRecordBatchStream,
+        predicate: Option<String>,
+        load_id: Option<String>,
+        operation: &'static str,
+    },
+    /// Rows merged by key: new keys inserted, existing keys updated with every source column.
+    Upsert {
+        source: DataFrame,
+        key: Vec<String>,
+        load_id: Option<String>,
+    },
+    /// `UPDATE … SET column = value … WHERE predicate` (SQL text over the table's columns,
+    /// already confined to the actor's rows).
+    Update {
+        predicate: Option<String>,
+        set: Vec<(String, String)>,
+    },
+    /// `DELETE … WHERE predicate` (already confined to the actor's rows).
+    Delete { predicate: Option<String> },
+    /// `MERGE INTO`: the source's columns that share a name with a PII column are encrypted, so
+    /// conditions compare tokens.
+    Merge {
+        source: DataFrame,
+        on: String,
+        target_alias: String,
+        source_alias: String,
+        clauses: Vec<MergeClause>,
+    },
+    /// The table as it was at `version`.
+    Restore { version: i64 },
+    /// New columns (NULL in existing rows).
+    AddColumns { columns: Vec<(String, DataType)> },
+    /// Encrypts PII columns in place: `newly_pii` columns were just tagged (every value is
+    /// encrypted); the other PII columns move to the hub key's current version (rotation).
+    Protect { newly_pii: Vec<String> },
+}
+
+/// What a write needs of the actor's policy on the table.
+#[derive(Debug, Clone)]
+pub struct WriteNeeds {
+    pub operation: &'static str,
+    pub privilege: Privilege,
+    /// A view of every row and column in clear (writes that may replace or match rows the actor
+    /// cannot see).
+    pub full_view: bool,
+    /// Rows that nobody checked against the actor's row filter (files): they may only go where
+    /// the actor sees every row and column.
+    pub rows_unchecked: bool,
+    /// Only administrators may make it.
+    pub administer: bool,
+    /// The columns the write puts values into.
+    pub columns: Vec<String>,
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, Default)]
+pub struct Committed {
+    /// The version the commit made (the current version when nothing was written).
+    pub version: i64,
+    /// Rows written, changed or removed.
+    pub rows: u64,
+    /// Counts of a merge or upsert (inserted, updated, deleted).
+    pub merged: Option<(u64, u64, u64)>,
+    /// True when the load id had been committed before, so nothing was written.
+    pub skipped: bool,
+    /// How the table's schema changed.
+    pub evolution: Option<Evolution>,
+}
+
+impl Write {
+    /// The name of the operation, as history and the audit log show it.
+    pub fn operation(&self) -> &'static str {
+        match self {
+            Write::Append { operation, .. } | Write::Overwrite { operation, .. } => operation,
+            Write::Upsert { .. } => "upsert",
+            Write::Update { .. } => "update",
+            Write::Delete { .. } => "delete",
+            Write::Merge { .. } => "merge",
+            Write::Restore { .. } => "restore",
+            Write::AddColumns { .. } => "add columns",
+            Write::Protect { .. } => "encrypt pii",
+        }
+    }
+
+    /// What the write needs of the actor's policy.
+    pub fn needs(&self) -> WriteNeeds {
+        let (privilege, full_view) = match self {
+            Write::Append { .. } | Write::Update { .. } | Write::Delete { .. } => {
+                (Privilege::Modify, false)
+            }
+            Write::Overwrite { .. } | Write::Upsert { .. } | Write::Merge { .. } => {
+                (Privilege::Modify, true)
+            }
+            Write::Restore { .. } => (Privilege::Manage, true),
+            Write::AddColumns { .. } | Write::Protect { .. } => (Privilege::Manage, false),
+        };
+        WriteNeeds {
+            operation: self.operation(),
+            privilege,
+            full_view,
+            rows_unchecked: matches!(
+                self,
+                Write::Append {
+                    within_row_filter: false,
+                    ..
+                }
+            ),
+            administer: matches!(self, Write::Protect { .. }),
+            columns: self.columns_written(),
+        }
+    }
+
+    /// The columns the write puts values into.
+    fn columns_written(&self) -> Vec<String> {
+        let names = |schema: &arrow::datatypes::SchemaRef| {
+            schema.fields().iter().map(|f| f.name().clone()).collect()
+        };
+        match self {
+            Write::Append { rows, .. } | Write::Overwrite { rows, .. } => names(&rows.schema()),
+            Write::Upsert { source, .. } => source
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect(),
+            Write::Update { set, .. } => set.iter().map(|(c, _)| c.clone()).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl Tables {
+    /// Makes one write on one table for `actor`, as one Delta commit, and records it: the
+    /// catalog's columns follow the table's schema, the audit log gets a row (also for a refused
+    /// or failed write), and a [`CommitEvent`] goes out on the bus. A refused or failed write
+    /// leaves the table as it was.
+    pub async fn commit(&self, actor: &Actor, t: &TableRef, write: Write) -> Result<Committed> {
+        let operation = write.operation();
+        let result = self.commit_unrecorded(actor, t, write).await;
+        self.record(actor, "commit", t, operation, &result).await;
+        if let Ok(c) = &result
+            && !c.skipped
+        {
+            // Nobody listening is fine: the bus is for whoever cares.
+            let _ = self.events.send(CommitEvent {
+                table: t.to_string(),
+                version: c.version,
+                operation: operation.to_string(),
+                rows: c.rows,
+                principal: actor.name().to_string(),
+            });
+        }
+        result
+    }
+
+    async fn commit_unrecorded(
+        &self,
+        actor: &Actor,
+        t: &TableRef,
+        write: Write,
+    ) -> Result<Committed> {
+        let entry = self
+            .catalog
+            .table(t)
+            .await?
+            .ok_or_else(|| TablesError::NotFound {
+                kind: "table",
+                name: t.to_string(),
+            })?;
+        self.decide(actor, &entry, &write.needs()).await?;
+        let pii: Vec<String> = entry
+            .columns
+            .iter()
+            .filter(|c| is_pii(&c.tags))
+            .map(|c| c.name.clone())
+            .collect();
+        let key = if pii.is_empty() {
+            None
+        } else {
+            Some(self.hub_key(&entry.hub)?)
+        };
+        let lake = LakeTable::open(&entry.location).await?;
+        let committed = match write {
+            Write::Append {
+                rows,
+                load_id,
+                operation,
+                ..
+            } => {
+                let rows = encrypt_stream(rows, key.as_ref(), &pii);
+                written(
+                    lake.write(rows)
+                        .with_load_id(load_id)
+                        .with_operation(operation)
+                        .execute()
+                        .await?,
+                )
+            }
+            Write::Overwrite {
+                rows,
+                predicate,
+                load_id,
+                operation,
+            } => {
+                let rows = encrypt_stream(rows, key.as_ref(), &pii);
+                written(
+                    lake.write(rows)
+                        .with_mode(WriteMode::Overwrite(predicate))
+                        .with_load_id(load_id)
+                        .with_operation(operation)
+                        .execute()
+                        .await?,
+                )
+            }
+            Write::Upsert {
+                source,
+                key: columns,
+                load_id,
+            } => {
+                let source = encrypt_frame(source, key.as_ref(), &pii)?;
+                merged(
+                    MergeTable::upsert(&lake, source, &columns)?
+                        .with_load_id(load_id)
+                        .execute()
+                        .await?,
+                )
+            }
+            Write::Update { predicate, set } => {
+                let mut op = lake.update();
+                if let Some(p) = predicate {
+                    op = op.with_predicate(p);
+                }
+                for (column, value) in set {
+                    op = op.set(column, value);
+                }
+                let (version, rows) = op.execute().await?;
+                Committed {
+                    version,
+                    rows,
+                    ..Default::default()
+                }
+            }
+            Write::Delete { predicate } => {
+                let mut op = lake.delete();
+                if let Some(p) = predicate {
+                    op = op.with_predicate(p);
+                }
+                let (version, rows) = op.execute().await?;
+                Committed {
+                    version,
+                    rows,
+                    ..Default::default()
+                }
+            }
+            Write::Merge {
+                source,
+                on,
+                target_alias,
+                source_alias,
+                clauses,
+            } => {
+                check_merge_pii(&clauses, &pii, &target_alias, &source_alias)?;
+                let source = encrypt_frame(source, key.as_ref(), &pii)?;
+                let mut op = lake
+                    .merge(source, on)
+                    .with_aliases(&target_alias, &source_alias);
+                for clause in clauses {
+                    op = op.with_clause(clause);
+                }
+                merged(op.execute().await?)
+            }
+            Write::Restore { version } => Committed {
+                version: lake.restore(version).execute().await?,
+                ..Default::default()
+            },
+            Write::AddColumns { columns } => {
+                let mut op = lake.add_columns();
+                for (name, data_type) in columns {
+                    op = op.column(name, data_type);
+                }
+                Committed {
+                    version: op.execute().await?,
+                    ..Default::default()
+                }
+            }
+            Write::Protect { newly_pii } => {
+                let Some(key) = key else {
+                    return Ok(Committed {
+                        version: lake.version(),
+                        skipped: true,
+                        ..Default::default()
+                    });
+                };
+                protect(&lake, &entry, &key, &pii, &newly_pii).await?
+            }
+        };
+        if !committed.skipped {
+            self.sync_columns(t, &entry.location).await?;
+        }
+        Ok(committed)
+    }
+
+    /// Whether `actor` may make a write with these needs on table `t`: the check a surface can
+    /// run before it starts reading a large input. [`Tables::commit`] decides again.
+    pub async fn check(&self, actor: &Actor, t: &TableRef, needs: &WriteNeeds) -> Result<()> {
+        let entry = self
+            .catalog
+            .table(t)
+            .await?
+            .ok_or_else(|| TablesError::NotFound {
+                kind: "table",
+                name: t.to_string(),
+            })?;
+        self.decide(actor, &entry, needs).await
+    }
+
+    /// The decision for a write; the trusted operator may make every write.
+    async fn decide(&self, actor: &Actor, entry: &Table, needs: &WriteNeeds) -> Result<()> {
+        let Some(p) = &actor.principal else {
+            return Ok(());
+        };
+        let t = entry.table_ref();
+        let snapshot = self.catalog.access_snapshot().await?;
+        let dataset = self.catalog.require_dataset(&t.dataset_ref()).await?;
+        let policy =
+            snapshot
+                .table_policy(p, &dataset, entry)
+                .ok_or_else(|| TablesError::NotFound {
+                    kind: "table",
+                    name: t.to_string(),
+                })?;
+        let WriteNeeds {
+            operation,
+            privilege,
+            ..
+        } = needs;
+        if needs.administer && !snapshot.may(p, Action::Administer) {
+            return Err(TablesError::Denied(format!(
+                "permission denied: {operation} on '{t}' is for administrators"
+            )));
+        }
+        if !policy.allows(*privilege) {
+            return Err(TablesError::Denied(format!(
+                "permission denied: {operation} on '{t}' needs {privilege} on it; ask its owner for a grant"
+            )));
+        }
+        if needs.full_view && !policy.sees_everything() {
+            return Err(TablesError::Denied(format!(
+                "permission denied: {operation} on '{t}' can change rows you cannot see, so it needs a view of all its rows and columns in clear; use INSERT, UPDATE or DELETE"
+            )));
+        }
+        if needs.rows_unchecked && (policy.row_filter.is_some() || !policy.all_columns) {
+            return Err(TablesError::Denied(format!(
+                "permission denied: loading files into '{t}' needs a view of all its rows and columns; add rows with SQL INSERT, which checks them against your policy"
+            )));
+        }
+        for column in &needs.columns {
+            if !policy.columns.iter().any(|c| &c.name == column) {
+                return Err(TablesError::NotFound {
+                    kind: "column",
+                    name: format!("{t}.{column}"),
+                });
+            }
+            if !policy.may_write_column(column) {
+                return Err(TablesError::Denied(format!(
+                    "permission denied: column '{column}' of '{t}' is personal data (pii); writing it needs UNMASK on it, which only an administrator can grant"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the table's schema and records its columns in the catalog.
+    pub(crate) async fn sync_columns(&self, t: &TableRef, location: &str) -> Result<()> {
+        let lake = LakeTable::open(location).await?;
+        self.catalog.sync_columns(t, &columns_of(&lake)?).await?;
+        Ok(())
+    }
+
+    /// Writes the audit row of a write (or a table's creation).
+    pub(crate) async fn record<T>(
+        &self,
+        actor: &Actor,
+        action: &str,
+        t: &TableRef,
+        operation: &str,
+        result: &Result<T>,
+    ) where
+        T: Recorded,
+    {
+        let (outcome, detail) = match result {
+            Ok(done) => ("ok", done.detail(operation)),
+            Err(TablesError::Denied(e)) => ("denied", json!({"operation": operation, "error": e})),
+            Err(e @ TablesError::NotFound { .. }) => (
+                "denied",
+                json!({"operation": operation, "error": e.to_string()}),
+            ),
+            Err(e) => (
+                "error",
+                json!({"operation": operation, "error": e.to_string()}),
+            ),
+        };
+        let event = AuditEvent {
+            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            principal: actor.name().to_string(),
+            source: actor.origin.clone(),
+            action: action.to_string(),
+            target: t.to_string(),
+            outcome: outcome.to_string(),
+            detail: detail.to_string(),
+        };
+        // The write has happened (or not) either way; a lost audit row must not undo it.
+        if let Err(e) = self.catalog.audit(&event).await {
+            eprintln!("basin: cannot write the audit log: {e}");
+        }
+    }
+}
+
+/// Results that leave an audit row.
+pub(crate) trait Recorded {
+    fn detail(&self, operation: &str) -> serde_json::Value;
+}
+
+impl Recorded for Committed {
+    fn detail(&self, operation: &str) -> serde_json::Value {
+        json!({"operation": operation, "version": self.version, "rows": self.rows, "skipped": self.skipped})
+    }
+}
+
+/// In a MERGE, a PII column may only take the value of a column of the same name (the
+/// source's, which the write path encrypts, or its own): any other expression would store a
+/// clear value where tokens belong.
+fn check_merge_pii(
+    clauses: &[MergeClause],
+    pii: &[String],
+    target_alias: &str,
+    source_alias: &str,
+) -> Result<()> {
+    let allowed = |column: &str, value: &str| {
+        let value = value.trim().trim_matches('"');
+        value == column
+            || value == format!("{source_alias}.{column}")
+            || value == format!("{target_alias}.{column}")
+            || value.eq_ignore_ascii_case("null")
+    };
+    for clause in clauses {
+        let pairs = match clause {
+            MergeClause::MatchedUpdate { set, .. }
+            | MergeClause::NotMatchedBySourceUpdate { set, .. } => set,
+            MergeClause::NotMatchedInsert { values, .. } => values,
+            _ => continue,
+        };
+        for (column, value) in pairs {
+            if pii.contains(column) && !allowed(column, value) {
+                return Err(TablesError::Invalid(format!(
+                    "column '{column}' is personal data (pii) and stored encrypted: MERGE can set it only from the source column of the same name, e.g. {column} = {source_alias}.{column}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn encrypt_stream(
+    rows: SendableRecordBatchStream,
+    key: Option<&basin_keys::HubKey>,
+    pii: &[String],
+) -> SendableRecordBatchStream {
+    match key {
+        Some(key) => pii::encrypt_stream(rows, key.clone(), pii.to_vec()),
+        None => rows,
+    }
+}
+
+/// A source with its columns named like PII columns encrypted.
+fn encrypt_frame(
+    source: DataFrame,
+    key: Option<&basin_keys::HubKey>,
+    pii: &[String],
+) -> Result<DataFrame> {
+    let Some(key) = key else {
+        return Ok(source);
+    };
+    let encrypt = pii::udf(key.clone(), Direction::Encrypt);
+    let exprs: Vec<Expr> = source
+        .schema()
+        .iter()
+        .map(|(q, f)| {
+            let c = Expr::Column(DfColumn::new(q.cloned(), f.name()));
+            if pii.contains(f.name()) {
+                encrypt.call(vec![c]).alias(f.name())
+            } else {
+                c
+            }
+        })
+        .collect();
+    Ok(source.select(exprs)?)
+}
+
+/// Rewrites the table with its PII columns protected, in one commit: newly tagged columns
+/// have every value encrypted, columns that were PII already move to the current key version.
+async fn protect(
+    lake: &LakeTable,
+    entry: &Table,
+    key: &basin_keys::HubKey,
+    pii: &[String],
+    newly_pii: &[String],
+) -> Result<Committed> {
+    if let Some(c) = entry
+        .columns
+        .iter()
+        .find(|c| pii.contains(&c.name) && c.data_type != "VARCHAR")
+    {
+        return Err(TablesError::Invalid(format!(
+            "column '{}' of '{}' is {}: only text (VARCHAR) columns can be tagged pii",
+            c.name,
+            entry.table_ref(),
+            c.data_type
+        )));
+    }
+    let ctx = datafusion::prelude::SessionContext::new();
+    let rows = ctx.read_table(lake.provider().await?)?;
+    let encrypt = pii::udf(key.clone(), Direction::Encrypt);
+    let reencrypt = pii::udf(key.clone(), Direction::Reencrypt);
+    let exprs: Vec<Expr> = rows
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            let c = datafusion::prelude::col(format!("\"{}\"", f.name()));
+            if newly_pii.contains(f.name()) {
+                encrypt.call(vec![c]).alias(f.name())
+            } else if pii.contains(f.name()) {
+                reencrypt.call(vec![c]).alias(f.name())
+            } else {
+                c
+            }
+        })
+        .collect();
+    let rows = rows.select(exprs)?.execute_stream().await?;
+    Ok(written(
+        lake.write(rows)
+            .with_mode(WriteMode::Overwrite(None))
+            .with_operation("encrypt pii")
+            .execute()
+            .await?,
+    ))
+}
+
+fn written(w: basin_lake::WriteOutcome) -> Committed {
+    Committed {
+        version: w.version,
+        rows: w.rows,
+        merged: None,
+        skipped: w.skipped,
+        evolution: w.evolution,
+    }
+}
+
+fn merged(m: basin_lake::MergeOutcome) -> Committed {
+    Committed {
+        version: m.version,
+        rows: m.inserted + m.updated + m.deleted,
+        merged: Some((m.inserted, m.updated, m.deleted)),
+        skipped: false,
+        evolution: None,
+    }
+}
+
+/// The catalog's view of a table's schema.
+pub(crate) fn columns_of(lake: &LakeTable) -> Result<Vec<Column>> {
+    Ok(basin_lake::types::describe(lake.schema()?.as_ref())
+        .into_iter()
+        .map(Column::from)
+        .collect())
+}
