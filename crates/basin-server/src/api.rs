@@ -786,16 +786,15 @@ async fn rotate_key(
         let mut tables = Vec::new();
         let actor = c.engine.actor();
         for t in state.catalog.tables(Some(&hub), None).await? {
-            if !t.columns.iter().any(|c| is_pii(&c.tags)) {
-                continue;
-            }
             let write = basin_tables::Write::Protect { newly_pii: vec![] };
             let done = c
                 .engine
                 .tables()
                 .commit(&actor, &t.table_ref(), write)
                 .await?;
-            tables.push(json!({"table": t.table_ref().to_string(), "version": done.version}));
+            if !done.skipped {
+                tables.push(json!({"table": t.table_ref().to_string(), "version": done.version}));
+            }
         }
         Ok(Json(
             json!({"hub": hub, "key_version": key.version(), "reencrypted": tables}),

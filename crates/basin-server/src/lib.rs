@@ -50,13 +50,15 @@ pub(crate) struct AppState {
 
 pub(crate) type State = Arc<AppState>;
 
-/// Creates the administrator `admin` when it does not exist yet. Returns the generated
-/// password when `BASIN_ADMIN_PASSWORD` was not given (the caller prints it once).
+/// Makes sure the administrator `admin` exists and can sign in: when it has no password yet
+/// (a new catalog, or one only the CLI has used), it gets `BASIN_ADMIN_PASSWORD` or a generated
+/// one, which is returned for the caller to print once.
 pub async fn ensure_admin(
     catalog: &Catalog,
     password: Option<String>,
 ) -> Result<Option<String>, ApiError> {
-    if catalog.user("admin").await?.is_some() {
+    catalog.ensure_admin("admin").await?;
+    if catalog.password_hash("admin").await?.is_some() {
         return Ok(None);
     }
     let (password, generated) = match password {
@@ -65,24 +67,7 @@ pub async fn ensure_admin(
     };
     let hash = auth::hash_password(&password)
         .map_err(|e| ApiError::bad_request(format!("BASIN_ADMIN_PASSWORD: {e}")))?;
-    if catalog
-        .role(basin_catalog::access::ADMIN_ROLE)
-        .await?
-        .is_none()
-    {
-        catalog
-            .create_role(
-                basin_catalog::access::ADMIN_ROLE,
-                "administrators: every privilege everywhere",
-            )
-            .await?;
-    }
-    catalog
-        .create_user("admin", Some(&hash), &Default::default())
-        .await?;
-    catalog
-        .add_role_member(basin_catalog::access::ADMIN_ROLE, "admin")
-        .await?;
+    catalog.set_password_hash("admin", &hash).await?;
     Ok(generated.then_some(password))
 }
 

@@ -155,16 +155,16 @@ pub(crate) async fn engine(g: &Global, catalog: &Catalog) -> anyhow::Result<Engi
     let tables = basin_tables::Tables::new(catalog.clone(), Some(keystore(g)?));
     let engine = Engine::new(tables).with_origin("cli");
     let user = g.as_user.as_str();
-    let snapshot = catalog.access_snapshot().await?;
-    let principal = match catalog.user(user).await? {
+    if user == ADMIN_USER {
+        // Whoever holds the data directory administers it.
+        catalog.ensure_admin(ADMIN_USER).await?;
+    }
+    match catalog.user(user).await? {
         Some(u) if u.disabled => bail!("user '{user}' is disabled"),
-        Some(_) => snapshot.principal(user, &[]),
-        // Whoever holds the data directory administers it, before any user exists.
-        None if user == ADMIN_USER => {
-            snapshot.principal(user, &[basin_catalog::access::ADMIN_ROLE.to_string()])
-        }
+        Some(_) => {}
         None => bail!("user '{user}' not found; see `basin user list`"),
-    };
+    }
+    let principal = catalog.access_snapshot().await?.principal(user, &[]);
     Ok(engine.as_principal(principal))
 }
 

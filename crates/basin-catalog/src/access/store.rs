@@ -328,6 +328,34 @@ impl Catalog {
         Ok(out)
     }
 
+    /// Makes sure the administrator `name` exists, as a member of the `admin` role (both
+    /// created when missing, the user without a password). Safe to call from several processes.
+    pub async fn ensure_admin(&self, name: &str) -> Result<()> {
+        if self.role(ADMIN_ROLE).await?.is_none() {
+            let created = self
+                .create_role(ADMIN_ROLE, "administrators: every privilege everywhere")
+                .await;
+            if created.is_err() && self.role(ADMIN_ROLE).await?.is_none() {
+                created?;
+            }
+        }
+        if self.user(name).await?.is_none() {
+            let created = self.create_user(name, None, &Default::default()).await;
+            if created.is_err() && self.user(name).await?.is_none() {
+                created?;
+            }
+        }
+        if !self
+            .access_snapshot()
+            .await?
+            .principal(name, &[])
+            .is_admin()
+        {
+            self.add_role_member(ADMIN_ROLE, name).await?;
+        }
+        Ok(())
+    }
+
     /// Makes `member` (a user) a member of `role`.
     pub async fn add_role_member(&self, role: &str, member: &str) -> Result<()> {
         self.require_role(role).await?;
