@@ -362,6 +362,8 @@ pub enum Action<'a> {
     Administer,
     /// Read the audit log.
     ReadAudit,
+    /// Create datasets in a hub.
+    CreateDataset { hub: &'a str },
     /// Create tables in a dataset.
     CreateTable(&'a Dataset),
     /// Grant on, and set policies of, an object.
@@ -390,6 +392,11 @@ impl AccessSnapshot {
         }
         match action {
             Action::Administer | Action::ReadAudit => false,
+            Action::CreateDataset { hub } => self.grants_of(p).any(|g| {
+                g.privilege == Privilege::Create
+                    && g.column.is_none()
+                    && matches!(&g.object, Securable::Hub { hub: h } if h == hub)
+            }),
             Action::CreateTable(dataset) => self.allows_on_dataset(p, Privilege::Create, dataset),
             Action::Manage(object) => self.may_manage(p, object),
             Action::Grant(privilege, object) => {

@@ -1,0 +1,537 @@
+//! Administration: hubs and datasets, users and roles, grants, policies, tags, tokens, keys and
+//! the audit log. Each action is decided by the catalog, made, and audited.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use basin_catalog::access::{
+    Action, AuditEvent, ColumnMask, Grant, Privilege, Role, RowFilter, Securable, TagKey, Token,
+    TokenKind, User, is_pii,
+};
+use basin_catalog::{Dataset, Hub as HubEntry, NewDataset, NewHub};
+use basin_core::{Name, TableRef};
+use basin_tables::Write;
+use serde::Deserialize;
+
+use crate::credentials::{hash_password, issue_token};
+use crate::{Result, ServiceError, Session};
+
+/// A user to create.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct NewUser {
+    pub name: String,
+    /// `None`: the user signs in only through tokens.
+    pub password: Option<String>,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// Tags for a dataset, a table, or one column of a table.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TagAssignment {
+    /// `dataset HUB.NAME` or `table HUB.DATASET.NAME`.
+    pub object: String,
+    pub column: Option<String>,
+    pub tags: Vec<String>,
+}
+
+/// Longest a token may live, in days.
+pub const MAX_TOKEN_DAYS: u64 = 3650;
+
+impl Session {
+    /// Creates a hub (administrators); its tables go under `storage_root`, or under the data
+    /// directory.
+    pub async fn create_hub(
+        &self,
+        name: &str,
+        storage_root: Option<String>,
+        description: String,
+    ) -> Result<HubEntry> {
+        let result = async {
+            self.require(Action::Administer).await?;
+            let name = Name::parse("hub", name)?;
+            let storage_root = match storage_root {
+                Some(r) => r,
+                None => crate::default_root(&self.data_dir, name.as_str())?,
+            };
+            Ok(self
+                .engine()
+                .catalog()
+                .create_hub(NewHub {
+                    name,
+                    storage_root,
+                    description,
+                })
+                .await?)
+        }
+        .await;
+        self.audited("hub.create", name, result).await
+    }
+
+    /// Creates a dataset (administrators, and holders of CREATE on its hub).
+    pub async fn create_dataset(&self, new: NewDataset) -> Result<Dataset> {
+        let target = new.dataset.to_string();
+        let result = async {
+            let hub = new.dataset.hub.to_string();
+            self.require_on(
+                &Securable::Hub { hub: hub.clone() },
+                Action::CreateDataset { hub: &hub },
+            )
+            .await?;
+            Ok(self.engine().catalog().create_dataset(new).await?)
+        }
+        .await;
+        self.audited("dataset.create", &target, result).await
+    }
+
+    /// Every user (administrators).
+    pub async fn users(&self) -> Result<Vec<User>> {
+        self.require(Action::Administer).await?;
+        Ok(self.engine().catalog().users().await?)
+    }
+
+    /// Creates a user with its roles (administrators). The password is hashed off the async
+    /// workers.
+    pub async fn create_user(&self, new: NewUser) -> Result<User> {
+        let target = new.name.clone();
+        let result = async {
+            self.require(Action::Administer).await?;
+            let catalog = self.engine().catalog();
+            let hash = match new.password {
+                Some(p) => Some(
+                    tokio::task::spawn_blocking(move || hash_password(&p))
+                        .await
+                        .map_err(|e| ServiceError::Invalid(format!("hashing failed: {e}")))??,
+                ),
+                None => None,
+            };
+            for r in &new.roles {
+                catalog.require_role(r).await?;
+            }
+            catalog
+                .create_user(&new.name, hash.as_deref(), &new.attributes)
+                .await?;
+            for r in &new.roles {
+                catalog.add_role_member(r, &new.name).await?;
+            }
+            Ok(catalog.require_user(&new.name).await?)
+        }
+        .await;
+        self.audited("user.create", &target, result).await
+    }
+
+    /// Replaces a user's attributes (administrators).
+    pub async fn set_user_attributes(
+        &self,
+        user: &str,
+        attributes: &BTreeMap<String, String>,
+    ) -> Result<User> {
+        let result = async {
+            self.require(Action::Administer).await?;
+            let catalog = self.engine().catalog();
+            catalog.set_user_attributes(user, attributes).await?;
+            Ok(catalog.require_user(user).await?)
+        }
+        .await;
+        self.audited("user.attributes", user, result).await
+    }
+
+    /// Disables a user: its sign-ins and tokens stop working (administrators).
+    pub async fn disable_user(&self, user: &str) -> Result<()> {
+        let result = async {
+            self.require(Action::Administer).await?;
+            Ok(self
+                .engine()
+                .catalog()
+                .set_user_disabled(user, true)
+                .await?)
+        }
+        .await;
+        self.audited("user.disable", user, result).await
+    }
+
+    /// Every role (administrators).
+    pub async fn roles(&self) -> Result<Vec<Role>> {
+        self.require(Action::Administer).await?;
+        Ok(self.engine().catalog().roles().await?)
+    }
+
+    /// Creates a role (administrators).
+    pub async fn create_role(&self, name: &str, description: &str) -> Result<Role> {
+        let result = async {
+            self.require(Action::Administer).await?;
+            Ok(self
+                .engine()
+                .catalog()
+                .create_role(name, description)
+                .await?)
+        }
+        .await;
+        self.audited("role.create", name, result).await
+    }
+
+    /// Adds a user to a role (administrators).
+    pub async fn add_member(&self, role: &str, user: &str) -> Result<Role> {
+        let result = async {
+            self.require(Action::Administer).await?;
+            let catalog = self.engine().catalog();
+            catalog.add_role_member(role, user).await?;
+            Ok(catalog.require_role(role).await?)
+        }
+        .await;
+        self.audited("role.member.add", &format!("{role} {user}"), result)
+            .await
+    }
+
+    /// Removes a user from a role (administrators).
+    pub async fn remove_member(&self, role: &str, user: &str) -> Result<Role> {
+        let result = async {
+            self.require(Action::Administer).await?;
+            let catalog = self.engine().catalog();
+            catalog.remove_role_member(role, user).await?;
+            Ok(catalog.require_role(role).await?)
+        }
+        .await;
+        self.audited("role.member.remove", &format!("{role} {user}"), result)
+            .await
+    }
+
+    /// Every grant (administrators) or those of the principal's roles.
+    pub async fn grants(&self) -> Result<Vec<Grant>> {
+        let all = self.may(Action::Administer).await?;
+        let roles = &self.principal().roles;
+        Ok(self
+            .engine()
+            .catalog()
+            .grants()
+            .await?
+            .into_iter()
+            .filter(|g| all || roles.contains(&g.grantee))
+            .collect())
+    }
+
+    /// Grants (or, with `revoke`, revokes) privileges on one object. UNMASK only by
+    /// administrators.
+    pub async fn change_grants(&self, grants: &[Grant], revoke: bool) -> Result<()> {
+        let Some(first) = grants.first() else {
+            return Err(ServiceError::Invalid("no grant given".into()));
+        };
+        let target = format!(
+            "{} on {} {} {}",
+            first.privilege,
+            first.object,
+            if revoke { "from" } else { "to" },
+            first.grantee
+        );
+        let result = async {
+            for g in grants {
+                self.require_on(&g.object, Action::Grant(g.privilege, &g.object))
+                    .await?;
+            }
+            let catalog = self.engine().catalog();
+            for g in grants {
+                if revoke {
+                    catalog.revoke(g).await?;
+                } else {
+                    catalog.grant(g).await?;
+                }
+            }
+            Ok(())
+        }
+        .await;
+        self.audited(if revoke { "revoke" } else { "grant" }, &target, result)
+            .await
+    }
+
+    /// Sets a row filter, once it is shown to work on the table (MANAGE on the table).
+    pub async fn set_row_filter(&self, filter: &RowFilter) -> Result<()> {
+        let result = async {
+            let object = Securable::table(&filter.table);
+            self.require_on(&object, Action::Manage(&object)).await?;
+            let expression = basin_sql::PolicyExpression::RowFilter(&filter.expression);
+            basin_sql::check_policy_expression(self.engine(), &filter.table, expression).await?;
+            Ok(self.engine().catalog().set_row_filter(filter).await?)
+        }
+        .await;
+        self.audited("policy.row_filter.set", &filter.table.to_string(), result)
+            .await
+    }
+
+    /// Drops a row filter (MANAGE on the table).
+    pub async fn drop_row_filter(&self, table: &TableRef, grantee: &str) -> Result<()> {
+        let result = async {
+            let object = Securable::table(table);
+            self.require_on(&object, Action::Manage(&object)).await?;
+            Ok(self
+                .engine()
+                .catalog()
+                .drop_row_filter(table, grantee)
+                .await?)
+        }
+        .await;
+        self.audited("policy.row_filter.drop", &table.to_string(), result)
+            .await
+    }
+
+    /// Sets a column mask, once it is shown to work (MANAGE on the table; administrators only
+    /// for PII columns: a mask sees the clear value).
+    pub async fn set_mask(&self, mask: &ColumnMask) -> Result<()> {
+        let result = async {
+            self.require_mask(&mask.table, &mask.column).await?;
+            let expression = basin_sql::PolicyExpression::Mask {
+                column: &mask.column,
+                mask: &mask.mask,
+            };
+            basin_sql::check_policy_expression(self.engine(), &mask.table, expression).await?;
+            Ok(self.engine().catalog().set_column_mask(mask).await?)
+        }
+        .await;
+        self.audited("policy.mask.set", &mask.table.to_string(), result)
+            .await
+    }
+
+    /// Drops a column mask (as [`Session::set_mask`]).
+    pub async fn drop_mask(&self, table: &TableRef, column: &str, grantee: &str) -> Result<()> {
+        let result = async {
+            self.require_mask(table, column).await?;
+            Ok(self
+                .engine()
+                .catalog()
+                .drop_column_mask(table, column, grantee)
+                .await?)
+        }
+        .await;
+        self.audited("policy.mask.drop", &table.to_string(), result)
+            .await
+    }
+
+    async fn require_mask(&self, table: &TableRef, column: &str) -> Result<()> {
+        let object = Securable::table(table);
+        let (entry, _) = basin_sql::access::table_policy(self.engine(), table).await?;
+        let pii = entry
+            .columns
+            .iter()
+            .any(|c| c.name == column && is_pii(&c.tags));
+        self.require_on(
+            &object,
+            Action::Mask {
+                table: &object,
+                pii,
+            },
+        )
+        .await
+    }
+
+    /// Defines a tag key and its allowed values (administrators).
+    pub async fn define_tag(&self, key: &str, allowed_values: &[String]) -> Result<TagKey> {
+        let result = async {
+            self.require(Action::Administer).await?;
+            Ok(self
+                .engine()
+                .catalog()
+                .define_tag(key, allowed_values)
+                .await?)
+        }
+        .await;
+        self.audited("tag.define", key, result).await
+    }
+
+    /// Sets the tags of a dataset, table or column (MANAGE; tags that mark or unmark personal
+    /// data: administrators). A column that becomes PII is encrypted at once, in one commit;
+    /// if that fails, its tags go back to what they were. Returns that commit's version.
+    pub async fn set_tags(&self, a: &TagAssignment) -> Result<Option<i64>> {
+        let target = format!(
+            "{}{}",
+            a.object,
+            a.column
+                .as_ref()
+                .map(|c| format!(".{c}"))
+                .unwrap_or_default()
+        );
+        let result = self.set_tags_unaudited(a).await;
+        self.audited("tag.set", &target, result).await
+    }
+
+    async fn set_tags_unaudited(&self, a: &TagAssignment) -> Result<Option<i64>> {
+        let catalog = self.engine().catalog();
+        let object = Securable::parse(&a.object)?;
+        self.require_on(&object, Action::Manage(&object)).await?;
+        let table = match &object {
+            Securable::Table {
+                hub,
+                dataset,
+                table,
+            } => Some(TableRef::new(hub, dataset, table)?),
+            _ => None,
+        };
+        let before = match &table {
+            Some(t) => Some(catalog.require_table(t).await?),
+            None => None,
+        };
+        let tags_before: Vec<String> = match (&before, &a.column) {
+            (Some(t), Some(col)) => t
+                .columns
+                .iter()
+                .find(|x| &x.name == col)
+                .map(|x| x.tags.clone())
+                .unwrap_or_default(),
+            (Some(t), None) => t.tags.clone(),
+            _ => vec![],
+        };
+        let pii = is_pii(&a.tags) || is_pii(&tags_before);
+        self.require_on(
+            &object,
+            Action::Tag {
+                object: &object,
+                pii,
+            },
+        )
+        .await?;
+        catalog
+            .set_tags(&object, a.column.as_deref(), &a.tags)
+            .await?;
+        let (Some(t), Some(col)) = (&table, &a.column) else {
+            return Ok(None);
+        };
+        if !is_pii(&a.tags) || is_pii(&tags_before) {
+            return Ok(None);
+        }
+        let write = Write::Protect {
+            newly_pii: vec![col.clone()],
+        };
+        match self
+            .engine()
+            .tables()
+            .commit(&self.engine().actor(), t, write)
+            .await
+        {
+            Ok(done) => Ok(Some(done.version)),
+            Err(e) => {
+                catalog.set_tags(&object, Some(col), &tags_before).await?;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Service tokens: the principal's own, or every one for administrators.
+    pub async fn tokens(&self) -> Result<Vec<Token>> {
+        let all = self.may(Action::Administer).await?;
+        let owner = (!all).then_some(self.principal().name.as_str());
+        Ok(self.engine().catalog().service_tokens(owner).await?)
+    }
+
+    /// Creates a service token for `owner` (the principal itself; administrators: anyone).
+    /// Returns the secret, shown only now, and the stored record.
+    pub async fn create_token(
+        &self,
+        name: &str,
+        owner: Option<&str>,
+        ttl_days: u64,
+    ) -> Result<(String, Token)> {
+        let result = async {
+            let owner = owner.unwrap_or(&self.principal().name).to_string();
+            if owner != self.principal().name {
+                self.require(Action::Administer).await?;
+            }
+            let catalog = self.engine().catalog();
+            if catalog.user(&owner).await?.is_none() {
+                return Err(ServiceError::NotFound(format!("user '{owner}' not found")));
+            }
+            if ttl_days == 0 || ttl_days > MAX_TOKEN_DAYS {
+                return Err(ServiceError::Invalid(format!(
+                    "a token lives between 1 and {MAX_TOKEN_DAYS} days, not {ttl_days}"
+                )));
+            }
+            let name = Name::parse("token", name)?.to_string();
+            let ttl = Duration::from_secs(ttl_days * 86_400);
+            issue_token(catalog, &owner, &name, TokenKind::Service, ttl).await
+        }
+        .await;
+        self.audited("token.create", name, result).await
+    }
+
+    /// Revokes a token (its owner, or an administrator); someone else's token answers "not
+    /// found".
+    pub async fn revoke_token(&self, id: &str) -> Result<Token> {
+        let result = async {
+            let catalog = self.engine().catalog();
+            let snapshot = catalog.access_snapshot().await?;
+            let token = catalog
+                .token(id)
+                .await?
+                .filter(|t| snapshot.may(self.principal(), Action::Token { owner: &t.owner }));
+            if token.is_none() {
+                return Err(ServiceError::NotFound(format!("token '{id}' not found")));
+            }
+            Ok(catalog.revoke_token(id).await?)
+        }
+        .await;
+        self.audited("token.revoke", id, result).await
+    }
+
+    /// Rotates a hub's key and re-encrypts every table with PII under the new version, one
+    /// commit each (administrators). Returns the new key version and the tables rewritten.
+    pub async fn rotate_key(&self, hub: &str) -> Result<(u32, Vec<(String, i64)>)> {
+        let result = async {
+            self.require(Action::Administer).await?;
+            let hub = Name::parse("hub", hub)?.to_string();
+            let catalog = self.engine().catalog();
+            catalog.require_hub(&hub).await?;
+            let key = self.keystore.rotate(&hub)?;
+            let mut rewritten = Vec::new();
+            let actor = self.engine().actor();
+            for t in catalog.tables(Some(&hub), None).await? {
+                let write = Write::Protect { newly_pii: vec![] };
+                let done = self
+                    .engine()
+                    .tables()
+                    .commit(&actor, &t.table_ref(), write)
+                    .await?;
+                if !done.skipped {
+                    rewritten.push((t.table_ref().to_string(), done.version));
+                }
+            }
+            Ok((key.version(), rewritten))
+        }
+        .await;
+        self.audited("key.rotate", hub, result).await
+    }
+
+    /// The audit log, oldest first, from `since` (administrators).
+    pub async fn audit_events(&self, since: Option<&str>, limit: i64) -> Result<Vec<AuditEvent>> {
+        self.require(Action::ReadAudit).await?;
+        Ok(self
+            .engine()
+            .catalog()
+            .audit_events(since, limit.clamp(1, 100_000))
+            .await?)
+    }
+}
+
+/// Grants of `privilege` on `object` to `grantee`, one per column (none: the whole object).
+pub fn grants_of(
+    privilege: Privilege,
+    object: Securable,
+    columns: &[String],
+    grantee: &str,
+    by: &str,
+) -> Vec<Grant> {
+    let columns: Vec<Option<String>> = if columns.is_empty() {
+        vec![None]
+    } else {
+        columns.iter().cloned().map(Some).collect()
+    };
+    columns
+        .into_iter()
+        .map(|column| Grant {
+            grantee: grantee.to_string(),
+            privilege,
+            object: object.clone(),
+            column,
+            granted_by: by.to_string(),
+            granted_at: String::new(),
+        })
+        .collect()
+}

@@ -1,0 +1,33 @@
+use basin_catalog::CatalogError;
+use basin_ingest::IngestError;
+use basin_keys::KeyError;
+use basin_sql::SqlError;
+use basin_tables::TablesError;
+
+/// Errors of the service layer: what a surface turns into a status code or an exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The principal may not do this; the message says what it needs.
+    #[error("{0}")]
+    Denied(String),
+    /// Missing, or hidden from the principal (the two answer the same).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is not acceptable as given; the message says what to change.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Sql(#[from] SqlError),
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Tables(#[from] TablesError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Lake(#[from] basin_lake::LakeError),
+    #[error(transparent)]
+    Name(#[from] basin_core::CoreError),
+}
