@@ -46,6 +46,30 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Checks a login's password against the user's hash (`None`: no such user) on the blocking
+/// pool, at most as many at once as `slots` allows: argon2 holds a core for tens of
+/// milliseconds, and on the async workers parallel logins would stall every other request.
+pub(crate) async fn verify_login(
+    slots: &crate::limits::Slots,
+    password: String,
+    hash: Option<String>,
+) -> Result<bool, ApiError> {
+    let _permit = slots.acquire().await?;
+    tokio::task::spawn_blocking(move || match hash {
+        Some(h) => verify_password(&password, &h),
+        None => {
+            // Same work for unknown users, so that timing does not tell which users exist.
+            let _ = verify_password(
+                &password,
+                "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$3s6mMUyTvMCvXeyPZxX5S6tSbKj/1sR0LJjfWP4Fx9M",
+            );
+            false
+        }
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("the password check failed: {e}")))
+}
+
 /// A random password for the first `admin`.
 pub fn generate_password() -> String {
     let mut bytes = [0u8; 18];

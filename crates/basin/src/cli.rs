@@ -34,6 +34,11 @@ pub struct Global {
     /// How results are printed.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
+    /// Memory one query may hold (sorts, aggregations and joins; sorts and aggregations spill
+    /// to disk beyond it), e.g. 512MiB or 2GiB. Default: half the machine's memory; for
+    /// `serve`, divided by --max-concurrent-queries.
+    #[arg(long, global = true, env = "BASIN_MEMORY_LIMIT", value_name = "SIZE", value_parser = basin_server::limits::parse_bytes)]
+    pub memory_limit: Option<usize>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +137,10 @@ pub struct ServeArgs {
     /// Most rows a query returns.
     #[arg(long, default_value_t = 1_000_000)]
     pub max_rows: usize,
+    /// Queries that run at once (default: twice the number of cores); more wait up to 2 s,
+    /// then get 503 with Retry-After.
+    #[arg(long, env = "BASIN_MAX_CONCURRENT_QUERIES", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_concurrent_queries: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]

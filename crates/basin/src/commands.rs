@@ -156,7 +156,10 @@ pub fn keystore(g: &Global) -> anyhow::Result<basin_lake::Keystore> {
 
 /// The SQL engine as the operator, or as `--as USER`.
 async fn engine(g: &Global, catalog: &Catalog, as_user: Option<&str>) -> anyhow::Result<Engine> {
-    let engine = Engine::new(catalog.clone()).with_keystore(keystore(g)?);
+    let mut engine = Engine::new(catalog.clone()).with_keystore(keystore(g)?);
+    if let Some(bytes) = g.memory_limit {
+        engine = engine.with_memory_limit(bytes);
+    }
     let Some(user) = as_user else {
         return Ok(engine);
     };
@@ -209,6 +212,8 @@ async fn serve(g: &Global, args: crate::cli::ServeArgs) -> anyhow::Result<()> {
         max_body_bytes: args.max_body_mib * 1024 * 1024,
         query_timeout: Duration::from_secs(args.query_timeout_secs),
         max_rows: args.max_rows,
+        memory_limit: g.memory_limit,
+        max_concurrent_queries: args.max_concurrent_queries.map_or(0, |n| n as usize),
     };
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();
