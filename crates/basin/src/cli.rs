@@ -119,7 +119,11 @@ pub struct ServeArgs {
     /// The provider's keys: an https:// URL or a JWKS file.
     #[arg(long, env = "BASIN_OIDC_JWKS")]
     pub oidc_jwks: Option<String>,
-    /// JWT claim holding Basin role names.
+    /// How often the provider's key set is fetched again, in seconds (a key the provider
+    /// withdraws is refused after the next fetch).
+    #[arg(long, env = "BASIN_OIDC_JWKS_REFRESH_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub oidc_jwks_refresh_secs: u64,
+    /// JWT claim holding Basin role names (only names of Basin roles are used).
     #[arg(long, default_value = "roles")]
     pub oidc_roles_claim: String,
     /// JWT claim naming the user.

@@ -202,6 +202,7 @@ async fn serve(g: &Global, args: crate::cli::ServeArgs) -> anyhow::Result<()> {
             },
             roles_claim: args.oidc_roles_claim,
             user_claim: args.oidc_user_claim,
+            jwks_refresh: Duration::from_secs(args.oidc_jwks_refresh_secs),
         }),
         _ => None,
     };
