@@ -160,6 +160,7 @@ impl MemoryPool for QueryPool {
                  the limit. Detail: {}",
                 format_bytes(self.limit),
                 e.strip_backtrace()
+                    .trim_start_matches("Resources exhausted: ")
             ))
         })
     }
