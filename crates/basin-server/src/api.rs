@@ -106,6 +106,7 @@ impl Caller {
 struct ApiDoc;
 
 pub(crate) fn router(state: State) -> Router {
+    let upload_limit = state.config.max_body_bytes;
     let authed = Router::new()
         .route("/metrics", get(metrics))
         .route("/api/v1/openapi.json", get(openapi))
@@ -125,11 +126,17 @@ pub(crate) fn router(state: State) -> Router {
         )
         .route(
             "/api/v1/hubs/{hub}/datasets/{dataset}/tables/{table}/preview",
-            get(table_preview),
+            get(table_preview).layer(middleware::from_fn_with_state(
+                state.clone(),
+                crate::limits::hold_query_slot,
+            )),
         )
         .route(
             "/api/v1/hubs/{hub}/datasets/{dataset}/tables/{table}/files",
-            post(upload),
+            // Uploads stream to a staging file and count their bytes against --max-body-mib.
+            post(upload).layer(middleware::from_fn(move |r, n| {
+                crate::limits::refuse_large_body(upload_limit, r, n)
+            })),
         )
         .route("/api/v1/hubs/{hub}/keys/rotate", post(rotate_key))
         .route("/api/v1/query", post(crate::query::query))
@@ -153,11 +160,24 @@ pub(crate) fn router(state: State) -> Router {
         .route("/api/v1/tokens/{id}", delete(revoke_token))
         .route("/api/v1/audit", get(audit))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    // Login is unauthenticated: its body is refused beyond a few KiB before anything is read.
+    let login_route = post(login)
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::limits::LOGIN_BODY_LIMIT,
+        ))
+        .layer(middleware::from_fn(|r, n| {
+            crate::limits::refuse_large_body(crate::limits::LOGIN_BODY_LIMIT, r, n)
+        }));
     Router::new()
         .route("/health", get(health))
-        .route("/api/v1/login", post(login))
+        .route("/api/v1/login", login_route)
         .merge(authed)
         .fallback(|| async { ApiError::not_found("no such endpoint; see /api/v1/openapi.json") })
+        // JSON bodies; the upload route reads its body itself, under its own limit.
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::limits::JSON_BODY_LIMIT,
+        ))
+        .layer(middleware::from_fn(crate::limits::close_after_too_large))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
@@ -375,6 +395,14 @@ async fn login(
     body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
     let Json(req) = body.map_err(json_error)?;
+    // Checked before the catalog or the audit log see the name: they would store it whole.
+    if req.user.len() > crate::limits::MAX_USER_NAME_BYTES {
+        return Err(ApiError::bad_request(format!(
+            "'user' is {} bytes long; a user name has at most {} bytes",
+            req.user.len(),
+            crate::limits::MAX_USER_NAME_BYTES
+        )));
+    }
     let ip = addr.ip();
     let source = ip.to_string();
     if let Some(wait) = state.limiter.locked(&req.user, ip) {
@@ -399,17 +427,7 @@ async fn login(
         return Err(e);
     }
     let hash = state.catalog.password_hash(&req.user).await?;
-    let ok = match &hash {
-        Some(h) => auth::verify_password(&req.password, h),
-        None => {
-            // Same work for unknown users, so that timing does not tell which users exist.
-            let _ = auth::verify_password(
-                &req.password,
-                "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$3s6mMUyTvMCvXeyPZxX5S6tSbKj/1sR0LJjfWP4Fx9M",
-            );
-            false
-        }
-    };
+    let ok = auth::verify_login(&state.hash_slots, req.password.clone(), hash).await?;
     if !ok {
         state.limiter.failed(&req.user, ip);
         state

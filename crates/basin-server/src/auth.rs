@@ -46,6 +46,30 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Checks a login's password against the user's hash (`None`: no such user) on the blocking
+/// pool, at most as many at once as `slots` allows: argon2 holds a core for tens of
+/// milliseconds, and on the async workers parallel logins would stall every other request.
+pub(crate) async fn verify_login(
+    slots: &crate::limits::Slots,
+    password: String,
+    hash: Option<String>,
+) -> Result<bool, ApiError> {
+    let _permit = slots.acquire().await?;
+    tokio::task::spawn_blocking(move || match hash {
+        Some(h) => verify_password(&password, &h),
+        None => {
+            // Same work for unknown users, so that timing does not tell which users exist.
+            let _ = verify_password(
+                &password,
+                "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$3s6mMUyTvMCvXeyPZxX5S6tSbKj/1sR0LJjfWP4Fx9M",
+            );
+            false
+        }
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("the password check failed: {e}")))
+}
+
 /// A random password for the first `admin`.
 pub fn generate_password() -> String {
     let mut bytes = [0u8; 18];
@@ -148,8 +172,42 @@ pub async fn admit_federated(catalog: &Catalog, identity: Identity) -> Result<Id
             "belongs to a local Basin user; map another claim with --oidc-user-claim",
         )),
         Some(u) if u.disabled => Err(refuse("is disabled")),
-        _ => Ok(identity),
+        _ => Ok(Identity {
+            extra_roles: claimed_roles(catalog, &identity.extra_roles).await?,
+            ..identity
+        }),
     }
+}
+
+/// Most role names taken from one token's roles claim.
+const MAX_CLAIMED_ROLES: usize = 64;
+
+/// The names of a roles claim that are Basin roles. Anything else is ignored, a user's name in
+/// particular: a user's personal grants belong to the role named after it, and a federated
+/// identity claiming it would borrow them. The one exception is the administrators' role
+/// `admin`, which is a role first (the first user shares its name).
+async fn claimed_roles(catalog: &Catalog, claimed: &[String]) -> Result<Vec<String>, ApiError> {
+    let mut roles: Vec<String> = Vec::new();
+    for name in claimed.iter().take(MAX_CLAIMED_ROLES) {
+        if roles.contains(name) || basin_core::Name::parse("role", name).is_err() {
+            continue;
+        }
+        let is_role = catalog.role(name).await?.is_some();
+        let is_user =
+            name != basin_catalog::access::ADMIN_ROLE && catalog.user(name).await?.is_some();
+        if is_role && !is_user {
+            roles.push(name.clone());
+        } else {
+            tracing::debug!(role = %name, is_user, "ignoring a roles-claim value that is not a Basin role");
+        }
+    }
+    if claimed.len() > MAX_CLAIMED_ROLES {
+        tracing::warn!(
+            claimed = claimed.len(),
+            "a token's roles claim has more than {MAX_CLAIMED_ROLES} values; the rest are ignored"
+        );
+    }
+    Ok(roles)
 }
 
 /// Where the identity provider's keys come from.
@@ -169,7 +227,13 @@ pub struct OidcConfig {
     pub roles_claim: String,
     /// The claim that names the user.
     pub user_claim: String,
+    /// How long a fetched key set is trusted before it is fetched again, so that a key the
+    /// provider has withdrawn stops being accepted.
+    pub jwks_refresh: Duration,
 }
+
+/// Clock difference tolerated on `exp` and `nbf`.
+const CLOCK_LEEWAY_SECS: u64 = 30;
 
 /// Longest the server waits for the provider's key set at start-up.
 const JWKS_TIMEOUT: Duration = Duration::from_secs(10);
@@ -179,11 +243,13 @@ const JWKS_TIMEOUT: Duration = Duration::from_secs(10);
 const JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// A validator for OIDC JWTs with the provider's key set loaded. The key set is fetched again
-/// when a token names a key it lacks, as providers rotate their keys.
+/// when it is older than [`OidcConfig::jwks_refresh`] and when a token names a key it lacks, as
+/// providers rotate their keys.
 pub struct Oidc {
     config: OidcConfig,
-    keys: RwLock<Arc<JwkSet>>,
-    /// When the key set was last fetched; held while fetching, so one fetch runs at a time.
+    /// The key set and when it was fetched.
+    keys: RwLock<(Arc<JwkSet>, Instant)>,
+    /// When a fetch was last tried; held while fetching, so one fetch runs at a time.
     fetched: tokio::sync::Mutex<Instant>,
 }
 
@@ -235,37 +301,48 @@ impl Oidc {
         let keys = fetch_keys(&config).await?;
         Ok(Oidc {
             config,
-            keys: RwLock::new(Arc::new(keys)),
+            keys: RwLock::new((Arc::new(keys), Instant::now())),
             fetched: tokio::sync::Mutex::new(Instant::now()),
         })
     }
 
-    /// The key set, fetched again first when it lacks `kid` (at most every
-    /// [`JWKS_REFRESH_INTERVAL`]); on a failed fetch the keys held are kept.
+    /// The key set, fetched again first when it is older than the refresh interval or lacks
+    /// `kid` (either at most every [`JWKS_REFRESH_INTERVAL`]); on a failed fetch the keys held
+    /// are kept (the provider being down must not lock everyone out).
     async fn keys_for(&self, kid: Option<&str>) -> Arc<JwkSet> {
         let current = || self.keys.read().expect("keys lock").clone();
-        let Some(kid) = kid.filter(|k| current().find(k).is_none()) else {
-            return current();
+        let stale = || current().1.elapsed() >= self.config.jwks_refresh;
+        let lacks = || kid.is_some_and(|k| current().0.find(k).is_none());
+        if !stale() && !lacks() {
+            return current().0;
+        }
+        let mut fetched = if lacks() {
+            self.fetched.lock().await
+        } else {
+            // Merely stale: while another request fetches, go on with the keys held.
+            match self.fetched.try_lock() {
+                Ok(f) => f,
+                Err(_) => return current().0,
+            }
         };
-        let mut fetched = self.fetched.lock().await;
-        if current().find(kid).is_some() || fetched.elapsed() < JWKS_REFRESH_INTERVAL {
-            return current();
+        if (!stale() && !lacks()) || fetched.elapsed() < JWKS_REFRESH_INTERVAL {
+            return current().0;
         }
         *fetched = Instant::now();
         match fetch_keys(&self.config).await {
             Ok(keys) => {
                 let keys = Arc::new(keys);
-                *self.keys.write().expect("keys lock") = keys.clone();
+                *self.keys.write().expect("keys lock") = (keys.clone(), Instant::now());
                 keys
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot refresh the OIDC key set; keeping the old one");
-                current()
+                current().0
             }
         }
     }
 
-    /// Validates a JWT (signature, `iss`, `aud`, `exp`) and maps its claims to an identity.
+    /// Validates a JWT (signature, `iss`, `aud`, `exp`, `nbf`) and maps its claims to an identity.
     pub async fn check(&self, jwt: &str) -> Result<Identity, ApiError> {
         let invalid =
             |why: &str| ApiError::unauthorized(format!("the bearer JWT is not accepted: {why}"));
@@ -289,11 +366,16 @@ impl Oidc {
         validation.set_issuer(&[&self.config.issuer]);
         validation.set_audience(&[&self.config.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        validation.validate_nbf = true;
+        validation.leeway = CLOCK_LEEWAY_SECS;
         let data = jsonwebtoken::decode::<serde_json::Value>(jwt, &decoding, &validation).map_err(
             |e| {
                 use jsonwebtoken::errors::ErrorKind;
                 invalid(match e.kind() {
                     ErrorKind::ExpiredSignature => "it has expired",
+                    ErrorKind::ImmatureSignature => {
+                        "it is not valid yet (its 'nbf' is in the future)"
+                    }
                     ErrorKind::InvalidAudience => "it is for another audience",
                     ErrorKind::InvalidIssuer => "it is from another issuer",
                     ErrorKind::InvalidSignature => "its signature is invalid",

@@ -52,11 +52,65 @@ impl ApiError {
     pub fn internal(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
     }
+    /// Storage or the catalog cannot be reached or read: not the request's fault, so 503 with
+    /// a hint to retry. The cause goes to the log; `detail` says what is unavailable.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail);
+        e.retry_after = Some(UNAVAILABLE_RETRY_SECS);
+        e
+    }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = Problem {
+/// The `Retry-After` of a 503 for an outage.
+const UNAVAILABLE_RETRY_SECS: u64 = 5;
+
+/// Whether an error's text says that storage failed rather than the request: an operating
+/// system error (`os error 13`: permission denied, not a directory, …), an object store that
+/// failed or cannot be reached, or a table whose files are gone. Errors reach the server
+/// flattened to text (DataFusion wraps them), so the text is what can be judged.
+fn is_outage(text: &str) -> bool {
+    const MARKERS: [&str; 11] = [
+        "(os error ",
+        "object store error",
+        "objectstore",
+        "localfilesystem error",
+        "generic s3 error",
+        "not a delta table",
+        "invalid table location",
+        "path does not exist",
+        "error sending request",
+        "connection refused",
+        "failed to read delta log",
+    ];
+    let text = text.to_ascii_lowercase();
+    MARKERS.iter().any(|m| text.contains(m))
+}
+
+/// An error with its causes, as one line of text.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+/// The 503 for a storage failure: the log gets the cause (it names paths and buckets, which
+/// are the operator's business), the client what to do.
+fn storage_unavailable(cause: &str) -> ApiError {
+    tracing::error!(error = %cause, "storage error");
+    ApiError::unavailable(
+        "the table's storage cannot be read or written right now; try again later, and tell the operator if it persists",
+    )
+}
+
+impl ApiError {
+    /// The error as an RFC 9457 problem object.
+    pub fn problem(&self) -> Problem {
+        Problem {
             kind: format!("https://basin.dev/problems/{}", self.code),
             title: self
                 .status
@@ -65,13 +119,19 @@ impl IntoResponse for ApiError {
                 .to_string(),
             status: self.status.as_u16(),
             code: self.code.to_string(),
-            detail: self.detail,
-        };
-        let mut response = (
-            self.status,
-            serde_json::to_string(&body).unwrap_or_default(),
-        )
-            .into_response();
+            detail: self.detail.clone(),
+        }
+    }
+
+    /// [`ApiError::problem`] as JSON text.
+    pub fn problem_json(&self) -> String {
+        serde_json::to_string(&self.problem()).unwrap_or_default()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, self.problem_json()).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
@@ -97,12 +157,8 @@ impl From<CatalogError> for ApiError {
             }
             CatalogError::BadValue(_) => Self::bad_request(e.to_string()),
             CatalogError::Database { .. } => {
-                tracing::error!(error = %e, "catalog error");
-                Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "catalog_unavailable",
-                    "the catalog database is unavailable; try again later",
-                )
+                tracing::error!(error = %chain(&e), "catalog error");
+                Self::unavailable("the catalog database is unavailable; try again later")
             }
         }
     }
@@ -118,9 +174,15 @@ impl From<SqlError> for ApiError {
             }
             SqlError::Invalid(_) | SqlError::Name(_) => Self::bad_request(e.to_string()),
             SqlError::Denied(_) => Self::forbidden(e.to_string()),
+            SqlError::Query(ref m) if m.starts_with("Resources exhausted") => Self::new(
+                StatusCode::BAD_REQUEST,
+                "memory_limit_exceeded",
+                e.to_string(),
+            ),
+            SqlError::Query(ref m) if is_outage(m) => storage_unavailable(m),
             SqlError::Query(_) => Self::new(StatusCode::BAD_REQUEST, "query_failed", e.to_string()),
             SqlError::Catalog(c) => c.into(),
-            SqlError::Lake(l) => Self::new(StatusCode::BAD_REQUEST, "write_failed", l.to_string()),
+            SqlError::Lake(l) => l.into(),
             SqlError::Key(k) => Self::new(StatusCode::BAD_REQUEST, "key_error", k.to_string()),
             SqlError::Tables(t) => t.into(),
         }
@@ -132,6 +194,11 @@ impl From<IngestError> for ApiError {
         match e {
             IngestError::Catalog(c) => c.into(),
             IngestError::Tables(t) => t.into(),
+            IngestError::Lake(l) => l.into(),
+            // The server reads only the files it staged itself: an OS error is its own.
+            IngestError::Io { ref source, .. } if source.raw_os_error().is_some() => {
+                storage_unavailable(&chain(&e))
+            }
             other => Self::new(StatusCode::BAD_REQUEST, "ingest_failed", other.to_string()),
         }
     }
@@ -139,7 +206,13 @@ impl From<IngestError> for ApiError {
 
 impl From<basin_lake::LakeError> for ApiError {
     fn from(e: basin_lake::LakeError) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "lake_error", e.to_string())
+        use basin_lake::LakeError as L;
+        match &e {
+            L::Delta { .. } | L::DataFusion { .. } if is_outage(&chain(&e)) => {
+                storage_unavailable(&chain(&e))
+            }
+            _ => Self::new(StatusCode::BAD_REQUEST, "write_failed", e.to_string()),
+        }
     }
 }
 

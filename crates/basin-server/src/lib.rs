@@ -8,6 +8,7 @@
 mod api;
 pub mod auth;
 mod error;
+pub mod limits;
 mod metrics;
 mod query;
 
@@ -15,7 +16,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
 use basin_catalog::Catalog;
 use basin_keys::Keystore;
 use basin_sql::Engine;
@@ -35,6 +35,33 @@ pub struct ServerConfig {
     pub query_timeout: Duration,
     /// Most rows a query returns.
     pub max_rows: usize,
+    /// Bytes one query may hold in its memory pool; `None`: half the machine's memory divided
+    /// by the number of concurrent queries.
+    pub memory_limit: Option<usize>,
+    /// Queries run at once; `0`: twice the number of cores. More wait briefly, then get 503.
+    pub max_concurrent_queries: usize,
+}
+
+impl ServerConfig {
+    /// The number of queries that run at once.
+    pub fn query_concurrency(&self) -> usize {
+        match self.max_concurrent_queries {
+            0 => 2 * limits::cores(),
+            n => n,
+        }
+    }
+
+    /// The memory limit of one query: given, or half the machine's memory shared by the
+    /// concurrent queries (2 GiB when the machine's memory is unknown).
+    pub fn query_memory_limit(&self) -> usize {
+        self.memory_limit
+            .unwrap_or_else(|| match Engine::physical_memory() {
+                Some(m) => usize::try_from(m / 2 / self.query_concurrency() as u64)
+                    .unwrap_or(usize::MAX)
+                    .max(64 << 20),
+                None => Engine::default_memory_limit(),
+            })
+    }
 }
 
 /// What every handler shares.
@@ -46,6 +73,10 @@ pub(crate) struct AppState {
     pub oidc: Option<auth::Oidc>,
     pub limiter: auth::LoginLimiter,
     pub metrics: metrics::Metrics,
+    /// Queries running at once (memory per query × slots bounds the queries' memory).
+    pub query_slots: limits::Slots,
+    /// Password hashes computed at once (argon2 takes ~20 MiB and a core for a while).
+    pub hash_slots: limits::Slots,
 }
 
 pub(crate) type State = Arc<AppState>;
@@ -83,10 +114,18 @@ pub async fn serve(
         Some(c) => Some(auth::Oidc::load(c.clone()).await?),
         None => None,
     };
+    let memory_limit = config.query_memory_limit();
+    let concurrency = config.query_concurrency();
     let engine = Engine::new(basin_tables::Tables::new(
         catalog.clone(),
         Some(keystore.clone()),
-    ));
+    ))
+    .with_memory_limit(memory_limit);
+    tracing::info!(
+        memory_limit = %Engine::format_bytes(memory_limit),
+        concurrency,
+        "query limits"
+    );
     let state = Arc::new(AppState {
         catalog,
         engine,
@@ -94,9 +133,11 @@ pub async fn serve(
         oidc,
         limiter: Default::default(),
         metrics: Default::default(),
+        query_slots: limits::Slots::new(concurrency, limits::QUERY_QUEUE_WAIT, "queries"),
+        hash_slots: limits::Slots::new(limits::cores(), limits::HASH_QUEUE_WAIT, "logins"),
         config: config.clone(),
     });
-    let app = api::router(state).layer(DefaultBodyLimit::max(config.max_body_bytes));
+    let app = api::router(state);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;

@@ -1,5 +1,11 @@
 //! `POST /api/v1/query`: SQL as the caller, rows streamed as JSON, CSV or Arrow IPC, with a row
-//! limit and a timeout; every statement is audited.
+//! limit, a timeout and a bounded number of queries at once; every statement is audited.
+//!
+//! The status is sent only once the first rows are ready, so that a query failing early gets a
+//! real error status. A failure after rows were sent cannot change the status any more: the body
+//! then ends with an error record (JSON: an `error` member; CSV: a last line `#error,...`) or,
+//! for Arrow IPC, is cut off without its end-of-stream marker and the chunked transfer is
+//! aborted, which HTTP clients report as an error.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -45,6 +51,7 @@ enum Format {
     responses((status = 200, description = "Rows (application/json, text/csv or application/vnd.apache.arrow.stream)"),
               (status = 400, description = "Invalid SQL", body = crate::error::Problem),
               (status = 404, description = "A table that does not exist or is invisible", body = crate::error::Problem),
+              (status = 503, description = "Storage unavailable, or too many queries running (see Retry-After)", body = crate::error::Problem),
               (status = 504, description = "Timed out", body = crate::error::Problem)))]
 pub(crate) async fn query(
     AxState(state): AxState<State>,
@@ -73,6 +80,8 @@ pub(crate) async fn query(
         .map(Duration::from_millis)
         .unwrap_or(state.config.query_timeout)
         .min(state.config.query_timeout);
+    // Waiting for a slot counts against neither the timeout nor the metrics.
+    let permit = state.query_slots.acquire().await?;
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + timeout;
     state.metrics.queries.fetch_add(1, Relaxed);
@@ -84,26 +93,19 @@ pub(crate) async fn query(
         started,
     };
     let planned = tokio::time::timeout_at(deadline, open(&c.engine, &req.sql)).await;
-    let stream = match planned {
-        Err(_) => {
-            let e = ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "timeout",
-                format!("the query did not finish within {} ms", timeout.as_millis()),
-            );
-            audit.finish("error", 0, Some(&e.detail)).await;
-            return Err(e);
-        }
-        Ok(Err(e)) => {
-            let e = ApiError::from(e);
-            let outcome = if matches!(e.status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND) {
-                "denied"
-            } else {
-                "error"
-            };
-            audit.finish(outcome, 0, Some(&e.detail)).await;
-            return Err(e);
-        }
+    let timed_out = || {
+        ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            format!(
+                "the query did not finish within {} ms; make it cheaper or ask for a longer timeout_ms (the server's limit is --query-timeout-secs)",
+                timeout.as_millis()
+            ),
+        )
+    };
+    let mut stream = match planned {
+        Err(_) => return Err(audit.refused(timed_out()).await),
+        Ok(Err(e)) => return Err(audit.refused(ApiError::from(e)).await),
         Ok(Ok(s)) => s,
     };
     let content_type = match format {
@@ -114,7 +116,25 @@ pub(crate) async fn query(
     // Planning (names, policies, DataFusion's plans) is done once the stream exists; the
     // header lets clients and benchmarks see it apart from execution and transfer.
     let plan_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let body = Body::from_stream(encode(stream, format, limit, deadline, audit));
+    // Most failures (a sort over the memory limit, unreadable files) happen before the first
+    // rows: wait for them, so that such a failure still gets its own status.
+    let first = match tokio::time::timeout_at(deadline, first_rows(&mut stream)).await {
+        Err(_) => return Err(audit.refused(timed_out()).await),
+        Ok(Err(e)) => return Err(audit.refused(ApiError::from(e)).await),
+        Ok(Ok(first)) => first,
+    };
+    let body = Body::from_stream(encode(
+        stream,
+        Start {
+            format,
+            limit,
+            deadline,
+            timeout,
+            first,
+            permit,
+        },
+        audit,
+    ));
     Ok((
         [
             (header::CONTENT_TYPE, content_type.to_string()),
@@ -126,6 +146,19 @@ pub(crate) async fn query(
         body,
     )
         .into_response())
+}
+
+/// The first batch with rows (`None`: the result is empty).
+async fn first_rows(
+    stream: &mut SendableRecordBatchStream,
+) -> basin_sql::Result<Option<RecordBatch>> {
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        if batch.num_rows() > 0 {
+            return Ok(Some(batch));
+        }
+    }
+    Ok(None)
 }
 
 /// Runs a query as a stream; other statements run to completion first.
@@ -153,6 +186,17 @@ struct Audit {
 }
 
 impl Audit {
+    /// Audits a query refused before any rows were sent; returns the error.
+    async fn refused(self, e: ApiError) -> ApiError {
+        let outcome = if matches!(e.status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND) {
+            "denied"
+        } else {
+            "error"
+        };
+        self.finish(outcome, 0, Some(&e.detail)).await;
+        e
+    }
+
     async fn finish(&self, outcome: &str, rows: u64, error: Option<&str>) {
         self.state.metrics.query_rows.fetch_add(rows, Relaxed);
         let detail = json!({"tables": self.tables, "rows": rows, "duration_ms": self.started.elapsed().as_millis() as u64, "error": error});
@@ -169,6 +213,16 @@ impl Audit {
     }
 }
 
+/// How an encoder starts: the answer's shape and limits, the first rows, and the query's slot.
+struct Start {
+    format: Format,
+    limit: usize,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+    first: Option<RecordBatch>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+}
+
 struct Encoder {
     input: SendableRecordBatchStream,
     format: Format,
@@ -178,28 +232,34 @@ struct Encoder {
     done: bool,
     truncated: bool,
     deadline: tokio::time::Instant,
+    timeout: Duration,
+    /// Rows fetched before the answer's status was sent.
+    pending: Option<RecordBatch>,
     ipc: Option<arrow::ipc::writer::StreamWriter<Vec<u8>>>,
     audit: Option<Audit>,
+    /// The query's slot, given back when the answer ends or the client goes away.
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 fn encode(
     input: SendableRecordBatchStream,
-    format: Format,
-    limit: usize,
-    deadline: tokio::time::Instant,
+    start: Start,
     audit: Audit,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
     let encoder = Encoder {
         input,
-        format,
-        remaining: limit,
+        format: start.format,
+        remaining: start.limit,
         rows: 0,
         started: false,
         done: false,
         truncated: false,
-        deadline,
+        deadline: start.deadline,
+        timeout: start.timeout,
+        pending: start.first,
         ipc: None,
         audit: Some(audit),
+        _permit: start.permit,
     };
     futures::stream::unfold(encoder, |mut e| async move {
         if e.done {
@@ -223,11 +283,25 @@ impl Encoder {
         let next = if self.remaining == 0 {
             self.truncated = self.truncated || self.rows > 0;
             None
+        } else if let Some(batch) = self.pending.take() {
+            Some(batch)
         } else {
             match tokio::time::timeout_at(self.deadline, self.input.next()).await {
-                Err(_) => return self.fail("the query timed out while streaming rows").await,
+                Err(_) => {
+                    let e = ApiError::new(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "timeout",
+                        format!(
+                            "the query did not finish within {} ms; {} rows were sent before it was stopped",
+                            self.timeout.as_millis(),
+                            self.rows
+                        ),
+                    );
+                    return self.fail(e, out).await;
+                }
                 Ok(Some(Err(err))) => {
-                    return self.fail(&basin_sql::SqlError::from(err).to_string()).await;
+                    let e = ApiError::from(basin_sql::SqlError::from(err));
+                    return self.fail(e, out).await;
                 }
                 Ok(Some(Ok(batch))) => Some(batch),
                 Ok(None) => None,
@@ -256,11 +330,34 @@ impl Encoder {
         Ok(Bytes::from(out))
     }
 
-    async fn fail(&mut self, message: &str) -> Result<Bytes, std::io::Error> {
+    /// Ends the answer after rows (or at least the header) were sent: the status is out, so the
+    /// error becomes the body's last record.
+    async fn fail(&mut self, e: ApiError, mut out: Vec<u8>) -> Result<Bytes, std::io::Error> {
+        self.done = true;
         if let Some(a) = self.audit.take() {
-            a.finish("error", self.rows, Some(message)).await;
+            a.finish("error", self.rows, Some(&e.detail)).await;
         }
-        Err(std::io::Error::other(message.to_string()))
+        match self.format {
+            Format::Json => out.extend_from_slice(
+                format!(
+                    "],\"row_count\":{},\"truncated\":false,\"error\":{}}}",
+                    self.rows,
+                    e.problem_json()
+                )
+                .as_bytes(),
+            ),
+            Format::Csv => {
+                let mut w = csv::Writer::from_writer(&mut out);
+                let status = e.status.as_u16().to_string();
+                w.write_record(["#error", status.as_str(), e.code, e.detail.as_str()])
+                    .map_err(std::io::Error::other)?;
+                w.flush()?;
+            }
+            // An IPC stream has one schema: no record can carry the error. Failing the body
+            // aborts the chunked transfer, which clients report instead of a short result.
+            Format::Arrow => return Err(std::io::Error::other(e.detail)),
+        }
+        Ok(Bytes::from(out))
     }
 
     fn header(&mut self, out: &mut Vec<u8>) -> Result<(), std::io::Error> {

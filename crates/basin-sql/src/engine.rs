@@ -8,7 +8,12 @@ use basin_core::DEFAULT_HUB;
 use basin_keys::HubKey;
 use basin_tables::{Actor, Tables};
 use datafusion::catalog::TableProvider;
+use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::memory_pool::{
+    FairSpillPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation, TrackConsumersPool,
+};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use datafusion::sql::sqlparser::ast::Statement;
@@ -65,11 +70,131 @@ pub struct Engine {
     principal: Option<Arc<Principal>>,
     /// Where statements come from (`cli`, a client address), for the audit log.
     origin: Arc<str>,
+    /// Bytes each statement may hold in DataFusion's memory pool (see [`Engine::with_memory_limit`]).
+    memory_limit: usize,
+}
+
+/// The memory limit when none is given and the machine's memory is unknown.
+const FALLBACK_MEMORY_LIMIT: usize = 2 << 30;
+
+/// The machine's physical memory in bytes (from `/proc/meminfo`), if known.
+fn physical_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The default memory limit of one statement: half of the machine's memory, or
+/// [`FALLBACK_MEMORY_LIMIT`] when that is unknown.
+fn default_memory_limit() -> usize {
+    physical_memory()
+        .map(|m| usize::try_from(m / 2).unwrap_or(usize::MAX))
+        .unwrap_or(FALLBACK_MEMORY_LIMIT)
+}
+
+/// A size in bytes as people read it (`64 MiB`).
+fn format_bytes(bytes: usize) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = "bytes";
+    for u in UNITS {
+        if value < 1024.0 {
+            break;
+        }
+        value /= 1024.0;
+        unit = u;
+    }
+    if unit == "bytes" {
+        format!("{bytes} bytes")
+    } else {
+        format!("{value:.1} {unit}").replace(".0 ", " ")
+    }
+}
+
+/// A statement's memory pool: DataFusion's fair spill pool, tracking its largest consumers, whose
+/// refusal names the limit and the setting that raises it (DataFusion's own message does not).
+#[derive(Debug)]
+struct QueryPool {
+    inner: TrackConsumersPool<FairSpillPool>,
+    limit: usize,
+}
+
+impl QueryPool {
+    fn new(limit: usize) -> Self {
+        QueryPool {
+            inner: TrackConsumersPool::new(
+                FairSpillPool::new(limit),
+                std::num::NonZeroUsize::new(3).expect("3 is not zero"),
+            ),
+            limit,
+        }
+    }
+}
+
+impl std::fmt::Display for QueryPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Basin query pool of {}", format_bytes(self.limit))
+    }
+}
+
+impl MemoryPool for QueryPool {
+    fn name(&self) -> &str {
+        "basin"
+    }
+    fn register(&self, consumer: &MemoryConsumer) {
+        self.inner.register(consumer)
+    }
+    fn unregister(&self, consumer: &MemoryConsumer) {
+        self.inner.unregister(consumer)
+    }
+    fn grow(&self, reservation: &MemoryReservation, additional: usize) {
+        self.inner.grow(reservation, additional)
+    }
+    fn shrink(&self, reservation: &MemoryReservation, shrink: usize) {
+        self.inner.shrink(reservation, shrink)
+    }
+    fn try_grow(&self, reservation: &MemoryReservation, additional: usize) -> DfResult<()> {
+        self.inner.try_grow(reservation, additional).map_err(|e| {
+            DataFusionError::ResourcesExhausted(format!(
+                "the query needs more memory than its limit of {} (--memory-limit or \
+                 BASIN_MEMORY_LIMIT); filter or aggregate earlier, select fewer columns, or raise \
+                 the limit. Detail: {}",
+                format_bytes(self.limit),
+                e.strip_backtrace()
+                    .trim_start_matches("Resources exhausted: ")
+            ))
+        })
+    }
+    fn reserved(&self) -> usize {
+        self.inner.reserved()
+    }
+    fn memory_limit(&self) -> MemoryLimit {
+        MemoryLimit::Finite(self.limit)
+    }
+}
+
+type DfResult<T> = std::result::Result<T, DataFusionError>;
+
+/// A runtime like `base` (same object stores, caches and spill directory) with a pool of its own
+/// of `limit` bytes; without `base`, a new one that spills to the OS's temporary directory.
+fn runtime(base: Option<&RuntimeEnv>, limit: usize) -> Arc<RuntimeEnv> {
+    let builder = match base {
+        Some(b) => RuntimeEnvBuilder::from_runtime_env(b),
+        None => RuntimeEnvBuilder::new(),
+    };
+    builder
+        .with_memory_pool(Arc::new(QueryPool::new(limit)))
+        .build_arc()
+        // The default disk manager (the OS's temporary directory) cannot fail to build.
+        .unwrap_or_else(|_| Arc::new(RuntimeEnv::default()))
 }
 
 impl Engine {
-    /// An engine over the tables of a catalog; its writes go through `tables`.
+    /// An engine over the tables of a catalog, its writes going through `tables`; each
+    /// statement may use [`default_memory_limit`] bytes.
     pub fn new(tables: Tables) -> Self {
+        let memory_limit = default_memory_limit();
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(DEFAULT_HUB, "default")
             .with_information_schema(false)
@@ -77,6 +202,7 @@ impl Engine {
         let base = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
+            .with_runtime_env(runtime(None, memory_limit))
             .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
             .build();
         Engine {
@@ -85,7 +211,43 @@ impl Engine {
             base,
             principal: None,
             origin: "cli".into(),
+            memory_limit,
         }
+    }
+
+    /// The same engine, each statement holding at most `bytes` in its memory pool: operators
+    /// that can spill (sorts, aggregations) spill to disk beyond it, others fail with an error
+    /// naming the limit.
+    pub fn with_memory_limit(mut self, bytes: usize) -> Self {
+        self.memory_limit = bytes.max(1);
+        self.base = SessionStateBuilder::new_from_existing(self.base.clone())
+            .with_runtime_env(runtime(
+                Some(self.base.runtime_env().as_ref()),
+                self.memory_limit,
+            ))
+            .build();
+        self.scan_planner = Arc::new(scan_planner(&self.base));
+        self
+    }
+
+    /// Bytes each statement may hold in its memory pool.
+    pub fn memory_limit(&self) -> usize {
+        self.memory_limit
+    }
+
+    /// The machine's physical memory in bytes, if known (for sizing limits).
+    pub fn physical_memory() -> Option<u64> {
+        physical_memory()
+    }
+
+    /// The memory limit of [`Engine::new`]: half the machine's memory, 2 GiB when unknown.
+    pub fn default_memory_limit() -> usize {
+        default_memory_limit()
+    }
+
+    /// A size in bytes as people read it (`64 MiB`).
+    pub fn format_bytes(bytes: usize) -> String {
+        format_bytes(bytes)
     }
 
     /// The same engine, recording `origin` as where its statements come from.
@@ -220,8 +382,13 @@ impl Engine {
     /// Plans a query (or any statement DataFusion plans) against the tables it names.
     pub(crate) async fn plan(&self, mut statement: Statement) -> Result<DataFrame> {
         let catalogs = resolve::statement_catalog(self, &mut statement).await?;
+        // A pool per statement: the limit is per query, not shared by all queries.
         let state = SessionStateBuilder::new_from_existing(self.base.clone())
             .with_catalog_list(catalogs)
+            .with_runtime_env(runtime(
+                Some(self.base.runtime_env().as_ref()),
+                self.memory_limit,
+            ))
             .build();
         let plan = state
             .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(

@@ -44,6 +44,11 @@ pub struct Global {
         default_value = "admin"
     )]
     pub as_user: String,
+    /// Memory one query may hold (sorts, aggregations and joins; sorts and aggregations spill
+    /// to disk beyond it), e.g. 512MiB or 2GiB. Default: half the machine's memory; for
+    /// `serve`, divided by --max-concurrent-queries.
+    #[arg(long, global = true, env = "BASIN_MEMORY_LIMIT", value_name = "SIZE", value_parser = basin_server::limits::parse_bytes)]
+    pub memory_limit: Option<usize>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,7 +126,11 @@ pub struct ServeArgs {
     /// The provider's keys: an https:// URL or a JWKS file.
     #[arg(long, env = "BASIN_OIDC_JWKS")]
     pub oidc_jwks: Option<String>,
-    /// JWT claim holding Basin role names.
+    /// How often the provider's key set is fetched again, in seconds (a key the provider
+    /// withdraws is refused after the next fetch).
+    #[arg(long, env = "BASIN_OIDC_JWKS_REFRESH_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub oidc_jwks_refresh_secs: u64,
+    /// JWT claim holding Basin role names (only names of Basin roles are used).
     #[arg(long, default_value = "roles")]
     pub oidc_roles_claim: String,
     /// JWT claim naming the user.
@@ -139,6 +148,10 @@ pub struct ServeArgs {
     /// Most rows a query returns.
     #[arg(long, default_value_t = 1_000_000)]
     pub max_rows: usize,
+    /// Queries that run at once (default: twice the number of cores); more wait up to 2 s,
+    /// then get 503 with Retry-After.
+    #[arg(long, env = "BASIN_MAX_CONCURRENT_QUERIES", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_concurrent_queries: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]

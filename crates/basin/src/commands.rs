@@ -153,7 +153,10 @@ pub fn keystore(g: &Global) -> anyhow::Result<basin_keys::Keystore> {
 /// administrator `admin`): every command is decided and audited as that user.
 pub(crate) async fn engine(g: &Global, catalog: &Catalog) -> anyhow::Result<Engine> {
     let tables = basin_tables::Tables::new(catalog.clone(), Some(keystore(g)?));
-    let engine = Engine::new(tables).with_origin("cli");
+    let mut engine = Engine::new(tables).with_origin("cli");
+    if let Some(bytes) = g.memory_limit {
+        engine = engine.with_memory_limit(bytes);
+    }
     let user = g.as_user.as_str();
     if user == ADMIN_USER {
         // Whoever holds the data directory administers it.
@@ -201,6 +204,7 @@ async fn serve(g: &Global, args: crate::cli::ServeArgs) -> anyhow::Result<()> {
             },
             roles_claim: args.oidc_roles_claim,
             user_claim: args.oidc_user_claim,
+            jwks_refresh: Duration::from_secs(args.oidc_jwks_refresh_secs),
         }),
         _ => None,
     };
@@ -211,6 +215,8 @@ async fn serve(g: &Global, args: crate::cli::ServeArgs) -> anyhow::Result<()> {
         max_body_bytes: args.max_body_mib * 1024 * 1024,
         query_timeout: Duration::from_secs(args.query_timeout_secs),
         max_rows: args.max_rows,
+        memory_limit: g.memory_limit,
+        max_concurrent_queries: args.max_concurrent_queries.map_or(0, |n| n as usize),
     };
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();

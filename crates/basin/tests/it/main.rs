@@ -2,6 +2,8 @@
 
 mod cli;
 mod interop;
+mod limits;
+mod oidc_gaps;
 mod server;
 mod server_keys;
 

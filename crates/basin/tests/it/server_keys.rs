@@ -208,14 +208,14 @@ async fn key_rotation_over_http() {
 
 /// A stand-in for an identity provider's key endpoint: on a free loopback port, answers
 /// `GET /jwks.json` with [`jwks`] and anything else with 404; counts the key-set requests.
-struct JwksServer {
-    base: String,
-    hits: Arc<AtomicUsize>,
+pub(crate) struct JwksServer {
+    pub(crate) base: String,
+    pub(crate) hits: Arc<AtomicUsize>,
     key_set: Arc<Mutex<String>>,
 }
 
 impl JwksServer {
-    fn start() -> JwksServer {
+    pub(crate) fn start() -> JwksServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let hits = Arc::new(AtomicUsize::new(0));
@@ -253,7 +253,7 @@ impl JwksServer {
     }
 
     /// From now on, serves `key_set` (the provider rotated its keys).
-    fn rotate(&self, key_set: Value) {
+    pub(crate) fn rotate(&self, key_set: Value) {
         *self.key_set.lock().unwrap() = key_set.to_string();
     }
 }
