@@ -1,5 +1,5 @@
-//! Authentication: argon2 passwords, session and service tokens (stored as SHA-256 hashes),
-//! OIDC bearer JWTs, and the rate limit on failed logins.
+//! Authentication: password checks on the blocking pool, Basin tokens (see
+//! [`basin_service::credentials`]), OIDC bearer JWTs, and the rate limit on failed logins.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -7,44 +7,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use base64::Engine as _;
 use basin_catalog::Catalog;
-use basin_catalog::access::{Token, TokenKind};
+use basin_service::credentials::{token_hash, verify_password};
 use jsonwebtoken::{DecodingKey, Validation, jwk::JwkSet};
-use rand::RngCore;
-use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
-
-/// Prefix of Basin tokens, so that they are recognisable (and found by secret scanners).
-pub const TOKEN_PREFIX: &str = "bsn_";
-
-/// Hashes a password with argon2id and a random salt.
-pub fn hash_password(password: &str) -> Result<String, String> {
-    if password.chars().count() < 8 {
-        return Err("a password needs at least 8 characters".into());
-    }
-    let mut salt = [0u8; 16];
-    rand::rng().fill_bytes(&mut salt);
-    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
-}
-
-/// Whether `password` matches an argon2 hash.
-pub fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false)
-}
 
 /// Checks a login's password against the user's hash (`None`: no such user) on the blocking
 /// pool, at most as many at once as `slots` allows: argon2 holds a core for tens of
@@ -68,52 +35,6 @@ pub(crate) async fn verify_login(
     })
     .await
     .map_err(|e| ApiError::internal(format!("the password check failed: {e}")))
-}
-
-/// A random password for the first `admin`.
-pub fn generate_password() -> String {
-    let mut bytes = [0u8; 18];
-    rand::rng().fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// The SHA-256 of a token's secret: tokens are random, so a fast hash is enough.
-pub fn token_hash(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
-}
-
-/// Issues a token: stores its hash, returns the secret (shown once) and the stored record.
-pub async fn issue_token(
-    catalog: &Catalog,
-    owner: &str,
-    name: &str,
-    kind: TokenKind,
-    ttl: Duration,
-) -> Result<(String, Token), ApiError> {
-    let mut secret = [0u8; 32];
-    rand::rng().fill_bytes(&mut secret);
-    let secret = format!(
-        "{TOKEN_PREFIX}{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
-    );
-    let mut id = [0u8; 8];
-    rand::rng().fill_bytes(&mut id);
-    let now = chrono::Utc::now();
-    let expires = now
-        + chrono::Duration::from_std(ttl)
-            .map_err(|_| ApiError::bad_request("token lifetime is too long"))?;
-    let token = Token {
-        id: hex::encode(id),
-        name: name.to_string(),
-        owner: owner.to_string(),
-        kind,
-        secret_hash: token_hash(&secret),
-        created_at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        expires_at: expires.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        revoked_at: None,
-    };
-    catalog.create_token(&token).await?;
-    Ok((secret, token))
 }
 
 /// Who a request is from, once authenticated.

@@ -182,7 +182,7 @@ impl From<SqlError> for ApiError {
             SqlError::Query(ref m) if is_outage(m) => storage_unavailable(m),
             SqlError::Query(_) => Self::new(StatusCode::BAD_REQUEST, "query_failed", e.to_string()),
             SqlError::Catalog(c) => c.into(),
-            SqlError::Lake(l) => l.into(),
+            SqlError::Lake(_) => lake_failure(&e),
             SqlError::Key(k) => Self::new(StatusCode::BAD_REQUEST, "key_error", k.to_string()),
             SqlError::Tables(t) => t.into(),
         }
@@ -194,7 +194,7 @@ impl From<IngestError> for ApiError {
         match e {
             IngestError::Catalog(c) => c.into(),
             IngestError::Tables(t) => t.into(),
-            IngestError::Lake(l) => l.into(),
+            IngestError::Lake(_) => lake_failure(&e),
             // The server reads only the files it staged itself: an OS error is its own.
             IngestError::Io { ref source, .. } if source.raw_os_error().is_some() => {
                 storage_unavailable(&chain(&e))
@@ -204,15 +204,13 @@ impl From<IngestError> for ApiError {
     }
 }
 
-impl From<basin_lake::LakeError> for ApiError {
-    fn from(e: basin_lake::LakeError) -> Self {
-        use basin_lake::LakeError as L;
-        match &e {
-            L::Delta { .. } | L::DataFusion { .. } if is_outage(&chain(&e)) => {
-                storage_unavailable(&chain(&e))
-            }
-            _ => Self::new(StatusCode::BAD_REQUEST, "write_failed", e.to_string()),
-        }
+/// A failed Delta operation: 503 when storage failed, else the request's fault.
+fn lake_failure(e: &dyn std::error::Error) -> ApiError {
+    let text = chain(e);
+    if is_outage(&text) {
+        storage_unavailable(&text)
+    } else {
+        ApiError::new(StatusCode::BAD_REQUEST, "write_failed", e.to_string())
     }
 }
 
@@ -224,7 +222,7 @@ impl From<basin_tables::TablesError> for ApiError {
             T::NotFound { .. } => Self::not_found(e.to_string()),
             T::Invalid(m) => Self::bad_request(m),
             T::Catalog(c) => c.into(),
-            T::Lake(l) => l.into(),
+            T::Lake(_) => lake_failure(&e),
             other => Self::new(StatusCode::BAD_REQUEST, "write_failed", other.to_string()),
         }
     }
@@ -233,5 +231,23 @@ impl From<basin_tables::TablesError> for ApiError {
 impl From<basin_keys::KeyError> for ApiError {
     fn from(e: basin_keys::KeyError) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "key_error", e.to_string())
+    }
+}
+
+impl From<basin_service::ServiceError> for ApiError {
+    fn from(e: basin_service::ServiceError) -> Self {
+        use basin_service::ServiceError as S;
+        match e {
+            S::Denied(m) => Self::forbidden(m),
+            S::NotFound(m) => Self::not_found(m),
+            S::Invalid(m) => Self::bad_request(m),
+            S::Sql(e) => e.into(),
+            S::Ingest(e) => e.into(),
+            S::Catalog(e) => e.into(),
+            S::Tables(e) => e.into(),
+            S::Key(e) => e.into(),
+            S::Lake(_) => lake_failure(&e),
+            S::Name(e) => Self::new(StatusCode::BAD_REQUEST, "invalid_name", e.to_string()),
+        }
     }
 }

@@ -10,14 +10,13 @@ pub mod auth;
 mod error;
 pub mod limits;
 mod metrics;
-mod query;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use basin_catalog::Catalog;
-use basin_keys::Keystore;
+use basin_service::Hub;
 use basin_sql::Engine;
 
 pub use error::{ApiError, Problem};
@@ -66,9 +65,7 @@ impl ServerConfig {
 
 /// What every handler shares.
 pub(crate) struct AppState {
-    pub catalog: Catalog,
-    pub engine: Engine,
-    pub keystore: Keystore,
+    pub hub: Hub,
     pub config: ServerConfig,
     pub oidc: Option<auth::Oidc>,
     pub limiter: auth::LoginLimiter,
@@ -94,9 +91,9 @@ pub async fn ensure_admin(
     }
     let (password, generated) = match password {
         Some(p) => (p, false),
-        None => (auth::generate_password(), true),
+        None => (basin_service::credentials::generate_password(), true),
     };
-    let hash = auth::hash_password(&password)
+    let hash = basin_service::credentials::hash_password(&password)
         .map_err(|e| ApiError::bad_request(format!("BASIN_ADMIN_PASSWORD: {e}")))?;
     catalog.set_password_hash("admin", &hash).await?;
     Ok(generated.then_some(password))
@@ -105,8 +102,7 @@ pub async fn ensure_admin(
 /// Serves until `shutdown` resolves; then stops accepting and lets in-flight requests (and the
 /// writes they make) finish.
 pub async fn serve(
-    catalog: Catalog,
-    keystore: Keystore,
+    hub: Hub,
     config: ServerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
@@ -116,20 +112,14 @@ pub async fn serve(
     };
     let memory_limit = config.query_memory_limit();
     let concurrency = config.query_concurrency();
-    let engine = Engine::new(basin_tables::Tables::new(
-        catalog.clone(),
-        Some(keystore.clone()),
-    ))
-    .with_memory_limit(memory_limit);
+    let hub = hub.with_memory_limit(memory_limit);
     tracing::info!(
         memory_limit = %Engine::format_bytes(memory_limit),
         concurrency,
         "query limits"
     );
     let state = Arc::new(AppState {
-        catalog,
-        engine,
-        keystore,
+        hub,
         oidc,
         limiter: Default::default(),
         metrics: Default::default(),

@@ -126,6 +126,38 @@ impl Hub {
         Ok(self.session(snapshot.principal(name, extra_roles), origin))
     }
 
+    /// The same hub, each statement holding at most `bytes` of memory (see
+    /// [`Engine::with_memory_limit`]).
+    pub fn with_memory_limit(mut self, bytes: usize) -> Hub {
+        self.engine = self.engine.with_memory_limit(bytes);
+        self
+    }
+
+    /// Appends to the audit log for someone who has no session yet (a sign-in, a refused
+    /// request); a failure to audit is reported on stderr (the action has already happened).
+    pub async fn audit(
+        &self,
+        principal: &str,
+        origin: &str,
+        action: &str,
+        target: &str,
+        outcome: &str,
+        detail: serde_json::Value,
+    ) {
+        let event = basin_catalog::access::AuditEvent {
+            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            principal: principal.to_string(),
+            source: origin.to_string(),
+            action: action.to_string(),
+            target: target.to_string(),
+            outcome: outcome.to_string(),
+            detail: detail.to_string(),
+        };
+        if let Err(e) = self.catalog().audit(&event).await {
+            eprintln!("basin: cannot write the audit log: {e}");
+        }
+    }
+
     /// The storage root of a hub created without one: `<data-dir>/hubs/<hub>`, as a URL.
     pub fn default_root(&self, hub: &str) -> Result<String> {
         default_root(&self.data_dir, hub)

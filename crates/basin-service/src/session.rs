@@ -83,8 +83,7 @@ impl Session {
         }
     }
 
-    /// Appends to the audit log in the principal's name; a failure to audit is reported on
-    /// stderr (the action has already happened).
+    /// Appends to the audit log in the principal's name.
     pub async fn audit(&self, action: &str, target: &str, outcome: &str, detail: Value) {
         let event = AuditEvent {
             at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
@@ -95,6 +94,7 @@ impl Session {
             outcome: outcome.to_string(),
             detail: detail.to_string(),
         };
+        // The action has happened either way; a lost audit row must not undo it.
         if let Err(e) = self.engine.catalog().audit(&event).await {
             eprintln!("basin: cannot write the audit log: {e}");
         }
@@ -193,6 +193,7 @@ pub(crate) fn is_denial(e: &ServiceError) -> bool {
             | ServiceError::NotFound(_)
             | ServiceError::Sql(SqlError::Denied(_) | SqlError::NotFound { .. })
             | ServiceError::Tables(TablesError::Denied(_) | TablesError::NotFound { .. })
+            | ServiceError::Catalog(basin_catalog::CatalogError::NotFound { .. })
     )
 }
 

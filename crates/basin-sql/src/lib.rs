@@ -22,5 +22,8 @@ pub use error::SqlError;
 pub use governance::{PolicyExpression, check, check_policy_expression};
 pub use principal_sql::OPERATOR;
 
+/// The SQL name of an Arrow type, as result schemas and `system.columns` show it.
+pub use basin_lake::types::sql_name as sql_type_name;
+
 /// Result type of this crate.
 pub type Result<T, E = SqlError> = std::result::Result<T, E>;

@@ -2,7 +2,6 @@
 
 mod cli;
 mod commands;
-mod governance;
 mod output;
 
 use clap::Parser;
@@ -11,7 +10,6 @@ fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     // Two TLS providers are linked in (delta-rs and sqlx); pick one for the whole process.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    basin_lake::register_object_stores();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -23,8 +23,8 @@ use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::{Body2, Caller};
 use crate::State;
-use crate::api::{Body2, Caller, audit_event};
 use crate::error::ApiError;
 
 /// A query request.
@@ -92,7 +92,7 @@ pub(crate) async fn query(
         tables: Engine::tables_named(&req.sql),
         started,
     };
-    let planned = tokio::time::timeout_at(deadline, open(&c.engine, &req.sql)).await;
+    let planned = tokio::time::timeout_at(deadline, open(c.session.engine(), &req.sql)).await;
     let timed_out = || {
         ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
@@ -200,16 +200,10 @@ impl Audit {
     async fn finish(&self, outcome: &str, rows: u64, error: Option<&str>) {
         self.state.metrics.query_rows.fetch_add(rows, Relaxed);
         let detail = json!({"tables": self.tables, "rows": rows, "duration_ms": self.started.elapsed().as_millis() as u64, "error": error});
-        audit_event(
-            &self.state,
-            &self.caller.principal.name,
-            &self.caller.source,
-            "query",
-            &self.sql,
-            outcome,
-            detail,
-        )
-        .await;
+        self.caller
+            .session
+            .audit("query", &self.sql, outcome, detail)
+            .await;
     }
 }
 
@@ -367,7 +361,7 @@ impl Encoder {
                 let columns: Vec<_> = schema
                     .fields()
                     .iter()
-                    .map(|f| json!({"name": f.name(), "type": basin_lake::types::sql_name(f.data_type())}))
+                    .map(|f| json!({"name": f.name(), "type": basin_sql::sql_type_name(f.data_type())}))
                     .collect();
                 out.extend_from_slice(
                     format!(

@@ -1,0 +1,147 @@
+//! Listings of what a caller may see: hubs, the datasets of a hub, the tables of a dataset.
+//! Each is paged (`page_size`, `page_token`) in a stable order (by name).
+
+use axum::extract::{Path, Query};
+use axum::{Extension, Json};
+use basin_catalog::{Dataset, Hub, Table};
+use serde::Serialize;
+
+use super::{ApiResult, Caller, PageParams};
+
+/// A hub.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct HubView {
+    name: String,
+    description: String,
+    created_at: String,
+}
+
+/// A dataset.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct DatasetView {
+    name: String,
+    /// source, prepared or semantic.
+    layer: String,
+    domain: Option<String>,
+    owner: Option<String>,
+    description: String,
+    tags: Vec<String>,
+    update_frequency: Option<String>,
+    support_contact: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+/// A table in a listing.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct TableSummary {
+    name: String,
+    description: String,
+    primary_key: Vec<String>,
+    partition_columns: Vec<String>,
+    tags: Vec<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+/// A page of hubs.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct HubPage {
+    hubs: Vec<HubView>,
+    next_page_token: Option<String>,
+}
+
+/// A page of datasets.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct DatasetPage {
+    datasets: Vec<DatasetView>,
+    next_page_token: Option<String>,
+}
+
+/// A page of tables.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct TablePage {
+    tables: Vec<TableSummary>,
+    next_page_token: Option<String>,
+}
+
+impl From<Hub> for HubView {
+    fn from(h: Hub) -> Self {
+        HubView {
+            name: h.name,
+            description: h.description,
+            created_at: h.created_at,
+        }
+    }
+}
+
+impl From<Dataset> for DatasetView {
+    fn from(d: Dataset) -> Self {
+        DatasetView {
+            name: d.name,
+            layer: d.layer.to_string(),
+            domain: d.domain,
+            owner: d.owner,
+            description: d.description,
+            tags: d.tags,
+            update_frequency: d.contract.update_frequency,
+            support_contact: d.contract.support_contact,
+            created_at: d.created_at,
+            updated_at: d.updated_at,
+        }
+    }
+}
+
+impl From<Table> for TableSummary {
+    fn from(t: Table) -> Self {
+        TableSummary {
+            name: t.name,
+            description: t.description,
+            primary_key: t.primary_key,
+            partition_columns: t.partition_columns,
+            tags: t.tags,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/hubs", params(PageParams), responses((status = 200, description = "Hubs the caller may see", body = HubPage)))]
+pub(crate) async fn list_hubs(
+    Extension(c): Extension<Caller>,
+    Query(page): Query<PageParams>,
+) -> ApiResult<Json<HubPage>> {
+    let p = c.session.hubs(&page.into()).await?;
+    Ok(Json(HubPage {
+        hubs: p.items.into_iter().map(HubView::from).collect(),
+        next_page_token: p.next_page_token,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/hubs/{hub}/datasets", params(("hub" = String, Path), PageParams),
+    responses((status = 200, description = "Datasets the caller may see", body = DatasetPage), (status = 404, description = "Missing or invisible hub", body = crate::error::Problem)))]
+pub(crate) async fn list_datasets(
+    Extension(c): Extension<Caller>,
+    Path(hub): Path<String>,
+    Query(page): Query<PageParams>,
+) -> ApiResult<Json<DatasetPage>> {
+    let p = c.session.datasets(&hub, &page.into()).await?;
+    Ok(Json(DatasetPage {
+        datasets: p.items.into_iter().map(DatasetView::from).collect(),
+        next_page_token: p.next_page_token,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/hubs/{hub}/datasets/{dataset}/tables", params(("hub" = String, Path), ("dataset" = String, Path), PageParams),
+    responses((status = 200, description = "Tables the caller may see", body = TablePage), (status = 404, description = "Missing or invisible dataset", body = crate::error::Problem)))]
+pub(crate) async fn list_tables(
+    Extension(c): Extension<Caller>,
+    Path((hub, dataset)): Path<(String, String)>,
+    Query(page): Query<PageParams>,
+) -> ApiResult<Json<TablePage>> {
+    let p = c.session.tables(&hub, &dataset, &page.into()).await?;
+    Ok(Json(TablePage {
+        tables: p.items.into_iter().map(|(t, _)| t.into()).collect(),
+        next_page_token: p.next_page_token,
+    }))
+}

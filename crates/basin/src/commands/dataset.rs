@@ -1,0 +1,59 @@
+//! `basin dataset create|list|show`.
+
+use basin_catalog::{Contract, NewDataset};
+use basin_core::{DatasetRef, Layer, Name};
+use basin_service::Session;
+
+use super::print_sql;
+use crate::cli::{DatasetCommand, Global};
+
+pub async fn run(g: &Global, session: &Session, cmd: DatasetCommand) -> anyhow::Result<()> {
+    match cmd {
+        DatasetCommand::Create(d) => {
+            let created = session
+                .create_dataset(NewDataset {
+                    dataset: DatasetRef::parse(&d.name)?,
+                    layer: d.layer.parse::<Layer>()?,
+                    domain: d.domain,
+                    owner: d.owner,
+                    description: d.description,
+                    tags: d.tags,
+                    contract: Contract {
+                        update_frequency: d.update_frequency,
+                        support_contact: d.support_contact,
+                    },
+                })
+                .await?;
+            eprintln!(
+                "Created dataset '{}.{}' in layer {}.",
+                created.hub, created.name, created.layer
+            );
+            Ok(())
+        }
+        DatasetCommand::List { hub } => {
+            let filter = match hub {
+                Some(h) => format!(" WHERE hub = '{}'", Name::parse("hub", &h)?),
+                None => String::new(),
+            };
+            print_sql(g, session, &format!(
+                "SELECT hub, name, layer, domain, owner, description, tags FROM system.datasets{filter} ORDER BY hub, name"
+            ))
+            .await
+        }
+        DatasetCommand::Show { name } => {
+            let d = DatasetRef::parse(&name)?;
+            let (hub, name) = (d.hub.to_string(), d.dataset.to_string());
+            let shown = format!(
+                "SELECT hub, name, layer, domain, owner, description, tags, update_frequency, support_contact, created_at FROM system.datasets WHERE hub = '{hub}' AND name = '{name}'"
+            );
+            if session.query(&shown).await?.num_rows() == 0 {
+                anyhow::bail!("dataset '{hub}.{name}' not found; see `basin dataset list`");
+            }
+            print_sql(g, session, &shown).await?;
+            print_sql(g, session, &format!(
+                "SELECT name AS table_name, primary_key, partition_columns, updated_at FROM system.tables WHERE hub = '{hub}' AND dataset = '{name}' ORDER BY name"
+            ))
+            .await
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! `basin hub create|list`.
+
+use basin_service::Session;
+
+use super::print_sql;
+use crate::cli::{Global, HubCommand};
+
+pub async fn run(g: &Global, session: &Session, cmd: HubCommand) -> anyhow::Result<()> {
+    match cmd {
+        HubCommand::Create {
+            name,
+            storage_root,
+            description,
+        } => {
+            let hub = session.create_hub(&name, storage_root, description).await?;
+            eprintln!("Created hub '{}' at {}.", hub.name, hub.storage_root);
+            Ok(())
+        }
+        HubCommand::List => {
+            print_sql(
+                g,
+                session,
+                "SELECT name, storage_root, description, created_at FROM system.hubs ORDER BY name",
+            )
+            .await
+        }
+    }
+}

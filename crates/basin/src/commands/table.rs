@@ -1,0 +1,55 @@
+//! `basin table show|history|restore`.
+
+use basin_core::TableRef;
+use basin_service::Session;
+
+use super::print_sql;
+use crate::cli::{Global, TableCommand};
+
+pub async fn run(g: &Global, session: &Session, cmd: TableCommand) -> anyhow::Result<()> {
+    match cmd {
+        TableCommand::Show { table } => {
+            let info = session.table(&TableRef::parse(&table)?).await?;
+            let t = info.table;
+            println!("table:       {}.{}.{}", t.hub, t.dataset, t.name);
+            if !t.location.is_empty() {
+                println!("location:    {}", t.location);
+            }
+            println!("version:     {}", info.stats.version);
+            println!("files:       {}", info.stats.files);
+            let list = |l: &[String]| {
+                if l.is_empty() {
+                    "-".to_string()
+                } else {
+                    l.join(", ")
+                }
+            };
+            println!("primary key: {}", list(&t.primary_key));
+            println!("partitions:  {}", list(&t.partition_columns));
+            print_sql(g, session, &format!(
+                "SELECT ordinal, name, data_type, nullable, description, tags FROM system.columns WHERE hub = '{}' AND dataset = '{}' AND table_name = '{}' ORDER BY ordinal",
+                t.hub, t.dataset, t.name
+            ))
+            .await
+        }
+        TableCommand::History { table, limit } => {
+            let t = TableRef::parse(&table)?;
+            // Through the session first: a missing or hidden table is an error, not no rows.
+            session.table(&t).await?;
+            let limit = limit.map(|l| format!(" LIMIT {l}")).unwrap_or_default();
+            print_sql(g, session, &format!(
+                "SELECT version, timestamp, operation, parameters FROM system.history WHERE hub = '{}' AND dataset = '{}' AND table_name = '{}' ORDER BY version DESC{limit}",
+                t.hub, t.dataset, t.table
+            ))
+            .await
+        }
+        TableCommand::Restore { table, version } => {
+            let done = session.restore(&TableRef::parse(&table)?, version).await?;
+            eprintln!(
+                "Restored {table} to version {version} (new version {}).",
+                done.version
+            );
+            Ok(())
+        }
+    }
+}
