@@ -1,0 +1,69 @@
+//! The audit log: append-only events.
+
+use crate::access::model::*;
+use crate::error::DbContext;
+use crate::{Catalog, Result};
+
+impl Catalog {
+    /// Appends an event to the audit log. There is no way to change or remove one.
+    pub async fn audit(&self, event: &AuditEvent) -> Result<()> {
+        let id = format!("{}-{:016x}", event.at, rand_u64());
+        sqlx::query("INSERT INTO audit_log (id, at, principal, source, action, target, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+            .bind(id)
+            .bind(&event.at)
+            .bind(&event.principal)
+            .bind(&event.source)
+            .bind(&event.action)
+            .bind(&event.target)
+            .bind(&event.outcome)
+            .bind(&event.detail)
+            .execute(&self.pool)
+            .await
+            .ctx(|| "writing the audit log".into())?;
+        Ok(())
+    }
+
+    /// Audit events, oldest first, from `since` (an RFC 3339 time) on, at most `limit`.
+    pub async fn audit_events(&self, since: Option<&str>, limit: i64) -> Result<Vec<AuditEvent>> {
+        // Times are compared as text, as stored (UTC, `Z`): bring `since` to that form so that
+        // an offset (`+02:00`) or a time without fraction compares by instant.
+        let since = since.map(|s| match chrono::DateTime::parse_from_rfc3339(s) {
+            Ok(t) => t
+                .with_timezone(&chrono::Utc)
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            Err(_) => s.to_string(),
+        });
+        let rows = sqlx::query_as::<_, (String, String, String, String, String, String, String)>(
+            "SELECT at, principal, source, action, target, outcome, detail FROM audit_log WHERE at >= $1 ORDER BY at, id LIMIT $2",
+        )
+        .bind(since.unwrap_or_default())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .ctx(|| "reading the audit log".into())?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(at, principal, source, action, target, outcome, detail)| AuditEvent {
+                    at,
+                    principal,
+                    source,
+                    action,
+                    target,
+                    outcome,
+                    detail,
+                },
+            )
+            .collect())
+    }
+}
+
+/// A random number for ids, from the process's hasher seed and a counter (no extra crate).
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.finish()
+}

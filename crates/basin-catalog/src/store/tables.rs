@@ -1,0 +1,262 @@
+//! Tables and their columns (the Delta table itself is the caller's).
+
+use basin_core::TableRef;
+use sqlx::any::AnyRow;
+
+use super::{Tx, from_json, get, normalize_tags, not_found, now, to_json, unique_violation};
+use crate::error::DbContext;
+use crate::model::*;
+use crate::{Catalog, CatalogError, Result};
+
+// Column lists of the catalog tables, as literals so that queries stay static SQL.
+macro_rules! table_select {
+    () => {
+        "SELECT hub, dataset, name, location, description, primary_key, partition_columns, tags, created_at, updated_at FROM tables"
+    };
+}
+
+macro_rules! column_select {
+    () => {
+        "SELECT hub, dataset, table_name, name, data_type, nullable, description, tags FROM table_columns"
+    };
+}
+
+impl Catalog {
+    /// Registers a table (whose Delta table the caller has created at `location`).
+    pub async fn create_table(&self, new: NewTable) -> Result<Table> {
+        self.require_dataset(&new.table.dataset_ref()).await?;
+        if self.table(&new.table).await?.is_some() {
+            return Err(CatalogError::AlreadyExists {
+                kind: "table",
+                name: new.table.to_string(),
+            });
+        }
+        let now = now();
+        let t = &new.table;
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO tables (hub, dataset, name, location, description, primary_key, partition_columns, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(t.hub.as_str())
+        .bind(t.dataset.as_str())
+        .bind(t.table.as_str())
+        .bind(&new.location)
+        .bind(&new.description)
+        .bind(to_json(&new.primary_key))
+        .bind(to_json(&new.partition_columns))
+        .bind(&now)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| unique_violation(e, "table", &t.to_string()))?;
+        insert_columns(&mut tx, t, &new.columns).await?;
+        tx.commit()
+            .await
+            .ctx(|| format!("registering table '{t}'"))?;
+        self.require_table(t).await
+    }
+
+    /// Replaces the table's column list with `columns` (after a schema change in the lake),
+    /// keeping the descriptions and tags of columns that still exist.
+    pub async fn sync_columns(&self, table: &TableRef, columns: &[Column]) -> Result<()> {
+        let existing = self.require_table(table).await?.columns;
+        let merged: Vec<Column> = columns
+            .iter()
+            .map(|c| match existing.iter().find(|e| e.name == c.name) {
+                Some(e) if c.description.is_empty() && c.tags.is_empty() => Column {
+                    description: e.description.clone(),
+                    tags: e.tags.clone(),
+                    ..c.clone()
+                },
+                _ => c.clone(),
+            })
+            .collect();
+        if merged == existing {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "DELETE FROM table_columns WHERE hub = $1 AND dataset = $2 AND table_name = $3",
+        )
+        .bind(table.hub.as_str())
+        .bind(table.dataset.as_str())
+        .bind(table.table.as_str())
+        .execute(&mut *tx)
+        .await
+        .ctx(|| format!("updating the columns of '{table}'"))?;
+        insert_columns(&mut tx, table, &merged).await?;
+        sqlx::query(
+            "UPDATE tables SET updated_at = $1 WHERE hub = $2 AND dataset = $3 AND name = $4",
+        )
+        .bind(now())
+        .bind(table.hub.as_str())
+        .bind(table.dataset.as_str())
+        .bind(table.table.as_str())
+        .execute(&mut *tx)
+        .await
+        .ctx(|| format!("updating '{table}'"))?;
+        tx.commit()
+            .await
+            .ctx(|| format!("updating the columns of '{table}'"))
+    }
+
+    /// Removes a table from the catalog (the caller deals with its files).
+    pub async fn drop_table(&self, table: &TableRef) -> Result<()> {
+        let mut tx = self.begin().await?;
+        for sql in [
+            "DELETE FROM table_columns WHERE hub = $1 AND dataset = $2 AND table_name = $3",
+            "DELETE FROM tables WHERE hub = $1 AND dataset = $2 AND name = $3",
+        ] {
+            sqlx::query(sql)
+                .bind(table.hub.as_str())
+                .bind(table.dataset.as_str())
+                .bind(table.table.as_str())
+                .execute(&mut *tx)
+                .await
+                .ctx(|| format!("dropping '{table}'"))?;
+        }
+        tx.commit().await.ctx(|| format!("dropping '{table}'"))
+    }
+
+    /// The table, if it exists.
+    pub async fn table(&self, table: &TableRef) -> Result<Option<Table>> {
+        let row = sqlx::query(concat!(
+            table_select!(),
+            " WHERE hub = $1 AND dataset = $2 AND name = $3"
+        ))
+        .bind(table.hub.as_str())
+        .bind(table.dataset.as_str())
+        .bind(table.table.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .ctx(|| format!("reading table '{table}'"))?;
+        match row {
+            Some(r) => {
+                let mut t = table_from_row(&r)?;
+                t.columns = self.columns(table).await?;
+                Ok(Some(t))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The table, or a not-found error naming the closest table of the same dataset.
+    pub async fn require_table(&self, table: &TableRef) -> Result<Table> {
+        if let Some(t) = self.table(table).await? {
+            return Ok(t);
+        }
+        let dataset = self.require_dataset(&table.dataset_ref()).await?;
+        let siblings = self.tables(Some(&dataset.hub), Some(&dataset.name)).await?;
+        let names: Vec<String> = siblings.iter().map(|t| t.table_ref().to_string()).collect();
+        Err(not_found(
+            "table",
+            &table.to_string(),
+            names.iter().map(String::as_str),
+        ))
+    }
+
+    /// Tables of a hub and/or dataset (all when both are `None`), without their columns.
+    pub async fn tables(&self, hub: Option<&str>, dataset: Option<&str>) -> Result<Vec<Table>> {
+        let rows = sqlx::query(concat!(
+            table_select!(),
+            " WHERE ($1 = '' OR hub = $1) AND ($2 = '' OR dataset = $2) ORDER BY hub, dataset, name"
+        ))
+        .bind(hub.unwrap_or(""))
+        .bind(dataset.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await
+        .ctx(|| "listing tables".into())?;
+        rows.iter().map(table_from_row).collect()
+    }
+
+    /// The columns of the tables of a hub and/or dataset (all when both are `None`), keyed by
+    /// table.
+    pub async fn columns_in(
+        &self,
+        hub: Option<&str>,
+        dataset: Option<&str>,
+    ) -> Result<Vec<(TableRef, Column)>> {
+        let rows = sqlx::query(concat!(
+            column_select!(),
+            " WHERE ($1 = '' OR hub = $1) AND ($2 = '' OR dataset = $2) ORDER BY hub, dataset, table_name, position"
+        ))
+        .bind(hub.unwrap_or(""))
+        .bind(dataset.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await
+        .ctx(|| "listing columns".into())?;
+        rows.iter()
+            .map(|r| {
+                let t = TableRef::new(
+                    &get::<String>(r, "hub")?,
+                    &get::<String>(r, "dataset")?,
+                    &get::<String>(r, "table_name")?,
+                )?;
+                Ok((t, column_from_row(r)?))
+            })
+            .collect()
+    }
+
+    async fn columns(&self, table: &TableRef) -> Result<Vec<Column>> {
+        let rows = sqlx::query(concat!(
+            column_select!(),
+            " WHERE hub = $1 AND dataset = $2 AND table_name = $3 ORDER BY position"
+        ))
+        .bind(table.hub.as_str())
+        .bind(table.dataset.as_str())
+        .bind(table.table.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .ctx(|| format!("reading the columns of '{table}'"))?;
+        rows.iter().map(column_from_row).collect()
+    }
+}
+
+async fn insert_columns(tx: &mut Tx<'_>, table: &TableRef, columns: &[Column]) -> Result<()> {
+    for (position, c) in columns.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO table_columns (hub, dataset, table_name, position, name, data_type, nullable, description, tags)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(table.hub.as_str())
+        .bind(table.dataset.as_str())
+        .bind(table.table.as_str())
+        .bind(position as i64)
+        .bind(&c.name)
+        .bind(&c.data_type)
+        .bind(c.nullable as i64)
+        .bind(&c.description)
+        .bind(to_json(&normalize_tags(&c.tags)?))
+        .execute(&mut **tx)
+        .await
+        .ctx(|| format!("storing column '{}' of '{table}'", c.name))?;
+    }
+    Ok(())
+}
+
+fn table_from_row(r: &AnyRow) -> Result<Table> {
+    Ok(Table {
+        hub: get(r, "hub")?,
+        dataset: get(r, "dataset")?,
+        name: get(r, "name")?,
+        location: get(r, "location")?,
+        description: get(r, "description")?,
+        primary_key: from_json(&get::<String>(r, "primary_key")?)?,
+        partition_columns: from_json(&get::<String>(r, "partition_columns")?)?,
+        tags: from_json(&get::<String>(r, "tags")?)?,
+        columns: Vec::new(),
+        created_at: get(r, "created_at")?,
+        updated_at: get(r, "updated_at")?,
+    })
+}
+
+fn column_from_row(r: &AnyRow) -> Result<Column> {
+    Ok(Column {
+        name: get(r, "name")?,
+        data_type: get(r, "data_type")?,
+        nullable: get::<i64>(r, "nullable")? != 0,
+        description: get(r, "description")?,
+        tags: from_json(&get::<String>(r, "tags")?)?,
+    })
+}
