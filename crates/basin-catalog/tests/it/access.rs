@@ -16,15 +16,12 @@ use basin_catalog::{
 };
 use basin_core::{DatasetRef, Layer, Name, TableRef};
 
-use crate::postgres;
+use basin_testkit::{DataDir, postgres};
 
 #[tokio::test]
 async fn sqlite_access() {
-    let dir = tempfile::tempdir().unwrap();
-    let catalog = Catalog::open_sqlite(&dir.path().join("catalog.db"))
-        .await
-        .unwrap();
-    exercise_access(&catalog).await;
+    let data = DataDir::new().await;
+    exercise_access(&data.catalog).await;
 }
 
 #[tokio::test]

@@ -2,10 +2,10 @@
 //! starts itself (initdb + pg_ctl on a free loopback port).
 
 mod access;
-mod postgres;
 
 use basin_catalog::{Catalog, CatalogError, Column, Contract, NewDataset, NewHub, NewTable};
 use basin_core::{DatasetRef, Layer, Name, TableRef};
+use basin_testkit::{DataDir, postgres};
 
 async fn exercise(catalog: &Catalog) {
     let hub = catalog
@@ -148,15 +148,10 @@ async fn exercise(catalog: &Catalog) {
 
 #[tokio::test]
 async fn sqlite_catalog() {
-    let dir = tempfile::tempdir().unwrap();
-    let catalog = Catalog::open_sqlite(&dir.path().join("catalog.db"))
-        .await
-        .unwrap();
-    exercise(&catalog).await;
+    let data = DataDir::new().await;
+    exercise(&data.catalog).await;
     // Reopening runs no migration twice and keeps the data.
-    let again = Catalog::open_sqlite(&dir.path().join("catalog.db"))
-        .await
-        .unwrap();
+    let again = Catalog::open_sqlite(&data.catalog_path()).await.unwrap();
     assert_eq!(again.hubs().await.unwrap().len(), 1);
 }
 

@@ -1,0 +1,12 @@
+//! Dev-only fixtures shared by Basin's integration suites. Use it as a `[dev-dependencies]` entry
+//! only (the layering test refuses anything else).
+
+pub mod basin;
+pub mod fixtures;
+pub mod postgres;
+pub mod rows;
+pub mod server;
+
+pub use basin::{Basin, repo_root};
+pub use fixtures::DataDir;
+pub use rows::{error, lines, rows};
