@@ -104,7 +104,7 @@ impl Write {
             Write::Upsert { .. } => "upsert",
             Write::Update { .. } => "update",
             Write::Delete { .. } => "delete",
-            Write::Merge { .. } => "merge",
+            Write::Merge { .. } => "merge into",
             Write::Restore { .. } => "restore",
             Write::AddColumns { .. } => "add columns",
             Write::Protect { .. } => "encrypt pii",
@@ -358,17 +358,14 @@ impl Tables {
                     kind: "table",
                     name: t.to_string(),
                 })?;
-        let WriteNeeds {
-            operation,
-            privilege,
-            ..
-        } = needs;
+        let operation = needs.operation.to_uppercase();
+        let privilege = needs.privilege;
         if needs.administer && !snapshot.may(p, Action::Administer) {
             return Err(TablesError::Denied(format!(
                 "permission denied: {operation} on '{t}' is for administrators"
             )));
         }
-        if !policy.allows(*privilege) {
+        if !policy.allows(privilege) {
             return Err(TablesError::Denied(format!(
                 "permission denied: {operation} on '{t}' needs {privilege} on it; ask its owner for a grant"
             )));

@@ -1,0 +1,104 @@
+//! `CREATE TABLE [IF NOT EXISTS] … (columns) | AS SELECT …`.
+
+use basin_tables::NewTableSpec;
+use datafusion::sql::sqlparser::ast::{
+    ColumnOption, CreateTable as SqlCreateTable, Statement, TableConstraint,
+};
+
+use super::ident_name;
+use crate::engine::parse;
+use crate::engine::{Engine, QueryOutput};
+use crate::resolve::table_ref_of;
+use crate::{Result, SqlError};
+
+pub(super) async fn run(engine: &Engine, create: SqlCreateTable) -> Result<QueryOutput> {
+    if create.external || create.temporary || create.or_replace {
+        return Err(SqlError::Unsupported(
+            "CREATE EXTERNAL / TEMPORARY / OR REPLACE TABLE is not supported; use CREATE TABLE [IF NOT EXISTS] … [AS SELECT …]".into(),
+        ));
+    }
+    let table = table_ref_of(&create.name)?;
+    let actor = engine.actor();
+    engine.tables().check_create(&actor, &table).await?;
+    if create.if_not_exists && engine.catalog().table(&table).await?.is_some() {
+        return QueryOutput::write_summary("create table", 0, -1);
+    }
+    let mut primary_key: Vec<String> = Vec::new();
+    for c in &create.constraints {
+        if let TableConstraint::PrimaryKey(pk) = c {
+            primary_key.extend(
+                pk.columns
+                    .iter()
+                    .map(|c| c.column.expr.to_string().trim_matches('"').to_string()),
+            );
+        }
+    }
+    let mut spec = NewTableSpec {
+        table: table.clone(),
+        schema: None,
+        primary_key,
+        partition_columns: vec![],
+        description: String::new(),
+        load_id: None,
+        operation: "create table",
+    };
+    let rows = match create.query {
+        Some(query) => {
+            let df = engine.plan(Statement::Query(query)).await?;
+            for f in df.schema().fields() {
+                basin_core::Name::parse("column", f.name())?;
+            }
+            spec.operation = "create table as select";
+            Some(df.execute_stream().await?)
+        }
+        None => {
+            let mut defs = Vec::new();
+            for c in &create.columns {
+                let name = ident_name(&c.name);
+                basin_core::Name::parse("column", &name)?;
+                if c.options
+                    .iter()
+                    .any(|o| matches!(o.option, ColumnOption::PrimaryKey(_)))
+                {
+                    spec.primary_key.push(name.clone());
+                }
+                defs.push((name, c.data_type.to_string()));
+            }
+            let fields: Vec<arrow::datatypes::Field> = sql_types(engine, &defs)
+                .await?
+                .into_iter()
+                .map(|(n, t)| arrow::datatypes::Field::new(n, t, true))
+                .collect();
+            spec.schema = Some(arrow::datatypes::Schema::new(fields));
+            None
+        }
+    };
+    let done = engine.tables().create(&actor, spec, rows).await?;
+    QueryOutput::write_summary("create table", done.rows, done.version)
+}
+
+/// Arrow types for SQL type names, as DataFusion maps them (`SELECT CAST(NULL AS <type>)`).
+pub(super) async fn sql_types(
+    engine: &Engine,
+    defs: &[(String, String)],
+) -> Result<Vec<(String, arrow::datatypes::DataType)>> {
+    if defs.is_empty() {
+        return Err(SqlError::Invalid(
+            "a table needs at least one column".into(),
+        ));
+    }
+    let select = defs
+        .iter()
+        .enumerate()
+        .map(|(i, (_, t))| format!("CAST(NULL AS {t}) AS c{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let df = engine
+        .plan(parse(&format!("SELECT {select}"))?.remove(0))
+        .await?;
+    Ok(defs
+        .iter()
+        .zip(df.schema().fields())
+        .map(|((n, _), f)| (n.clone(), f.data_type().clone()))
+        .collect())
+}
