@@ -408,3 +408,174 @@ impl AccessSnapshot {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::*;
+    use crate::{Column, Contract};
+    use basin_core::Layer;
+
+    fn grant(grantee: &str, privilege: Privilege, object: &str) -> Grant {
+        Grant {
+            grantee: grantee.into(),
+            privilege,
+            object: Securable::parse(object).unwrap(),
+            column: None,
+            granted_by: "test".into(),
+            granted_at: String::new(),
+        }
+    }
+
+    fn snapshot(grants: Vec<Grant>) -> AccessSnapshot {
+        let mut memberships = BTreeMap::new();
+        memberships.insert("root".to_string(), BTreeSet::from([ADMIN_ROLE.to_string()]));
+        AccessSnapshot::new(1, grants, vec![], vec![], memberships, BTreeMap::new())
+    }
+
+    fn dataset(name: &str, tags: &[&str]) -> Dataset {
+        Dataset {
+            hub: "main".into(),
+            name: name.into(),
+            layer: Layer::Source,
+            domain: None,
+            owner: None,
+            description: String::new(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            contract: Contract::default(),
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    fn table(columns: &[(&str, &[&str])]) -> Table {
+        Table {
+            hub: "main".into(),
+            dataset: "crm".into(),
+            name: "people".into(),
+            location: String::new(),
+            description: String::new(),
+            primary_key: vec![],
+            partition_columns: vec![],
+            tags: vec![],
+            columns: columns
+                .iter()
+                .map(|(name, tags)| Column {
+                    name: name.to_string(),
+                    data_type: "VARCHAR".into(),
+                    nullable: true,
+                    description: String::new(),
+                    tags: tags.iter().map(|t| t.to_string()).collect(),
+                })
+                .collect(),
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn revealing_personal_data_is_for_administrators() {
+        let owned = Securable::parse("table main.crm.people").unwrap();
+        let s = snapshot(vec![grant(
+            "owner",
+            Privilege::Manage,
+            "table main.crm.people",
+        )]);
+        let (owner, root) = (s.principal("owner", &[]), s.principal("root", &[]));
+        for (action, owner_may) in [
+            (Action::Manage(&owned), true),
+            (Action::Grant(Privilege::Select, &owned), true),
+            (Action::Grant(Privilege::Unmask, &owned), false),
+            (
+                Action::Tag {
+                    object: &owned,
+                    pii: false,
+                },
+                true,
+            ),
+            (
+                Action::Tag {
+                    object: &owned,
+                    pii: true,
+                },
+                false,
+            ),
+            (
+                Action::Mask {
+                    table: &owned,
+                    pii: false,
+                },
+                true,
+            ),
+            (
+                Action::Mask {
+                    table: &owned,
+                    pii: true,
+                },
+                false,
+            ),
+            (Action::Administer, false),
+            (Action::ReadAudit, false),
+        ] {
+            assert_eq!(s.may(&owner, action), owner_may, "{action:?}");
+            assert!(s.may(&root, action), "administrators may {action:?}");
+        }
+    }
+
+    #[test]
+    fn create_and_tokens() {
+        let s = snapshot(vec![
+            grant("maker", Privilege::Create, "dataset main.crm"),
+            grant("builder", Privilege::Create, "hub main"),
+        ]);
+        let (maker, builder) = (s.principal("maker", &[]), s.principal("builder", &[]));
+        let crm = dataset("crm", &[]);
+        assert!(s.may(&maker, Action::CreateTable(&crm)));
+        assert!(!s.may(&maker, Action::CreateDataset { hub: "main" }));
+        assert!(s.may(&builder, Action::CreateDataset { hub: "main" }));
+        assert!(!s.may(&builder, Action::CreateDataset { hub: "de" }));
+        assert!(s.may(&maker, Action::Token { owner: "maker" }));
+        assert!(!s.may(&maker, Action::Token { owner: "builder" }));
+    }
+
+    #[test]
+    fn create_does_not_show_the_tables_of_a_dataset() {
+        let s = snapshot(vec![grant("maker", Privilege::Create, "dataset main.crm")]);
+        let maker = s.principal("maker", &[]);
+        let people = table(&[("name", &[])]);
+        assert_eq!(s.table_policy(&maker, &dataset("crm", &[]), &people), None);
+    }
+
+    #[test]
+    fn unmask_on_a_tag_follows_column_tags_and_writing_pii_needs_it() {
+        let mut pci = grant("pay", Privilege::Unmask, "tag classification=pci");
+        pci.object = Securable::Tag {
+            key: "classification".into(),
+            values: vec!["pci".into()],
+        };
+        let s = snapshot(vec![
+            grant("pay", Privilege::Select, "table main.crm.people"),
+            grant("pay", Privilege::Modify, "table main.crm.people"),
+            pci,
+        ]);
+        let pay = s.principal("pay", &[]);
+        let people = table(&[
+            ("email", &["pii"]),
+            ("card", &["pii", "classification=pci"]),
+            ("city", &[]),
+        ]);
+        let policy = s.table_policy(&pay, &dataset("crm", &[]), &people).unwrap();
+        let clear: Vec<(&str, bool)> = policy
+            .columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.clear))
+            .collect();
+        assert_eq!(clear, [("email", false), ("card", true), ("city", false)]);
+        assert!(!policy.may_write_column("email"));
+        assert!(policy.may_write_column("card"));
+        assert!(policy.may_write_column("city"));
+        assert!(!policy.may_write_column("missing"));
+        assert!(!policy.sees_everything(), "email is shown as tokens");
+    }
+}

@@ -1,0 +1,128 @@
+//! Listings page through a large catalog once, in a stable order, whatever is added meanwhile.
+
+use basin_catalog::{Column, NewTable};
+use basin_core::{Layer, TableRef};
+use basin_service::{Hub, Page};
+use basin_testkit::DataDir;
+
+const TABLES: usize = 10_000;
+
+#[tokio::test]
+async fn ten_thousand_tables_page_in_a_stable_order() {
+    let data = DataDir::with(&["main"], &[]).await;
+    data.dataset("main.big", Layer::Source).await;
+    data.dataset("main.other", Layer::Source).await;
+    // Catalog entries only: a listing never opens a table's files.
+    for i in 0..TABLES {
+        let table = TableRef::parse(&format!("big.t{i:05}")).unwrap();
+        data.catalog
+            .create_table(NewTable {
+                location: format!("file:///nowhere/{}", table.table),
+                table,
+                description: String::new(),
+                primary_key: vec![],
+                partition_columns: vec![],
+                columns: vec![Column {
+                    name: "x".into(),
+                    data_type: "BIGINT".into(),
+                    nullable: true,
+                    description: String::new(),
+                    tags: vec![],
+                }],
+            })
+            .await
+            .unwrap();
+    }
+    let keys = basin_keys::Keystore::open(&data.path().join("keys"), None).unwrap();
+    let hub = Hub::new(data.catalog.clone(), keys, data.path().to_path_buf());
+    data.catalog.ensure_admin("admin").await.unwrap();
+    let admin = hub.user_session("admin", &[], "test").await.unwrap();
+
+    let mut names = Vec::new();
+    let mut page = Page {
+        size: Some(1000),
+        token: None,
+    };
+    let mut pages = 0;
+    loop {
+        let p = admin.tables("main", "big", &page).await.unwrap();
+        pages += 1;
+        names.extend(p.items.into_iter().map(|(t, _)| t.name));
+        if pages == 3 {
+            // A table added behind the cursor does not shift what comes next.
+            data.catalog
+                .create_table(NewTable {
+                    table: TableRef::parse("big.a_new_one").unwrap(),
+                    location: "file:///nowhere/a_new_one".into(),
+                    description: String::new(),
+                    primary_key: vec![],
+                    partition_columns: vec![],
+                    columns: vec![],
+                })
+                .await
+                .unwrap();
+        }
+        match p.next_page_token {
+            Some(t) => page.token = Some(t),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..TABLES).map(|i| format!("t{i:05}")).collect();
+    assert_eq!(pages, 10);
+    assert_eq!(names, expected, "every table once, in name order");
+
+    // A principal sees only its tables, in pages too.
+    hub.catalog()
+        .create_user("ann", None, &Default::default())
+        .await
+        .unwrap();
+    for i in (0..TABLES).step_by(100) {
+        hub.catalog()
+            .grant(&basin_catalog::access::Grant {
+                grantee: "ann".into(),
+                privilege: basin_catalog::access::Privilege::Select,
+                object: basin_catalog::access::Securable::table(
+                    &TableRef::parse(&format!("big.t{i:05}")).unwrap(),
+                ),
+                column: None,
+                granted_by: "admin".into(),
+                granted_at: String::new(),
+            })
+            .await
+            .unwrap();
+    }
+    let ann = hub.user_session("ann", &[], "test").await.unwrap();
+    let first = ann
+        .tables(
+            "main",
+            "big",
+            &Page {
+                size: Some(60),
+                token: None,
+            },
+        )
+        .await
+        .unwrap();
+    let rest = ann
+        .tables(
+            "main",
+            "big",
+            &Page {
+                size: Some(60),
+                token: first.next_page_token.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.items.len() + rest.items.len(), TABLES / 100);
+    assert_eq!(rest.next_page_token, None);
+    assert_eq!(first.items[0].0.name, "t00000");
+    let e = ann
+        .tables("main", "other", &Page::default())
+        .await
+        .map(|p| p.items.len());
+    assert!(
+        matches!(&e, Err(err) if err.to_string().contains("not found")),
+        "a dataset with nothing visible is not found: {e:?}"
+    );
+}

@@ -1,0 +1,3 @@
+//! The service layer over a real catalog: listings in pages.
+
+mod listing;
