@@ -102,34 +102,31 @@ pub struct Visible {
 pub async fn visible(engine: &Engine, hub: Option<&str>, dataset: Option<&str>) -> Result<Visible> {
     let catalog = engine.catalog();
     let tables = visible_tables(engine, hub, dataset).await?;
-    let access = match engine.principal() {
-        Some(p) => Some((catalog.access_snapshot().await?, p)),
-        None => None,
-    };
     let datasets: Vec<Dataset> = catalog
         .datasets(hub)
         .await?
         .into_iter()
         .filter(|d| dataset.is_none_or(|name| d.name == name))
-        .filter(|d| {
-            access.as_ref().is_none_or(|(s, p)| s.dataset_visible(p, d))
-                || tables
-                    .iter()
-                    .any(|(t, _)| t.hub == d.hub && t.dataset == d.name)
-        })
         .collect();
-    let hubs = catalog
+    let hubs: Vec<Hub> = catalog
         .hubs()
         .await?
         .into_iter()
         .filter(|h| hub.is_none_or(|name| h.name == name))
-        .filter(|h| {
-            access
-                .as_ref()
-                .is_none_or(|(s, p)| s.hub_visible(p, &h.name))
-                || datasets.iter().any(|d| d.hub == h.name)
-        })
         .collect();
+    let (hubs, datasets) = match engine.principal() {
+        None => (hubs, datasets),
+        Some(p) => {
+            let seen: Vec<(String, String)> = tables
+                .iter()
+                .map(|(t, _)| (t.hub.clone(), t.dataset.clone()))
+                .collect();
+            catalog
+                .access_snapshot()
+                .await?
+                .roll_up(p, hubs, datasets, &seen)
+        }
+    };
     Ok(Visible {
         hubs,
         datasets,

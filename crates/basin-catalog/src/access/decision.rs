@@ -320,6 +320,32 @@ impl AccessSnapshot {
             })
     }
 
+    /// The hubs and datasets a principal sees, from those in scope and the tables it sees
+    /// (`(hub, dataset)` of each): a dataset when it is visible by itself or holds a visible
+    /// table; a hub when it is visible by itself or holds a visible dataset.
+    pub fn roll_up(
+        &self,
+        p: &Principal,
+        hubs: Vec<crate::Hub>,
+        datasets: Vec<Dataset>,
+        visible_tables: &[(String, String)],
+    ) -> (Vec<crate::Hub>, Vec<Dataset>) {
+        let datasets: Vec<Dataset> = datasets
+            .into_iter()
+            .filter(|d| {
+                self.dataset_visible(p, d)
+                    || visible_tables
+                        .iter()
+                        .any(|(h, n)| *h == d.hub && *n == d.name)
+            })
+            .collect();
+        let hubs = hubs
+            .into_iter()
+            .filter(|h| self.hub_visible(p, &h.name) || datasets.iter().any(|d| d.hub == h.name))
+            .collect();
+        (hubs, datasets)
+    }
+
     /// Whether a hub is visible without looking at its datasets.
     pub fn hub_visible(&self, p: &Principal, hub: &str) -> bool {
         p.is_admin() || self.grants_of(p).any(|g| g.object.hub() == Some(hub))
