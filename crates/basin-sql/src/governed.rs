@@ -352,7 +352,7 @@ impl TableProvider for ReadOnlyTable {
     }
 
     fn table_type(&self) -> TableType {
-        TableType::View
+        self.0.table_type()
     }
 
     fn supports_filters_pushdown(
