@@ -370,14 +370,20 @@ impl Session {
             Some(t) => Some(catalog.require_table(t).await?),
             None => None,
         };
-        let tags_before: Vec<String> = match (&before, &a.column) {
-            (Some(t), Some(col)) => t
+        let tags_before: Vec<String> = match (&before, &a.column, &object) {
+            (Some(t), Some(col), _) => t
                 .columns
                 .iter()
                 .find(|x| &x.name == col)
                 .map(|x| x.tags.clone())
                 .unwrap_or_default(),
-            (Some(t), None) => t.tags.clone(),
+            (Some(t), None, _) => t.tags.clone(),
+            (None, _, Securable::Dataset { hub, dataset }) => {
+                catalog
+                    .require_dataset(&basin_core::DatasetRef::new(hub, dataset)?)
+                    .await?
+                    .tags
+            }
             _ => vec![],
         };
         let pii = is_pii(&a.tags) || is_pii(&tags_before);

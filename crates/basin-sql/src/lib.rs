@@ -4,7 +4,8 @@
 //! `TIMESTAMP AS OF`), its table names are resolved against the catalog (only the tables it
 //! names are opened, so planning stays fast with many tables), time travel is resolved before
 //! DataFusion plans, and DML (`INSERT`, `INSERT OVERWRITE`, `UPDATE`, `DELETE`, `MERGE INTO`,
-//! `CREATE TABLE [AS SELECT]`, `ALTER TABLE … ADD COLUMN`) is routed to basin-lake operations.
+//! `CREATE TABLE [AS SELECT]`, `ALTER TABLE … ADD COLUMN`) is checked against the principal's
+//! policy and handed to the write path, basin-tables.
 
 pub mod access;
 mod dialect;

@@ -141,18 +141,41 @@ impl Write {
 
     /// The columns the write puts values into.
     fn columns_written(&self) -> Vec<String> {
-        let names = |schema: &arrow::datatypes::SchemaRef| {
+        let names = |schema: &datafusion::common::DFSchema| -> Vec<String> {
             schema.fields().iter().map(|f| f.name().clone()).collect()
         };
         match self {
-            Write::Append { rows, .. } | Write::Overwrite { rows, .. } => names(&rows.schema()),
-            Write::Upsert { source, .. } => source
+            Write::Append { rows, .. } | Write::Overwrite { rows, .. } => rows
                 .schema()
                 .fields()
                 .iter()
                 .map(|f| f.name().clone())
                 .collect(),
+            Write::Upsert { source, .. } => names(source.schema()),
             Write::Update { set, .. } => set.iter().map(|(c, _)| c.clone()).collect(),
+            Write::Merge {
+                source, clauses, ..
+            } => {
+                let mut columns = Vec::new();
+                for clause in clauses {
+                    match clause {
+                        MergeClause::MatchedUpdate { set, .. }
+                        | MergeClause::NotMatchedBySourceUpdate { set, .. }
+                        | MergeClause::NotMatchedInsert { values: set, .. } => {
+                            if set.is_empty() {
+                                // UPDATE SET * / INSERT *: every column of the source.
+                                columns.extend(names(source.schema()));
+                            } else {
+                                columns.extend(set.iter().map(|(c, _)| c.clone()));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                columns.sort();
+                columns.dedup();
+                columns
+            }
             _ => Vec::new(),
         }
     }

@@ -198,9 +198,11 @@ impl AccessSnapshot {
         {
             match (&g.object, &g.column) {
                 (Securable::Tag { .. }, _) => {
+                    // SELECT and UNMASK on a tag are decided per column (a column's own tag
+                    // overrides its table's and dataset's); other privileges per table.
                     if g.privilege == Privilege::Select {
                         tag_select = true;
-                    } else if g.object.matches_tags(table_tag) {
+                    } else if g.privilege != Privilege::Unmask && g.object.matches_tags(table_tag) {
                         privileges.insert(g.privilege);
                     }
                 }
@@ -603,5 +605,33 @@ mod tests {
         assert!(policy.may_write_column("city"));
         assert!(!policy.may_write_column("missing"));
         assert!(!policy.sees_everything(), "email is shown as tokens");
+    }
+
+    #[test]
+    fn a_columns_own_tag_overrides_its_datasets_for_unmask() {
+        let mut pci = grant("pay", Privilege::Unmask, "tag classification=pci");
+        pci.object = Securable::Tag {
+            key: "classification".into(),
+            values: vec!["pci".into()],
+        };
+        let s = snapshot(vec![
+            grant("pay", Privilege::Select, "table main.crm.people"),
+            pci,
+        ]);
+        let pay = s.principal("pay", &[]);
+        let people = table(&[
+            ("email", &["pii", "classification=pii"]),
+            ("card", &["pii"]),
+        ]);
+        let policy = s
+            .table_policy(&pay, &dataset("crm", &["classification=pci"]), &people)
+            .unwrap();
+        let clear: Vec<(&str, bool)> = policy
+            .columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.clear))
+            .collect();
+        assert_eq!(clear, [("email", false), ("card", true)]);
+        assert!(!policy.unmask, "no UNMASK on the table as a whole");
     }
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::bail;
 use basin_catalog::{Contract, NewDataset};
 use basin_core::{DatasetRef, Layer};
-use basin_service::Session;
+use basin_service::{ServiceError, Session};
 
 use super::{ingest, print_sql};
 use crate::cli::{Global, IngestArgs, IngestMode};
@@ -17,22 +17,24 @@ pub async fn run(g: &Global, session: &Session, samples: &Path) -> anyhow::Resul
             samples.display()
         );
     }
-    let sales = DatasetRef::parse("sales")?;
-    if session.engine().catalog().dataset(&sales).await?.is_none() {
-        session
-            .create_dataset(NewDataset {
-                dataset: sales,
-                layer: Layer::Source,
-                domain: Some("sales".into()),
-                owner: Some("demo@basin.local".into()),
-                description: "Customers and orders of the demo shop".into(),
-                tags: vec!["demo".into(), "classification=internal".into()],
-                contract: Contract {
-                    update_frequency: Some("daily".into()),
-                    support_contact: Some("#sales-data".into()),
-                },
-            })
-            .await?;
+    let created = session
+        .create_dataset(NewDataset {
+            dataset: DatasetRef::parse("sales")?,
+            layer: Layer::Source,
+            domain: Some("sales".into()),
+            owner: Some("demo@basin.local".into()),
+            description: "Customers and orders of the demo shop".into(),
+            tags: vec!["demo".into(), "classification=internal".into()],
+            contract: Contract {
+                update_frequency: Some("daily".into()),
+                support_contact: Some("#sales-data".into()),
+            },
+        })
+        .await;
+    // A second demo run finds the dataset in place.
+    match created {
+        Ok(_) | Err(ServiceError::Catalog(basin_catalog::CatalogError::AlreadyExists { .. })) => {}
+        Err(e) => return Err(e.into()),
     }
     let load =
         |table: &str, input: &Path, mode: IngestMode, key: &str, partition: &str, id: &str| {
