@@ -4,6 +4,7 @@ mod cli;
 mod interop;
 mod limits;
 mod oidc_gaps;
+mod paths;
 mod server;
 mod server_keys;
 
