@@ -33,6 +33,9 @@ pub enum IngestError {
     /// A name is invalid.
     #[error(transparent)]
     Name(#[from] basin_core::CoreError),
+    /// The write stopped reading the input (it was refused or failed); its own error says why.
+    #[error("the load was cancelled")]
+    Cancelled,
     /// The write path refused or failed; nothing was committed.
     #[error(transparent)]
     Tables(#[from] basin_tables::TablesError),

@@ -81,15 +81,17 @@ pub struct LoadReport {
 /// Bad rows shown in an error message.
 const SHOWN_PROBLEMS: usize = 10;
 
-/// Whether `actor` may load files into `table` with `mode`: MODIFY and a view of every row and
-/// column for an existing table (files are not checked against a row filter; overwrite and
-/// upsert replace rows), CREATE on the dataset for a new one. A hidden table answers like a
-/// missing one: a load would create it, and its name is taken.
+/// Whether `actor` may load files into `table` with `mode`, writing `columns` (empty: not known
+/// yet): MODIFY and a view of every row and column for an existing table (files are not checked
+/// against a row filter; overwrite and upsert replace rows), UNMASK on the PII columns written,
+/// CREATE on the dataset for a new one. A hidden table answers like a missing one: a load would
+/// create it, and its name is taken.
 pub async fn check_load(
     tables: &Tables,
     actor: &Actor,
     table: &TableRef,
     mode: &LoadMode,
+    columns: Vec<String>,
 ) -> Result<()> {
     if tables.catalog().table(table).await?.is_none() {
         return Ok(tables.check_create(actor, table).await?);
@@ -100,7 +102,7 @@ pub async fn check_load(
         full_view: *mode != LoadMode::Append,
         rows_unchecked: true,
         administer: false,
-        columns: vec![],
+        columns,
     };
     match tables.check(actor, table, &needs).await {
         Err(TablesError::NotFound { .. }) => {
@@ -136,7 +138,7 @@ pub async fn load(
         .sum();
     progress.total_bytes.store(total, Ordering::Relaxed);
     let existing = catalog.table(&table_ref).await?;
-    check_load(tables, actor, &table_ref, &req.mode).await?;
+    check_load(tables, actor, &table_ref, &req.mode, vec![]).await?;
     let mut report = LoadReport {
         table: table_ref.to_string(),
         version: 0,
@@ -167,6 +169,11 @@ pub async fn load(
         None => None,
     };
     let schema = load_schema(&files, &req.read, table_schema.as_deref())?;
+    if existing.is_some() {
+        // The columns the files write are known now: decided before any row is read.
+        let columns = schema.fields().iter().map(|f| f.name().clone()).collect();
+        check_load(tables, actor, &table_ref, &req.mode, columns).await?;
+    }
     let key = match (&existing, req.key.is_empty()) {
         (Some(t), true) => t.primary_key.clone(),
         _ => req.key.clone(),
@@ -489,6 +496,10 @@ impl Reader {
         let handle = tokio::runtime::Handle::current();
         std::thread::spawn(move || {
             if let Err(e) = self.run(&tx, &handle) {
+                if matches!(e, IngestError::Cancelled) {
+                    // The write stopped reading: its own error is the answer.
+                    return;
+                }
                 let message = e.to_string();
                 if let Ok(mut f) = self.failure.lock() {
                     *f = Some(e);
@@ -524,7 +535,7 @@ impl Reader {
                             .rows
                             .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
                         tx.blocking_send(Ok(batch))
-                            .map_err(|_| IngestError::Input("the load was cancelled".into()))
+                            .map_err(|_| IngestError::Cancelled)
                     }
                     Emit::Bad(row) => {
                         found += 1;

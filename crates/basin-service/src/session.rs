@@ -141,10 +141,14 @@ impl Session {
     /// Whether the principal may load files into `table` with `mode` (checked before a
     /// surface reads a large input).
     pub async fn check_load(&self, table: &TableRef, mode: &LoadMode) -> Result<()> {
-        Ok(
-            basin_ingest::check_load(self.engine.tables(), &self.engine.actor(), table, mode)
-                .await?,
+        Ok(basin_ingest::check_load(
+            self.engine.tables(),
+            &self.engine.actor(),
+            table,
+            mode,
+            vec![],
         )
+        .await?)
     }
 
     /// Loads files into a table through the write path (audited there).
