@@ -8,7 +8,7 @@ use basin_lake::{CreateTable, LakeTable, WriteTable};
 use datafusion::execution::SendableRecordBatchStream;
 
 use crate::write::columns_of;
-use crate::{Actor, CommitEvent, Committed, Result, Tables, TablesError};
+use crate::{Actor, Committed, Result, Tables, TablesError};
 
 /// A table to create.
 pub struct NewTableSpec {
@@ -40,13 +40,7 @@ impl Tables {
         let result = self.create_unrecorded(actor, spec, rows).await;
         self.record(actor, "create", &t, operation, &result).await;
         if let Ok(c) = &result {
-            let _ = self.events.send(CommitEvent {
-                table: t.to_string(),
-                version: c.version,
-                operation: operation.to_string(),
-                rows: c.rows,
-                principal: actor.name().to_string(),
-            });
+            self.announce(actor, &t, operation, c);
         }
         result
     }

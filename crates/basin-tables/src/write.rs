@@ -193,14 +193,7 @@ impl Tables {
         if let Ok(c) = &result
             && !c.skipped
         {
-            // Nobody listening is fine: the bus is for whoever cares.
-            let _ = self.events.send(CommitEvent {
-                table: t.to_string(),
-                version: c.version,
-                operation: operation.to_string(),
-                rows: c.rows,
-                principal: actor.name().to_string(),
-            });
+            self.announce(actor, t, operation, c);
         }
         result
     }
@@ -211,14 +204,7 @@ impl Tables {
         t: &TableRef,
         write: Write,
     ) -> Result<Committed> {
-        let entry = self
-            .catalog
-            .table(t)
-            .await?
-            .ok_or_else(|| TablesError::NotFound {
-                kind: "table",
-                name: t.to_string(),
-            })?;
+        let entry = self.entry(t).await?;
         self.decide(actor, &entry, &write.needs()).await?;
         let pii: Vec<String> = entry
             .columns
@@ -355,14 +341,7 @@ impl Tables {
     /// Whether `actor` may make a write with these needs on table `t`: the check a surface can
     /// run before it starts reading a large input. [`Tables::commit`] decides again.
     pub async fn check(&self, actor: &Actor, t: &TableRef, needs: &WriteNeeds) -> Result<()> {
-        let entry = self
-            .catalog
-            .table(t)
-            .await?
-            .ok_or_else(|| TablesError::NotFound {
-                kind: "table",
-                name: t.to_string(),
-            })?;
+        let entry = self.entry(t).await?;
         self.decide(actor, &entry, needs).await
     }
 
@@ -417,6 +396,28 @@ impl Tables {
             }
         }
         Ok(())
+    }
+
+    /// The catalog entry of a table ("not found" for a missing one).
+    async fn entry(&self, t: &TableRef) -> Result<Table> {
+        self.catalog
+            .table(t)
+            .await?
+            .ok_or_else(|| TablesError::NotFound {
+                kind: "table",
+                name: t.to_string(),
+            })
+    }
+
+    /// Sends the [`CommitEvent`] of a commit that landed; nobody listening is fine.
+    pub(crate) fn announce(&self, actor: &Actor, t: &TableRef, operation: &str, c: &Committed) {
+        let _ = self.events.send(CommitEvent {
+            table: t.to_string(),
+            version: c.version,
+            operation: operation.to_string(),
+            rows: c.rows,
+            principal: actor.name().to_string(),
+        });
     }
 
     /// Reads the table's schema and records its columns in the catalog.
