@@ -144,18 +144,9 @@ impl Hub {
         outcome: &str,
         detail: serde_json::Value,
     ) {
-        let event = basin_catalog::access::AuditEvent {
-            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            principal: principal.to_string(),
-            source: origin.to_string(),
-            action: action.to_string(),
-            target: target.to_string(),
-            outcome: outcome.to_string(),
-            detail: detail.to_string(),
-        };
-        if let Err(e) = self.catalog().audit(&event).await {
-            eprintln!("basin: cannot write the audit log: {e}");
-        }
+        self.tables()
+            .audit_as(principal, origin, action, target, outcome, detail)
+            .await
     }
 
     /// The storage root of a hub created without one: `<data-dir>/hubs/<hub>`, as a URL.

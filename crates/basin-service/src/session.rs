@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use basin_catalog::access::{Action, AuditEvent, Principal, TablePolicy};
+use basin_catalog::access::{Action, Principal, TablePolicy};
 use basin_catalog::{Table, access::Securable};
 use basin_core::TableRef;
 use basin_ingest::{LoadMode, LoadReport, LoadRequest, Progress};
@@ -85,19 +85,11 @@ impl Session {
 
     /// Appends to the audit log in the principal's name.
     pub async fn audit(&self, action: &str, target: &str, outcome: &str, detail: Value) {
-        let event = AuditEvent {
-            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            principal: self.principal().name.clone(),
-            source: self.origin(),
-            action: action.to_string(),
-            target: target.to_string(),
-            outcome: outcome.to_string(),
-            detail: detail.to_string(),
-        };
-        // The action has happened either way; a lost audit row must not undo it.
-        if let Err(e) = self.engine.catalog().audit(&event).await {
-            eprintln!("basin: cannot write the audit log: {e}");
-        }
+        let actor = self.engine.actor();
+        self.engine
+            .tables()
+            .audit(&actor, action, target, outcome, detail)
+            .await
     }
 
     /// Records the outcome of an action (`ok`, `denied` or `error`) and passes it on.

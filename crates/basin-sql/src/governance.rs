@@ -39,6 +39,38 @@ struct GrantStatement {
 /// Runs one GRANT or REVOKE statement.
 pub(crate) async fn run(engine: &Engine, sql: &str) -> Result<QueryOutput> {
     let statement = parse(sql)?;
+    let action = if statement.revoke { "revoke" } else { "grant" };
+    let target = {
+        let privileges: Vec<String> = statement
+            .privileges
+            .iter()
+            .map(|(p, _)| p.to_string())
+            .collect();
+        format!(
+            "{} on {} {} {}",
+            privileges.join(", "),
+            statement.object,
+            if statement.revoke { "from" } else { "to" },
+            statement.grantees.join(", ")
+        )
+    };
+    let result = change_grants(engine, &statement).await;
+    let (outcome, detail) = match &result {
+        Ok(n) => ("ok", serde_json::json!({"grants": n})),
+        Err(e @ (SqlError::Denied(_) | SqlError::NotFound { .. })) => {
+            ("denied", serde_json::json!({"error": e.to_string()}))
+        }
+        Err(e) => ("error", serde_json::json!({"error": e.to_string()})),
+    };
+    engine
+        .tables()
+        .audit(&engine.actor(), action, &target, outcome, detail)
+        .await;
+    QueryOutput::write_summary(action, result?, 0)
+}
+
+/// Makes the grants (or revocations) of a statement once the principal may; returns how many.
+async fn change_grants(engine: &Engine, statement: &GrantStatement) -> Result<u64> {
     for (privilege, _) in &statement.privileges {
         check(
             engine,
@@ -76,7 +108,7 @@ pub(crate) async fn run(engine: &Engine, sql: &str) -> Result<QueryOutput> {
             }
         }
     }
-    QueryOutput::write_summary(if statement.revoke { "revoke" } else { "grant" }, n, 0)
+    Ok(n)
 }
 
 /// Fails unless the engine's principal may take `action` on `object` (the catalog's one

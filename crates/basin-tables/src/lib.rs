@@ -83,6 +83,45 @@ impl Tables {
         self.events.subscribe()
     }
 
+    /// Appends to the audit log in the actor's name.
+    pub async fn audit(
+        &self,
+        actor: &Actor,
+        action: &str,
+        target: &str,
+        outcome: &str,
+        detail: serde_json::Value,
+    ) {
+        self.audit_as(actor.name(), &actor.origin, action, target, outcome, detail)
+            .await
+    }
+
+    /// Appends to the audit log for someone who is not a principal (yet): a sign-in, a refused
+    /// request. The action has happened (or not) either way: a lost audit row is reported on
+    /// stderr and must not undo it.
+    pub async fn audit_as(
+        &self,
+        name: &str,
+        origin: &str,
+        action: &str,
+        target: &str,
+        outcome: &str,
+        detail: serde_json::Value,
+    ) {
+        let event = basin_catalog::access::AuditEvent {
+            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            principal: name.to_string(),
+            source: origin.to_string(),
+            action: action.to_string(),
+            target: target.to_string(),
+            outcome: outcome.to_string(),
+            detail: detail.to_string(),
+        };
+        if let Err(e) = self.catalog.audit(&event).await {
+            eprintln!("basin: cannot write the audit log: {e}");
+        }
+    }
+
     /// The current key of a hub.
     pub fn hub_key(&self, hub: &str) -> Result<HubKey> {
         match &self.keys {

@@ -1,7 +1,7 @@
 //! [`Tables::commit`]: decide → encrypt PII → Delta operation → sync catalog → audit → event.
 
 use arrow::datatypes::DataType;
-use basin_catalog::access::{Action, AuditEvent, Privilege, is_pii};
+use basin_catalog::access::{Action, Privilege, is_pii};
 use basin_catalog::{Column, Table};
 use basin_core::TableRef;
 use basin_lake::evolution::Evolution;
@@ -450,19 +450,8 @@ impl Tables {
                 json!({"operation": operation, "error": e.to_string()}),
             ),
         };
-        let event = AuditEvent {
-            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            principal: actor.name().to_string(),
-            source: actor.origin.clone(),
-            action: action.to_string(),
-            target: t.to_string(),
-            outcome: outcome.to_string(),
-            detail: detail.to_string(),
-        };
-        // The write has happened (or not) either way; a lost audit row must not undo it.
-        if let Err(e) = self.catalog.audit(&event).await {
-            eprintln!("basin: cannot write the audit log: {e}");
-        }
+        self.audit(actor, action, &t.to_string(), outcome, detail)
+            .await;
     }
 }
 
