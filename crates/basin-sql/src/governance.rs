@@ -422,7 +422,6 @@ pub async fn check_policy_expression(
         lake.provider().await?,
         &policy,
         key.as_ref(),
-        false,
         None,
         engine.scan_planner().clone(),
     )

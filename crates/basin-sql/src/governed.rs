@@ -62,7 +62,6 @@ impl GovernedTable {
         inner: Arc<dyn TableProvider>,
         policy: &TablePolicy,
         key: Option<&HubKey>,
-        old_version: bool,
         principal: Option<&basin_catalog::access::Principal>,
         planner: Arc<SessionState>,
     ) -> Result<Self> {
@@ -98,15 +97,15 @@ impl GovernedTable {
             let Ok(field) = inner_schema.field_with_name(&c.name) else {
                 continue; // not in this version of the table (time travel)
             };
-            // A PII column is decrypted for those who may see it in clear (or through a mask).
-            // An older version may hold values written before the column was encrypted: they
-            // are shown through the current policy, as tokens to everyone else.
+            // A PII column is read through the current policy, in every version: decrypted for
+            // those who may see it in clear (or through a mask), tokens for everyone else. A
+            // value stored before the column became PII (an older version, or a restore of one)
+            // is clear text: shown as it is to the former, as its token to the latter.
             let clear = c.pii && (c.clear || c.mask.is_some());
-            let direction = match (c.pii, clear, old_version) {
-                (false, _, _) | (true, false, false) => None,
-                (true, true, false) => Some(Direction::Decrypt),
-                (true, true, true) => Some(Direction::Reveal),
-                (true, false, true) => Some(Direction::Shield),
+            let direction = match (c.pii, clear) {
+                (false, _) => None,
+                (true, true) => Some(Direction::Reveal),
+                (true, false) => Some(Direction::Shield),
             };
             let base = match (direction, key) {
                 (Some(d), Some(k)) => pii::udf(k.clone(), d).call(vec![col(&c.name)]),
@@ -150,7 +149,7 @@ impl GovernedTable {
             let expr = coerce(expr)?;
             let (_, out) = expr.to_field(&df_schema)?;
             let (data_type, nullable) = (out.data_type().clone(), out.is_nullable());
-            if c.mask.is_none() && !clear {
+            if c.mask.is_none() && !c.pii {
                 open_columns.insert(c.name.clone());
             }
             fields.push(Field::new(&c.name, data_type, nullable || c.mask.is_some()));

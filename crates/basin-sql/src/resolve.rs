@@ -259,21 +259,15 @@ async fn governed_provider(
         None => LakeTable::open(&entry.location).await?,
     };
     let inner = lake.provider().await?;
-    let old_version = at.is_some();
     let pii = policy.columns.iter().any(|c| c.pii);
-    let decrypts = policy
-        .columns
-        .iter()
-        .any(|c| c.pii && (c.clear || c.mask.is_some()));
     let restricted = !policy.all_columns
         || policy.row_filter.is_some()
-        || decrypts
-        || (old_version && pii)
+        || pii
         || policy.columns.iter().any(|c| c.mask.is_some());
     if !restricted {
         return Ok(Arc::new(ReadOnlyTable(inner)));
     }
-    let key = if decrypts || (old_version && pii) {
+    let key = if pii {
         Some(engine.hub_key(t.hub.as_str())?)
     } else {
         None
@@ -283,7 +277,6 @@ async fn governed_provider(
         inner,
         &policy,
         key.as_ref(),
-        old_version,
         engine.principal(),
         engine.scan_planner().clone(),
     )?))

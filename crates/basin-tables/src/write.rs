@@ -307,10 +307,21 @@ impl Tables {
                 }
                 merged(op.execute().await?)
             }
-            Write::Restore { version } => Committed {
-                version: lake.restore(version).execute().await?,
-                ..Default::default()
-            },
+            Write::Restore { version } => {
+                let restored = lake.restore(version).execute().await?;
+                match &key {
+                    // The old version may hold values from before a column became PII: they
+                    // are encrypted again at once, so no clear value stays current.
+                    Some(key) => {
+                        let lake = LakeTable::open(&entry.location).await?;
+                        protect(&lake, &entry, key, &pii, &[]).await?
+                    }
+                    None => Committed {
+                        version: restored,
+                        ..Default::default()
+                    },
+                }
+            }
             Write::AddColumns { columns } => {
                 let mut op = lake.add_columns();
                 for (name, data_type) in columns {

@@ -96,6 +96,36 @@ async fn time_travel_shows_old_clear_values_through_the_current_policy() {
     let now = rows(&reader, "SELECT name FROM crm.customers ORDER BY id").await;
     assert!(old.iter().all(|v| v.starts_with("enc:v")), "{old:?}");
     assert_eq!(old, now, "old clear values read as the tokens of today");
+    // Restoring that version makes no clear value current: it is encrypted again at once.
+    let t = TableRef::parse("crm.customers").unwrap();
+    f.engine
+        .tables()
+        .commit(&f.engine.actor(), &t, Write::Restore { version: 0 })
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&reader, "SELECT name FROM crm.customers ORDER BY id").await,
+        now,
+        "the reader still sees tokens"
+    );
+    let raw =
+        basin_lake::LakeTable::open(&f.engine.catalog().require_table(&t).await.unwrap().location)
+            .await
+            .unwrap();
+    let ctx = datafusion::prelude::SessionContext::new();
+    ctx.register_table("raw", raw.provider().await.unwrap())
+        .unwrap();
+    let stored = ctx
+        .sql("SELECT count(*) FROM raw WHERE name NOT LIKE 'enc:v%'")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let clear =
+        arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(stored[0].column(0))
+            .value(0);
+    assert_eq!(clear, 0, "no clear value is stored in the current version");
     // An administrator (UNMASK) reads old and new versions in clear.
     assert_eq!(
         rows(
@@ -103,6 +133,10 @@ async fn time_travel_shows_old_clear_values_through_the_current_policy() {
             "SELECT name FROM crm.customers VERSION AS OF 0 ORDER BY id"
         )
         .await,
+        ["Ada", "Grace", "Alan"]
+    );
+    assert_eq!(
+        rows(&f.engine, "SELECT name FROM crm.customers ORDER BY id").await,
         ["Ada", "Grace", "Alan"]
     );
 }
