@@ -34,6 +34,16 @@ pub async fn table_policy(engine: &Engine, t: &TableRef) -> Result<(Table, Table
     }
 }
 
+/// A table's entry as its policy shows it: only the visible columns, and keys and partition
+/// columns only where visible (a hidden column's name is hidden too).
+fn as_seen(mut table: Table, policy: &TablePolicy) -> Table {
+    let visible = |c: &String| policy.columns.iter().any(|p| &p.name == c);
+    table.columns.retain(|c| visible(&c.name));
+    table.primary_key.retain(visible);
+    table.partition_columns.retain(visible);
+    table
+}
+
 /// Fails unless the policy holds `privilege`.
 pub fn require(policy: &TablePolicy, privilege: Privilege, t: &TableRef) -> Result<()> {
     if policy.allows(privilege) {
@@ -82,7 +92,7 @@ pub async fn visible_tables(
         .filter_map(|t| {
             let d = datasets.get(&(t.hub.clone(), t.dataset.clone()))?;
             let policy = snapshot.table_policy(principal, d, &t)?;
-            Some((t, policy))
+            Some((as_seen(t, &policy), policy))
         })
         .collect())
 }
@@ -213,8 +223,9 @@ pub async fn table_details(
     engine: &Engine,
     t: &TableRef,
 ) -> Result<(Table, TablePolicy, TableStats)> {
-    let (mut entry, policy) = table_policy(engine, t).await?;
+    let (entry, policy) = table_policy(engine, t).await?;
     let lake = LakeTable::open(&entry.location).await?;
+    let mut entry = as_seen(entry, &policy);
     let stats = TableStats {
         version: lake.version(),
         files: lake.file_count()?,

@@ -443,3 +443,39 @@ async fn every_write_is_one_event_and_one_audit_row_of_its_principal() {
     error(&reader, "DELETE FROM sales.items").await;
     assert!(events.try_recv().is_err());
 }
+
+#[tokio::test]
+async fn hidden_columns_are_not_named_by_keys_or_partitions() {
+    let f = fixture().await;
+    let analyst = user(
+        &f.engine,
+        "analyst",
+        &["GRANT SELECT (customer_id, amount) ON TABLE sales.orders"],
+    )
+    .await;
+    // The key column order_id is hidden from the analyst: no listing names it.
+    assert_eq!(
+        rows(
+            &analyst,
+            "SELECT primary_key FROM system.tables WHERE name = 'orders' AND hub = 'main'"
+        )
+        .await,
+        [""]
+    );
+    let (table, _, _) =
+        basin_sql::access::table_details(&analyst, &TableRef::parse("sales.orders").unwrap())
+            .await
+            .unwrap();
+    assert!(table.primary_key.is_empty(), "{:?}", table.primary_key);
+    let names: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["customer_id", "amount"]);
+    // Whoever sees the key sees it named.
+    assert_eq!(
+        rows(
+            &f.engine,
+            "SELECT primary_key FROM system.tables WHERE name = 'orders' AND hub = 'main'"
+        )
+        .await,
+        ["order_id"]
+    );
+}
