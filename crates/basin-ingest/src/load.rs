@@ -209,7 +209,7 @@ pub async fn load(
         failure: Arc::new(Mutex::new(None)),
         quarantine: Quarantine {
             tables: tables.clone(),
-            origin: actor.origin.clone(),
+            loader: actor.clone(),
             table: quarantine_ref.clone(),
             load_id: req.load_id.clone().unwrap_or_else(generated_load_id),
         },
@@ -394,11 +394,12 @@ fn load_schema(
     Ok(Arc::new(Schema::new(fields)))
 }
 
-/// Where a load's bad rows go: `<table>__rejected`, written by the process itself (the rows
-/// are a record of the load, not data the actor adds).
+/// Where a load's bad rows go: `<table>__rejected`, appended to by the process itself (the
+/// rows are a record of the load, not data the loader adds).
 struct Quarantine {
     tables: Tables,
-    origin: String,
+    /// Who runs the load: the owner of a quarantine table it creates, when it may create tables.
+    loader: Actor,
     table: TableRef,
     load_id: String,
 }
@@ -446,7 +447,7 @@ impl Quarantine {
         let load_id = Some(self.load_id.clone());
         let system = Actor {
             principal: None,
-            origin: self.origin.clone(),
+            origin: self.loader.origin.clone(),
         };
         match self.tables.catalog().table(&self.table).await? {
             Some(_) => {
@@ -470,7 +471,12 @@ impl Quarantine {
                     load_id,
                     operation: "quarantine",
                 };
-                self.tables.create(&system, spec, Some(stream)).await?;
+                // The loader owns the record of its own bad rows where it may create tables.
+                let creator = match self.tables.check_create(&self.loader, &self.table).await {
+                    Ok(()) => &self.loader,
+                    Err(_) => &system,
+                };
+                self.tables.create(creator, spec, Some(stream)).await?;
             }
         }
         Ok(())

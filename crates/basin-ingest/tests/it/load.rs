@@ -347,3 +347,69 @@ async fn clear_errors_for_bad_requests() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_loader_owns_the_table_it_creates_and_its_quarantine() {
+    use basin_catalog::access::{Grant, Privilege, Securable};
+    let hub = Hub::new().await;
+    hub.catalog
+        .create_user("loader", None, &Default::default())
+        .await
+        .unwrap();
+    hub.catalog
+        .grant(&Grant {
+            grantee: "loader".into(),
+            privilege: Privilege::Create,
+            object: Securable::parse("dataset main.raw").unwrap(),
+            column: None,
+            granted_by: "test".into(),
+            granted_at: String::new(),
+        })
+        .await
+        .unwrap();
+    let loader = basin_tables::Actor {
+        principal: Some(
+            hub.catalog
+                .access_snapshot()
+                .await
+                .unwrap()
+                .principal("loader", &[]),
+        ),
+        origin: "test".into(),
+    };
+    let path = hub.file("mixed.csv", b"id,amount\n1,10\n2,oops\n");
+    let req = LoadRequest {
+        table: Some(TableRef::parse("raw.mine").unwrap()),
+        inputs: vec![path],
+        read: basin_ingest::ReadOptions {
+            infer_rows: 1,
+            ..Default::default()
+        },
+        max_bad_rows: 1,
+        ..Default::default()
+    };
+    let report = basin_ingest::load(&hub.tables(false), &loader, req, Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        report.quarantine.as_deref(),
+        Some("main.raw.mine__rejected")
+    );
+    let grants = hub.catalog.grants().await.unwrap();
+    for table in ["mine", "mine__rejected"] {
+        let mut held: Vec<Privilege> = grants
+            .iter()
+            .filter(|g| {
+                g.grantee == "loader"
+                    && g.object == Securable::parse(&format!("table main.raw.{table}")).unwrap()
+            })
+            .map(|g| g.privilege)
+            .collect();
+        held.sort();
+        assert_eq!(
+            held,
+            [Privilege::Select, Privilege::Modify, Privilege::Manage],
+            "{table}"
+        );
+    }
+}
