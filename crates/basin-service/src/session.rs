@@ -62,8 +62,7 @@ impl Session {
 
     /// Whether the principal may take `action` (the catalog's one decision).
     pub async fn may(&self, action: Action<'_>) -> Result<bool> {
-        let snapshot = self.engine.catalog().access_snapshot().await?;
-        Ok(snapshot.may(self.principal(), action))
+        Ok(basin_sql::access::may(&self.engine, action).await?)
     }
 
     /// Fails unless the principal may take `action` on `object` (a hidden object answers "not

@@ -168,16 +168,12 @@ pub(crate) async fn not_found(engine: &Engine, t: &TableRef) -> SqlError {
     }
 }
 
-/// Whether the engine's principal may see where data is stored (storage roots, table
-/// locations): administrators and the trusted operator only.
-pub async fn sees_storage(engine: &Engine) -> Result<bool> {
+/// Whether the engine's principal may take an action that concerns no single object (the
+/// trusted operator may take every one).
+pub async fn may(engine: &Engine, action: Action<'_>) -> Result<bool> {
     Ok(match engine.principal() {
         None => true,
-        Some(p) => engine
-            .catalog()
-            .access_snapshot()
-            .await?
-            .may(p, Action::Administer),
+        Some(p) => engine.catalog().access_snapshot().await?.may(p, action),
     })
 }
 
@@ -230,7 +226,8 @@ pub async fn table_details(
         version: lake.version(),
         files: lake.file_count()?,
     };
-    if !sees_storage(engine).await? {
+    // Storage paths are for administrators.
+    if !may(engine, Action::Administer).await? {
         entry.location = String::new();
     }
     Ok((entry, policy, stats))

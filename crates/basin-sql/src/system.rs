@@ -14,6 +14,7 @@ use datafusion::datasource::MemTable;
 
 use crate::engine::Engine;
 use crate::{Result, SqlError, access};
+use basin_catalog::access::Action;
 
 /// The schema name of the virtual tables.
 pub(crate) const SCHEMA: &str = "system";
@@ -74,7 +75,7 @@ fn text(v: impl IntoIterator<Item = String>) -> Vec<Option<String>> {
 pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TableProvider>> {
     let catalog = engine.catalog();
     match name {
-        "audit" if audit_reader(engine).await? => {
+        "audit" if access::may(engine, Action::ReadAudit).await? => {
             let events = catalog.audit_events(None, i64::MAX).await?;
             batch(vec![
                 Col::Time("at", events.iter().map(|e| time(&e.at)).collect()),
@@ -91,7 +92,7 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
         }
         "hubs" => {
             let hubs = access::visible(engine, None, None).await?.hubs;
-            let storage = access::sees_storage(engine).await?;
+            let storage = access::may(engine, Action::Administer).await?;
             batch(vec![
                 Col::Text("name", text(hubs.iter().map(|h| h.name.clone()))),
                 Col::Text(
@@ -146,7 +147,7 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
             ])
         }
         "tables" => {
-            let storage = access::sees_storage(engine).await?;
+            let storage = access::may(engine, Action::Administer).await?;
             let ts: Vec<_> = access::visible_tables(engine, None, None)
                 .await?
                 .into_iter()
@@ -259,16 +260,4 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
                 .map(|s| format!("system.{s}")),
         }),
     }
-}
-
-/// Whether the engine's principal may read the audit log.
-async fn audit_reader(engine: &Engine) -> Result<bool> {
-    Ok(match engine.principal() {
-        None => true,
-        Some(p) => engine
-            .catalog()
-            .access_snapshot()
-            .await?
-            .may(p, basin_catalog::access::Action::ReadAudit),
-    })
 }

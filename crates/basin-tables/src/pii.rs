@@ -6,6 +6,7 @@ use std::sync::Arc;
 use arrow::array::ArrayRef;
 use arrow::datatypes::{DataType, Field, FieldRef};
 use basin_keys::{HubKey, encrypted_schema};
+use datafusion::common::Column;
 use datafusion::common::ScalarValue;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
@@ -14,6 +15,7 @@ use datafusion::logical_expr::{
     Volatility,
 };
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::prelude::{DataFrame, Expr};
 use futures::StreamExt;
 
 /// accordingly: those fields become Utf8). If `columns` is empty, returns the stream unchanged.
@@ -151,4 +153,37 @@ pub fn udf(key: HubKey, direction: Direction) -> ScalarUDF {
         direction,
         signature,
     })
+}
+
+/// The names of a table's PII columns (tagged `pii` or `<key>=pii`).
+pub fn columns(table: &basin_catalog::Table) -> Vec<String> {
+    table
+        .columns
+        .iter()
+        .filter(|c| basin_catalog::access::is_pii(&c.tags))
+        .map(|c| c.name.clone())
+        .collect()
+}
+
+/// `frame` with its columns named like the `pii` columns encrypted under `key`, as the write
+/// path stores them (encryption is deterministic, so conditions on them compare tokens).
+pub fn encrypt_frame(
+    frame: DataFrame,
+    key: &HubKey,
+    pii: &[String],
+) -> datafusion::error::Result<DataFrame> {
+    let encrypt = udf(key.clone(), Direction::Encrypt);
+    let exprs: Vec<Expr> = frame
+        .schema()
+        .iter()
+        .map(|(q, f)| {
+            let c = Expr::Column(Column::new(q.cloned(), f.name()));
+            if pii.contains(f.name()) {
+                encrypt.call(vec![c]).alias(f.name())
+            } else {
+                c
+            }
+        })
+        .collect();
+    frame.select(exprs)
 }

@@ -1,12 +1,11 @@
 //! [`Tables::commit`]: decide → encrypt PII → Delta operation → sync catalog → audit → event.
 
 use arrow::datatypes::DataType;
-use basin_catalog::access::{Action, Privilege, is_pii};
+use basin_catalog::access::{Action, Privilege};
 use basin_catalog::{Column, Table};
 use basin_core::TableRef;
 use basin_lake::evolution::Evolution;
 use basin_lake::{LakeTable, MergeClause, MergeTable, WriteMode};
-use datafusion::common::Column as DfColumn;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::{DataFrame, Expr};
 use serde_json::json;
@@ -206,12 +205,7 @@ impl Tables {
     ) -> Result<Committed> {
         let entry = self.entry(t).await?;
         self.decide(actor, &entry, &write.needs()).await?;
-        let pii: Vec<String> = entry
-            .columns
-            .iter()
-            .filter(|c| is_pii(&c.tags))
-            .map(|c| c.name.clone())
-            .collect();
+        let pii = pii::columns(&entry);
         let key = if pii.is_empty() {
             None
         } else {
@@ -225,14 +219,16 @@ impl Tables {
                 operation,
                 ..
             } => {
-                let rows = encrypt_stream(rows, key.as_ref(), &pii);
-                written(
-                    lake.write(rows)
-                        .with_load_id(load_id)
-                        .with_operation(operation)
-                        .execute()
-                        .await?,
+                write_rows(
+                    &lake,
+                    rows,
+                    WriteMode::Append,
+                    load_id,
+                    operation,
+                    key,
+                    &pii,
                 )
+                .await?
             }
             Write::Overwrite {
                 rows,
@@ -240,15 +236,8 @@ impl Tables {
                 load_id,
                 operation,
             } => {
-                let rows = encrypt_stream(rows, key.as_ref(), &pii);
-                written(
-                    lake.write(rows)
-                        .with_mode(WriteMode::Overwrite(predicate))
-                        .with_load_id(load_id)
-                        .with_operation(operation)
-                        .execute()
-                        .await?,
-                )
+                let mode = WriteMode::Overwrite(predicate);
+                write_rows(&lake, rows, mode, load_id, operation, key, &pii).await?
             }
             Write::Upsert {
                 source,
@@ -511,40 +500,40 @@ fn check_merge_pii(
     Ok(())
 }
 
-fn encrypt_stream(
+/// Appends or overwrites rows, their PII columns encrypted.
+async fn write_rows(
+    lake: &LakeTable,
     rows: SendableRecordBatchStream,
-    key: Option<&basin_keys::HubKey>,
+    mode: WriteMode,
+    load_id: Option<String>,
+    operation: &str,
+    key: Option<basin_keys::HubKey>,
     pii: &[String],
-) -> SendableRecordBatchStream {
-    match key {
-        Some(key) => pii::encrypt_stream(rows, key.clone(), pii.to_vec()),
+) -> Result<Committed> {
+    let rows = match key {
+        Some(key) => pii::encrypt_stream(rows, key, pii.to_vec()),
         None => rows,
-    }
+    };
+    Ok(written(
+        lake.write(rows)
+            .with_mode(mode)
+            .with_load_id(load_id)
+            .with_operation(operation)
+            .execute()
+            .await?,
+    ))
 }
 
-/// A source with its columns named like PII columns encrypted.
+/// A source with its columns named like PII columns encrypted (when the table has any).
 fn encrypt_frame(
     source: DataFrame,
     key: Option<&basin_keys::HubKey>,
     pii: &[String],
 ) -> Result<DataFrame> {
-    let Some(key) = key else {
-        return Ok(source);
-    };
-    let encrypt = pii::udf(key.clone(), Direction::Encrypt);
-    let exprs: Vec<Expr> = source
-        .schema()
-        .iter()
-        .map(|(q, f)| {
-            let c = Expr::Column(DfColumn::new(q.cloned(), f.name()));
-            if pii.contains(f.name()) {
-                encrypt.call(vec![c]).alias(f.name())
-            } else {
-                c
-            }
-        })
-        .collect();
-    Ok(source.select(exprs)?)
+    Ok(match key {
+        Some(key) => pii::encrypt_frame(source, key, pii)?,
+        None => source,
+    })
 }
 
 /// Rewrites the table with its PII columns protected, in one commit: newly tagged columns

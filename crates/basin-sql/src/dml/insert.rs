@@ -1,7 +1,7 @@
 //! `INSERT INTO … VALUES | SELECT` and `INSERT OVERWRITE`.
 
 use basin_tables::Write;
-use basin_tables::pii::{self, Direction};
+use basin_tables::pii;
 use datafusion::common::{Column as DfColumn, ScalarValue};
 use datafusion::prelude::{DataFrame, Expr as DfExpr, cast};
 use datafusion::sql::sqlparser::ast::{Insert, ObjectName, Query, Statement, TableObject};
@@ -11,7 +11,7 @@ use crate::access;
 use crate::engine::{Engine, QueryOutput};
 use crate::resolve::table_ref_of;
 use crate::{Result, SqlError};
-use basin_catalog::access::{Privilege, is_pii};
+use basin_catalog::access::Privilege;
 use basin_lake::LakeTable;
 
 pub(super) async fn run(engine: &Engine, insert: Insert) -> Result<QueryOutput> {
@@ -133,39 +133,20 @@ fn stored_rows(
     encrypt_pii_columns(engine, entry, inserted.select(columns)?)
 }
 
-/// The names of a table's PII columns.
-fn pii_columns(entry: &basin_catalog::Table) -> Vec<String> {
-    entry
-        .columns
-        .iter()
-        .filter(|c| is_pii(&c.tags))
-        .map(|c| c.name.clone())
-        .collect()
-}
-
 /// Encrypts the columns that share a name with the target's PII columns, as the write path
-/// stores them (encryption is deterministic), so that a row filter can be checked on them.
+/// stores them, so that a row filter can be checked on them.
 fn encrypt_pii_columns(
     engine: &Engine,
     entry: &basin_catalog::Table,
     df: DataFrame,
 ) -> Result<DataFrame> {
-    let columns = pii_columns(entry);
+    let columns = pii::columns(entry);
     if columns.is_empty() {
         return Ok(df);
     }
-    let udf = pii::udf(engine.hub_key(&entry.hub)?, Direction::Encrypt);
-    let exprs: Vec<DfExpr> = df
-        .schema()
-        .iter()
-        .map(|(q, f)| {
-            let c = DfExpr::Column(DfColumn::new(q.cloned(), f.name()));
-            if columns.contains(f.name()) {
-                udf.call(vec![c]).alias(f.name())
-            } else {
-                c
-            }
-        })
-        .collect();
-    Ok(df.select(exprs)?)
+    Ok(pii::encrypt_frame(
+        df,
+        &engine.hub_key(&entry.hub)?,
+        &columns,
+    )?)
 }
