@@ -27,10 +27,16 @@ async fn user(engine: &Engine, name: &str, grants: &[&str]) -> Engine {
 
 /// Tags a column `pii` and encrypts it, as an administrator does.
 async fn tag_pii(engine: &Engine, table: &str, column: &str) {
+    tag_pii_as(engine, table, column, &["pii"]).await
+}
+
+/// Sets a column's tags (which make it PII) and encrypts it, as an administrator does.
+async fn tag_pii_as(engine: &Engine, table: &str, column: &str, tags: &[&str]) {
     let t = TableRef::parse(table).unwrap();
+    let tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
     engine
         .catalog()
-        .set_tags(&Securable::table(&t), Some(column), &["pii".to_string()])
+        .set_tags(&Securable::table(&t), Some(column), &tags)
         .await
         .unwrap();
     engine
@@ -316,47 +322,15 @@ async fn unmask_on_a_tag_follows_column_tags() {
         "CREATE TABLE crm.cards AS SELECT 1 AS id, 'alice@x' AS email, '4111' AS card",
     )
     .await;
-    let t = TableRef::parse("crm.cards").unwrap();
-    for (column, tag) in [
-        ("email", "classification=pii"),
-        ("card", "classification=pci"),
-    ] {
-        catalog
-            .set_tags(&Securable::table(&t), Some(column), &[tag.to_string()])
-            .await
-            .unwrap();
-    }
-    f.engine
-        .tables()
-        .commit(
-            &f.engine.actor(),
-            &t,
-            Write::Protect {
-                newly_pii: vec!["email".into()],
-            },
-        )
-        .await
-        .unwrap();
-    // 'card' is not PII here (only 'classification=pii' is): tag it pii as well.
-    catalog
-        .set_tags(
-            &Securable::table(&t),
-            Some("card"),
-            &["classification=pci".into(), "pii".into()],
-        )
-        .await
-        .unwrap();
-    f.engine
-        .tables()
-        .commit(
-            &f.engine.actor(),
-            &t,
-            Write::Protect {
-                newly_pii: vec!["card".into()],
-            },
-        )
-        .await
-        .unwrap();
+    tag_pii_as(&f.engine, "crm.cards", "email", &["classification=pii"]).await;
+    // 'pci' alone is not PII: the card column is tagged pii as well.
+    tag_pii_as(
+        &f.engine,
+        "crm.cards",
+        "card",
+        &["classification=pci", "pii"],
+    )
+    .await;
     let payments = user(
         &f.engine,
         "payments",
