@@ -25,6 +25,16 @@ pub enum LakeError {
     /// The requested version or time does not exist.
     #[error("{0}")]
     NoSuchVersion(String),
+    /// Another write committed first and this one cannot be applied on top of it; nothing was
+    /// committed, and running the write again is safe.
+    #[error(
+        "{action} failed: another write to the table committed first and conflicts with this one; nothing was committed, so running it again is safe"
+    )]
+    Conflict {
+        action: String,
+        #[source]
+        source: DeltaTableError,
+    },
     /// A Delta operation failed; nothing was committed.
     #[error("{action} failed: {source}")]
     Delta {
@@ -54,11 +64,27 @@ pub(crate) trait Context<T> {
 
 impl<T> Context<T> for Result<T, DeltaTableError> {
     fn ctx(self, action: impl FnOnce() -> String) -> Result<T, LakeError> {
-        self.map_err(|source| LakeError::Delta {
-            action: action(),
-            source,
+        self.map_err(|source| {
+            let action = action();
+            if is_conflict(&source) {
+                LakeError::Conflict { action, source }
+            } else {
+                LakeError::Delta { action, source }
+            }
         })
     }
+}
+
+/// Whether a commit lost to a concurrent one (delta-rs retried until it gave up, or found the
+/// winner's changes overlap its own).
+fn is_conflict(e: &DeltaTableError) -> bool {
+    use deltalake::kernel::transaction::TransactionError as T;
+    matches!(
+        e,
+        DeltaTableError::Transaction {
+            source: T::CommitConflict(_) | T::MaxCommitAttempts(_) | T::VersionAlreadyExists(_)
+        }
+    )
 }
 
 impl<T> Context<T> for Result<T, datafusion::error::DataFusionError> {

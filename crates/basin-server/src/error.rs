@@ -221,6 +221,7 @@ impl From<basin_tables::TablesError> for ApiError {
             T::Denied(m) => Self::forbidden(m),
             T::NotFound { .. } => Self::not_found(e.to_string()),
             T::Invalid(m) => Self::bad_request(m),
+            T::Conflict { .. } => Self::new(StatusCode::CONFLICT, "write_conflict", e.to_string()),
             T::Catalog(c) => c.into(),
             T::Lake(_) => lake_failure(&e),
             other => Self::new(StatusCode::BAD_REQUEST, "write_failed", other.to_string()),

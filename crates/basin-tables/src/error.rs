@@ -11,6 +11,11 @@ pub enum TablesError {
     /// The table or dataset is missing, or hidden from the principal (the two answer the same).
     #[error("{kind} '{name}' not found")]
     NotFound { kind: &'static str, name: String },
+    /// Another write to the table committed first and this one cannot be applied on top of it.
+    #[error(
+        "the write to '{table}' conflicts with another write that committed first; nothing was committed, so running it again is safe"
+    )]
+    Conflict { table: String },
     /// The write is not acceptable as asked.
     #[error("{0}")]
     Invalid(String),
@@ -22,4 +27,17 @@ pub enum TablesError {
     Key(#[from] KeyError),
     #[error("{0}")]
     DataFusion(#[from] datafusion::error::DataFusionError),
+}
+
+impl TablesError {
+    /// The error as the user of `table` should read it: a lost commit race names the table,
+    /// not its storage location.
+    pub(crate) fn about(self, table: &basin_core::TableRef) -> Self {
+        match self {
+            TablesError::Lake(LakeError::Conflict { .. }) => TablesError::Conflict {
+                table: table.to_string(),
+            },
+            other => other,
+        }
+    }
 }

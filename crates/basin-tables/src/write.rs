@@ -187,7 +187,10 @@ impl Tables {
     /// leaves the table as it was.
     pub async fn commit(&self, actor: &Actor, t: &TableRef, write: Write) -> Result<Committed> {
         let operation = write.operation();
-        let result = self.commit_unrecorded(actor, t, write).await;
+        let result = self
+            .commit_unrecorded(actor, t, write)
+            .await
+            .map_err(|e| e.about(t));
         self.record(actor, "commit", t, operation, &result).await;
         if let Ok(c) = &result
             && !c.skipped

@@ -277,3 +277,35 @@ async fn load_id_makes_writes_idempotent() {
         history[0].parameters
     );
 }
+
+#[tokio::test]
+async fn a_write_that_loses_to_a_concurrent_one_is_a_conflict_that_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let stale = new_table(&dir, vec![]).await;
+    let fresh = LakeTable::open(stale.location()).await.unwrap();
+    let more = batch(vec![
+        ("id", ints(&[4])),
+        ("name", strs(&["d"])),
+        ("day", strs(&["d1"])),
+    ]);
+    fresh.write(stream(more)).execute().await.unwrap();
+
+    // The update read version 0, but an append to the rows it reads committed first.
+    let err = stale
+        .update()
+        .with_predicate("day = 'd1'")
+        .set("name", "'x'")
+        .execute()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, basin_lake::LakeError::Conflict { .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("running it again is safe"), "{text}");
+    assert!(!text.contains("Isolation"), "{text}");
+    let now = LakeTable::open(stale.location()).await.unwrap();
+    assert_eq!(now.version(), 1);
+    assert_eq!(rows(&now).await, ["1|a|d1", "2|b|d1", "3|c|d2", "4|d|d1"]);
+}
