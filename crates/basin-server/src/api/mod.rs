@@ -331,6 +331,11 @@ pub(crate) fn json_error(e: axum::extract::rejection::JsonRejection) -> ApiError
             "invalid_json",
             format!("the body is not valid JSON: {}", e.body_text()),
         ),
+        J::JsonDataError(e) if unknown_field(&e.body_text()).is_some() => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unknown_field",
+            unknown_field(&e.body_text()).unwrap_or_default(),
+        ),
         J::JsonDataError(e) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_body",
@@ -339,6 +344,28 @@ pub(crate) fn json_error(e: axum::extract::rejection::JsonRejection) -> ApiError
         J::BytesRejection(e) => ApiError::new(e.status(), "body_unreadable", e.body_text()),
         other => ApiError::bad_request(other.body_text()),
     }
+}
+
+/// The problem detail for a body with a field its endpoint does not take (refused, not
+/// ignored: a misspelt field would silently fall back to a default), from serde's
+/// "unknown field `x`, expected one of `a`, `b`".
+fn unknown_field(text: &str) -> Option<String> {
+    let (_, rest) = text.split_once("unknown field `")?;
+    let (field, rest) = rest.split_once('`')?;
+    let rest = rest.split(" at line ").next().unwrap_or_default();
+    let accepted: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+    let hint = match basin_core::closest(field, accepted.iter().copied()) {
+        Some(near) => format!(" (did you mean '{near}'?)"),
+        None => String::new(),
+    };
+    Some(if accepted.is_empty() {
+        format!("unknown field '{field}' in the request body: this endpoint takes no fields")
+    } else {
+        format!(
+            "unknown field '{field}' in the request body{hint}; the accepted fields are: {}",
+            accepted.join(", ")
+        )
+    })
 }
 
 /// Extracts a JSON body with problem+json errors.

@@ -29,6 +29,7 @@ use crate::error::ApiError;
 
 /// A query request.
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct QueryRequest {
     /// One SQL statement (or several, for writes; the last one's result is returned).
     sql: String,

@@ -68,6 +68,7 @@ impl From<Role> for RoleView {
 
 /// A user to create.
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct NewUserRequest {
     name: String,
     /// At least 8 characters; none: the user signs in with tokens only.
@@ -80,6 +81,7 @@ pub(crate) struct NewUserRequest {
 
 /// A role to create.
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct NewRoleRequest {
     name: String,
     #[serde(default)]
@@ -88,6 +90,7 @@ pub(crate) struct NewRoleRequest {
 
 /// A member to add to a role.
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct MemberRequest {
     user: String,
 }
