@@ -7,8 +7,9 @@ use std::io::IsTerminal;
 use anyhow::{Context, bail};
 use basin_service::{NewUser, Session};
 
-use super::print_json;
-use crate::cli::{RoleCommand, TokenCommand, UserCommand};
+use super::done;
+use crate::cli::{Global, RoleCommand, TokenCommand, UserCommand};
+use crate::output::print_records;
 
 fn attributes(list: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     list.iter()
@@ -33,7 +34,7 @@ fn read_password() -> anyhow::Result<String> {
     })
 }
 
-pub async fn user(session: &Session, cmd: UserCommand) -> anyhow::Result<()> {
+pub async fn user(g: &Global, session: &Session, cmd: UserCommand) -> anyhow::Result<()> {
     match cmd {
         UserCommand::Create {
             name,
@@ -46,7 +47,7 @@ pub async fn user(session: &Session, cmd: UserCommand) -> anyhow::Result<()> {
             } else {
                 Some(read_password()?)
             };
-            session
+            let user = session
                 .create_user(NewUser {
                     name: name.clone(),
                     password,
@@ -54,42 +55,56 @@ pub async fn user(session: &Session, cmd: UserCommand) -> anyhow::Result<()> {
                     roles,
                 })
                 .await?;
-            eprintln!("Created user '{name}'.");
-            Ok(())
+            done(g, &format!("Created user '{name}'."), user)
         }
-        UserCommand::List => print_json(session.users().await?),
+        UserCommand::List => print_records(
+            g.output,
+            &[
+                "name",
+                "roles",
+                "attributes",
+                "disabled",
+                "has_password",
+                "created_at",
+            ],
+            &session.users().await?,
+        ),
         UserCommand::SetAttributes {
             name,
             attributes: attrs,
         } => {
-            session
+            let user = session
                 .set_user_attributes(&name, &attributes(&attrs)?)
                 .await?;
-            Ok(())
+            done(g, &format!("Set the attributes of user '{name}'."), user)
         }
         UserCommand::Disable { name } => Ok(session.disable_user(&name).await?),
     }
 }
 
-pub async fn role(session: &Session, cmd: RoleCommand) -> anyhow::Result<()> {
+pub async fn role(g: &Global, session: &Session, cmd: RoleCommand) -> anyhow::Result<()> {
     match cmd {
         RoleCommand::Create { name, description } => {
-            session.create_role(&name, &description).await?;
-            Ok(())
+            let created = session.create_role(&name, &description).await?;
+            done(g, &format!("Created role '{name}'."), created)
         }
-        RoleCommand::List => print_json(session.roles().await?),
+        RoleCommand::List => print_records(
+            g.output,
+            &["name", "description", "members", "created_at"],
+            &session.roles().await?,
+        ),
         RoleCommand::AddMember { role, user } => {
-            session.add_member(&role, &user).await?;
-            Ok(())
+            let changed = session.add_member(&role, &user).await?;
+            done(g, &format!("Added '{user}' to role '{role}'."), changed)
         }
         RoleCommand::RemoveMember { role, user } => {
-            session.remove_member(&role, &user).await?;
-            Ok(())
+            let changed = session.remove_member(&role, &user).await?;
+            done(g, &format!("Removed '{user}' from role '{role}'."), changed)
         }
     }
 }
 
-pub async fn token(session: &Session, cmd: TokenCommand) -> anyhow::Result<()> {
+pub async fn token(g: &Global, session: &Session, cmd: TokenCommand) -> anyhow::Result<()> {
     match cmd {
         TokenCommand::Create {
             name,
@@ -101,17 +116,61 @@ pub async fn token(session: &Session, cmd: TokenCommand) -> anyhow::Result<()> {
                 "Token '{}' (id {}) for '{user}', valid until {}. It is shown only now:",
                 token.name, token.id, token.expires_at
             );
-            println!("{secret}");
+            if g.output == crate::cli::OutputFormat::Json {
+                let created = serde_json::json!({"token": secret, "id": token.id, "name": token.name, "owner": token.owner, "expires_at": token.expires_at});
+                println!("{}", serde_json::to_string_pretty(&created)?);
+            } else {
+                println!("{secret}");
+            }
             Ok(())
         }
-        TokenCommand::List => print_json(session.tokens().await?),
+        TokenCommand::List => print_records(
+            g.output,
+            &[
+                "id",
+                "name",
+                "owner",
+                "kind",
+                "created_at",
+                "expires_at",
+                "revoked_at",
+            ],
+            &session.tokens().await?,
+        ),
         TokenCommand::Revoke { id } => {
-            session.revoke_token(&id).await?;
-            Ok(())
+            let revoked = session.revoke_token(&id).await?;
+            done(g, &format!("Revoked token '{id}'."), revoked)
         }
     }
 }
 
-pub async fn list_grants(session: &Session) -> anyhow::Result<()> {
-    print_json(session.grants().await?)
+/// Every grant the session may see, the object named as in GRANT statements (as over REST).
+pub async fn list_grants(g: &Global, session: &Session) -> anyhow::Result<()> {
+    let grants: Vec<serde_json::Value> = session
+        .grants()
+        .await?
+        .into_iter()
+        .map(|grant| {
+            serde_json::json!({
+                "grantee": grant.grantee,
+                "privilege": grant.privilege.to_string(),
+                "object": grant.object.to_string(),
+                "column": grant.column,
+                "granted_by": grant.granted_by,
+                "granted_at": grant.granted_at,
+            })
+        })
+        .collect();
+    print_records(
+        g.output,
+        &[
+            "grantee",
+            "privilege",
+            "object",
+            "column",
+            "granted_by",
+            "granted_at",
+        ],
+        &grants,
+    )
 }

@@ -13,8 +13,8 @@ pub async fn run(g: &Global, session: &Session, cmd: HubCommand) -> anyhow::Resu
             description,
         } => {
             let hub = session.create_hub(&name, storage_root, description).await?;
-            eprintln!("Created hub '{}' at {}.", hub.name, hub.storage_root);
-            Ok(())
+            let message = format!("Created hub '{}' at {}.", hub.name, hub.storage_root);
+            super::done(g, &message, hub)
         }
         HubCommand::List => {
             print_sql(

@@ -2,7 +2,7 @@
 //! refused, `--output json` is honoured by every command that prints, passwords change and
 //! users come back, and a data directory can be copied and a hub moved.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::Basin;
 use crate::server::{ADMIN_PASSWORD, Server, problem};
@@ -75,7 +75,11 @@ async fn unknown_request_fields_are_refused() {
                 .call(&method, &concrete, token, Some(json!({"no_such_field": 1})))
                 .await;
             problem(&a, 400);
-            assert_eq!(a.body["code"], "unknown_field", "{method} {path}: {}", a.text);
+            assert_eq!(
+                a.body["code"], "unknown_field",
+                "{method} {path}: {}",
+                a.text
+            );
             assert!(
                 a.body["detail"]
                     .as_str()
@@ -99,8 +103,148 @@ async fn unknown_request_fields_are_refused() {
         .await;
     problem(&a, 400);
     assert!(
-        a.body["detail"].as_str().unwrap().contains("did you mean 'limit'"),
+        a.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean 'limit'"),
         "{}",
         a.text
     );
+}
+
+/// `basin --output json ARGS…`: its stdout parsed as one JSON document.
+fn json_of(basin: &Basin, args: &[&str]) -> Value {
+    let mut all = vec!["--output", "json"];
+    all.extend_from_slice(args);
+    let out = basin.ok(&all);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("basin {args:?}: not JSON ({e}): {out}"))
+}
+
+/// Every command that prints a result prints one JSON document with `--output json`, with
+/// every field (a missing value as `null`); the list commands print tables otherwise.
+#[test]
+fn every_command_honours_output_json() {
+    let b = Basin::new();
+    let csv = b.file("orders.csv", "id,amount,note\n1,10.5,\n2,20,late\n");
+    let out = b
+        .command()
+        .args(["user", "create", "dora", "--attr", "region=eu"])
+        .env("BASIN_PASSWORD", "dora-password")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = json_of(&b, &["token", "create", "etl", "--user", "dora"]);
+    assert!(
+        token["token"].as_str().unwrap().starts_with("bsn_"),
+        "{token}"
+    );
+
+    // (command, a check of its document)
+    type Check = fn(&Value) -> bool;
+    let cases: Vec<(Vec<&str>, Check)> = vec![
+        (vec!["init"], |v| v["hubs"] == json!(["main"])),
+        (vec!["hub", "create", "us"], |v| v["name"] == "us"),
+        (vec!["hub", "list"], |v| v.as_array().unwrap().len() == 2),
+        (
+            vec!["dataset", "create", "sales", "--layer", "source"],
+            |v| {
+                // A dataset without a domain: the field is there, as null.
+                v["name"] == "sales" && v.get("domain") == Some(&Value::Null)
+            },
+        ),
+        (vec!["dataset", "list"], |v| {
+            v[0]["name"] == "sales" && v[0].get("owner") == Some(&Value::Null)
+        }),
+        (
+            vec!["ingest", "sales.orders", "ORDERS", "--key", "id"],
+            |v| v["rows"] == 2 && v["created"] == true && v.get("quarantine") == Some(&Value::Null),
+        ),
+        (vec!["dataset", "show", "sales"], |v| {
+            v["name"] == "sales" && v["tables"][0]["table_name"] == "orders"
+        }),
+        (vec!["table", "show", "sales.orders"], |v| {
+            v["primary_key"] == json!(["id"]) && v["columns"].as_array().unwrap().len() == 3
+        }),
+        (
+            vec!["sql", "INSERT INTO sales.orders VALUES (3, 1.5, 'x')"],
+            |v| v.is_array(),
+        ),
+        (vec!["table", "history", "sales.orders"], |v| {
+            v[0]["version"] == 1
+        }),
+        (
+            vec!["table", "restore", "sales.orders", "--version", "0"],
+            |v| v["version"] == 2 && v["restored_version"] == 0,
+        ),
+        (
+            vec!["sql", "SELECT id, note FROM sales.orders ORDER BY id"],
+            |v| {
+                // NULL stays in the row.
+                v == &json!([{"id": 1, "note": null}, {"id": 2, "note": "late"}])
+            },
+        ),
+        (vec!["user", "list"], |v| {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .any(|u| u["name"] == "dora" && u["attributes"]["region"] == "eu")
+        }),
+        (vec!["user", "set-attributes", "dora", "region=us"], |v| {
+            v["attributes"]["region"] == "us"
+        }),
+        (vec!["role", "create", "analyst"], |v| {
+            v["name"] == "analyst"
+        }),
+        (vec!["role", "add-member", "analyst", "dora"], |v| {
+            v["members"] == json!(["dora"])
+        }),
+        (vec!["role", "list"], |v| {
+            v.as_array().unwrap().iter().any(|r| r["name"] == "analyst")
+        }),
+        (
+            vec![
+                "grant",
+                "SELECT",
+                "ON",
+                "TABLE",
+                "sales.orders",
+                "TO",
+                "analyst",
+            ],
+            |v| v.is_array(),
+        ),
+        (vec!["grant", "list"], |v| {
+            v.as_array().unwrap().iter().any(|g| {
+                g["object"] == "table main.sales.orders" && g.get("column") == Some(&Value::Null)
+            })
+        }),
+        (vec!["token", "list"], |v| {
+            v[0]["name"] == "etl" && v[0].get("revoked_at") == Some(&Value::Null)
+        }),
+    ];
+    for (args, check) in cases {
+        let args: Vec<&str> = args
+            .into_iter()
+            .map(|a| if a == "ORDERS" { csv.as_str() } else { a })
+            .collect();
+        let doc = json_of(&b, &args);
+        assert!(check(&doc), "basin {args:?}: unexpected {doc:#}");
+    }
+    // The lists are tables (not JSON) by default.
+    for args in [
+        ["user", "list"],
+        ["role", "list"],
+        ["grant", "list"],
+        ["token", "list"],
+    ] {
+        let out = b.ok(&args);
+        assert!(
+            out.starts_with('+') && out.contains("row"),
+            "basin {args:?}: {out}"
+        );
+    }
 }
