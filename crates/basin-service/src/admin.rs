@@ -13,7 +13,7 @@ use basin_core::{Name, TableRef};
 use basin_tables::Write;
 use serde::Deserialize;
 
-use crate::credentials::{hash_password, issue_token};
+use crate::credentials::{hash_password, issue_token, verify_password};
 use crate::{Result, ServiceError, Session};
 
 /// A user to create.
@@ -139,17 +139,74 @@ impl Session {
     }
 
     /// Disables a user: its sign-ins and tokens stop working (administrators).
-    pub async fn disable_user(&self, user: &str) -> Result<()> {
+    pub async fn disable_user(&self, user: &str) -> Result<User> {
         let result = async {
             self.require(Action::Administer).await?;
-            Ok(self
-                .engine()
-                .catalog()
-                .set_user_disabled(user, true)
-                .await?)
+            let catalog = self.engine().catalog();
+            catalog.set_user_disabled(user, true).await?;
+            Ok(catalog.require_user(user).await?)
         }
         .await;
         self.audited("user.disable", user, result).await
+    }
+
+    /// Enables a disabled user again (administrators).
+    pub async fn enable_user(&self, user: &str) -> Result<User> {
+        let result = async {
+            self.require(Action::Administer).await?;
+            let catalog = self.engine().catalog();
+            catalog.set_user_disabled(user, false).await?;
+            Ok(catalog.require_user(user).await?)
+        }
+        .await;
+        self.audited("user.enable", user, result).await
+    }
+
+    /// Sets a user's password: users their own, giving the current one; administrators anyone's
+    /// (a current password they give is checked too). The user's login sessions end (they were
+    /// opened with the old password); its service tokens stay. Hashing runs off the async
+    /// workers.
+    pub async fn set_password(
+        &self,
+        user: &str,
+        current: Option<String>,
+        new: String,
+    ) -> Result<()> {
+        let result = async {
+            let admin = self.may(Action::Administer).await?;
+            if user != self.principal().name && !admin {
+                return Err(ServiceError::Denied(
+                    "permission denied: only administrators set another user's password".into(),
+                ));
+            }
+            let catalog = self.engine().catalog();
+            catalog.require_user(user).await?;
+            match (current, admin) {
+                (None, true) => {}
+                (None, false) => {
+                    return Err(ServiceError::Invalid(
+                        "give your current password to change it".into(),
+                    ));
+                }
+                (Some(current), _) => {
+                    let stored = catalog.password_hash(user).await?;
+                    let matches = tokio::task::spawn_blocking(move || {
+                        stored.is_some_and(|h| verify_password(&current, &h))
+                    })
+                    .await
+                    .map_err(|e| ServiceError::Invalid(format!("checking failed: {e}")))?;
+                    if !matches {
+                        return Err(ServiceError::Denied("the current password is wrong".into()));
+                    }
+                }
+            }
+            let hash = tokio::task::spawn_blocking(move || hash_password(&new))
+                .await
+                .map_err(|e| ServiceError::Invalid(format!("hashing failed: {e}")))??;
+            Ok(catalog.set_password_hash(user, &hash).await?)
+        }
+        .await;
+        self.audited("user.password", user, result).await
     }
 
     /// Every role (administrators).

@@ -179,6 +179,13 @@ pub enum UserCommand {
     },
     /// Disable a user (its tokens stop working).
     Disable { name: String },
+    /// Enable a disabled user again.
+    Enable { name: String },
+    /// Set a user's password, read from BASIN_PASSWORD, the prompt or stdin (never from the
+    /// command line). Users who are not administrators change only their own and give the
+    /// current one first (BASIN_CURRENT_PASSWORD, the prompt, or the first line of stdin).
+    /// The user's login sessions end; its service tokens stay.
+    Password { name: String },
 }
 
 #[derive(Subcommand, Debug)]

@@ -63,6 +63,9 @@ pub(crate) struct Caller {
         users::list_users,
         users::create_user,
         users::set_user_attributes,
+        users::set_password,
+        users::disable_user,
+        users::enable_user,
         users::list_roles,
         users::create_role,
         users::add_member,
@@ -125,6 +128,9 @@ pub(crate) fn router(state: State) -> Router {
             "/api/v1/users/{user}/attributes",
             put(users::set_user_attributes),
         )
+        .route("/api/v1/users/{user}/password", put(users::set_password))
+        .route("/api/v1/users/{user}/disable", post(users::disable_user))
+        .route("/api/v1/users/{user}/enable", post(users::enable_user))
         .route(
             "/api/v1/roles",
             get(users::list_roles).post(users::create_role),

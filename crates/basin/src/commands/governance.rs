@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 
 use anyhow::{Context, bail};
+use basin_catalog::access::Action;
 use basin_service::{NewUser, Session};
 
 use super::done;
@@ -32,6 +33,41 @@ fn read_password() -> anyhow::Result<String> {
             .trim_end_matches(['\n', '\r'])
             .to_string(),
     })
+}
+
+/// A password change: the current password (when `with_current`) and the new one, each from
+/// its variable (BASIN_CURRENT_PASSWORD, BASIN_PASSWORD), asked for on a terminal, or read
+/// from stdin, one line each, the current one first.
+fn read_password_change(with_current: bool) -> anyhow::Result<(Option<String>, String)> {
+    let from_env = |name: &str| std::env::var(name).ok();
+    let mut piped: Option<std::vec::IntoIter<String>> = None;
+    let mut read = |variable: &str, prompt: &str| -> anyhow::Result<String> {
+        if let Some(p) = from_env(variable) {
+            return Ok(p);
+        }
+        if std::io::stdin().is_terminal() {
+            return Ok(rustyline::DefaultEditor::new()?.readline(prompt)?);
+        }
+        if piped.is_none() {
+            let text = std::io::read_to_string(std::io::stdin())
+                .context("cannot read the password from stdin")?;
+            let lines: Vec<String> = text.lines().map(str::to_string).collect();
+            piped = Some(lines.into_iter());
+        }
+        piped.as_mut().and_then(Iterator::next).with_context(|| {
+            format!(
+                "no {} on stdin (or in {variable})",
+                prompt.trim_end_matches(": ")
+            )
+        })
+    };
+    let current = if with_current {
+        Some(read("BASIN_CURRENT_PASSWORD", "current password: ")?)
+    } else {
+        None
+    };
+    let new = read("BASIN_PASSWORD", "new password: ")?;
+    Ok((current, new))
 }
 
 pub async fn user(g: &Global, session: &Session, cmd: UserCommand) -> anyhow::Result<()> {
@@ -78,7 +114,21 @@ pub async fn user(g: &Global, session: &Session, cmd: UserCommand) -> anyhow::Re
                 .await?;
             done(g, &format!("Set the attributes of user '{name}'."), user)
         }
-        UserCommand::Disable { name } => Ok(session.disable_user(&name).await?),
+        UserCommand::Disable { name } => {
+            let user = session.disable_user(&name).await?;
+            done(g, &format!("Disabled user '{name}'."), user)
+        }
+        UserCommand::Enable { name } => {
+            let user = session.enable_user(&name).await?;
+            done(g, &format!("Enabled user '{name}'."), user)
+        }
+        UserCommand::Password { name } => {
+            let admin = session.may(Action::Administer).await?;
+            let (current, new) = read_password_change(!admin)?;
+            session.set_password(&name, current, new).await?;
+            eprintln!("Set the password of user '{name}'; its login sessions have ended.");
+            Ok(())
+        }
     }
 }
 

@@ -248,3 +248,212 @@ fn every_command_honours_output_json() {
         );
     }
 }
+
+/// `basin --as USER user password NAME` with `stdin` piped in; its output.
+fn password_via_cli(b: &Basin, user: &str, name: &str, stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = b
+        .command()
+        .args(["--as", user, "user", "password", name])
+        .env_remove("BASIN_PASSWORD")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Passwords change through the CLI and REST (your own with the current one; administrators
+/// anyone's); the user's login sessions end, its service tokens stay; users are disabled and
+/// enabled again; every change is audited without the password.
+#[tokio::test(flavor = "multi_thread")]
+async fn passwords_change_and_users_come_back() {
+    let b = Basin::new();
+    let out = b
+        .command()
+        .args(["user", "create", "dora"])
+        .env("BASIN_PASSWORD", "dora-password-1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = Server::start(&b, &[]);
+    let admin = s.login("admin", ADMIN_PASSWORD).await;
+    let login = |password: &'static str| {
+        let s = s.client();
+        async move {
+            s.call(
+                "POST",
+                "/api/v1/login",
+                None,
+                Some(json!({"user": "dora", "password": password})),
+            )
+            .await
+            .status
+        }
+    };
+    let whoami = |token: String| {
+        let s = s.client();
+        async move { s.sql(&token, "SELECT current_user() AS u").await.status }
+    };
+
+    // CLI, as dora: the current password first, then the new one, on stdin.
+    let session = s.login("dora", "dora-password-1").await;
+    let service = s
+        .call(
+            "POST",
+            "/api/v1/tokens",
+            Some(&session),
+            Some(json!({"name": "etl"})),
+        )
+        .await;
+    assert_eq!(service.status, 201, "{}", service.text);
+    let service = service.body["token"].as_str().unwrap().to_string();
+    let wrong = password_via_cli(&b, "dora", "dora", "not-the-password\ndora-password-2\n");
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("current password is wrong"));
+    let out = password_via_cli(&b, "dora", "dora", "dora-password-1\ndora-password-2\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(login("dora-password-1").await, 401);
+    assert_eq!(login("dora-password-2").await, 200);
+    assert_eq!(
+        whoami(session.clone()).await,
+        401,
+        "a session of the old password ended"
+    );
+    assert_eq!(whoami(service.clone()).await, 200, "service tokens stay");
+    // Someone else's password: administrators only.
+    let refused = password_via_cli(&b, "dora", "admin", "dora-password-2\nadmin-taken-over\n");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("administrators"));
+    // The administrator needs no current password; only a line with the new one.
+    let out = password_via_cli(&b, "admin", "dora", "dora-password-3\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(login("dora-password-3").await, 200);
+    let short = password_via_cli(&b, "admin", "dora", "short\n");
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 8 characters"));
+
+    // REST, as dora.
+    let dora = s.login("dora", "dora-password-3").await;
+    let change = |token: String, user: &'static str, body: serde_json::Value| {
+        let s = s.client();
+        async move {
+            s.call(
+                "PUT",
+                &format!("/api/v1/users/{user}/password"),
+                Some(&token),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let a = change(
+        dora.clone(),
+        "dora",
+        json!({"new_password": "dora-password-4"}),
+    )
+    .await;
+    problem(&a, 400);
+    let a = change(
+        dora.clone(),
+        "dora",
+        json!({"current_password": "nope-nope", "new_password": "dora-password-4"}),
+    )
+    .await;
+    problem(&a, 403);
+    let a = change(
+        dora.clone(),
+        "admin",
+        json!({"current_password": "dora-password-3", "new_password": "admin-taken-over"}),
+    )
+    .await;
+    problem(&a, 403);
+    let a = change(
+        dora.clone(),
+        "dora",
+        json!({"current_password": "dora-password-3", "new_password": "dora-password-4"}),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(
+        whoami(dora).await,
+        401,
+        "the session that changed it ended too"
+    );
+    assert_eq!(login("dora-password-4").await, 200);
+    // REST, as the administrator.
+    let a = change(
+        admin.clone(),
+        "dora",
+        json!({"new_password": "dora-password-5"}),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(login("dora-password-5").await, 200);
+    assert_eq!(login("admin-taken-over").await, 401);
+
+    // Disable and enable, over REST and through the CLI.
+    let a = s
+        .call("POST", "/api/v1/users/dora/disable", Some(&admin), None)
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["disabled"], true);
+    assert_eq!(login("dora-password-5").await, 401);
+    assert_eq!(whoami(service.clone()).await, 401);
+    let a = s
+        .call("POST", "/api/v1/users/dora/enable", Some(&admin), None)
+        .await;
+    assert_eq!(a.body["disabled"], false, "{}", a.text);
+    assert_eq!(login("dora-password-5").await, 200);
+    b.ok(&["user", "disable", "dora"]);
+    assert_eq!(login("dora-password-5").await, 401);
+    let enabled = json_of(&b, &["user", "enable", "dora"]);
+    assert_eq!(enabled["disabled"], false);
+    assert_eq!(login("dora-password-5").await, 200);
+    let dora = s.login("dora", "dora-password-5").await;
+    problem(
+        &s.call("POST", "/api/v1/users/admin/disable", Some(&dora), None)
+            .await,
+        403,
+    );
+
+    // Audited, without the passwords.
+    let audit = s
+        .call("GET", "/api/v1/audit?limit=100000", Some(&admin), None)
+        .await;
+    let events = audit.body["events"].as_array().unwrap();
+    let ok = |action: &str| {
+        events
+            .iter()
+            .filter(|e| e["action"] == action && e["outcome"] == "ok")
+            .count()
+    };
+    assert_eq!(ok("user.password"), 4, "{}", audit.text);
+    assert!(
+        ok("user.enable") == 2 && ok("user.disable") == 2,
+        "{}",
+        audit.text
+    );
+    assert!(
+        !audit.text.contains("dora-password-"),
+        "a password in the audit log"
+    );
+}
