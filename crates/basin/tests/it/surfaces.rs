@@ -457,3 +457,220 @@ async fn passwords_change_and_users_come_back() {
         "a password in the audit log"
     );
 }
+
+/// `basin --data-dir DATA ARGS…` run from `cwd`; must succeed; its stdout.
+fn basin_in(cwd: &std::path::Path, data: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(basin_testkit::basin::basin_bin())
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "basin {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Rows of `sql` as JSON, run against `data` from `cwd`.
+fn rows_in(cwd: &std::path::Path, data: &std::path::Path, sql: &str) -> Value {
+    let out = basin_in(cwd, data, &["--output", "json", "sql", sql]);
+    serde_json::from_str(&out).unwrap()
+}
+
+/// A data directory copied elsewhere (the original gone) opens with every table readable and
+/// writable: the default hub, a second hub, and a hub whose root was given as a relative path
+/// inside the data directory. Storage roots and locations show the new place.
+#[test]
+fn a_copied_data_dir_keeps_working() {
+    let b = Basin::new();
+    let (cwd, data) = (b.dir.path(), b.data_dir());
+    let csv = b.file("orders.csv", "id,amount\n1,10.5\n2,20\n");
+    basin_in(
+        cwd,
+        &data,
+        &["dataset", "create", "sales", "--layer", "source"],
+    );
+    basin_in(cwd, &data, &["ingest", "sales.orders", &csv]);
+    basin_in(
+        cwd,
+        &data,
+        &["sql", "CREATE TABLE sales.notes (id BIGINT, text VARCHAR)"],
+    );
+    basin_in(
+        cwd,
+        &data,
+        &["sql", "INSERT INTO sales.notes VALUES (1, 'kept')"],
+    );
+    basin_in(cwd, &data, &["hub", "create", "us"]);
+    // Relative to the working directory, which is the data directory's parent here.
+    basin_in(
+        cwd,
+        &data,
+        &["hub", "create", "eu", "--storage-root", "data/eu-tables"],
+    );
+    for hub in ["us", "eu"] {
+        basin_in(
+            cwd,
+            &data,
+            &[
+                "dataset",
+                "create",
+                &format!("{hub}.crm"),
+                "--layer",
+                "source",
+            ],
+        );
+        basin_in(cwd, &data, &["ingest", &format!("{hub}.crm.orders"), &csv]);
+    }
+    assert!(
+        data.join("eu-tables/crm/orders/_delta_log").is_dir(),
+        "eu's tables under its root"
+    );
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let moved = elsewhere.path().join("restored-data");
+    copy_tree(&data, &moved);
+    std::fs::remove_dir_all(&data).unwrap();
+    // Another working directory, too.
+    let cwd = elsewhere.path();
+    for table in ["main.sales.orders", "us.crm.orders", "eu.crm.orders"] {
+        let rows = rows_in(
+            cwd,
+            &moved,
+            &format!("SELECT sum(amount) AS s FROM {table}"),
+        );
+        assert_eq!(rows, json!([{"s": 30.5}]), "{table}");
+    }
+    assert_eq!(
+        rows_in(cwd, &moved, "SELECT text FROM sales.notes"),
+        json!([{"text": "kept"}])
+    );
+    basin_in(
+        cwd,
+        &moved,
+        &["sql", "INSERT INTO eu.crm.orders VALUES (3, 1.0)"],
+    );
+    assert_eq!(
+        rows_in(cwd, &moved, "SELECT count(*) AS n FROM eu.crm.orders"),
+        json!([{"n": 3}])
+    );
+    let hubs = rows_in(
+        cwd,
+        &moved,
+        "SELECT name, storage_root FROM system.hubs ORDER BY name",
+    );
+    let moved_url = format!("file://{}", moved.display());
+    for hub in hubs.as_array().unwrap() {
+        let root = hub["storage_root"].as_str().unwrap();
+        assert!(root.starts_with(&moved_url), "{hub} not under {moved_url}");
+    }
+    let shown = json_of_in(cwd, &moved, &["table", "show", "eu.crm.orders"]);
+    assert_eq!(
+        shown["location"],
+        format!("{moved_url}/eu-tables/crm/orders")
+    );
+    assert!(!data.exists());
+}
+
+fn json_of_in(cwd: &std::path::Path, data: &std::path::Path, args: &[&str]) -> Value {
+    let mut all = vec!["--output", "json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&basin_in(cwd, data, &all)).unwrap()
+}
+
+/// `basin hub move` moves a hub's files and points the catalog there; a refused or failed move
+/// changes nothing; only administrators may; it is audited.
+#[test]
+fn hubs_move() {
+    let b = Basin::new();
+    let csv = b.file("orders.csv", "id,amount\n1,10.5\n2,20\n");
+    b.ok(&["dataset", "create", "sales", "--layer", "source"]);
+    b.ok(&["ingest", "sales.orders", &csv]);
+    let out = b
+        .command()
+        .args(["user", "create", "eve", "--no-password"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let sum = || b.json("SELECT sum(amount) AS s FROM sales.orders");
+    let root = || {
+        b.json("SELECT storage_root FROM system.hubs WHERE name = 'main'")[0]["storage_root"]
+            .clone()
+    };
+    let before = root();
+
+    // Refused: not an administrator; a directory that is not empty; inside the hub itself.
+    let target = tempfile::tempdir().unwrap();
+    let new_root = target.path().join("main-tables");
+    let new_root = new_root.to_str().unwrap();
+    let denied = b.fails(&["--as", "eve", "hub", "move", "main", new_root]);
+    assert!(denied.contains("admin"), "{denied}");
+    let busy = target.path().join("busy");
+    std::fs::create_dir_all(&busy).unwrap();
+    std::fs::write(busy.join("file"), "x").unwrap();
+    let refused = b.fails(&["hub", "move", "main", busy.to_str().unwrap()]);
+    assert!(refused.contains("not empty"), "{refused}");
+    let inside = b.data_dir().join("hubs/main/sub");
+    let refused = b.fails(&["hub", "move", "main", inside.to_str().unwrap()]);
+    assert!(refused.contains("outside"), "{refused}");
+    let refused = b.fails(&["hub", "move", "main", "s3://bucket/main"]);
+    assert!(refused.contains("local"), "{refused}");
+    assert_eq!(root(), before);
+    assert_eq!(sum(), vec![json!({"s": 30.5})]);
+
+    // Moved: the files are at the new root, the old directory is gone, every table reads.
+    let moved = json_of(&b, &["hub", "move", "main", new_root]);
+    assert_eq!(moved["storage_root"], format!("file://{new_root}"));
+    assert_eq!(root(), json!(format!("file://{new_root}")));
+    assert!(!b.data_dir().join("hubs/main").exists());
+    assert!(
+        std::path::Path::new(new_root)
+            .join("sales/orders/_delta_log")
+            .is_dir()
+    );
+    assert_eq!(sum(), vec![json!({"s": 30.5})]);
+    b.ok(&["sql", "INSERT INTO sales.orders VALUES (3, 1.0)"]);
+    // And back inside the data directory.
+    let back = b.data_dir().join("hubs/main");
+    b.ok(&["hub", "move", "main", back.to_str().unwrap()]);
+    assert_eq!(
+        b.json("SELECT count(*) AS n FROM sales.orders"),
+        vec![json!({"n": 3})]
+    );
+    assert!(!std::path::Path::new(new_root).exists());
+    // To its current root: the files stay, the entries are stored again.
+    b.ok(&["hub", "move", "main", back.to_str().unwrap()]);
+    assert_eq!(
+        b.json("SELECT count(*) AS n FROM sales.orders"),
+        vec![json!({"n": 3})]
+    );
+
+    let audit =
+        b.json("SELECT action, outcome FROM system.audit WHERE action = 'hub.move' ORDER BY at");
+    let outcomes: Vec<&str> = audit
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["denied", "error", "error", "error", "ok", "ok", "ok"],
+        "{audit:?}"
+    );
+}
