@@ -234,6 +234,17 @@ fn every_command_honours_output_json() {
         let doc = json_of(&b, &args);
         assert!(check(&doc), "basin {args:?}: unexpected {doc:#}");
     }
+    let id = token["id"].as_str().unwrap();
+    let revoked = json_of(&b, &["token", "revoke", id]);
+    assert!(revoked["revoked_at"].is_string(), "{revoked}");
+    let disabled = json_of(&b, &["user", "disable", "dora"]);
+    assert_eq!(disabled["disabled"], true, "{disabled}");
+    let demo = json_of(&Basin::new(), &["demo"]);
+    assert!(
+        demo[0]["title"] == "Revenue by country (a join across tables)"
+            && demo[0]["rows"].as_array().unwrap().len() > 1,
+        "{demo:#}"
+    );
     // The lists are tables (not JSON) by default.
     for args in [
         ["user", "list"],
