@@ -184,7 +184,9 @@ pub(crate) async fn table_preview(
             t.hub, t.dataset, t.table
         ))
         .await?;
-    let mut writer = arrow::json::ArrayWriter::new(Vec::new());
+    let mut writer = arrow::json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, arrow::json::writer::JsonArray>(Vec::new());
     for b in &out.batches {
         writer
             .write(b)

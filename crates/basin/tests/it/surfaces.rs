@@ -685,3 +685,41 @@ fn hubs_move() {
         "{audit:?}"
     );
 }
+
+/// REST answers keep NULL as `null`: query rows (JSON) and table previews.
+#[tokio::test(flavor = "multi_thread")]
+async fn rest_rows_keep_nulls() {
+    let b = Basin::new();
+    b.ok(&["dataset", "create", "sales", "--layer", "source"]);
+    b.ok(&["sql", "CREATE TABLE sales.notes (id BIGINT, text VARCHAR)"]);
+    b.ok(&[
+        "sql",
+        "INSERT INTO sales.notes VALUES (1, NULL), (2, 'two')",
+    ]);
+    let s = Server::start(&b, &[]);
+    let admin = s.login("admin", ADMIN_PASSWORD).await;
+    let rows = s
+        .rows(&admin, "SELECT id, text FROM sales.notes ORDER BY id")
+        .await;
+    assert_eq!(
+        rows,
+        vec![
+            json!({"id": 1, "text": null}),
+            json!({"id": 2, "text": "two"})
+        ]
+    );
+    let preview = s
+        .call(
+            "GET",
+            "/api/v1/hubs/main/datasets/sales/tables/notes/preview",
+            Some(&admin),
+            None,
+        )
+        .await;
+    let rows = preview.body["rows"].as_array().unwrap();
+    assert!(
+        rows.iter().any(|r| r == &json!({"id": 1, "text": null})),
+        "{}",
+        preview.text
+    );
+}
