@@ -337,11 +337,13 @@ pub(crate) fn json_error(e: axum::extract::rejection::JsonRejection) -> ApiError
             "invalid_json",
             format!("the body is not valid JSON: {}", e.body_text()),
         ),
-        J::JsonDataError(e) if unknown_field(&e.body_text()).is_some() => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "unknown_field",
-            unknown_field(&e.body_text()).unwrap_or_default(),
-        ),
+        J::JsonDataError(e) if unknown_field(&e.body_text(), "request body").is_some() => {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unknown_field",
+                unknown_field(&e.body_text(), "request body").unwrap_or_default(),
+            )
+        }
         J::JsonDataError(e) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_body",
@@ -352,10 +354,10 @@ pub(crate) fn json_error(e: axum::extract::rejection::JsonRejection) -> ApiError
     }
 }
 
-/// The problem detail for a body with a field its endpoint does not take (refused, not
-/// ignored: a misspelt field would silently fall back to a default), from serde's
-/// "unknown field `x`, expected one of `a`, `b`".
-fn unknown_field(text: &str) -> Option<String> {
+/// The problem detail for a body or query string with a field its endpoint does not take
+/// (refused, not ignored: a misspelt field would silently fall back to a default), from
+/// serde's "unknown field `x`, expected one of `a`, `b`".
+fn unknown_field(text: &str, place: &str) -> Option<String> {
     let (_, rest) = text.split_once("unknown field `")?;
     let (field, rest) = rest.split_once('`')?;
     let rest = rest.split(" at line ").next().unwrap_or_default();
@@ -365,10 +367,10 @@ fn unknown_field(text: &str) -> Option<String> {
         None => String::new(),
     };
     Some(if accepted.is_empty() {
-        format!("unknown field '{field}' in the request body: this endpoint takes no fields")
+        format!("unknown field '{field}' in the {place}: this endpoint takes no fields")
     } else {
         format!(
-            "unknown field '{field}' in the request body{hint}; the accepted fields are: {}",
+            "unknown field '{field}' in the {place}{hint}; the accepted fields are: {}",
             accepted.join(", ")
         )
     })
@@ -387,8 +389,33 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<
     }
 }
 
+/// Extracts query parameters with problem+json errors; an unknown parameter is refused.
+pub(crate) struct Params<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestParts<S>
+    for Params<T>
+{
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        let axum::extract::Query(v) = axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| {
+                let text = e.body_text();
+                match unknown_field(&text, "query string") {
+                    Some(detail) => ApiError::new(StatusCode::BAD_REQUEST, "unknown_field", detail),
+                    None => ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", text),
+                }
+            })?;
+        Ok(Params(v))
+    }
+}
+
 /// `page_size` and `page_token` of a listing.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct PageParams {
     /// Items per page (1–1000, default 100).

@@ -92,6 +92,51 @@ async fn unknown_request_fields_are_refused() {
         }
     }
     assert!(checked.len() >= 12, "too few body endpoints: {checked:?}");
+    // And every query string.
+    let mut checked = Vec::new();
+    for (path, item) in openapi.body["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let params = op["parameters"].as_array().cloned().unwrap_or_default();
+            if !params.iter().any(|p| p["in"] == "query") {
+                continue;
+            }
+            let concrete = path
+                .replace("{hub}", "main")
+                .replace("{dataset}", "sales")
+                .replace("{table}", "orders");
+            let method = method.to_uppercase();
+            let a = s
+                .call(
+                    &method,
+                    &format!("{concrete}?no_such_field=1"),
+                    Some(&admin),
+                    None,
+                )
+                .await;
+            problem(&a, 400);
+            assert_eq!(
+                a.body["code"], "unknown_field",
+                "{method} {path}: {}",
+                a.text
+            );
+            checked.push(format!("{method} {path}"));
+        }
+    }
+    assert!(
+        checked.len() >= 6,
+        "too few endpoints with a query string: {checked:?}"
+    );
+    let a = s
+        .call("GET", "/api/v1/hubs?page_sise=5", Some(&admin), None)
+        .await;
+    assert!(
+        a.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean 'page_size'"),
+        "{}",
+        a.text
+    );
     // A misspelt field among valid ones is refused too, with a suggestion.
     let a = s
         .call(
