@@ -71,11 +71,11 @@ impl Session {
     }
 
     /// Moves a hub's files to `new_root`, a local directory that is new or empty (relative:
-    /// to the working directory), and points the catalog there (administrators; its current
-    /// root: the entries are only stored again, relative when in the data directory). The files are
+    /// to the working directory), and points the catalog there (administrators). The files are
     /// renamed, or copied and then removed when the new root is on another file system. On
     /// any failure nothing changes: a copy is removed, a rename undone. Writers to the hub
-    /// should be stopped first.
+    /// should be stopped first. Given its current root, the hub's entries are only stored
+    /// again (relative when in the data directory).
     pub async fn move_hub(&self, name: &str, new_root: &str) -> Result<HubEntry> {
         let result = async {
             self.require(Action::Administer).await?;

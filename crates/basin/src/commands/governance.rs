@@ -39,10 +39,9 @@ fn read_password() -> anyhow::Result<String> {
 /// its variable (BASIN_CURRENT_PASSWORD, BASIN_PASSWORD), asked for on a terminal, or read
 /// from stdin, one line each, the current one first.
 fn read_password_change(with_current: bool) -> anyhow::Result<(Option<String>, String)> {
-    let from_env = |name: &str| std::env::var(name).ok();
     let mut piped: Option<std::vec::IntoIter<String>> = None;
     let mut read = |variable: &str, prompt: &str| -> anyhow::Result<String> {
-        if let Some(p) = from_env(variable) {
+        if let Ok(p) = std::env::var(variable) {
             return Ok(p);
         }
         if std::io::stdin().is_terminal() {
