@@ -96,4 +96,38 @@ mod tests {
             assert_eq!(c.resolved_location(given), given);
         }
     }
+
+    /// A catalog written before (absolute entries) reads as it did; storing its hub's root
+    /// again makes the entries relative.
+    #[tokio::test]
+    async fn absolute_entries_of_older_catalogs_keep_working() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = url::Url::from_directory_path(tmp.path().join("hubs/old")).unwrap();
+        let root = root.as_str().trim_end_matches('/').to_string();
+        let before = Catalog::open_sqlite(&tmp.path().join("catalog.db"))
+            .await
+            .unwrap();
+        before
+            .create_hub(crate::NewHub {
+                name: basin_core::Name::parse("hub", "old").unwrap(),
+                storage_root: root.clone(),
+                description: String::new(),
+            })
+            .await
+            .unwrap();
+        let stored = || async {
+            let (s,): (String,) =
+                sqlx::query_as("SELECT storage_root FROM hubs WHERE name = 'old'")
+                    .fetch_one(&before.pool)
+                    .await
+                    .unwrap();
+            s
+        };
+        assert_eq!(stored().await, root);
+        let now = catalog(tmp.path()).await;
+        assert_eq!(now.require_hub("old").await.unwrap().storage_root, root);
+        now.move_hub_root("old", &root).await.unwrap();
+        assert_eq!(stored().await, "hubs/old");
+        assert_eq!(now.require_hub("old").await.unwrap().storage_root, root);
+    }
 }
