@@ -13,7 +13,7 @@ use basin_core::{Name, TableRef};
 use basin_tables::Write;
 use serde::Deserialize;
 
-use crate::credentials::{hash_password, issue_token};
+use crate::credentials::{hash_password, issue_token, verify_password};
 use crate::{Result, ServiceError, Session};
 
 /// A user to create.
@@ -53,7 +53,7 @@ impl Session {
             self.require(Action::Administer).await?;
             let name = Name::parse("hub", name)?;
             let storage_root = match storage_root {
-                Some(r) => r,
+                Some(r) => crate::root_url(&r)?,
                 None => crate::default_root(&self.data_dir, name.as_str())?,
             };
             Ok(self
@@ -68,6 +68,78 @@ impl Session {
         }
         .await;
         self.audited("hub.create", name, result).await
+    }
+
+    /// Moves a hub's files to `new_root`, a local directory that is new or empty (relative:
+    /// to the working directory), and points the catalog there (administrators). The files are
+    /// renamed, or copied and then removed when the new root is on another file system. On
+    /// any failure nothing changes: a copy is removed, a rename undone. Writers to the hub
+    /// should be stopped first. Given its current root, the hub's entries are only stored
+    /// again (relative when in the data directory).
+    pub async fn move_hub(&self, name: &str, new_root: &str) -> Result<HubEntry> {
+        let result = async {
+            self.require(Action::Administer).await?;
+            let name = Name::parse("hub", name)?.to_string();
+            let catalog = self.engine().catalog();
+            let hub = catalog.require_hub(&name).await?;
+            let new_url = crate::root_url(new_root)?;
+            let local = |url: &str| {
+                basin_lake::location_url(url)
+                    .ok()
+                    .and_then(|u| u.to_file_path().ok())
+                    .ok_or_else(|| {
+                        ServiceError::Invalid(format!(
+                            "{url} is not on the local file system: basin moves hubs between local directories only; copy the files of an object store yourself"
+                        ))
+                    })
+            };
+            let (from, to) = (local(&hub.storage_root)?, local(&new_url)?);
+            if from == to {
+                // The files stay; the entries are stored again (relative, if in the data dir).
+                return Ok(catalog.move_hub_root(&name, &new_url).await?);
+            }
+            if to.starts_with(&from) || from.starts_with(&to) {
+                return Err(ServiceError::Invalid(format!(
+                    "hub '{name}' is at {}: pick a new root outside it (and not above it)",
+                    from.display()
+                )));
+            }
+            let occupied = std::fs::read_dir(&to).is_ok_and(|mut d| d.next().is_some());
+            if occupied || (to.exists() && !to.is_dir()) {
+                return Err(ServiceError::Invalid(format!(
+                    "{} is not empty: pick a new or empty directory",
+                    to.display()
+                )));
+            }
+            let moved = if from.exists() {
+                Some(move_dir(&from, &to)?)
+            } else {
+                None // no table yet: only the catalog changes
+            };
+            match catalog.move_hub_root(&name, &new_url).await {
+                Ok(entry) => {
+                    if moved == Some(Moved::Copied) {
+                        // The catalog points at the copy now; a leftover original is harmless.
+                        let _ = std::fs::remove_dir_all(&from);
+                    }
+                    Ok(entry)
+                }
+                Err(e) => {
+                    match moved {
+                        Some(Moved::Renamed) => {
+                            let _ = std::fs::rename(&to, &from);
+                        }
+                        Some(Moved::Copied) => {
+                            let _ = std::fs::remove_dir_all(&to);
+                        }
+                        None => {}
+                    }
+                    Err(e.into())
+                }
+            }
+        }
+        .await;
+        self.audited("hub.move", name, result).await
     }
 
     /// Creates a dataset (administrators, and holders of CREATE on its hub).
@@ -139,17 +211,74 @@ impl Session {
     }
 
     /// Disables a user: its sign-ins and tokens stop working (administrators).
-    pub async fn disable_user(&self, user: &str) -> Result<()> {
+    pub async fn disable_user(&self, user: &str) -> Result<User> {
         let result = async {
             self.require(Action::Administer).await?;
-            Ok(self
-                .engine()
-                .catalog()
-                .set_user_disabled(user, true)
-                .await?)
+            let catalog = self.engine().catalog();
+            catalog.set_user_disabled(user, true).await?;
+            Ok(catalog.require_user(user).await?)
         }
         .await;
         self.audited("user.disable", user, result).await
+    }
+
+    /// Enables a disabled user again (administrators).
+    pub async fn enable_user(&self, user: &str) -> Result<User> {
+        let result = async {
+            self.require(Action::Administer).await?;
+            let catalog = self.engine().catalog();
+            catalog.set_user_disabled(user, false).await?;
+            Ok(catalog.require_user(user).await?)
+        }
+        .await;
+        self.audited("user.enable", user, result).await
+    }
+
+    /// Sets a user's password: users their own, giving the current one; administrators anyone's
+    /// (a current password they give is checked too). The user's login sessions end (they were
+    /// opened with the old password); its service tokens stay. Hashing runs off the async
+    /// workers.
+    pub async fn set_password(
+        &self,
+        user: &str,
+        current: Option<String>,
+        new: String,
+    ) -> Result<()> {
+        let result = async {
+            let admin = self.may(Action::Administer).await?;
+            if user != self.principal().name && !admin {
+                return Err(ServiceError::Denied(
+                    "permission denied: only administrators set another user's password".into(),
+                ));
+            }
+            let catalog = self.engine().catalog();
+            catalog.require_user(user).await?;
+            match (current, admin) {
+                (None, true) => {}
+                (None, false) => {
+                    return Err(ServiceError::Invalid(
+                        "give your current password to change it".into(),
+                    ));
+                }
+                (Some(current), _) => {
+                    let stored = catalog.password_hash(user).await?;
+                    let matches = tokio::task::spawn_blocking(move || {
+                        stored.is_some_and(|h| verify_password(&current, &h))
+                    })
+                    .await
+                    .map_err(|e| ServiceError::Invalid(format!("checking failed: {e}")))?;
+                    if !matches {
+                        return Err(ServiceError::Denied("the current password is wrong".into()));
+                    }
+                }
+            }
+            let hash = tokio::task::spawn_blocking(move || hash_password(&new))
+                .await
+                .map_err(|e| ServiceError::Invalid(format!("hashing failed: {e}")))??;
+            Ok(catalog.set_password_hash(user, &hash).await?)
+        }
+        .await;
+        self.audited("user.password", user, result).await
     }
 
     /// Every role (administrators).
@@ -540,4 +669,51 @@ pub fn grants_of(
             granted_at: String::new(),
         })
         .collect()
+}
+
+/// How [`move_dir`] moved a directory.
+#[derive(Debug, PartialEq, Eq)]
+enum Moved {
+    Renamed,
+    Copied,
+}
+
+/// Moves the directory `from` to `to` (new or empty): a rename, or, across file systems, a
+/// copy (removed again when it fails part way).
+fn move_dir(from: &std::path::Path, to: &std::path::Path) -> Result<Moved> {
+    let failed = |e: std::io::Error| {
+        ServiceError::Invalid(format!(
+            "cannot move {} to {}: {e}",
+            from.display(),
+            to.display()
+        ))
+    };
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent).map_err(failed)?;
+    }
+    let _ = std::fs::remove_dir(to); // an empty directory, or nothing
+    if std::fs::rename(from, to).is_ok() {
+        return Ok(Moved::Renamed);
+    }
+    match copy_dir(from, to) {
+        Ok(()) => Ok(Moved::Copied),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(to);
+            Err(failed(e))
+        }
+    }
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }

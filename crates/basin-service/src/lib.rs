@@ -76,8 +76,10 @@ impl Hub {
         Ok(hub)
     }
 
-    /// A hub over an open catalog and keystore.
+    /// A hub over an open catalog and keystore. Storage paths inside `data_dir` are stored
+    /// relative to it, so that the directory can be copied or moved whole.
     pub fn new(catalog: Catalog, keystore: Keystore, data_dir: PathBuf) -> Hub {
+        let catalog = catalog.with_data_dir(&data_dir);
         let tables = Tables::new(catalog, Some(keystore.clone()));
         Hub {
             engine: Engine::new(tables),
@@ -177,8 +179,13 @@ impl Hub {
 }
 
 fn default_root(data_dir: &std::path::Path, hub: &str) -> Result<String> {
-    let dir = std::path::absolute(data_dir.join("hubs").join(hub))
-        .map_err(|e| ServiceError::Invalid(format!("cannot resolve the data directory: {e}")))?;
-    let url = basin_lake::location_url(&dir.display().to_string())?;
+    root_url(&data_dir.join("hubs").join(hub).display().to_string())
+}
+
+/// A storage root as given by a user, as a URL: a relative path is resolved against the
+/// working directory (the catalog then stores it relative to the data directory when inside).
+fn root_url(root: &str) -> Result<String> {
+    let url = basin_lake::location_url(root)
+        .map_err(|e| ServiceError::Invalid(format!("storage root '{root}': {e}")))?;
     Ok(url.as_str().trim_end_matches('/').to_string())
 }

@@ -179,6 +179,13 @@ pub enum UserCommand {
     },
     /// Disable a user (its tokens stop working).
     Disable { name: String },
+    /// Enable a disabled user again.
+    Enable { name: String },
+    /// Set a user's password, read from BASIN_PASSWORD, the prompt or stdin (never from the
+    /// command line). Users who are not administrators change only their own and give the
+    /// current one first (BASIN_CURRENT_PASSWORD, the prompt, or the first line of stdin).
+    /// The user's login sessions end; its service tokens stay.
+    Password { name: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -221,7 +228,8 @@ pub enum HubCommand {
     /// Create a hub.
     Create {
         name: String,
-        /// Object-store URL of the hub's tables (default: <data-dir>/hubs/<name>).
+        /// Object-store URL or directory of the hub's tables (default: <data-dir>/hubs/<name>;
+        /// a relative path is taken from the working directory).
         #[arg(long)]
         storage_root: Option<String>,
         #[arg(long, default_value = "")]
@@ -229,6 +237,13 @@ pub enum HubCommand {
     },
     /// List hubs.
     List,
+    /// Move a hub's tables to a new local directory (new or empty) and point the catalog
+    /// there; on failure nothing changes. Stop writers to the hub first.
+    Move {
+        name: String,
+        /// The new storage root (a relative path is taken from the working directory).
+        new_root: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

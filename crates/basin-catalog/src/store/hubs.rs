@@ -18,7 +18,7 @@ impl Catalog {
         }
         let created = Hub {
             name: hub.name.to_string(),
-            storage_root: hub.storage_root,
+            storage_root: self.stored_location(&hub.storage_root),
             description: hub.description,
             created_at: now(),
         };
@@ -30,7 +30,7 @@ impl Catalog {
             .execute(&self.pool)
             .await
             .map_err(|e| unique_violation(e, "hub", &created.name))?;
-        Ok(created)
+        self.require_hub(&created.name).await
     }
 
     /// The hub called `name`, if any.
@@ -42,7 +42,7 @@ impl Catalog {
         .fetch_optional(&self.pool)
         .await
         .ctx(|| format!("reading hub '{name}'"))?;
-        row.map(|r| hub_from_row(&r)).transpose()
+        row.map(|r| self.hub_from_row(&r)).transpose()
     }
 
     /// The hub called `name`, or a not-found error suggesting the closest name.
@@ -56,6 +56,44 @@ impl Catalog {
         }
     }
 
+    /// Points a hub at `new_root`, and each of its tables under the old root at the same place
+    /// under the new one, in one transaction (once their files are there). Returns the hub.
+    pub async fn move_hub_root(&self, name: &str, new_root: &str) -> Result<Hub> {
+        let hub = self.require_hub(name).await?;
+        let (old_root, new_root) = (
+            hub.storage_root.trim_end_matches('/'),
+            new_root.trim_end_matches('/'),
+        );
+        let tables = self.tables(Some(name), None).await?;
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE hubs SET storage_root = $1 WHERE name = $2")
+            .bind(self.stored_location(new_root))
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .ctx(|| format!("moving hub '{name}'"))?;
+        for t in tables {
+            let Some(rest) = t.location.strip_prefix(old_root) else {
+                continue;
+            };
+            if !rest.starts_with('/') {
+                continue;
+            }
+            sqlx::query(
+                "UPDATE tables SET location = $1 WHERE hub = $2 AND dataset = $3 AND name = $4",
+            )
+            .bind(self.stored_location(&format!("{new_root}{rest}")))
+            .bind(&t.hub)
+            .bind(&t.dataset)
+            .bind(&t.name)
+            .execute(&mut *tx)
+            .await
+            .ctx(|| format!("moving table '{}'", t.table_ref()))?;
+        }
+        tx.commit().await.ctx(|| format!("moving hub '{name}'"))?;
+        self.require_hub(name).await
+    }
+
     /// All hubs, by name.
     pub async fn hubs(&self) -> Result<Vec<Hub>> {
         let rows = sqlx::query(
@@ -64,15 +102,17 @@ impl Catalog {
         .fetch_all(&self.pool)
         .await
         .ctx(|| "listing hubs".into())?;
-        rows.iter().map(hub_from_row).collect()
+        rows.iter().map(|r| self.hub_from_row(r)).collect()
     }
 }
 
-fn hub_from_row(r: &AnyRow) -> Result<Hub> {
-    Ok(Hub {
-        name: get(r, "name")?,
-        storage_root: get(r, "storage_root")?,
-        description: get(r, "description")?,
-        created_at: get(r, "created_at")?,
-    })
+impl Catalog {
+    fn hub_from_row(&self, r: &AnyRow) -> Result<Hub> {
+        Ok(Hub {
+            name: get(r, "name")?,
+            storage_root: self.resolved_location(&get::<String>(r, "storage_root")?),
+            description: get(r, "description")?,
+            created_at: get(r, "created_at")?,
+        })
+    }
 }

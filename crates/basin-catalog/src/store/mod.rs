@@ -5,6 +5,7 @@
 
 mod datasets;
 mod hubs;
+mod paths;
 mod tables;
 
 use std::path::Path;
@@ -21,6 +22,8 @@ use crate::{CatalogError, Result, migrate};
 pub struct Catalog {
     pub(crate) pool: AnyPool,
     pub(crate) access: crate::access::AccessCache,
+    /// The data directory that storage paths inside it are stored relative to (see `paths`).
+    pub(crate) data_dir: Option<std::path::PathBuf>,
 }
 
 impl Catalog {
@@ -55,6 +58,7 @@ impl Catalog {
         Ok(Catalog {
             pool,
             access: Default::default(),
+            data_dir: None,
         })
     }
 

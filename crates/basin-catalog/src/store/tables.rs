@@ -41,7 +41,7 @@ impl Catalog {
         .bind(t.hub.as_str())
         .bind(t.dataset.as_str())
         .bind(t.table.as_str())
-        .bind(&new.location)
+        .bind(self.stored_location(&new.location))
         .bind(&new.description)
         .bind(to_json(&new.primary_key))
         .bind(to_json(&new.partition_columns))
@@ -133,7 +133,7 @@ impl Catalog {
         .ctx(|| format!("reading table '{table}'"))?;
         match row {
             Some(r) => {
-                let mut t = table_from_row(&r)?;
+                let mut t = self.table_from_row(&r)?;
                 t.columns = self.columns(table).await?;
                 Ok(Some(t))
             }
@@ -167,7 +167,7 @@ impl Catalog {
         .fetch_all(&self.pool)
         .await
         .ctx(|| "listing tables".into())?;
-        rows.iter().map(table_from_row).collect()
+        rows.iter().map(|r| self.table_from_row(r)).collect()
     }
 
     /// The columns of the tables of a hub and/or dataset (all when both are `None`), keyed by
@@ -235,20 +235,22 @@ async fn insert_columns(tx: &mut Tx<'_>, table: &TableRef, columns: &[Column]) -
     Ok(())
 }
 
-fn table_from_row(r: &AnyRow) -> Result<Table> {
-    Ok(Table {
-        hub: get(r, "hub")?,
-        dataset: get(r, "dataset")?,
-        name: get(r, "name")?,
-        location: get(r, "location")?,
-        description: get(r, "description")?,
-        primary_key: from_json(&get::<String>(r, "primary_key")?)?,
-        partition_columns: from_json(&get::<String>(r, "partition_columns")?)?,
-        tags: from_json(&get::<String>(r, "tags")?)?,
-        columns: Vec::new(),
-        created_at: get(r, "created_at")?,
-        updated_at: get(r, "updated_at")?,
-    })
+impl Catalog {
+    fn table_from_row(&self, r: &AnyRow) -> Result<Table> {
+        Ok(Table {
+            hub: get(r, "hub")?,
+            dataset: get(r, "dataset")?,
+            name: get(r, "name")?,
+            location: self.resolved_location(&get::<String>(r, "location")?),
+            description: get(r, "description")?,
+            primary_key: from_json(&get::<String>(r, "primary_key")?)?,
+            partition_columns: from_json(&get::<String>(r, "partition_columns")?)?,
+            tags: from_json(&get::<String>(r, "tags")?)?,
+            columns: Vec::new(),
+            created_at: get(r, "created_at")?,
+            updated_at: get(r, "updated_at")?,
+        })
+    }
 }
 
 fn column_from_row(r: &AnyRow) -> Result<Column> {

@@ -1,13 +1,14 @@
 //! The audit log (administrators).
 
-use axum::extract::Query;
 use axum::{Extension, Json};
 use basin_catalog::access::AuditEvent;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiResult, Caller};
+use super::{ApiResult, Caller, Params};
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct AuditParams {
     /// Events at or after this RFC 3339 time.
     since: Option<String>,
@@ -51,7 +52,7 @@ pub(crate) struct EventList {
 #[utoipa::path(get, path = "/api/v1/audit", params(AuditParams), responses((status = 200, description = "Audit events, oldest first (admins only)", body = EventList)))]
 pub(crate) async fn audit(
     Extension(c): Extension<Caller>,
-    Query(p): Query<AuditParams>,
+    Params(p): Params<AuditParams>,
 ) -> ApiResult<Json<EventList>> {
     let events = c
         .session

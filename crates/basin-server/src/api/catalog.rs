@@ -1,12 +1,12 @@
 //! Listings of what a caller may see: hubs, the datasets of a hub, the tables of a dataset.
 //! Each is paged (`page_size`, `page_token`) in a stable order (by name).
 
-use axum::extract::{Path, Query};
+use axum::extract::Path;
 use axum::{Extension, Json};
 use basin_catalog::{Dataset, Hub, Table};
 use serde::Serialize;
 
-use super::{ApiResult, Caller, PageParams};
+use super::{ApiResult, Caller, PageParams, Params};
 
 /// A hub.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -109,7 +109,7 @@ impl From<Table> for TableSummary {
 #[utoipa::path(get, path = "/api/v1/hubs", params(PageParams), responses((status = 200, description = "Hubs the caller may see", body = HubPage)))]
 pub(crate) async fn list_hubs(
     Extension(c): Extension<Caller>,
-    Query(page): Query<PageParams>,
+    Params(page): Params<PageParams>,
 ) -> ApiResult<Json<HubPage>> {
     let p = c.session.hubs(&page.into()).await?;
     Ok(Json(HubPage {
@@ -123,7 +123,7 @@ pub(crate) async fn list_hubs(
 pub(crate) async fn list_datasets(
     Extension(c): Extension<Caller>,
     Path(hub): Path<String>,
-    Query(page): Query<PageParams>,
+    Params(page): Params<PageParams>,
 ) -> ApiResult<Json<DatasetPage>> {
     let p = c.session.datasets(&hub, &page.into()).await?;
     Ok(Json(DatasetPage {
@@ -137,7 +137,7 @@ pub(crate) async fn list_datasets(
 pub(crate) async fn list_tables(
     Extension(c): Extension<Caller>,
     Path((hub, dataset)): Path<(String, String)>,
-    Query(page): Query<PageParams>,
+    Params(page): Params<PageParams>,
 ) -> ApiResult<Json<TablePage>> {
     let p = c.session.tables(&hub, &dataset, &page.into()).await?;
     Ok(Json(TablePage {

@@ -49,6 +49,7 @@ pub(crate) struct Revoked {
 /// A grant in a request: `object` is `hub NAME`, `dataset HUB.NAME`, `table HUB.DATASET.NAME` or
 /// `tag KEY=VALUE|VALUE`.
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct GrantRequest {
     /// USAGE, SELECT, MODIFY, CREATE, MANAGE or UNMASK (UNMASK: administrators only).
     privilege: String,

@@ -14,6 +14,7 @@ use crate::error::ApiError;
 use crate::{State, auth};
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct LoginRequest {
     user: String,
     password: String,

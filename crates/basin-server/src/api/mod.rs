@@ -63,6 +63,9 @@ pub(crate) struct Caller {
         users::list_users,
         users::create_user,
         users::set_user_attributes,
+        users::set_password,
+        users::disable_user,
+        users::enable_user,
         users::list_roles,
         users::create_role,
         users::add_member,
@@ -125,6 +128,9 @@ pub(crate) fn router(state: State) -> Router {
             "/api/v1/users/{user}/attributes",
             put(users::set_user_attributes),
         )
+        .route("/api/v1/users/{user}/password", put(users::set_password))
+        .route("/api/v1/users/{user}/disable", post(users::disable_user))
+        .route("/api/v1/users/{user}/enable", post(users::enable_user))
         .route(
             "/api/v1/roles",
             get(users::list_roles).post(users::create_role),
@@ -331,6 +337,13 @@ pub(crate) fn json_error(e: axum::extract::rejection::JsonRejection) -> ApiError
             "invalid_json",
             format!("the body is not valid JSON: {}", e.body_text()),
         ),
+        J::JsonDataError(e) if unknown_field(&e.body_text(), "request body").is_some() => {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unknown_field",
+                unknown_field(&e.body_text(), "request body").unwrap_or_default(),
+            )
+        }
         J::JsonDataError(e) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_body",
@@ -339,6 +352,28 @@ pub(crate) fn json_error(e: axum::extract::rejection::JsonRejection) -> ApiError
         J::BytesRejection(e) => ApiError::new(e.status(), "body_unreadable", e.body_text()),
         other => ApiError::bad_request(other.body_text()),
     }
+}
+
+/// The problem detail for a body or query string with a field its endpoint does not take
+/// (refused, not ignored: a misspelt field would silently fall back to a default), from
+/// serde's "unknown field `x`, expected one of `a`, `b`".
+fn unknown_field(text: &str, place: &str) -> Option<String> {
+    let (_, rest) = text.split_once("unknown field `")?;
+    let (field, rest) = rest.split_once('`')?;
+    let rest = rest.split(" at line ").next().unwrap_or_default();
+    let accepted: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+    let hint = match basin_core::closest(field, accepted.iter().copied()) {
+        Some(near) => format!(" (did you mean '{near}'?)"),
+        None => String::new(),
+    };
+    Some(if accepted.is_empty() {
+        format!("unknown field '{field}' in the {place}: this endpoint takes no fields")
+    } else {
+        format!(
+            "unknown field '{field}' in the {place}{hint}; the accepted fields are: {}",
+            accepted.join(", ")
+        )
+    })
 }
 
 /// Extracts a JSON body with problem+json errors.
@@ -354,8 +389,33 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<
     }
 }
 
+/// Extracts query parameters with problem+json errors; an unknown parameter is refused.
+pub(crate) struct Params<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestParts<S>
+    for Params<T>
+{
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        let axum::extract::Query(v) = axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| {
+                let text = e.body_text();
+                match unknown_field(&text, "query string") {
+                    Some(detail) => ApiError::new(StatusCode::BAD_REQUEST, "unknown_field", detail),
+                    None => ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", text),
+                }
+            })?;
+        Ok(Params(v))
+    }
+}
+
 /// `page_size` and `page_token` of a listing.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct PageParams {
     /// Items per page (1–1000, default 100).

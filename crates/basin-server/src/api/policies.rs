@@ -9,6 +9,7 @@ use crate::error::ApiError;
 
 /// A row filter: rows of `table` outside `expression` are invisible to `grantee`'s members.
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct FilterRequest {
     /// `hub.dataset.table` or `dataset.table`.
     table: String,
@@ -20,6 +21,7 @@ pub(crate) struct FilterRequest {
 
 /// A mask of one column for `grantee`'s members.
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct MaskRequest {
     table: String,
     column: String,

@@ -29,6 +29,7 @@ use crate::error::ApiError;
 
 /// A query request.
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct QueryRequest {
     /// One SQL statement (or several, for writes; the last one's result is returned).
     sql: String,
@@ -395,7 +396,10 @@ impl Encoder {
     ) -> Result<(), std::io::Error> {
         match self.format {
             Format::Json => {
-                let mut w = arrow::json::ArrayWriter::new(Vec::new());
+                // Every column in every row: a NULL is `null`, not a missing field.
+                let mut w = arrow::json::WriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build::<_, arrow::json::writer::JsonArray>(Vec::new());
                 w.write(batch).map_err(std::io::Error::other)?;
                 w.finish().map_err(std::io::Error::other)?;
                 let text = w.into_inner();

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State as AxState};
+use axum::extract::{Path, State as AxState};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use basin_catalog::access::Privilege;
@@ -13,7 +13,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{ApiResult, Caller, table_ref};
+use super::{ApiResult, Caller, Params, table_ref};
 use crate::State;
 use crate::error::ApiError;
 
@@ -163,6 +163,8 @@ pub(crate) async fn table_history(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct PreviewParams {
     /// Rows to show (default 20, at most 1000).
     limit: Option<usize>,
@@ -173,7 +175,7 @@ pub(crate) struct PreviewParams {
 pub(crate) async fn table_preview(
     Extension(c): Extension<Caller>,
     Path((hub, dataset, table)): Path<(String, String, String)>,
-    Query(p): Query<PreviewParams>,
+    Params(p): Params<PreviewParams>,
 ) -> ApiResult<Json<PreviewView>> {
     let t = table_ref(&hub, &dataset, &table)?;
     let limit = p.limit.unwrap_or(20).min(1000);
@@ -184,7 +186,9 @@ pub(crate) async fn table_preview(
             t.hub, t.dataset, t.table
         ))
         .await?;
-    let mut writer = arrow::json::ArrayWriter::new(Vec::new());
+    let mut writer = arrow::json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, arrow::json::writer::JsonArray>(Vec::new());
     for b in &out.batches {
         writer
             .write(b)
@@ -203,6 +207,8 @@ pub(crate) async fn table_preview(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct UploadParams {
     /// csv, json, ndjson or parquet (optionally with .gz / .zst, e.g. csv.gz).
     format: String,
@@ -236,7 +242,7 @@ pub(crate) async fn upload(
     AxState(state): AxState<State>,
     Extension(c): Extension<Caller>,
     Path((hub, dataset, table)): Path<(String, String, String)>,
-    Query(p): Query<UploadParams>,
+    Params(p): Params<UploadParams>,
     body: Body,
 ) -> ApiResult<Json<UploadReport>> {
     let t = table_ref(&hub, &dataset, &table)?;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{ApiResult, Body2, Caller};
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct TagDefinition {
     /// The values the tag may take; empty: any.
     #[serde(default)]
@@ -24,6 +25,7 @@ pub(crate) struct TagKeyView {
 
 /// Tags for a dataset, a table or a column.
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct TagRequest {
     /// `dataset HUB.NAME` or `table HUB.DATASET.NAME`.
     object: String,

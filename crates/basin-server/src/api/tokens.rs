@@ -44,6 +44,7 @@ pub(crate) struct TokenList {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct NewToken {
     name: String,
     /// Lifetime in days (default 90, at most 3650).

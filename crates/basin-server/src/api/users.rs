@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::Path;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State as AxState};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use basin_catalog::access::{Role, User};
@@ -10,6 +12,8 @@ use basin_service::NewUser;
 use serde::{Deserialize, Serialize};
 
 use super::{ApiResult, Body2, Caller};
+use crate::State;
+use crate::error::ApiError;
 
 /// A user.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -68,6 +72,7 @@ impl From<Role> for RoleView {
 
 /// A user to create.
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct NewUserRequest {
     name: String,
     /// At least 8 characters; none: the user signs in with tokens only.
@@ -80,6 +85,7 @@ pub(crate) struct NewUserRequest {
 
 /// A role to create.
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct NewRoleRequest {
     name: String,
     #[serde(default)]
@@ -88,6 +94,7 @@ pub(crate) struct NewRoleRequest {
 
 /// A member to add to a role.
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct MemberRequest {
     user: String,
 }
@@ -127,6 +134,84 @@ pub(crate) async fn set_user_attributes(
     Ok(Json(
         c.session.set_user_attributes(&user, &attrs).await?.into(),
     ))
+}
+
+/// A new password.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PasswordRequest {
+    /// Needed to change your own password (administrators may leave it out).
+    current_password: Option<String>,
+    /// At least 8 characters.
+    new_password: String,
+}
+
+/// The password was set and the user's login sessions ended.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct PasswordSet {
+    user: String,
+    sessions_ended: bool,
+}
+
+#[utoipa::path(put, path = "/api/v1/users/{user}/password", params(("user" = String, Path)), request_body = PasswordRequest,
+    responses((status = 200, description = "Password set; the user's login sessions (this one too) ended, service tokens stay", body = PasswordSet),
+              (status = 403, description = "Another user's password and not an administrator, or a wrong current password", body = crate::error::Problem),
+              (status = 429, description = "Too many wrong current passwords", body = crate::error::Problem)))]
+pub(crate) async fn set_password(
+    AxState(state): AxState<State>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Extension(c): Extension<Caller>,
+    Path(user): Path<String>,
+    Body2(p): Body2<PasswordRequest>,
+) -> ApiResult<Json<PasswordSet>> {
+    // Guessing the current password here is limited like guessing it at login.
+    let ip = addr.ip();
+    if let Some(wait) = state.limiter.locked(&user, ip) {
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            format!(
+                "too many wrong passwords for this user from this address; try again in {wait} s"
+            ),
+        );
+        e.retry_after = Some(wait);
+        return Err(e);
+    }
+    let guessed = p.current_password.is_some();
+    match c
+        .session
+        .set_password(&user, p.current_password, p.new_password)
+        .await
+    {
+        Ok(()) => Ok(Json(PasswordSet {
+            user,
+            sessions_ended: true,
+        })),
+        Err(e) => {
+            if guessed && matches!(e, basin_service::ServiceError::Denied(_)) {
+                state.limiter.failed(&user, ip);
+            }
+            Err(e.into())
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/users/{user}/disable", params(("user" = String, Path)),
+    responses((status = 200, description = "The user, disabled: its sign-ins and tokens stop working (admins only)", body = UserView)))]
+pub(crate) async fn disable_user(
+    Extension(c): Extension<Caller>,
+    Path(user): Path<String>,
+) -> ApiResult<Json<UserView>> {
+    Ok(Json(c.session.disable_user(&user).await?.into()))
+}
+
+#[utoipa::path(post, path = "/api/v1/users/{user}/enable", params(("user" = String, Path)),
+    responses((status = 200, description = "The user, enabled again (admins only)", body = UserView)))]
+pub(crate) async fn enable_user(
+    Extension(c): Extension<Caller>,
+    Path(user): Path<String>,
+) -> ApiResult<Json<UserView>> {
+    Ok(Json(c.session.enable_user(&user).await?.into()))
 }
 
 #[utoipa::path(get, path = "/api/v1/roles", responses((status = 200, description = "Roles (admins only)", body = RoleList)))]

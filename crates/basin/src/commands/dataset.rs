@@ -5,7 +5,8 @@ use basin_core::{DatasetRef, Layer, Name};
 use basin_service::Session;
 
 use super::print_sql;
-use crate::cli::{DatasetCommand, Global};
+use crate::cli::{DatasetCommand, Global, OutputFormat};
+use crate::output;
 
 pub async fn run(g: &Global, session: &Session, cmd: DatasetCommand) -> anyhow::Result<()> {
     match cmd {
@@ -24,11 +25,11 @@ pub async fn run(g: &Global, session: &Session, cmd: DatasetCommand) -> anyhow::
                     },
                 })
                 .await?;
-            eprintln!(
+            let message = format!(
                 "Created dataset '{}.{}' in layer {}.",
                 created.hub, created.name, created.layer
             );
-            Ok(())
+            super::done(g, &message, created)
         }
         DatasetCommand::List { hub } => {
             let filter = match hub {
@@ -46,14 +47,23 @@ pub async fn run(g: &Global, session: &Session, cmd: DatasetCommand) -> anyhow::
             let shown = format!(
                 "SELECT hub, name, layer, domain, owner, description, tags, update_frequency, support_contact, created_at FROM system.datasets WHERE hub = '{hub}' AND name = '{name}'"
             );
-            if session.query(&shown).await?.num_rows() == 0 {
+            let dataset = session.query(&shown).await?;
+            if dataset.num_rows() == 0 {
                 anyhow::bail!("dataset '{hub}.{name}' not found; see `basin dataset list`");
             }
-            print_sql(g, session, &shown).await?;
-            print_sql(g, session, &format!(
+            let tables = format!(
                 "SELECT name AS table_name, primary_key, partition_columns, updated_at FROM system.tables WHERE hub = '{hub}' AND dataset = '{name}' ORDER BY name"
-            ))
-            .await
+            );
+            if g.output == OutputFormat::Json {
+                // One document: the dataset with its tables.
+                let mut shown = output::json_rows(&dataset.batches)?.remove(0);
+                let tables = output::json_rows(&session.query(&tables).await?.batches)?;
+                shown["tables"] = serde_json::Value::Array(tables);
+                println!("{}", serde_json::to_string_pretty(&shown)?);
+                return Ok(());
+            }
+            output::print(g.output, &dataset.schema, &dataset.batches)?;
+            print_sql(g, session, &tables).await
         }
     }
 }

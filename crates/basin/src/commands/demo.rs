@@ -8,7 +8,8 @@ use basin_core::{DatasetRef, Layer};
 use basin_service::{ServiceError, Session};
 
 use super::{ingest, print_sql};
-use crate::cli::{Global, IngestArgs, IngestMode};
+use crate::cli::{Global, IngestArgs, IngestMode, OutputFormat};
+use crate::output;
 
 pub async fn run(g: &Global, session: &Session, samples: &Path) -> anyhow::Result<()> {
     if !samples.join("customers.csv").exists() {
@@ -128,16 +129,28 @@ pub async fn run(g: &Global, session: &Session, samples: &Path) -> anyhow::Resul
             "SELECT hub, dataset, name, primary_key, partition_columns FROM system.tables ORDER BY dataset, name",
         ),
     ];
+    let json = g.output == OutputFormat::Json;
+    let mut answers = Vec::new();
     for (title, query) in queries {
-        println!(
-            "\n== {title}\n{}",
-            query.split_whitespace().collect::<Vec<_>>().join(" ")
-        );
-        print_sql(g, session, query).await?;
+        let query = query.split_whitespace().collect::<Vec<_>>().join(" ");
+        if json {
+            // One document: each query with its rows.
+            let rows = output::json_rows(&session.query(&query).await?.batches)?;
+            answers.push(serde_json::json!({"title": title, "sql": query, "rows": rows}));
+            continue;
+        }
+        println!("\n== {title}\n{query}");
+        print_sql(g, session, &query).await?;
     }
-    println!(
-        "\nTry it yourself: basin --data-dir {} sql",
+    let hint = format!(
+        "Try it yourself: basin --data-dir {} sql",
         g.data_dir.display()
     );
+    if json {
+        println!("{}", serde_json::to_string_pretty(&answers)?);
+        eprintln!("{hint}");
+    } else {
+        println!("\n{hint}");
+    }
     Ok(())
 }

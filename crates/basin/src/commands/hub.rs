@@ -1,4 +1,4 @@
-//! `basin hub create|list`.
+//! `basin hub create|list|move`.
 
 use basin_service::Session;
 
@@ -13,8 +13,13 @@ pub async fn run(g: &Global, session: &Session, cmd: HubCommand) -> anyhow::Resu
             description,
         } => {
             let hub = session.create_hub(&name, storage_root, description).await?;
-            eprintln!("Created hub '{}' at {}.", hub.name, hub.storage_root);
-            Ok(())
+            let message = format!("Created hub '{}' at {}.", hub.name, hub.storage_root);
+            super::done(g, &message, hub)
+        }
+        HubCommand::Move { name, new_root } => {
+            let hub = session.move_hub(&name, &new_root).await?;
+            let message = format!("Moved hub '{}' to {}.", hub.name, hub.storage_root);
+            super::done(g, &message, hub)
         }
         HubCommand::List => {
             print_sql(

@@ -25,6 +25,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Init => {
             let session = session(&g).await?;
             let hubs = session.hubs(&Default::default()).await?;
+            if g.output == crate::cli::OutputFormat::Json {
+                let names: Vec<&str> = hubs.items.iter().map(|h| h.name.as_str()).collect();
+                let ready = serde_json::json!({"data_dir": g.data_dir, "hubs": names});
+                println!("{}", serde_json::to_string_pretty(&ready)?);
+                return Ok(());
+            }
             println!(
                 "Basin is ready in {} ({} hub(s): {}).",
                 g.data_dir.display(),
@@ -41,18 +47,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Hub(cmd) => hub::run(&g, &session(&g).await?, cmd).await,
         Command::Dataset(cmd) => dataset::run(&g, &session(&g).await?, cmd).await,
         Command::Table(cmd) => table::run(&g, &session(&g).await?, cmd).await,
-        Command::Ingest(args) => ingest::run(&session(&g).await?, args, true)
-            .await
-            .map(|_| ()),
+        Command::Ingest(args) => {
+            let report = ingest::run(&session(&g).await?, args, true).await?;
+            if g.output == crate::cli::OutputFormat::Json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
+            Ok(())
+        }
         Command::Sql { query, file } => sql::run(&g, &session(&g).await?, query, file).await,
         Command::Serve(args) => serve::run(&g, args).await,
-        Command::User(cmd) => governance::user(&session(&g).await?, cmd).await,
-        Command::Role(cmd) => governance::role(&session(&g).await?, cmd).await,
-        Command::Token(cmd) => governance::token(&session(&g).await?, cmd).await,
+        Command::User(cmd) => governance::user(&g, &session(&g).await?, cmd).await,
+        Command::Role(cmd) => governance::role(&g, &session(&g).await?, cmd).await,
+        Command::Token(cmd) => governance::token(&g, &session(&g).await?, cmd).await,
         Command::Grant { words } => {
             let session = session(&g).await?;
             if words == ["list"] {
-                return governance::list_grants(&session).await;
+                return governance::list_grants(&g, &session).await;
             }
             print_sql(&g, &session, &format!("GRANT {}", words.join(" "))).await
         }
@@ -102,8 +112,11 @@ pub(crate) async fn print_sql(g: &Global, session: &Session, text: &str) -> anyh
     output::print(g.output, &out.schema, &out.batches)
 }
 
-/// Prints a value as indented JSON.
-pub(crate) fn print_json(value: impl serde::Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(&value)?);
+/// Says on stderr what a command did; with `--output json`, also prints its result on stdout.
+pub(crate) fn done(g: &Global, message: &str, result: impl serde::Serialize) -> anyhow::Result<()> {
+    eprintln!("{message}");
+    if g.output == crate::cli::OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    }
     Ok(())
 }

@@ -4,13 +4,34 @@ use basin_core::TableRef;
 use basin_service::Session;
 
 use super::print_sql;
-use crate::cli::{Global, TableCommand};
+use crate::cli::{Global, OutputFormat, TableCommand};
+use crate::output;
 
 pub async fn run(g: &Global, session: &Session, cmd: TableCommand) -> anyhow::Result<()> {
     match cmd {
         TableCommand::Show { table } => {
             let info = session.table(&TableRef::parse(&table)?).await?;
             let t = info.table;
+            let columns = format!(
+                "SELECT ordinal, name, data_type, nullable, description, tags FROM system.columns WHERE hub = '{}' AND dataset = '{}' AND table_name = '{}' ORDER BY ordinal",
+                t.hub, t.dataset, t.name
+            );
+            if g.output == OutputFormat::Json {
+                // One document: the table with its columns (no location unless it may be seen).
+                let shown = serde_json::json!({
+                    "table": format!("{}.{}.{}", t.hub, t.dataset, t.name),
+                    "location": (!t.location.is_empty()).then_some(&t.location),
+                    "description": t.description,
+                    "version": info.stats.version,
+                    "files": info.stats.files,
+                    "primary_key": t.primary_key,
+                    "partition_columns": t.partition_columns,
+                    "tags": t.tags,
+                    "columns": output::json_rows(&session.query(&columns).await?.batches)?,
+                });
+                println!("{}", serde_json::to_string_pretty(&shown)?);
+                return Ok(());
+            }
             println!("table:       {}.{}.{}", t.hub, t.dataset, t.name);
             if !t.location.is_empty() {
                 println!("location:    {}", t.location);
@@ -26,11 +47,7 @@ pub async fn run(g: &Global, session: &Session, cmd: TableCommand) -> anyhow::Re
             };
             println!("primary key: {}", list(&t.primary_key));
             println!("partitions:  {}", list(&t.partition_columns));
-            print_sql(g, session, &format!(
-                "SELECT ordinal, name, data_type, nullable, description, tags FROM system.columns WHERE hub = '{}' AND dataset = '{}' AND table_name = '{}' ORDER BY ordinal",
-                t.hub, t.dataset, t.name
-            ))
-            .await
+            print_sql(g, session, &columns).await
         }
         TableCommand::History { table, limit } => {
             let t = TableRef::parse(&table)?;
@@ -45,11 +62,12 @@ pub async fn run(g: &Global, session: &Session, cmd: TableCommand) -> anyhow::Re
         }
         TableCommand::Restore { table, version } => {
             let done = session.restore(&TableRef::parse(&table)?, version).await?;
-            eprintln!(
+            let message = format!(
                 "Restored {table} to version {version} (new version {}).",
                 done.version
             );
-            Ok(())
+            let restored = serde_json::json!({"table": table, "restored_version": version, "version": done.version});
+            super::done(g, &message, restored)
         }
     }
 }

@@ -8,5 +8,6 @@ mod oidc_gaps;
 mod paths;
 mod server;
 mod server_keys;
+mod surfaces;
 
 pub use basin_testkit::{Basin, repo_root};

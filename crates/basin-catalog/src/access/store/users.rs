@@ -115,7 +115,8 @@ impl Catalog {
         Ok(row.and_then(|(h,)| h))
     }
 
-    /// Replaces a user's password hash.
+    /// Replaces a user's password hash and, in the same transaction, revokes its session
+    /// tokens: they were signed in with the old password. Service tokens stay.
     pub async fn set_password_hash(&self, user: &str, hash: &str) -> Result<()> {
         self.require_user(user).await?;
         let (u, h) = (user.to_string(), hash.to_string());
@@ -123,10 +124,16 @@ impl Catalog {
             Box::pin(async move {
                 sqlx::query("UPDATE users SET password_hash = $1 WHERE name = $2")
                     .bind(h)
-                    .bind(u)
+                    .bind(&u)
                     .execute(&mut **tx)
                     .await
                     .ctx(|| "setting a password".into())?;
+                sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE owner = $2 AND kind = 'session' AND revoked_at IS NULL")
+                    .bind(now())
+                    .bind(&u)
+                    .execute(&mut **tx)
+                    .await
+                    .ctx(|| "ending the sessions of a new password's user".into())?;
                 Ok(())
             })
         })
