@@ -10,7 +10,10 @@ mod model;
 mod store;
 
 pub use error::CatalogError;
-pub use model::{Column, Contract, Dataset, Hub, NewDataset, NewHub, NewTable, Table};
+pub use model::{
+    Column, Contract, Dataset, DatasetUpdate, Hub, NewDataset, NewHub, NewTable, Table,
+};
+pub use store::MAX_DESCRIPTION_CHARS;
 pub use store::Catalog;
 
 /// Result type of this crate.

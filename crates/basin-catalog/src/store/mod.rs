@@ -4,8 +4,11 @@
 //! resources are in `crate::access::store`.
 
 mod datasets;
+mod descriptions;
 mod hubs;
 mod tables;
+
+pub use descriptions::MAX_DESCRIPTION_CHARS;
 
 use std::path::Path;
 
