@@ -51,7 +51,10 @@ pub(crate) async fn run(engine: &Engine, statement: Statement) -> Result<QueryOu
         let (object, column) = comment_target(object_type, &object_name)?;
         let text = comment.unwrap_or_default();
         return match set_description(engine, &object, column.as_deref(), &text).await {
-            Err(SqlError::NotFound { .. }) if if_exists => QueryOutput::write_summary("comment", 0, 0),
+            Err(
+                SqlError::NotFound { .. }
+                | SqlError::Catalog(basin_catalog::CatalogError::NotFound { .. }),
+            ) if if_exists => QueryOutput::write_summary("comment", 0, 0),
             done => {
                 done?;
                 QueryOutput::write_summary("comment", 1, 0)
@@ -78,15 +81,26 @@ pub async fn set_description(
     };
     let result = async {
         check(engine, object, Action::Manage(object)).await?;
-        if let (Securable::Table { hub, dataset, table }, Some(c)) = (object, column) {
+        if let (
+            Securable::Table {
+                hub,
+                dataset,
+                table,
+            },
+            Some(c),
+        ) = (object, column)
+        {
             let t = TableRef::new(hub, dataset, table)?;
             let (_, policy) = access::table_policy(engine, &t).await?;
             if !policy.columns.iter().any(|p| p.name == c) {
                 return Err(SqlError::NotFound {
                     kind: "column",
                     name: format!("{t}.{c}"),
-                    suggestion: basin_core::closest(c, policy.columns.iter().map(|p| p.name.as_str()))
-                        .map(str::to_string),
+                    suggestion: basin_core::closest(
+                        c,
+                        policy.columns.iter().map(|p| p.name.as_str()),
+                    )
+                    .map(str::to_string),
                 });
             }
         }
@@ -183,6 +197,10 @@ fn listing_of_words(words: &[Ident]) -> Option<Result<Listing>> {
         ["datasets", "in" | "from", hub] => Name::parse("hub", hub)
             .map(|hub| Listing::Datasets { hub: Some(hub) })
             .map_err(Into::into),
+        // The parser drops quoted words here, so a pattern would be lost: say so.
+        ["hubs" | "datasets", ..] => Err(SqlError::Unsupported(
+            "SHOW HUBS and SHOW DATASETS [IN hub] take no other clause; to filter, write SHOW DATABASES LIKE '<pattern>' or SHOW SCHEMAS [IN hub] LIKE '<pattern>'".into(),
+        )),
         _ => return None,
     })
 }
@@ -283,9 +301,9 @@ fn options(options: &ShowStatementOptions, may_have_parent: bool) -> Result<Opti
 /// Fails with "not found" when the hub, dataset or table a listing names is missing or hidden.
 async fn require_visible(engine: &Engine, listing: &Listing) -> Result<()> {
     let (kind, name, seen) = match listing {
-        Listing::Hubs
-        | Listing::Datasets { hub: None }
-        | Listing::Tables { dataset: None } => return Ok(()),
+        Listing::Hubs | Listing::Datasets { hub: None } | Listing::Tables { dataset: None } => {
+            return Ok(());
+        }
         Listing::Columns(t) => {
             access::table_policy(engine, t).await?;
             return Ok(());
@@ -396,10 +414,17 @@ mod tests {
                 },
             ),
             ("SHOW TABLES", Listing::Tables { dataset: None }),
-            ("SHOW TABLES IN sales", Listing::Tables { dataset: main("sales") }),
+            (
+                "SHOW TABLES IN sales",
+                Listing::Tables {
+                    dataset: main("sales"),
+                },
+            ),
             (
                 "SHOW TABLES FROM main.sales",
-                Listing::Tables { dataset: main("sales") },
+                Listing::Tables {
+                    dataset: main("sales"),
+                },
             ),
             (
                 "SHOW COLUMNS FROM sales.orders",
@@ -413,19 +438,29 @@ mod tests {
             assert_eq!(listing(sql).unwrap().0, expected, "{sql}");
         }
         assert_eq!(
-            listing("SHOW TABLES IN sales LIKE 'ord%'").unwrap().1.as_deref(),
+            listing("SHOW TABLES IN sales LIKE 'ord%'")
+                .unwrap()
+                .1
+                .as_deref(),
             Some("ord%")
         );
     }
 
     #[test]
     fn options_that_would_be_ignored_are_refused() {
-        for sql in ["SHOW TABLES IN sales LIMIT 3", "SHOW TABLES STARTS WITH 'o'"] {
+        for sql in [
+            "SHOW TABLES IN sales LIMIT 3",
+            "SHOW TABLES STARTS WITH 'o'",
+        ] {
             let e = listing(sql).unwrap_err().to_string();
             assert!(e.contains("SHOW takes only"), "{sql}: {e}");
         }
+        let e = listing("SHOW HUBS LIKE 'x'").unwrap_err().to_string();
+        assert!(e.contains("SHOW DATABASES LIKE"), "{e}");
         assert!(!handles(&parse("SHOW FUNCTIONS").unwrap().pop().unwrap()));
-        assert!(!handles(&parse("SHOW something_else").unwrap().pop().unwrap()));
+        assert!(!handles(
+            &parse("SHOW something_else").unwrap().pop().unwrap()
+        ));
     }
 
     #[test]

@@ -352,7 +352,10 @@ pub(crate) async fn information_schema(
                 Col::Int("ordinal_position", cs.iter().map(|c| c.ordinal).collect()),
                 Col::Text(
                     "is_nullable",
-                    text(cs.iter().map(|c| if c.column.nullable { "YES" } else { "NO" }.to_string())),
+                    text(
+                        cs.iter()
+                            .map(|c| if c.column.nullable { "YES" } else { "NO" }.to_string()),
+                    ),
                 ),
                 Col::Text(
                     "data_type",

@@ -578,7 +578,11 @@ mod tests {
             ("root", true, true, true),
         ] {
             let p = s.principal(who, &[]);
-            assert_eq!(s.may(&p, Action::Delete(&hub)), hub_ok, "{who} deletes the hub");
+            assert_eq!(
+                s.may(&p, Action::Delete(&hub)),
+                hub_ok,
+                "{who} deletes the hub"
+            );
             assert_eq!(s.may(&p, Action::Delete(&crm)), crm_ok, "{who} deletes crm");
             assert_eq!(s.may(&p, Action::Delete(&erp)), erp_ok, "{who} deletes erp");
         }

@@ -144,7 +144,11 @@ fn dataset_from_row(r: &AnyRow) -> Result<Dataset> {
 
 impl Catalog {
     /// Changes a dataset's descriptive fields (layer, domain, owner, description, contract).
-    pub async fn update_dataset(&self, dataset: &DatasetRef, update: &DatasetUpdate) -> Result<Dataset> {
+    pub async fn update_dataset(
+        &self,
+        dataset: &DatasetRef,
+        update: &DatasetUpdate,
+    ) -> Result<Dataset> {
         let mut d = self.require_dataset(dataset).await?;
         let optional = |v: &Option<String>, current: Option<String>| match v {
             Some(v) if v.trim().is_empty() => None,
@@ -154,7 +158,8 @@ impl Catalog {
         d.layer = update.layer.unwrap_or(d.layer);
         d.domain = optional(&update.domain, d.domain);
         d.owner = optional(&update.owner, d.owner);
-        d.contract.update_frequency = optional(&update.update_frequency, d.contract.update_frequency);
+        d.contract.update_frequency =
+            optional(&update.update_frequency, d.contract.update_frequency);
         d.contract.support_contact = optional(&update.support_contact, d.contract.support_contact);
         if let Some(text) = &update.description {
             check_description(&format!("dataset '{dataset}'"), text)?;
@@ -197,7 +202,12 @@ impl Catalog {
         let (hub, name) = (dataset.hub.to_string(), dataset.dataset.to_string());
         self.change("deleting a dataset", move |tx| {
             Box::pin(async move {
-                forget_access(tx, &format!("dataset {hub}.{name}"), &[format!("table {hub}.{name}.")]).await?;
+                forget_access(
+                    tx,
+                    &format!("dataset {hub}.{name}"),
+                    &[format!("table {hub}.{name}.")],
+                )
+                .await?;
                 sqlx::query("DELETE FROM datasets WHERE hub = $1 AND name = $2")
                     .bind(&hub)
                     .bind(&name)
@@ -223,7 +233,11 @@ pub(crate) fn sample<'a>(names: impl Iterator<Item = &'a str>) -> String {
 
 /// Deletes the grants, row filters and masks on `object` and on every object whose name starts
 /// with one of `prefixes` (the objects it contained).
-pub(crate) async fn forget_access(tx: &mut super::Tx<'_>, object: &str, prefixes: &[String]) -> Result<()> {
+pub(crate) async fn forget_access(
+    tx: &mut super::Tx<'_>,
+    object: &str,
+    prefixes: &[String],
+) -> Result<()> {
     // Static SQL, one pair per table of the access model that names objects.
     const EXACT: [&str; 3] = [
         "DELETE FROM grants WHERE object = $1",
