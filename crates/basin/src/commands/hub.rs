@@ -1,4 +1,4 @@
-//! `basin hub create|list`.
+//! `basin hub create|list|update|delete`.
 
 use basin_service::Session;
 
@@ -23,6 +23,16 @@ pub async fn run(g: &Global, session: &Session, cmd: HubCommand) -> anyhow::Resu
                 "SELECT name, storage_root, description, created_at FROM system.hubs ORDER BY name",
             )
             .await
+        }
+        HubCommand::Update { name, description } => {
+            session.update_hub(&name, &description).await?;
+            eprintln!("Updated hub '{name}'.");
+            Ok(())
+        }
+        HubCommand::Delete { name } => {
+            session.delete_hub(&name).await?;
+            eprintln!("Deleted hub '{name}'.");
+            Ok(())
         }
     }
 }

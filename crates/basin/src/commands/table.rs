@@ -1,5 +1,6 @@
-//! `basin table show|history|restore`.
+//! `basin table show|comment|history|restore`.
 
+use basin_catalog::access::Securable;
 use basin_core::TableRef;
 use basin_service::Session;
 
@@ -12,6 +13,9 @@ pub async fn run(g: &Global, session: &Session, cmd: TableCommand) -> anyhow::Re
             let info = session.table(&TableRef::parse(&table)?).await?;
             let t = info.table;
             println!("table:       {}.{}.{}", t.hub, t.dataset, t.name);
+            if !t.description.is_empty() {
+                println!("description: {}", t.description);
+            }
             if !t.location.is_empty() {
                 println!("location:    {}", t.location);
             }
@@ -27,10 +31,25 @@ pub async fn run(g: &Global, session: &Session, cmd: TableCommand) -> anyhow::Re
             println!("primary key: {}", list(&t.primary_key));
             println!("partitions:  {}", list(&t.partition_columns));
             print_sql(g, session, &format!(
-                "SELECT ordinal, name, data_type, nullable, description, tags FROM system.columns WHERE hub = '{}' AND dataset = '{}' AND table_name = '{}' ORDER BY ordinal",
+                "SELECT ordinal, name, data_type, nullable, description, tags, pii, masked FROM system.columns WHERE hub = '{}' AND dataset = '{}' AND table_name = '{}' ORDER BY ordinal",
                 t.hub, t.dataset, t.name
             ))
             .await
+        }
+        TableCommand::Comment {
+            table,
+            description,
+            column,
+        } => {
+            let t = TableRef::parse(&table)?;
+            session
+                .set_description(&Securable::table(&t), column.as_deref(), &description)
+                .await?;
+            match column {
+                Some(c) => eprintln!("Described column '{t}.{c}'."),
+                None => eprintln!("Described table '{t}'."),
+            }
+            Ok(())
         }
         TableCommand::History { table, limit } => {
             let t = TableRef::parse(&table)?;
