@@ -245,9 +245,9 @@ pub(crate) async fn forget_access(
         "DELETE FROM column_masks WHERE object = $1",
     ];
     const UNDER: [&str; 3] = [
-        "DELETE FROM grants WHERE substr(object, 1, $1) = $2",
-        "DELETE FROM row_filters WHERE substr(object, 1, $1) = $2",
-        "DELETE FROM column_masks WHERE substr(object, 1, $1) = $2",
+        "DELETE FROM grants WHERE substr(object, 1, length($1)) = $1",
+        "DELETE FROM row_filters WHERE substr(object, 1, length($1)) = $1",
+        "DELETE FROM column_masks WHERE substr(object, 1, length($1)) = $1",
     ];
     for sql in EXACT {
         sqlx::query(sql)
@@ -259,7 +259,6 @@ pub(crate) async fn forget_access(
     for sql in UNDER {
         for prefix in prefixes {
             sqlx::query(sql)
-                .bind(prefix.len() as i64)
                 .bind(prefix.clone())
                 .execute(&mut **tx)
                 .await
