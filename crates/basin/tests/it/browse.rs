@@ -344,6 +344,15 @@ fn cli_updates_deletes_and_describes() {
     assert!(err.contains("permission denied"), "{err}");
     let err = b.fails(&["--as", "dan", "hub", "delete", "lab"]);
     assert!(err.contains("hub 'lab' not found"), "{err}");
+    // MANAGE on a dataset is enough to update and delete it.
+    b.ok(&["dataset", "create", "notes", "--layer", "source"]);
+    b.ok(&["grant", "MANAGE", "ON", "DATASET", "notes", "TO", "dan"]);
+    b.ok(&[
+        "--as", "dan", "dataset", "update", "notes", "--owner", "dan",
+    ]);
+    let rows = b.json("SELECT owner FROM system.datasets WHERE name = 'notes'");
+    assert_eq!(rows[0]["owner"], "dan", "{rows:?}");
+    b.ok(&["--as", "dan", "dataset", "delete", "notes"]);
     // Deleting: refused while not empty, then done.
     let err = b.fails(&["dataset", "delete", "scratch"]);
     assert!(
