@@ -153,7 +153,7 @@ pub(crate) fn name_parts(name: &ObjectName) -> Vec<String> {
         .collect()
 }
 
-pub(crate) fn table_ref_from_parts(parts: &[String], shown: &str) -> Result<TableRef> {
+fn table_ref_from_parts(parts: &[String], shown: &str) -> Result<TableRef> {
     match parts {
         [d, t] => Ok(TableRef::new(DEFAULT_HUB, d, t)?),
         [h, d, t] => Ok(TableRef::new(h, d, t)?),

@@ -24,7 +24,7 @@ impl Catalog {
                 self.require_object(object).await?;
             }
         }
-        // Hubs and columns have no `updated_at` of their own; a column's table does.
+        // Hubs and columns have no `updated_at`; datasets and tables record the change.
         let (sql, binds): (&'static str, Vec<String>) = match (object, column) {
             (Securable::Hub { hub }, None) => (
                 "UPDATE hubs SET description = $1 WHERE name = $2",
