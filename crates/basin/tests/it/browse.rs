@@ -159,6 +159,18 @@ async fn rest_patches_and_deletes_hubs_datasets_and_tables() {
         a.text
     );
 
+    // Over POST /api/v1/query, SHOW and DESCRIBE list what dan may see.
+    let tables = s.rows(&dan, "SHOW TABLES").await;
+    assert_eq!(tables.len(), 1, "{tables:?}");
+    assert_eq!(tables[0]["description"], "One row per thing");
+    let columns = s.rows(&dan, "DESCRIBE scratch.t").await;
+    let names: Vec<&str> = columns
+        .iter()
+        .map(|c| c["column_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["id", "email"]);
+    problem(&s.sql(&dan, "SHOW DATASETS IN lab").await, 404);
+
     // dan may read t but not manage it; the hub lab is hidden from him; the column he cannot
     // see is "not found" even to name it.
     problem(
