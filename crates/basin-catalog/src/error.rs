@@ -16,6 +16,10 @@ pub enum CatalogError {
     /// The object exists already.
     #[error("{kind} '{name}' already exists")]
     AlreadyExists { kind: &'static str, name: String },
+    /// The object still holds others (a hub its datasets, a dataset its tables); the message
+    /// names them and says what to do.
+    #[error("{0}")]
+    NotEmpty(String),
     /// A value is not acceptable for a field.
     #[error("{0}")]
     BadValue(String),

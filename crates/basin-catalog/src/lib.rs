@@ -10,8 +10,11 @@ mod model;
 mod store;
 
 pub use error::CatalogError;
-pub use model::{Column, Contract, Dataset, Hub, NewDataset, NewHub, NewTable, Table};
+pub use model::{
+    Column, Contract, Dataset, DatasetUpdate, Hub, NewDataset, NewHub, NewTable, Table,
+};
 pub use store::Catalog;
+pub use store::MAX_DESCRIPTION_CHARS;
 
 /// Result type of this crate.
 pub type Result<T, E = CatalogError> = std::result::Result<T, E>;

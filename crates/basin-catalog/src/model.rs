@@ -116,3 +116,22 @@ pub struct NewTable {
     pub partition_columns: Vec<String>,
     pub columns: Vec<Column>,
 }
+
+/// Changes to a dataset's descriptive fields; `None` leaves a field as it is, an empty text
+/// clears an optional one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DatasetUpdate {
+    pub layer: Option<Layer>,
+    pub domain: Option<String>,
+    pub owner: Option<String>,
+    pub description: Option<String>,
+    pub update_frequency: Option<String>,
+    pub support_contact: Option<String>,
+}
+
+impl DatasetUpdate {
+    /// Whether the update changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == DatasetUpdate::default()
+    }
+}

@@ -156,6 +156,9 @@ impl From<CatalogError> for ApiError {
                 Self::new(StatusCode::CONFLICT, "already_exists", e.to_string())
             }
             CatalogError::BadValue(_) => Self::bad_request(e.to_string()),
+            CatalogError::NotEmpty(_) => {
+                Self::new(StatusCode::CONFLICT, "not_empty", e.to_string())
+            }
             CatalogError::Database { .. } => {
                 tracing::error!(error = %chain(&e), "catalog error");
                 Self::unavailable("the catalog database is unavailable; try again later")

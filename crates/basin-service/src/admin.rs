@@ -8,8 +8,8 @@ use basin_catalog::access::{
     Action, AuditEvent, ColumnMask, Grant, Privilege, Role, RowFilter, Securable, TagKey, Token,
     TokenKind, User, is_pii,
 };
-use basin_catalog::{Dataset, Hub as HubEntry, NewDataset, NewHub};
-use basin_core::{Name, TableRef};
+use basin_catalog::{Dataset, DatasetUpdate, Hub as HubEntry, NewDataset, NewHub};
+use basin_core::{DatasetRef, Name, TableRef};
 use basin_tables::Write;
 use serde::Deserialize;
 
@@ -156,6 +156,120 @@ impl Session {
         }
         .await;
         self.audited("dataset.create", &target, result).await
+    }
+
+    /// Sets the description of a hub, dataset, table or (with `column`) one of its columns
+    /// (MANAGE on the object; a hidden object or column is "not found"); an empty text clears it.
+    /// Audited as `comment`, like SQL's `COMMENT ON`, which does the same.
+    pub async fn set_description(
+        &self,
+        object: &Securable,
+        column: Option<&str>,
+        text: &str,
+    ) -> Result<()> {
+        Ok(basin_sql::set_description(self.engine(), object, column, text).await?)
+    }
+
+    /// A table's description and those of some of its columns, all or nothing: every column is
+    /// checked to be visible before anything changes (MANAGE on the table).
+    pub async fn describe_table(
+        &self,
+        table: &TableRef,
+        description: Option<&str>,
+        columns: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let object = Securable::table(table);
+        let visible = self.table(table).await?.policy.columns;
+        for c in columns.keys() {
+            if !visible.iter().any(|p| &p.name == c) {
+                return Err(ServiceError::NotFound(format!(
+                    "column '{table}.{c}' not found{}",
+                    basin_core::closest(c, visible.iter().map(|p| p.name.as_str()))
+                        .map(|s| format!("; did you mean '{s}'?"))
+                        .unwrap_or_default()
+                )));
+            }
+        }
+        if description.is_none() && columns.is_empty() {
+            return Err(ServiceError::Invalid(
+                "nothing to change: give a description and/or column descriptions".into(),
+            ));
+        }
+        if let Some(text) = description {
+            self.set_description(&object, None, text).await?;
+        }
+        for (c, text) in columns {
+            self.set_description(&object, Some(c), text).await?;
+        }
+        Ok(())
+    }
+
+    /// Changes a hub's description (MANAGE on the hub).
+    pub async fn update_hub(&self, name: &str, description: &str) -> Result<HubEntry> {
+        let hub = Name::parse("hub", name)?.to_string();
+        self.set_description(&Securable::Hub { hub: hub.clone() }, None, description)
+            .await?;
+        let mut entry = self.engine().catalog().require_hub(&hub).await?;
+        if !self.may(Action::Administer).await? {
+            entry.storage_root = String::new();
+        }
+        Ok(entry)
+    }
+
+    /// Deletes an empty hub (administrators); a hub that holds datasets is refused, naming them.
+    pub async fn delete_hub(&self, name: &str) -> Result<()> {
+        let result = async {
+            let hub = Name::parse("hub", name)?.to_string();
+            let object = Securable::Hub { hub: hub.clone() };
+            self.require_on(&object, Action::Delete(&object)).await?;
+            Ok(self.engine().catalog().delete_hub(&hub).await?)
+        }
+        .await;
+        self.audited("hub.delete", name, result).await
+    }
+
+    /// Changes a dataset's layer, domain, owner, description or contract (MANAGE on it).
+    pub async fn update_dataset(
+        &self,
+        dataset: &DatasetRef,
+        update: &DatasetUpdate,
+    ) -> Result<Dataset> {
+        let result = async {
+            if update.is_empty() {
+                return Err(ServiceError::Invalid(
+                    "nothing to change: give a layer, domain, owner, description, update frequency or support contact".into(),
+                ));
+            }
+            let object = Securable::Dataset {
+                hub: dataset.hub.to_string(),
+                dataset: dataset.dataset.to_string(),
+            };
+            self.require_on(&object, Action::Manage(&object)).await?;
+            Ok(self
+                .engine()
+                .catalog()
+                .update_dataset(dataset, update)
+                .await?)
+        }
+        .await;
+        self.audited("dataset.update", &dataset.to_string(), result)
+            .await
+    }
+
+    /// Deletes an empty dataset (MANAGE on it or its hub); one that holds tables is refused,
+    /// naming them. Its grants, row filters and masks go with it.
+    pub async fn delete_dataset(&self, dataset: &DatasetRef) -> Result<()> {
+        let result = async {
+            let object = Securable::Dataset {
+                hub: dataset.hub.to_string(),
+                dataset: dataset.dataset.to_string(),
+            };
+            self.require_on(&object, Action::Delete(&object)).await?;
+            Ok(self.engine().catalog().delete_dataset(dataset).await?)
+        }
+        .await;
+        self.audited("dataset.delete", &dataset.to_string(), result)
+            .await
     }
 
     /// Every user (administrators).

@@ -45,6 +45,11 @@ impl Dialect for BasinDialect {
         true
     }
 
+    /// `COMMENT ON TABLE|COLUMN|SCHEMA|DATABASE … IS '…'` (descriptions).
+    fn supports_comment_on(&self) -> bool {
+        true
+    }
+
     /// `current_user()` and `session_user()` as well as the bare keywords, which are all the
     /// generic parser knows.
     fn parse_prefix(&self, parser: &mut Parser) -> Option<Result<Expr, ParserError>> {

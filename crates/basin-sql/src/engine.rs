@@ -21,7 +21,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 use futures::TryStreamExt;
 
 use crate::dialect::BasinDialect;
-use crate::{Result, SqlError, dml, governance, principal_sql, resolve};
+use crate::{Result, SqlError, browse, dml, governance, principal_sql, resolve};
 
 /// The rows a statement returned.
 #[derive(Debug, Clone)]
@@ -370,6 +370,7 @@ impl Engine {
                 let batches: Vec<RecordBatch> = df.execute_stream().await?.try_collect().await?;
                 Ok(QueryOutput { schema, batches })
             }
+            s if browse::handles(&s) => browse::run(self, s).await,
             other => dml::run(self, other).await,
         }
     }

@@ -165,6 +165,9 @@ pub async fn check(engine: &Engine, object: &Securable, action: Action<'_>) -> R
         Action::Mask { pii: true, .. } => format!(
             "permission denied: only administrators mask personal data (pii) columns of {object}: a mask sees the clear value"
         ),
+        Action::Delete(Securable::Hub { hub }) => {
+            format!("permission denied: only administrators delete hubs (hub '{hub}')")
+        }
         Action::Administer | Action::ReadAudit | Action::Token { .. } => {
             "permission denied: this needs the admin role".to_string()
         }

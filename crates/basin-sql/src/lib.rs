@@ -8,6 +8,7 @@
 //! policy and handed to the write path, basin-tables.
 
 pub mod access;
+mod browse;
 mod dialect;
 mod dml;
 mod engine;
@@ -18,6 +19,7 @@ mod principal_sql;
 mod resolve;
 mod system;
 
+pub use browse::set_description;
 pub use engine::{Engine, QueryOutput};
 pub use error::SqlError;
 pub use governance::{PolicyExpression, check, check_policy_expression};

@@ -138,16 +138,19 @@ fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
 
 /// The table an SQL name refers to (`dataset.table` is in the default hub).
 pub(crate) fn table_ref_of(name: &ObjectName) -> Result<TableRef> {
-    let parts: Vec<String> = name
-        .0
+    table_ref_from_parts(&name_parts(name), &name.to_string())
+}
+
+/// The parts of an SQL name as Basin reads them: unquoted identifiers in lower case.
+pub(crate) fn name_parts(name: &ObjectName) -> Vec<String> {
+    name.0
         .iter()
         .map(|p| match p.as_ident() {
             Some(i) if i.quote_style.is_some() => i.value.clone(),
             Some(i) => i.value.to_lowercase(),
             None => p.to_string(),
         })
-        .collect();
-    table_ref_from_parts(&parts, &name.to_string())
+        .collect()
 }
 
 fn table_ref_from_parts(parts: &[String], shown: &str) -> Result<TableRef> {
@@ -207,6 +210,8 @@ pub(crate) async fn statement_catalog(
             governed_provider(engine, &p.table, Some(p.at)).await?
         } else if dataset == system::SCHEMA {
             system::table(engine, &table).await?
+        } else if dataset == system::INFORMATION_SCHEMA {
+            system::information_schema(engine, &table).await?
         } else {
             let table_ref = table_ref_from_parts(
                 &[hub.clone(), dataset.clone(), table.clone()],

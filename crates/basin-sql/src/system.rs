@@ -12,12 +12,19 @@ use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
 
+use basin_core::TableRef;
+
 use crate::engine::Engine;
 use crate::{Result, SqlError, access};
 use basin_catalog::access::Action;
 
 /// The schema name of the virtual tables.
 pub(crate) const SCHEMA: &str = "system";
+
+/// The schema name of the SQL standard's views of the catalog (built from the same lists).
+pub(crate) const INFORMATION_SCHEMA: &str = "information_schema";
+
+const INFORMATION_SCHEMA_TABLES: &[&str] = &["schemata", "tables", "columns"];
 
 const TABLES: &[&str] = &["hubs", "datasets", "tables", "columns", "history"];
 
@@ -69,6 +76,42 @@ fn time(s: &str) -> Option<i64> {
 
 fn text(v: impl IntoIterator<Item = String>) -> Vec<Option<String>> {
     v.into_iter().map(Some).collect()
+}
+
+/// A column the principal may see, with its position among the visible columns of its table and
+/// how the principal sees its values.
+struct VisibleColumn {
+    table: TableRef,
+    ordinal: i64,
+    column: basin_catalog::Column,
+    /// Personal data, stored encrypted.
+    pii: bool,
+    /// Shown masked, or as tokens, to the principal.
+    masked: bool,
+}
+
+/// Every column the principal may see, by table and position (hidden columns are absent and
+/// leave no gap in the numbering).
+async fn visible_columns(engine: &Engine) -> Result<Vec<VisibleColumn>> {
+    let mut out = Vec::new();
+    for (t, policy) in access::visible_tables(engine, None, None).await? {
+        let table = t.table_ref();
+        let mut ordinal = 0;
+        for column in t.columns {
+            let Some(p) = policy.columns.iter().find(|p| p.name == column.name) else {
+                continue;
+            };
+            ordinal += 1;
+            out.push(VisibleColumn {
+                table: table.clone(),
+                ordinal,
+                pii: p.pii,
+                masked: p.mask.is_some() || (p.pii && !p.clear),
+                column,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// The virtual table `system.<name>`, showing only what the engine's principal may see.
@@ -187,46 +230,31 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
             ])
         }
         "columns" => {
-            let cs: Vec<(basin_core::TableRef, basin_catalog::Column)> =
-                access::visible_tables(engine, None, None)
-                    .await?
-                    .into_iter()
-                    .flat_map(|(t, policy)| {
-                        let r = t.table_ref();
-                        t.columns
-                            .into_iter()
-                            .filter(|c| policy.columns.iter().any(|p| p.name == c.name))
-                            .map(|c| (r.clone(), c))
-                            .collect::<Vec<_>>()
-                    })
-                    .collect();
-            let mut ordinal = Vec::with_capacity(cs.len());
-            for (i, (t, _)) in cs.iter().enumerate() {
-                let same_table = i > 0 && cs[i - 1].0 == *t;
-                ordinal.push(if same_table { ordinal[i - 1] + 1 } else { 1 });
-            }
+            let cs = visible_columns(engine).await?;
             batch(vec![
-                Col::Text("hub", text(cs.iter().map(|(t, _)| t.hub.to_string()))),
+                Col::Text("hub", text(cs.iter().map(|c| c.table.hub.to_string()))),
                 Col::Text(
                     "dataset",
-                    text(cs.iter().map(|(t, _)| t.dataset.to_string())),
+                    text(cs.iter().map(|c| c.table.dataset.to_string())),
                 ),
                 Col::Text(
                     "table_name",
-                    text(cs.iter().map(|(t, _)| t.table.to_string())),
+                    text(cs.iter().map(|c| c.table.table.to_string())),
                 ),
-                Col::Int("ordinal", ordinal),
-                Col::Text("name", text(cs.iter().map(|(_, c)| c.name.clone()))),
+                Col::Int("ordinal", cs.iter().map(|c| c.ordinal).collect()),
+                Col::Text("name", text(cs.iter().map(|c| c.column.name.clone()))),
                 Col::Text(
                     "data_type",
-                    text(cs.iter().map(|(_, c)| c.data_type.clone())),
+                    text(cs.iter().map(|c| c.column.data_type.clone())),
                 ),
-                Col::Bool("nullable", cs.iter().map(|(_, c)| c.nullable).collect()),
+                Col::Bool("nullable", cs.iter().map(|c| c.column.nullable).collect()),
                 Col::Text(
                     "description",
-                    text(cs.iter().map(|(_, c)| c.description.clone())),
+                    text(cs.iter().map(|c| c.column.description.clone())),
                 ),
-                Col::Text("tags", text(cs.iter().map(|(_, c)| c.tags.join(",")))),
+                Col::Text("tags", text(cs.iter().map(|c| c.column.tags.join(",")))),
+                Col::Bool("pii", cs.iter().map(|c| c.pii).collect()),
+                Col::Bool("masked", cs.iter().map(|c| c.masked).collect()),
             ])
         }
         "history" => {
@@ -258,6 +286,92 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
             name: format!("system.{other}"),
             suggestion: basin_core::closest(other, TABLES.iter().copied())
                 .map(|s| format!("system.{s}")),
+        }),
+    }
+}
+
+/// The SQL standard's `information_schema.<name>` (`schemata`, `tables`, `columns`): the same
+/// lists as `system.*`, so governed alike, under the standard's column names (a hub is a
+/// catalog, a dataset a schema).
+pub(crate) async fn information_schema(
+    engine: &Engine,
+    name: &str,
+) -> Result<Arc<dyn TableProvider>> {
+    match name {
+        "schemata" => {
+            let ds = access::visible(engine, None, None).await?.datasets;
+            batch(vec![
+                Col::Text("catalog_name", text(ds.iter().map(|d| d.hub.clone()))),
+                Col::Text("schema_name", text(ds.iter().map(|d| d.name.clone()))),
+                Col::Text("schema_owner", ds.iter().map(|d| d.owner.clone()).collect()),
+                Col::Text(
+                    "description",
+                    text(ds.iter().map(|d| d.description.clone())),
+                ),
+            ])
+        }
+        "tables" => {
+            let ts: Vec<_> = access::visible_tables(engine, None, None)
+                .await?
+                .into_iter()
+                .map(|(t, _)| t)
+                .collect();
+            batch(vec![
+                Col::Text("table_catalog", text(ts.iter().map(|t| t.hub.clone()))),
+                Col::Text("table_schema", text(ts.iter().map(|t| t.dataset.clone()))),
+                Col::Text("table_name", text(ts.iter().map(|t| t.name.clone()))),
+                Col::Text(
+                    "table_type",
+                    text(ts.iter().map(|_| "BASE TABLE".to_string())),
+                ),
+                Col::Text(
+                    "description",
+                    text(ts.iter().map(|t| t.description.clone())),
+                ),
+            ])
+        }
+        "columns" => {
+            let cs = visible_columns(engine).await?;
+            batch(vec![
+                Col::Text(
+                    "table_catalog",
+                    text(cs.iter().map(|c| c.table.hub.to_string())),
+                ),
+                Col::Text(
+                    "table_schema",
+                    text(cs.iter().map(|c| c.table.dataset.to_string())),
+                ),
+                Col::Text(
+                    "table_name",
+                    text(cs.iter().map(|c| c.table.table.to_string())),
+                ),
+                Col::Text(
+                    "column_name",
+                    text(cs.iter().map(|c| c.column.name.clone())),
+                ),
+                Col::Int("ordinal_position", cs.iter().map(|c| c.ordinal).collect()),
+                Col::Text(
+                    "is_nullable",
+                    text(
+                        cs.iter()
+                            .map(|c| if c.column.nullable { "YES" } else { "NO" }.to_string()),
+                    ),
+                ),
+                Col::Text(
+                    "data_type",
+                    text(cs.iter().map(|c| c.column.data_type.clone())),
+                ),
+                Col::Text(
+                    "description",
+                    text(cs.iter().map(|c| c.column.description.clone())),
+                ),
+            ])
+        }
+        other => Err(SqlError::NotFound {
+            kind: "table",
+            name: format!("{INFORMATION_SCHEMA}.{other}"),
+            suggestion: basin_core::closest(other, INFORMATION_SCHEMA_TABLES.iter().copied())
+                .map(|s| format!("{INFORMATION_SCHEMA}.{s}")),
         }),
     }
 }

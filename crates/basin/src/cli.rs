@@ -237,6 +237,15 @@ pub enum HubCommand {
     },
     /// List hubs.
     List,
+    /// Change a hub's description (MANAGE on the hub).
+    Update {
+        name: String,
+        /// The new description ("" clears it).
+        #[arg(long)]
+        description: String,
+    },
+    /// Delete an empty hub (administrators); a hub that holds datasets is refused.
+    Delete { name: String },
     /// Move a hub's tables to a new local directory (new or empty) and point the catalog
     /// there; on failure nothing changes. Stop writers to the hub first.
     Move {
@@ -258,6 +267,29 @@ pub enum DatasetCommand {
     },
     /// Show a dataset and its tables.
     Show { name: String },
+    /// Change a dataset's layer, domain, owner, description or contract (MANAGE on it); options
+    /// left out stay as they are, "" clears.
+    Update(DatasetUpdateArgs),
+    /// Delete an empty dataset (MANAGE on it or its hub); one that holds tables is refused.
+    Delete { name: String },
+}
+
+#[derive(Args, Debug)]
+pub struct DatasetUpdateArgs {
+    pub name: String,
+    /// source, prepared or semantic.
+    #[arg(long)]
+    pub layer: Option<String>,
+    #[arg(long)]
+    pub domain: Option<String>,
+    #[arg(long)]
+    pub owner: Option<String>,
+    #[arg(long)]
+    pub description: Option<String>,
+    #[arg(long)]
+    pub update_frequency: Option<String>,
+    #[arg(long)]
+    pub support_contact: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -288,6 +320,16 @@ pub struct DatasetCreate {
 pub enum TableCommand {
     /// Show a table: location, key, partitioning, version, files and columns.
     Show { table: String },
+    /// Set the description of a table, or with --column of one of its columns ("" clears it;
+    /// MANAGE on the table).
+    Comment {
+        table: String,
+        /// The new description.
+        description: String,
+        /// Describe this column instead of the table.
+        #[arg(long)]
+        column: Option<String>,
+    },
     /// List a table's commits, newest first.
     History {
         table: String,

@@ -405,6 +405,9 @@ pub enum Action<'a> {
     Mask { table: &'a Securable, pii: bool },
     /// Revoke a service token owned by `owner`.
     Token { owner: &'a str },
+    /// Delete a hub (administrators only: it is a storage and isolation boundary) or a dataset
+    /// (MANAGE on it or on its hub).
+    Delete(&'a Securable),
 }
 
 impl AccessSnapshot {
@@ -433,6 +436,9 @@ impl AccessSnapshot {
             Action::Tag { object, pii } => !pii && self.may_manage(p, object),
             Action::Mask { table, pii } => !pii && self.may_manage(p, table),
             Action::Token { owner } => owner == p.name,
+            Action::Delete(object) => {
+                !matches!(object, Securable::Hub { .. }) && self.may_manage(p, object)
+            }
         }
     }
 }
@@ -548,6 +554,37 @@ mod tests {
         ] {
             assert_eq!(s.may(&owner, action), owner_may, "{action:?}");
             assert!(s.may(&root, action), "administrators may {action:?}");
+        }
+    }
+
+    #[test]
+    fn deleting_a_hub_is_for_administrators_a_dataset_for_its_managers() {
+        let s = snapshot(vec![
+            grant("hub_manager", Privilege::Manage, "hub main"),
+            grant("ds_manager", Privilege::Manage, "dataset main.crm"),
+            grant("creator", Privilege::Create, "hub main"),
+            grant("reader", Privilege::Select, "dataset main.crm"),
+        ]);
+        let (hub, crm, erp) = (
+            Securable::parse("hub main").unwrap(),
+            Securable::parse("dataset main.crm").unwrap(),
+            Securable::parse("dataset main.erp").unwrap(),
+        );
+        for (who, hub_ok, crm_ok, erp_ok) in [
+            ("hub_manager", false, true, true),
+            ("ds_manager", false, true, false),
+            ("creator", false, false, false),
+            ("reader", false, false, false),
+            ("root", true, true, true),
+        ] {
+            let p = s.principal(who, &[]);
+            assert_eq!(
+                s.may(&p, Action::Delete(&hub)),
+                hub_ok,
+                "{who} deletes the hub"
+            );
+            assert_eq!(s.may(&p, Action::Delete(&crm)), crm_ok, "{who} deletes crm");
+            assert_eq!(s.may(&p, Action::Delete(&erp)), erp_ok, "{who} deletes erp");
         }
     }
 

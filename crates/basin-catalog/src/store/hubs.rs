@@ -116,3 +116,38 @@ impl Catalog {
         })
     }
 }
+
+impl Catalog {
+    /// Removes an empty hub, with the grants, row filters and masks on it and on what it once
+    /// held. A hub that holds datasets is refused, naming them; the default hub is kept.
+    pub async fn delete_hub(&self, name: &str) -> Result<()> {
+        self.require_hub(name).await?;
+        if name == basin_core::DEFAULT_HUB {
+            return Err(CatalogError::BadValue(format!(
+                "hub '{name}' is the default hub and cannot be deleted"
+            )));
+        }
+        let datasets = self.datasets(Some(name)).await?;
+        if !datasets.is_empty() {
+            return Err(CatalogError::NotEmpty(format!(
+                "hub '{name}' is not empty: it holds {} dataset(s) ({}); delete them first",
+                datasets.len(),
+                super::datasets::sample(datasets.iter().map(|d| d.name.as_str()))
+            )));
+        }
+        let hub = name.to_string();
+        self.change("deleting a hub", move |tx| {
+            Box::pin(async move {
+                let under = [format!("dataset {hub}."), format!("table {hub}.")];
+                super::datasets::forget_access(tx, &format!("hub {hub}"), &under).await?;
+                sqlx::query("DELETE FROM hubs WHERE name = $1")
+                    .bind(&hub)
+                    .execute(&mut **tx)
+                    .await
+                    .ctx(|| format!("deleting hub '{hub}'"))?;
+                Ok(())
+            })
+        })
+        .await
+    }
+}

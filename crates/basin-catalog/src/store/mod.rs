@@ -4,9 +4,12 @@
 //! resources are in `crate::access::store`.
 
 mod datasets;
+mod descriptions;
 mod hubs;
 mod paths;
 mod tables;
+
+pub use descriptions::MAX_DESCRIPTION_CHARS;
 
 use std::path::Path;
 

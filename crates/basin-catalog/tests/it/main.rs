@@ -3,7 +3,10 @@
 
 mod access;
 
-use basin_catalog::{Catalog, CatalogError, Column, Contract, NewDataset, NewHub, NewTable};
+use basin_catalog::access::{Grant, Privilege, Securable};
+use basin_catalog::{
+    Catalog, CatalogError, Column, Contract, DatasetUpdate, NewDataset, NewHub, NewTable,
+};
 use basin_core::{DatasetRef, Layer, Name, TableRef};
 use basin_testkit::{DataDir, postgres};
 
@@ -144,6 +147,162 @@ async fn exercise(catalog: &Catalog) {
     );
     catalog.drop_table(&table).await.unwrap();
     assert!(catalog.table(&table).await.unwrap().is_none());
+    describe_update_and_delete(catalog).await;
+}
+
+/// Descriptions, dataset updates, and deletes that refuse what is not empty and take the access
+/// rules of what they delete along (so that a new object of the same name starts without them).
+async fn describe_update_and_delete(catalog: &Catalog) {
+    catalog
+        .create_hub(NewHub {
+            name: Name::parse("hub", "lab").unwrap(),
+            storage_root: "file:///tmp/lab".into(),
+            description: String::new(),
+        })
+        .await
+        .unwrap();
+    let new_dataset = || NewDataset {
+        dataset: DatasetRef::parse("lab.tmp").unwrap(),
+        layer: Layer::Source,
+        domain: Some("misc".into()),
+        owner: None,
+        description: String::new(),
+        tags: vec![],
+        contract: Contract::default(),
+    };
+    catalog.create_dataset(new_dataset()).await.unwrap();
+    let t = TableRef::parse("lab.tmp.items").unwrap();
+    catalog
+        .create_table(NewTable {
+            table: t.clone(),
+            location: "file:///tmp/lab/tmp/items".into(),
+            description: String::new(),
+            primary_key: vec![],
+            partition_columns: vec![],
+            columns: vec![Column::from((
+                "sku".to_string(),
+                "VARCHAR".to_string(),
+                true,
+            ))],
+        })
+        .await
+        .unwrap();
+    let hub = Securable::Hub { hub: "lab".into() };
+    let table = Securable::table(&t);
+    catalog
+        .set_description(&hub, None, "Experiments")
+        .await
+        .unwrap();
+    catalog
+        .set_description(&table, None, "Items")
+        .await
+        .unwrap();
+    catalog
+        .set_description(&table, Some("sku"), "Stock unit")
+        .await
+        .unwrap();
+    assert_eq!(
+        catalog.require_hub("lab").await.unwrap().description,
+        "Experiments"
+    );
+    let items = catalog.require_table(&t).await.unwrap();
+    assert_eq!(
+        (
+            items.description.as_str(),
+            items.columns[0].description.as_str()
+        ),
+        ("Items", "Stock unit")
+    );
+    let err = catalog
+        .set_description(&table, Some("skew"), "x")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("column 'lab.tmp.items.skew' not found"),
+        "{err}"
+    );
+    let err = catalog
+        .set_description(&hub, None, &"x".repeat(10_001))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("longer than 10000"), "{err}");
+
+    let d = DatasetRef::parse("lab.tmp").unwrap();
+    let updated = catalog
+        .update_dataset(
+            &d,
+            &DatasetUpdate {
+                layer: Some(Layer::Semantic),
+                domain: Some(String::new()),
+                owner: Some("ops".into()),
+                description: Some("Scratch".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(catalog.require_dataset(&d).await.unwrap(), updated);
+    assert_eq!(
+        (
+            updated.layer,
+            updated.domain,
+            updated.owner.as_deref(),
+            updated.description.as_str()
+        ),
+        (Layer::Semantic, None, Some("ops"), "Scratch")
+    );
+
+    catalog
+        .create_user("someone", None, &Default::default())
+        .await
+        .unwrap();
+    for object in ["dataset lab.tmp", "table lab.tmp.items", "hub lab"] {
+        catalog
+            .grant(&Grant {
+                grantee: "someone".into(),
+                privilege: Privilege::Select,
+                object: Securable::parse(object).unwrap(),
+                column: None,
+                granted_by: "test".into(),
+                granted_at: String::new(),
+            })
+            .await
+            .unwrap();
+    }
+    let err = catalog.delete_dataset(&d).await.unwrap_err();
+    assert!(matches!(err, CatalogError::NotEmpty(_)), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "dataset 'lab.tmp' is not empty: it holds 1 table(s) (items); drop them first"
+    );
+    let err = catalog.delete_hub("lab").await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "hub 'lab' is not empty: it holds 1 dataset(s) (tmp); delete them first"
+    );
+    catalog.drop_table(&t).await.unwrap();
+    catalog.delete_dataset(&d).await.unwrap();
+    let grants = catalog.grants().await.unwrap();
+    let left: Vec<String> = grants
+        .iter()
+        .filter(|g| g.grantee == "someone")
+        .map(|g| g.object.to_string())
+        .collect();
+    assert_eq!(left, ["hub lab"]);
+    catalog.create_dataset(new_dataset()).await.unwrap();
+    catalog.delete_dataset(&d).await.unwrap();
+    catalog.delete_hub("lab").await.unwrap();
+    assert!(
+        catalog
+            .grants()
+            .await
+            .unwrap()
+            .iter()
+            .all(|g| g.grantee != "someone")
+    );
+    let err = catalog.delete_hub("lab").await.unwrap_err();
+    assert!(matches!(err, CatalogError::NotFound { .. }), "{err}");
 }
 
 #[tokio::test]

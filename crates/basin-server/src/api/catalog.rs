@@ -1,12 +1,16 @@
 //! Listings of what a caller may see: hubs, the datasets of a hub, the tables of a dataset.
-//! Each is paged (`page_size`, `page_token`) in a stable order (by name).
+//! Each is paged (`page_size`, `page_token`) in a stable order (by name). Hubs and datasets are
+//! changed (PATCH) and deleted (DELETE, only when empty) here too.
 
 use axum::extract::Path;
+use axum::http::StatusCode;
 use axum::{Extension, Json};
-use basin_catalog::{Dataset, Hub, Table};
-use serde::Serialize;
+use basin_catalog::{Dataset, DatasetUpdate, Hub, Table};
+use basin_core::{DatasetRef, Layer};
+use serde::{Deserialize, Serialize};
 
-use super::{ApiResult, Caller, PageParams, Params};
+use super::{ApiResult, Body2, Caller, PageParams, Params};
+use crate::error::ApiError;
 
 /// A hub.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -144,4 +148,88 @@ pub(crate) async fn list_tables(
         tables: p.items.into_iter().map(|(t, _)| t.into()).collect(),
         next_page_token: p.next_page_token,
     }))
+}
+
+/// Changes to a hub.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HubPatch {
+    /// The new description ("" clears it).
+    description: String,
+}
+
+/// Changes to a dataset; absent fields stay as they are, "" clears an optional one.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DatasetPatch {
+    /// source, prepared or semantic.
+    layer: Option<String>,
+    domain: Option<String>,
+    owner: Option<String>,
+    description: Option<String>,
+    update_frequency: Option<String>,
+    support_contact: Option<String>,
+}
+
+fn dataset_ref(hub: &str, dataset: &str) -> ApiResult<DatasetRef> {
+    DatasetRef::new(hub, dataset)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_name", e.to_string()))
+}
+
+#[utoipa::path(patch, path = "/api/v1/hubs/{hub}", params(("hub" = String, Path)), request_body = HubPatch,
+    responses((status = 200, description = "The changed hub", body = HubView), (status = 403, description = "Needs MANAGE on the hub", body = crate::error::Problem), (status = 404, description = "Missing or invisible hub", body = crate::error::Problem)))]
+pub(crate) async fn update_hub(
+    Extension(c): Extension<Caller>,
+    Path(hub): Path<String>,
+    Body2(patch): Body2<HubPatch>,
+) -> ApiResult<Json<HubView>> {
+    Ok(Json(
+        c.session.update_hub(&hub, &patch.description).await?.into(),
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/hubs/{hub}", params(("hub" = String, Path)),
+    responses((status = 204, description = "Deleted"), (status = 403, description = "Administrators only", body = crate::error::Problem), (status = 404, description = "Missing or invisible hub", body = crate::error::Problem), (status = 409, description = "The hub still holds datasets (named in the message)", body = crate::error::Problem)))]
+pub(crate) async fn delete_hub(
+    Extension(c): Extension<Caller>,
+    Path(hub): Path<String>,
+) -> ApiResult<StatusCode> {
+    c.session.delete_hub(&hub).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(patch, path = "/api/v1/hubs/{hub}/datasets/{dataset}", params(("hub" = String, Path), ("dataset" = String, Path)), request_body = DatasetPatch,
+    responses((status = 200, description = "The changed dataset", body = DatasetView), (status = 403, description = "Needs MANAGE on the dataset", body = crate::error::Problem), (status = 404, description = "Missing or invisible dataset", body = crate::error::Problem)))]
+pub(crate) async fn update_dataset(
+    Extension(c): Extension<Caller>,
+    Path((hub, dataset)): Path<(String, String)>,
+    Body2(patch): Body2<DatasetPatch>,
+) -> ApiResult<Json<DatasetView>> {
+    let d = dataset_ref(&hub, &dataset)?;
+    let layer = patch
+        .layer
+        .map(|l| l.parse::<Layer>())
+        .transpose()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let update = DatasetUpdate {
+        layer,
+        domain: patch.domain,
+        owner: patch.owner,
+        description: patch.description,
+        update_frequency: patch.update_frequency,
+        support_contact: patch.support_contact,
+    };
+    Ok(Json(c.session.update_dataset(&d, &update).await?.into()))
+}
+
+#[utoipa::path(delete, path = "/api/v1/hubs/{hub}/datasets/{dataset}", params(("hub" = String, Path), ("dataset" = String, Path)),
+    responses((status = 204, description = "Deleted"), (status = 403, description = "Needs MANAGE on the dataset or its hub", body = crate::error::Problem), (status = 404, description = "Missing or invisible dataset", body = crate::error::Problem), (status = 409, description = "The dataset still holds tables (named in the message)", body = crate::error::Problem)))]
+pub(crate) async fn delete_dataset(
+    Extension(c): Extension<Caller>,
+    Path((hub, dataset)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    c.session
+        .delete_dataset(&dataset_ref(&hub, &dataset)?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -22,7 +22,7 @@ use axum::extract::{ConnectInfo, Request, State as AxState};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use axum::{Json, Router};
 use basin_core::TableRef;
 use basin_service::{Page, Session};
@@ -58,6 +58,11 @@ pub(crate) struct Caller {
         tables::get_table,
         tables::table_history,
         tables::table_preview,
+        tables::update_table,
+        catalog::update_hub,
+        catalog::delete_hub,
+        catalog::update_dataset,
+        catalog::delete_dataset,
         tables::upload,
         query::query,
         users::list_users,
@@ -96,12 +101,20 @@ pub(crate) fn router(state: State) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/hubs", get(catalog::list_hubs))
+        .route(
+            "/api/v1/hubs/{hub}",
+            patch(catalog::update_hub).delete(catalog::delete_hub),
+        )
         .route("/api/v1/hubs/{hub}/datasets", get(catalog::list_datasets))
+        .route(
+            "/api/v1/hubs/{hub}/datasets/{dataset}",
+            patch(catalog::update_dataset).delete(catalog::delete_dataset),
+        )
         .route(
             "/api/v1/hubs/{hub}/datasets/{dataset}/tables",
             get(catalog::list_tables),
         )
-        .route(TABLE, get(tables::get_table))
+        .route(TABLE, get(tables::get_table).patch(tables::update_table))
         .route(&format!("{TABLE}/history"), get(tables::table_history))
         .route(
             &format!("{TABLE}/preview"),

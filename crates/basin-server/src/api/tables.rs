@@ -59,6 +59,17 @@ pub(crate) struct TableView {
     updated_at: String,
 }
 
+/// Changes to a table's descriptions; absent fields stay as they are, "" clears.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TablePatch {
+    /// The table's description.
+    description: Option<String>,
+    /// Column descriptions, by column name.
+    #[serde(default)]
+    columns: std::collections::BTreeMap<String, String>,
+}
+
 /// One commit.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct CommitView {
@@ -362,4 +373,18 @@ async fn upload_inner(
         version: report.version,
         skipped: report.skipped,
     }))
+}
+
+#[utoipa::path(patch, path = "/api/v1/hubs/{hub}/datasets/{dataset}/tables/{table}", params(("hub" = String, Path), ("dataset" = String, Path), ("table" = String, Path)), request_body = TablePatch,
+    responses((status = 200, description = "The changed table", body = TableView), (status = 403, description = "Needs MANAGE on the table", body = crate::error::Problem), (status = 404, description = "Missing or invisible table or column", body = crate::error::Problem)))]
+pub(crate) async fn update_table(
+    Extension(c): Extension<Caller>,
+    Path((hub, dataset, table)): Path<(String, String, String)>,
+    super::Body2(patch): super::Body2<TablePatch>,
+) -> ApiResult<Json<TableView>> {
+    let t = table_ref(&hub, &dataset, &table)?;
+    c.session
+        .describe_table(&t, patch.description.as_deref(), &patch.columns)
+        .await?;
+    get_table(Extension(c), Path((hub, dataset, table))).await
 }

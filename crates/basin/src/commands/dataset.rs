@@ -1,6 +1,6 @@
-//! `basin dataset create|list|show`.
+//! `basin dataset create|list|show|update|delete`.
 
-use basin_catalog::{Contract, NewDataset};
+use basin_catalog::{Contract, DatasetUpdate, NewDataset};
 use basin_core::{DatasetRef, Layer, Name};
 use basin_service::Session;
 
@@ -10,6 +10,26 @@ use crate::output;
 
 pub async fn run(g: &Global, session: &Session, cmd: DatasetCommand) -> anyhow::Result<()> {
     match cmd {
+        DatasetCommand::Update(u) => {
+            let d = DatasetRef::parse(&u.name)?;
+            let update = DatasetUpdate {
+                layer: u.layer.map(|l| l.parse::<Layer>()).transpose()?,
+                domain: u.domain,
+                owner: u.owner,
+                description: u.description,
+                update_frequency: u.update_frequency,
+                support_contact: u.support_contact,
+            };
+            session.update_dataset(&d, &update).await?;
+            eprintln!("Updated dataset '{d}'.");
+            Ok(())
+        }
+        DatasetCommand::Delete { name } => {
+            let d = DatasetRef::parse(&name)?;
+            session.delete_dataset(&d).await?;
+            eprintln!("Deleted dataset '{d}'.");
+            Ok(())
+        }
         DatasetCommand::Create(d) => {
             let created = session
                 .create_dataset(NewDataset {
@@ -52,7 +72,7 @@ pub async fn run(g: &Global, session: &Session, cmd: DatasetCommand) -> anyhow::
                 anyhow::bail!("dataset '{hub}.{name}' not found; see `basin dataset list`");
             }
             let tables = format!(
-                "SELECT name AS table_name, primary_key, partition_columns, updated_at FROM system.tables WHERE hub = '{hub}' AND dataset = '{name}' ORDER BY name"
+                "SELECT name AS table_name, description, primary_key, partition_columns, updated_at FROM system.tables WHERE hub = '{hub}' AND dataset = '{name}' ORDER BY name"
             );
             if g.output == OutputFormat::Json {
                 // One document: the dataset with its tables.

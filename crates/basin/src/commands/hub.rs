@@ -1,4 +1,4 @@
-//! `basin hub create|list|move`.
+//! `basin hub create|list|update|delete|move`.
 
 use basin_service::Session;
 
@@ -28,6 +28,16 @@ pub async fn run(g: &Global, session: &Session, cmd: HubCommand) -> anyhow::Resu
                 "SELECT name, storage_root, description, created_at FROM system.hubs ORDER BY name",
             )
             .await
+        }
+        HubCommand::Update { name, description } => {
+            session.update_hub(&name, &description).await?;
+            eprintln!("Updated hub '{name}'.");
+            Ok(())
+        }
+        HubCommand::Delete { name } => {
+            session.delete_hub(&name).await?;
+            eprintln!("Deleted hub '{name}'.");
+            Ok(())
         }
     }
 }

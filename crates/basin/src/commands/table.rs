@@ -1,5 +1,6 @@
-//! `basin table show|history|restore`.
+//! `basin table show|comment|history|restore`.
 
+use basin_catalog::access::Securable;
 use basin_core::TableRef;
 use basin_service::Session;
 
@@ -13,7 +14,7 @@ pub async fn run(g: &Global, session: &Session, cmd: TableCommand) -> anyhow::Re
             let info = session.table(&TableRef::parse(&table)?).await?;
             let t = info.table;
             let columns = format!(
-                "SELECT ordinal, name, data_type, nullable, description, tags FROM system.columns WHERE hub = '{}' AND dataset = '{}' AND table_name = '{}' ORDER BY ordinal",
+                "SELECT ordinal, name, data_type, nullable, description, tags, pii, masked FROM system.columns WHERE hub = '{}' AND dataset = '{}' AND table_name = '{}' ORDER BY ordinal",
                 t.hub, t.dataset, t.name
             );
             if g.output == OutputFormat::Json {
@@ -33,6 +34,9 @@ pub async fn run(g: &Global, session: &Session, cmd: TableCommand) -> anyhow::Re
                 return Ok(());
             }
             println!("table:       {}.{}.{}", t.hub, t.dataset, t.name);
+            if !t.description.is_empty() {
+                println!("description: {}", t.description);
+            }
             if !t.location.is_empty() {
                 println!("location:    {}", t.location);
             }
@@ -48,6 +52,21 @@ pub async fn run(g: &Global, session: &Session, cmd: TableCommand) -> anyhow::Re
             println!("primary key: {}", list(&t.primary_key));
             println!("partitions:  {}", list(&t.partition_columns));
             print_sql(g, session, &columns).await
+        }
+        TableCommand::Comment {
+            table,
+            description,
+            column,
+        } => {
+            let t = TableRef::parse(&table)?;
+            session
+                .set_description(&Securable::table(&t), column.as_deref(), &description)
+                .await?;
+            match column {
+                Some(c) => eprintln!("Described column '{t}.{c}'."),
+                None => eprintln!("Described table '{t}'."),
+            }
+            Ok(())
         }
         TableCommand::History { table, limit } => {
             let t = TableRef::parse(&table)?;

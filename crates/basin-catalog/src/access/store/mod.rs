@@ -29,7 +29,7 @@ pub(crate) struct AccessCache(Arc<Mutex<Option<Arc<AccessSnapshot>>>>);
 
 impl Catalog {
     /// Runs one change of the access model and bumps its version in the same transaction.
-    async fn change<F>(&self, action: &str, f: F) -> Result<()>
+    pub(crate) async fn change<F>(&self, action: &str, f: F) -> Result<()>
     where
         F: for<'t> FnOnce(&'t mut Tx<'_>) -> futures::future::BoxFuture<'t, Result<()>>,
     {
@@ -119,7 +119,7 @@ impl Catalog {
         Ok(None)
     }
 
-    async fn require_column(&self, object: &Securable, column: &str) -> Result<()> {
+    pub(crate) async fn require_column(&self, object: &Securable, column: &str) -> Result<()> {
         let Some(table) = self.require_object(object).await? else {
             return Ok(());
         };
