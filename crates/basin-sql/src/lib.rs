@@ -8,6 +8,8 @@
 //! policy and handed to the write path, basin-tables.
 
 pub mod access;
+mod assign;
+mod checked;
 mod dialect;
 mod dml;
 mod engine;

@@ -1,5 +1,6 @@
 //! SQL over real Delta tables: reads, writes, time travel, system tables, errors.
 
+mod correctness;
 mod dml;
 mod paths;
 mod policy;

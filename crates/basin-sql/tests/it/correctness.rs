@@ -1,0 +1,201 @@
+//! Right answers or clear errors: checked arithmetic, assignment casts, time travel bounds,
+//! TABLESAMPLE, clean engine errors, the failing statement of a script.
+
+use crate::*;
+
+#[tokio::test]
+async fn integer_overflow_is_an_error() {
+    let f = fixture().await;
+    let e = &f.engine;
+    for sql in [
+        "SELECT 9223372036854775807 + 1",
+        "SELECT -9223372036854775807 - 2",
+        "SELECT 9223372036854775807 * 2",
+        "SELECT -(-9223372036854775807 - 1)",
+        "SELECT order_id * 4611686018427387904 FROM sales.orders",
+        "SELECT CAST(2147483647 AS INT) + CAST(1 AS INT)",
+    ] {
+        let err = error(e, sql).await;
+        assert!(err.contains("out of range"), "{sql}: {err}");
+        assert!(!err.contains("Arrow error"), "{sql}: {err}");
+    }
+    let err = error(e, "SELECT 9223372036854775807 + 1").await;
+    assert_eq!(
+        err,
+        "bigint out of range: 9223372036854775807 + 1 does not fit in BIGINT; cast an operand to DECIMAL(38, 0) (exact) or DOUBLE for a wider range"
+    );
+    // In range, the answers and the column names are the usual ones.
+    assert_eq!(
+        rows(
+            e,
+            "SELECT 9223372036854775806 + 1, -9223372036854775807 - 1, 3 * -4, -(5)"
+        )
+        .await,
+        ["9223372036854775807|-9223372036854775808|-12|-5"]
+    );
+    let out = e
+        .execute("SELECT order_id + 1 FROM sales.orders")
+        .await
+        .unwrap();
+    assert_eq!(
+        out.schema.field(0).name(),
+        "sales.orders.order_id + Int64(1)"
+    );
+    // Writes compute with the same rules.
+    let err = error(
+        e,
+        "INSERT INTO sales.orders SELECT order_id * 9223372036854775807, customer_id, amount FROM sales.orders",
+    )
+    .await;
+    assert!(err.contains("bigint out of range"), "{err}");
+    assert_eq!(rows(e, "SELECT count(*) FROM sales.orders").await, ["3"]);
+}
+
+#[tokio::test]
+async fn sum_of_bigint_is_exact() {
+    let f = fixture().await;
+    let e = &f.engine;
+    let big = "(VALUES (9223372036854775807), (9223372036854775807)) AS t(v)";
+    assert_eq!(
+        rows(e, &format!("SELECT sum(v) FROM {big}")).await,
+        ["18446744073709551614"]
+    );
+    assert_eq!(
+        rows(e, &format!("SELECT sum(v) OVER () FROM {big}")).await,
+        ["18446744073709551614", "18446744073709551614"]
+    );
+    assert_eq!(
+        rows(e, "SELECT sum(order_id) + 1, sum(order_id) > 10 FROM sales.orders HAVING sum(order_id) > 1").await,
+        ["34|true"]
+    );
+}
+
+#[tokio::test]
+async fn assignment_casts_refuse_what_does_not_fit() {
+    let f = fixture().await;
+    let e = &f.engine;
+    rows(
+        e,
+        "CREATE TABLE sales.events (id INT, at TIMESTAMP, small SMALLINT, price DECIMAL(5, 2))",
+    )
+    .await;
+    let err = error(e, "INSERT INTO sales.events (id, at) VALUES (1, 9.5)").await;
+    assert!(
+        err.contains("cannot store 9.5")
+            && err.contains("main.sales.events.at (TIMESTAMP)")
+            && err.contains("'2026-01-01 12:00:00'"),
+        "{err}"
+    );
+    let err = error(e, "INSERT INTO sales.events (id, small) VALUES (1, 70000)").await;
+    assert!(
+        err.contains("cannot store 70000") && err.contains("main.sales.events.small (SMALLINT)"),
+        "{err}"
+    );
+    let err = error(
+        e,
+        "INSERT INTO sales.events (id, price) VALUES (1, 12345.5)",
+    )
+    .await;
+    assert!(
+        err.contains("cannot store 12345.5") && err.contains("main.sales.events.price"),
+        "{err}"
+    );
+    let err = error(
+        e,
+        "INSERT INTO sales.events (id, at) VALUES (1, 'yesterday')",
+    )
+    .await;
+    assert!(
+        err.contains("cannot store 'yesterday'") && err.contains("main.sales.events.at"),
+        "{err}"
+    );
+    assert_eq!(rows(e, "SELECT count(*) FROM sales.events").await, ["0"]);
+    // What fits is stored; a fraction assigned to an integer is rounded.
+    rows(
+        e,
+        "INSERT INTO sales.events VALUES (1, '2026-01-01 12:00:00', 2.5, 1.25)",
+    )
+    .await;
+    assert_eq!(
+        rows(e, "SELECT id, at, small, price FROM sales.events").await,
+        ["1|2026-01-01T12:00:00Z|3|1.25"]
+    );
+    // UPDATE: the same refusals, and checked arithmetic, before anything is written.
+    let err = error(e, "UPDATE sales.events SET at = 9.5").await;
+    assert!(
+        err.contains("cannot store 9.5") && err.contains("main.sales.events.at"),
+        "{err}"
+    );
+    let err = error(e, "UPDATE sales.events SET small = small * 100000").await;
+    assert!(err.contains("main.sales.events.small"), "{err}");
+    let err = error(
+        e,
+        "UPDATE sales.events SET id = id + CAST(2147483647 AS INT)",
+    )
+    .await;
+    assert!(err.contains("integer out of range"), "{err}");
+    rows(e, "UPDATE sales.events SET small = 7.5").await;
+    assert_eq!(
+        rows(e, "SELECT id, at, small, price FROM sales.events").await,
+        ["1|2026-01-01T12:00:00Z|8|1.25"]
+    );
+}
+
+#[tokio::test]
+async fn a_script_says_which_statement_failed() {
+    let f = fixture().await;
+    let e = &f.engine;
+    let err = error(
+        e,
+        "SELECT 1;\nINSERT INTO sales.orders VALUES (13, 1, 2.0);\nINSERT INTO sales.orders SELECT order_id * 9223372036854775807, customer_id, amount FROM sales.orders WHERE order_id = 10;\nSELECT 2",
+    )
+    .await;
+    assert!(
+        err.starts_with("statement 3 (INSERT INTO sales.orders SELECT order_id …): writing to table 'main.sales.orders' failed: bigint out of range: 10 * 9223372036854775807 does not fit in BIGINT"),
+        "{err}"
+    );
+    // The statements before it ran; a NotFound keeps its kind inside a script.
+    assert_eq!(rows(e, "SELECT count(*) FROM sales.orders").await, ["4"]);
+    let err = e
+        .execute("SELECT 1; SELECT * FROM sales.nope")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err.root(),
+            basin_sql::SqlError::NotFound { .. } | basin_sql::SqlError::Catalog(_)
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("statement 2 (SELECT * FROM sales.nope): table"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn engine_errors_are_said_once_without_paths() {
+    let f = fixture().await;
+    let e = &f.engine;
+    for sql in [
+        "SELECT 1 / 0",
+        "SELECT CAST('x' AS INT)",
+        "SELECT * FROM sales.orders VERSION AS OF 99",
+        "SELECT order_id FROM sales.orders WHERE amount = 'abc'",
+    ] {
+        let err = error(e, sql).await;
+        for noise in [
+            "External error",
+            "Execution error",
+            "Arrow error",
+            "file://",
+            "bug report",
+            "/tmp",
+        ] {
+            assert!(!err.contains(noise), "{sql}: {err}");
+        }
+        let first = err.split(": ").next().unwrap_or_default();
+        assert_eq!(err.matches(first).count(), 1, "{sql} repeats itself: {err}");
+    }
+}
