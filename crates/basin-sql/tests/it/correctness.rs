@@ -199,3 +199,39 @@ async fn engine_errors_are_said_once_without_paths() {
         assert_eq!(err.matches(first).count(), 1, "{sql} repeats itself: {err}");
     }
 }
+
+#[tokio::test]
+async fn time_travel_and_restore_stay_within_the_history() {
+    let f = fixture().await;
+    let e = &f.engine;
+    // sales.orders: version 0 (create), 1 (insert).
+    let err = error(e, "SELECT * FROM sales.orders VERSION AS OF 99").await;
+    assert_eq!(
+        err,
+        "table 'main.sales.orders' has no version 99: its versions are 0 to 1; `basin table history main.sales.orders` or system.history lists them"
+    );
+    let err = error(e, "SELECT * FROM sales.orders TIMESTAMP AS OF '2000-01-01'").await;
+    assert!(
+        err.starts_with("table 'main.sales.orders' has no data as of 2000-01-01T00:00:00+00:00: its first commit (version 0) is at 20"),
+        "{err}"
+    );
+    assert_eq!(
+        rows(e, "SELECT count(*) FROM sales.orders VERSION AS OF 0").await,
+        ["0"]
+    );
+    let table = basin_core::TableRef::new("main", "sales", "orders").unwrap();
+    for version in [99, 1, -1] {
+        let err = e
+            .tables()
+            .commit(&e.actor(), &table, basin_tables::Write::Restore { version })
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "cannot restore table 'main.sales.orders' to version {version}: pick a version from 0 to 0 (the current version is 1); `basin table history main.sales.orders` lists them"
+            )
+        );
+    }
+}
