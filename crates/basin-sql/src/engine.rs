@@ -9,12 +9,12 @@ use basin_keys::HubKey;
 use basin_tables::{Actor, Tables};
 use datafusion::catalog::TableProvider;
 use datafusion::error::DataFusionError;
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::memory_pool::{
     FairSpillPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation, TrackConsumersPool,
 };
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::execution::{FunctionRegistry, SendableRecordBatchStream};
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -199,7 +199,7 @@ impl Engine {
             .with_default_catalog_and_schema(DEFAULT_HUB, "default")
             .with_information_schema(false)
             .with_create_default_catalog_and_schema(false);
-        let base = SessionStateBuilder::new()
+        let mut base = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
             .with_runtime_env(runtime(None, memory_limit))
@@ -208,6 +208,8 @@ impl Engine {
             ))
             .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
             .build();
+        // Replaces nothing: the name is Basin's own.
+        let _ = base.register_udf(crate::sample::sample_function());
         Engine {
             tables,
             scan_planner: Arc::new(scan_planner(&base)),

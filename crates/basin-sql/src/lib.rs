@@ -18,6 +18,7 @@ mod governance;
 mod governed;
 mod principal_sql;
 mod resolve;
+mod sample;
 mod system;
 
 pub use engine::{Engine, QueryOutput};

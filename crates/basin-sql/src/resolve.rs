@@ -138,16 +138,19 @@ fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
 
 /// The table an SQL name refers to (`dataset.table` is in the default hub).
 pub(crate) fn table_ref_of(name: &ObjectName) -> Result<TableRef> {
-    let parts: Vec<String> = name
-        .0
+    table_ref_from_parts(&name_parts(name), &name.to_string())
+}
+
+/// The parts of an SQL name as SQL reads them (unquoted parts lowercased).
+fn name_parts(name: &ObjectName) -> Vec<String> {
+    name.0
         .iter()
         .map(|p| match p.as_ident() {
             Some(i) if i.quote_style.is_some() => i.value.clone(),
             Some(i) => i.value.to_lowercase(),
             None => p.to_string(),
         })
-        .collect();
-    table_ref_from_parts(&parts, &name.to_string())
+        .collect()
 }
 
 fn table_ref_from_parts(parts: &[String], shown: &str) -> Result<TableRef> {
@@ -216,6 +219,22 @@ pub(crate) async fn statement_catalog(
         };
         tables.insert(key, provider);
     }
+    crate::sample::rewrite(statement, |name| {
+        let key = match name_parts(name).as_slice() {
+            [d, t] => (DEFAULT_HUB.to_string(), d.clone(), t.clone()),
+            [h, d, t] => (h.clone(), d.clone(), t.clone()),
+            _ => return None,
+        };
+        let provider = tables.get(&key)?;
+        Some(
+            provider
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect(),
+        )
+    })?;
     let list = MemoryCatalogProviderList::new();
     for ((hub, dataset, table), provider) in tables {
         let catalog = match list.catalog(&hub) {

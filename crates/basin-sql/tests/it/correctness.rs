@@ -235,3 +235,70 @@ async fn time_travel_and_restore_stay_within_the_history() {
         );
     }
 }
+
+#[tokio::test]
+async fn tablesample_samples_the_rows_one_may_see() {
+    let f = fixture().await;
+    let e = &f.engine;
+    rows(e, "CREATE TABLE sales.many AS SELECT id, id % 2 AS odd FROM (SELECT unnest(range(0, 2000)) AS id)").await;
+    let count = |sql: String| async move { rows(e, &sql).await[0].parse::<i64>().unwrap() };
+    let all = count("SELECT count(*) FROM sales.many TABLESAMPLE BERNOULLI (100)".into()).await;
+    assert_eq!(all, 2000);
+    assert_eq!(
+        count("SELECT count(*) FROM sales.many TABLESAMPLE SYSTEM (0)".into()).await,
+        0
+    );
+    let some = count("SELECT count(*) FROM sales.many TABLESAMPLE BERNOULLI (10)".into()).await;
+    assert!((100..=300).contains(&some), "{some}");
+    // REPEATABLE: the same rows each time, other rows for another seed.
+    let ids = "SELECT id FROM sales.many m TABLESAMPLE BERNOULLI (5) REPEATABLE (7) WHERE m.odd = 1 ORDER BY id";
+    let first = rows(e, ids).await;
+    assert!((20..=90).contains(&first.len()), "{}", first.len());
+    assert_eq!(rows(e, ids).await, first);
+    assert_ne!(rows(e, &ids.replace("(7)", "(8)")).await, first);
+    // Time travel and a join.
+    assert_eq!(
+        rows(e, "SELECT count(*) FROM sales.orders VERSION AS OF 1 TABLESAMPLE BERNOULLI (100) JOIN crm.customers c ON customer_id = c.id").await,
+        ["3"]
+    );
+    for (sql, says) in [
+        (
+            "SELECT * FROM sales.many TABLESAMPLE BERNOULLI (150)",
+            "percentage from 0 to 100",
+        ),
+        (
+            "SELECT * FROM sales.many TABLESAMPLE (10 ROWS)",
+            "ROWS on sales.many is not supported",
+        ),
+        (
+            "SELECT * FROM sales.many TABLESAMPLE BERNOULLI (5) REPEATABLE (1.5)",
+            "whole number",
+        ),
+    ] {
+        let err = error(e, sql).await;
+        assert!(err.contains(says), "{sql}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn tablesample_is_governed() {
+    let f = fixture().await;
+    // eve sees the GB customers only (ids 1 and 3): a full sample shows those, not more.
+    let eve = crate::policy::eve(&f.engine).await;
+    assert_eq!(
+        rows(
+            &eve,
+            "SELECT id FROM crm.customers TABLESAMPLE BERNOULLI (100) REPEATABLE (1) ORDER BY id"
+        )
+        .await,
+        ["1", "3"]
+    );
+    assert_eq!(
+        rows(
+            &eve,
+            "SELECT count(*) FROM crm.customers TABLESAMPLE SYSTEM (100)"
+        )
+        .await,
+        ["2"]
+    );
+}
