@@ -1,6 +1,7 @@
 //! SQL over real Delta tables: reads, writes, time travel, system tables, errors.
 
 mod correctness;
+mod differential;
 mod dml;
 mod paths;
 mod policy;
