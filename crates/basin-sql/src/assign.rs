@@ -57,6 +57,30 @@ pub(crate) fn assignable(from: &DataType, to: &DataType) -> bool {
         || !(is_number(to) || is_time(to) || matches!(to, DataType::Boolean))
 }
 
+/// Refuses, before anything runs, a value whose type SQL assignment does not convert to its
+/// column's (`value` is the SQL text of the value).
+pub(crate) fn check_assignable(
+    value: &str,
+    from: &DataType,
+    column: &str,
+    target: &DataType,
+) -> datafusion::common::Result<()> {
+    if assignable(from, target) {
+        return Ok(());
+    }
+    let probe = Assign {
+        column: column.to_string(),
+        target: target.clone(),
+        signature: Signature::any(1, Volatility::Immutable),
+    };
+    Err(DataFusionError::Execution(format!(
+        "cannot store {value} ({}) in column {column} ({}): {}",
+        crate::sql_type_name(from),
+        crate::sql_type_name(target),
+        probe.hint()
+    )))
+}
+
 impl Assign {
     fn refuse(&self, input: &ArrayRef, row: usize, why: &str) -> DataFusionError {
         let value = ScalarValue::try_from_array(input, row)

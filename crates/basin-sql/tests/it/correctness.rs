@@ -302,3 +302,31 @@ async fn tablesample_is_governed() {
         ["2"]
     );
 }
+
+#[tokio::test]
+async fn merge_refuses_values_its_columns_cannot_take() {
+    let f = fixture().await;
+    let e = &f.engine;
+    rows(e, "CREATE TABLE sales.events (id INT, seen TIMESTAMP)").await;
+    rows(
+        e,
+        "INSERT INTO sales.events VALUES (1, '2026-01-01 00:00:00')",
+    )
+    .await;
+    for sql in [
+        "MERGE INTO sales.events t USING (SELECT 2 AS id, 9.5 AS v) s ON t.id = s.id WHEN NOT MATCHED THEN INSERT (id, seen) VALUES (s.id, s.v)",
+        "MERGE INTO sales.events t USING (SELECT 1 AS id, 9.5 AS v) s ON t.id = s.id WHEN MATCHED THEN UPDATE SET seen = s.v",
+    ] {
+        let err = error(e, sql).await;
+        assert!(
+            err.contains("cannot store s.v (DOUBLE) in column main.sales.events.seen (TIMESTAMP)"),
+            "{sql}: {err}"
+        );
+    }
+    assert_eq!(
+        rows(e, "SELECT id, seen FROM sales.events").await,
+        ["1|2026-01-01T00:00:00Z"]
+    );
+    rows(e, "MERGE INTO sales.events t USING (SELECT 2 AS id, 3 AS n) s ON t.id = s.id WHEN NOT MATCHED THEN INSERT (id) VALUES (s.id + s.n)").await;
+    assert_eq!(rows(e, "SELECT count(*) FROM sales.events").await, ["2"]);
+}
