@@ -321,7 +321,7 @@ impl Engine {
                     return Err(if many {
                         SqlError::InStatement {
                             statement: format!("statement {} ({})", i + 1, beginning(&text)),
-                            source: Box::new(e),
+                            error: Box::new(e),
                         }
                     } else {
                         e

@@ -38,10 +38,11 @@ pub enum SqlError {
     #[error(transparent)]
     Tables(basin_tables::TablesError),
     /// A statement of a script failed: which one (`statement 3 (INSERT INTO …)`), and why.
-    #[error("{statement}: {source}")]
+    /// (`error` is part of the message, not a `source`: error chains would say it twice.)
+    #[error("{statement}: {error}")]
     InStatement {
         statement: String,
-        source: Box<SqlError>,
+        error: Box<SqlError>,
     },
 }
 
@@ -49,7 +50,7 @@ impl SqlError {
     /// The error itself, without the statement of a script that it happened in.
     pub fn root(&self) -> &SqlError {
         match self {
-            SqlError::InStatement { source, .. } => source.root(),
+            SqlError::InStatement { error, .. } => error.root(),
             other => other,
         }
     }

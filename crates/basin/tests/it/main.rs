@@ -7,5 +7,6 @@ mod oidc_gaps;
 mod paths;
 mod server;
 mod server_keys;
+mod sql_errors;
 
 pub use basin_testkit::{Basin, repo_root};
