@@ -161,10 +161,11 @@ fn dedup_segments(message: &str) -> String {
             i += 1;
         }
     }
-    // "x: y" where y is only the end of x, as delta-rs repeats its source.
+    // "x: y" where y is only the end of x, as delta-rs repeats its source (a long y only: a
+    // short one may be a value that happens to end the text before it).
     let mut out = parts.join(": ");
     if let Some((head, tail)) = out.split_once(": ")
-        && !tail.is_empty()
+        && tail.len() >= 20
         && head.ends_with(tail)
     {
         out = head.to_string();
@@ -197,5 +198,16 @@ mod tests {
             "Cannot cast string 'x' to value of Int64 type"
         );
         assert_eq!(clean("a: b: c"), "a: b: c");
+        assert_eq!(clean("cannot read 'x': x"), "cannot read 'x': x");
+        assert_eq!(
+            clean("writing failed because the file is gone: the file is gone"),
+            "writing failed because the file is gone: the file is gone"
+        );
+        assert_eq!(
+            clean(
+                "Generic error: writing failed, the object store is unreachable: the object store is unreachable"
+            ),
+            "writing failed, the object store is unreachable"
+        );
     }
 }
