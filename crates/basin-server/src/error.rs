@@ -188,6 +188,12 @@ impl From<SqlError> for ApiError {
             SqlError::Lake(_) => lake_failure(&e),
             SqlError::Key(k) => Self::new(StatusCode::BAD_REQUEST, "key_error", k.to_string()),
             SqlError::Tables(t) => t.into(),
+            // The failing statement's status, its message saying which statement it was.
+            SqlError::InStatement { statement, error } => {
+                let mut api = Self::from(*error);
+                api.detail = format!("{statement}: {}", api.detail);
+                api
+            }
         }
     }
 }

@@ -182,6 +182,11 @@ impl Session {
 pub(crate) fn is_denial(e: &ServiceError) -> bool {
     use basin_sql::SqlError;
     use basin_tables::TablesError;
+    if let ServiceError::Sql(sql) = e
+        && matches!(sql.root(), SqlError::Denied(_) | SqlError::NotFound { .. })
+    {
+        return true;
+    }
     matches!(
         e,
         ServiceError::Denied(_)

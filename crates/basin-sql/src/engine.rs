@@ -9,12 +9,12 @@ use basin_keys::HubKey;
 use basin_tables::{Actor, Tables};
 use datafusion::catalog::TableProvider;
 use datafusion::error::DataFusionError;
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::memory_pool::{
     FairSpillPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation, TrackConsumersPool,
 };
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::execution::{FunctionRegistry, SendableRecordBatchStream};
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -199,12 +199,17 @@ impl Engine {
             .with_default_catalog_and_schema(DEFAULT_HUB, "default")
             .with_information_schema(false)
             .with_create_default_catalog_and_schema(false);
-        let base = SessionStateBuilder::new()
+        let mut base = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
             .with_runtime_env(runtime(None, memory_limit))
+            .with_analyzer_rules(crate::checked::analyzer_rules(
+                &datafusion::optimizer::Analyzer::new().rules,
+            ))
             .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
             .build();
+        // Replaces nothing: the name is Basin's own.
+        let _ = base.register_udf(crate::sample::sample_function());
         Engine {
             tables,
             scan_planner: Arc::new(scan_planner(&base)),
@@ -305,11 +310,73 @@ impl Engine {
             return governance::run(self, sql).await;
         }
         let statements = parse(sql)?;
+        let many = statements.len() > 1;
         let mut last = None;
-        for statement in statements {
-            last = Some(self.run(statement).await?);
+        for (i, statement) in statements.into_iter().enumerate() {
+            let text = statement.to_string();
+            match self.run(statement).await {
+                Ok(output) => last = Some(output),
+                Err(e) => {
+                    let e = self.name_locations(e, &text).await;
+                    return Err(if many {
+                        SqlError::InStatement {
+                            statement: format!("statement {} ({})", i + 1, beginning(&text)),
+                            error: Box::new(e),
+                        }
+                    } else {
+                        e
+                    });
+                }
+            }
         }
         last.ok_or_else(|| SqlError::Parse("the SQL text has no statement".into()))
+    }
+
+    /// A failure of the engine or the write path as users should read it: the storage
+    /// locations of the tables `sql` names replaced by the tables' names (users know tables,
+    /// not paths), engine wrappers and repetitions gone ([`crate::error::clean`]). Refusals
+    /// and "not found" are Basin's own messages and stay as they are.
+    async fn name_locations(&self, e: SqlError, sql: &str) -> SqlError {
+        if !matches!(
+            e,
+            SqlError::Query(_) | SqlError::Lake(_) | SqlError::Tables(_)
+        ) {
+            return e;
+        }
+        let message = e.to_string();
+        let mut named = message.clone();
+        for name in Self::tables_named(sql) {
+            let parts: Vec<String> = name.split('.').map(str::to_string).collect();
+            let Ok(table) = (match parts.as_slice() {
+                [d, t] => basin_core::TableRef::new(DEFAULT_HUB, d, t),
+                [h, d, t] => basin_core::TableRef::new(h, d, t),
+                _ => continue,
+            }) else {
+                continue;
+            };
+            let Ok(Some(entry)) = self.catalog().table(&table).await else {
+                continue;
+            };
+            let location = entry.location.trim_end_matches('/');
+            if location.is_empty() {
+                continue;
+            }
+            let path = location.trim_start_matches("file://");
+            for form in [
+                format!("file://{path}/"),
+                format!("file://{path}"),
+                format!("{path}/"),
+                path.to_string(),
+            ] {
+                named = named.replace(&form, &format!("'{table}'"));
+            }
+        }
+        let named = crate::error::clean(&named.replace(" table at '", " table '"));
+        if named == message {
+            e
+        } else {
+            SqlError::Query(named)
+        }
     }
 
     /// Whether the text is exactly one query (which [`Engine::stream`] can run).
@@ -346,8 +413,11 @@ impl Engine {
         }
         let mut statement = statements.remove(0);
         principal_sql::bind_statement(&mut statement, self.principal())?;
-        let df = self.plan(statement).await?;
-        Ok(df.execute_stream().await?)
+        let text = statement.to_string();
+        match self.plan(statement).await {
+            Ok(df) => Ok(df.execute_stream().await?),
+            Err(e) => Err(self.name_locations(e, &text).await),
+        }
     }
 
     async fn run(&self, mut statement: Statement) -> Result<QueryOutput> {
@@ -412,6 +482,16 @@ fn scan_planner(base: &SessionState) -> SessionState {
             datafusion::physical_optimizer::ensure_coop::EnsureCooperative::new(),
         )])
         .build()
+}
+
+/// The start of a statement, for saying which statement of a script failed.
+fn beginning(text: &str) -> String {
+    const SHOWN: usize = 40;
+    let text: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match text.char_indices().nth(SHOWN) {
+        Some((at, _)) => format!("{} …", text[..at].trim_end()),
+        None => text,
+    }
 }
 
 /// Parses SQL text into statements.

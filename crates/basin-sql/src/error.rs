@@ -37,6 +37,23 @@ pub enum SqlError {
     /// The write path failed (storage, catalog, keys).
     #[error(transparent)]
     Tables(basin_tables::TablesError),
+    /// A statement of a script failed: which one (`statement 3 (INSERT INTO …)`), and why.
+    /// (`error` is part of the message, not a `source`: error chains would say it twice.)
+    #[error("{statement}: {error}")]
+    InStatement {
+        statement: String,
+        error: Box<SqlError>,
+    },
+}
+
+impl SqlError {
+    /// The error itself, without the statement of a script that it happened in.
+    pub fn root(&self) -> &SqlError {
+        match self {
+            SqlError::InStatement { error, .. } => error.root(),
+            other => other,
+        }
+    }
 }
 
 impl From<basin_tables::TablesError> for SqlError {
@@ -74,9 +91,123 @@ impl From<DataFusionError> for SqlError {
                 suggestion: basin_core::closest(&field.name, candidates).map(str::to_string),
             };
         }
-        if let DataFusionError::External(inner) = root {
-            return SqlError::Query(inner.to_string());
+        let message = match root {
+            DataFusionError::External(inner) => inner.to_string(),
+            other => other.to_string(),
+        };
+        SqlError::Query(clean(&message))
+    }
+}
+
+/// Wrappers that DataFusion, arrow and delta-rs put before a message, each adding nothing.
+const NOISE: [&str; 14] = [
+    "External error: ",
+    "Execution error: ",
+    "Arrow error: ",
+    "Error during planning: ",
+    "Internal error: ",
+    "Generic DeltaTable error: ",
+    "Generic error: ",
+    "Kernel error: ",
+    "Invalid argument error: ",
+    "Cast error: ",
+    "Compute error: ",
+    "DataFusion error: ",
+    "Arithmetic overflow: ",
+    "Object Store error: ",
+];
+
+/// An engine message as users should read it: the wrappers and DataFusion's "file a bug report"
+/// text gone, a message repeated by nested errors said once.
+pub(crate) fn clean(message: &str) -> String {
+    let mut m = message.to_string();
+    for cut in ["\nThis issue was likely caused by a bug", "\n\nbacktrace:"] {
+        if let Some(at) = m.find(cut) {
+            m.truncate(at);
         }
-        SqlError::Query(root.to_string())
+    }
+    // "Optimizer rule 'x' failed\ncaused by\n…": the cause is the message.
+    if let Some((_, cause)) = m.rsplit_once("caused by\n") {
+        m = cause.to_string();
+    }
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for noise in NOISE {
+            if m.contains(noise) {
+                m = m.replace(noise, "");
+                changed = true;
+            }
+        }
+    }
+    let m = m.trim().trim_end_matches('.').to_string();
+    dedup_segments(&m)
+}
+
+/// `a: b: a: b` → `a: b` — nested errors that each print their source.
+fn dedup_segments(message: &str) -> String {
+    let mut parts: Vec<&str> = message.split(": ").collect();
+    let mut i = 0;
+    while i < parts.len() {
+        let mut removed = false;
+        for n in 1..=(parts.len() - i) / 2 {
+            if parts[i..i + n] == parts[i + n..i + 2 * n] {
+                parts.drain(i + n..i + 2 * n);
+                removed = true;
+                break;
+            }
+        }
+        if !removed {
+            i += 1;
+        }
+    }
+    // "x: y" where y is only the end of x, as delta-rs repeats its source (a long y only: a
+    // short one may be a value that happens to end the text before it).
+    let mut out = parts.join(": ");
+    if let Some((head, tail)) = out.split_once(": ")
+        && tail.len() >= 20
+        && head.ends_with(tail)
+    {
+        out = head.to_string();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean;
+
+    #[test]
+    fn engine_messages_are_said_once_without_wrappers() {
+        assert_eq!(
+            clean(
+                "External error: Execution error: division by zero: Execution error: division by zero"
+            ),
+            "division by zero"
+        );
+        assert_eq!(
+            clean(
+                "Internal error: Physical input schema should be the same.\nThis issue was likely caused by a bug in DataFusion's code. Please help us to resolve this by filing a bug report in our issue tracker: https://github.com/apache/datafusion/issues"
+            ),
+            "Physical input schema should be the same"
+        );
+        assert_eq!(
+            clean(
+                "Optimizer rule 'simplify_expressions' failed\ncaused by\nArrow error: Cast error: Cannot cast string 'x' to value of Int64 type"
+            ),
+            "Cannot cast string 'x' to value of Int64 type"
+        );
+        assert_eq!(clean("a: b: c"), "a: b: c");
+        assert_eq!(clean("cannot read 'x': x"), "cannot read 'x': x");
+        assert_eq!(
+            clean("writing failed because the file is gone: the file is gone"),
+            "writing failed because the file is gone: the file is gone"
+        );
+        assert_eq!(
+            clean(
+                "Generic error: writing failed, the object store is unreachable: the object store is unreachable"
+            ),
+            "writing failed, the object store is unreachable"
+        );
     }
 }

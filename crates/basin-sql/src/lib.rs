@@ -8,7 +8,9 @@
 //! policy and handed to the write path, basin-tables.
 
 pub mod access;
+mod assign;
 mod browse;
+mod checked;
 mod dialect;
 mod dml;
 mod engine;
@@ -17,6 +19,7 @@ mod governance;
 mod governed;
 mod principal_sql;
 mod resolve;
+mod sample;
 mod system;
 
 pub use browse::set_description;

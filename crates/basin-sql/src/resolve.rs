@@ -221,6 +221,22 @@ pub(crate) async fn statement_catalog(
         };
         tables.insert(key, provider);
     }
+    crate::sample::rewrite(statement, |name| {
+        let key = match name_parts(name).as_slice() {
+            [d, t] => (DEFAULT_HUB.to_string(), d.clone(), t.clone()),
+            [h, d, t] => (h.clone(), d.clone(), t.clone()),
+            _ => return None,
+        };
+        let provider = tables.get(&key)?;
+        Some(
+            provider
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect(),
+        )
+    })?;
     let list = MemoryCatalogProviderList::new();
     for ((hub, dataset, table), provider) in tables {
         let catalog = match list.catalog(&hub) {
@@ -260,7 +276,7 @@ async fn governed_provider(
     let (entry, policy) = access::table_policy(engine, t).await?;
     access::require(&policy, Privilege::Select, t)?;
     let lake = match at {
-        Some(at) => LakeTable::open_at(&entry.location, at).await?,
+        Some(at) => open_at(&entry.location, t, at).await?,
         None => LakeTable::open(&entry.location).await?,
     };
     let inner = lake.provider().await?;
@@ -285,4 +301,35 @@ async fn governed_provider(
         engine.principal(),
         engine.scan_planner().clone(),
     )?))
+}
+
+/// The table as it was at `at`, which must lie within its history: a version that exists, a
+/// time at or after its first commit. The error names the table and what its history holds.
+async fn open_at(location: &str, t: &TableRef, at: TimeTravel) -> Result<LakeTable> {
+    let latest = LakeTable::open(location).await?;
+    let last = latest.version();
+    // Newest first; the last entry is the oldest commit still in the log.
+    let history = latest.history(None).await?;
+    let (first, first_time) = history
+        .last()
+        .map(|c| (c.version, c.timestamp))
+        .unwrap_or((last, None));
+    let see = format!("`basin table history {t}` or system.history lists them");
+    match at {
+        TimeTravel::Version(v) if v < first || v > last => {
+            return Err(SqlError::Invalid(format!(
+                "table '{t}' has no version {v}: its versions are {first} to {last}; {see}"
+            )));
+        }
+        TimeTravel::Timestamp(ts) if first_time.is_some_and(|f| ts < f) => {
+            let f = first_time.expect("checked above");
+            return Err(SqlError::Invalid(format!(
+                "table '{t}' has no data as of {}: its first commit (version {first}) is at {}; {see}",
+                ts.to_rfc3339(),
+                f.to_rfc3339()
+            )));
+        }
+        _ => {}
+    }
+    Ok(LakeTable::open_at(location, at).await?)
 }

@@ -300,6 +300,7 @@ impl Tables {
                 merged(op.execute().await?)
             }
             Write::Restore { version } => {
+                check_restorable(&lake, t, version).await?;
                 let restored = lake.restore(version).execute().await?;
                 match &key {
                     // The old version may hold values from before a column became PII: they
@@ -615,4 +616,29 @@ pub(crate) fn columns_of(lake: &LakeTable) -> Result<Vec<Column>> {
         .into_iter()
         .map(Column::from)
         .collect())
+}
+
+/// A restore goes to an earlier version that is still in the table's log; the error names the
+/// table and the versions it may go to.
+async fn check_restorable(lake: &LakeTable, t: &TableRef, version: i64) -> Result<()> {
+    let current = lake.version();
+    let first = if (0..current).contains(&version) {
+        // The oldest commit still in the log (older ones may have been cleaned up).
+        lake.history(None).await?.last().map_or(0, |c| c.version)
+    } else {
+        0
+    };
+    if version >= first && version < current {
+        return Ok(());
+    }
+    Err(TablesError::Invalid(if current <= first {
+        format!(
+            "cannot restore table '{t}' to version {version}: it has no earlier version (it is at version {current})"
+        )
+    } else {
+        format!(
+            "cannot restore table '{t}' to version {version}: pick a version from {first} to {} (the current version is {current}); `basin table history {t}` lists them",
+            current - 1
+        )
+    }))
 }

@@ -3,11 +3,12 @@
 use basin_tables::Write;
 use basin_tables::pii;
 use datafusion::common::{Column as DfColumn, ScalarValue};
-use datafusion::prelude::{DataFrame, Expr as DfExpr, cast};
+use datafusion::prelude::{DataFrame, Expr as DfExpr};
 use datafusion::sql::sqlparser::ast::{Insert, ObjectName, Query, Statement, TableObject};
 
 use super::{check_rows_visible, check_visible, last_ident};
 use crate::access;
+use crate::assign::assign;
 use crate::engine::{Engine, QueryOutput};
 use crate::resolve::table_ref_of;
 use crate::{Result, SqlError};
@@ -80,7 +81,12 @@ async fn insert_into(
             })?;
         let (qualifier, source_field) = df.schema().qualified_field(i);
         let column = DfExpr::Column(DfColumn::new(qualifier.cloned(), source_field.name()));
-        exprs.push(cast(column, field.data_type().clone()).alias(target));
+        let value = if source_field.data_type() == field.data_type() {
+            column
+        } else {
+            assign(column, &format!("{table}.{target}"), field.data_type())
+        };
+        exprs.push(value.alias(target));
     }
     let df = df.select(exprs)?;
     if policy.row_filter.is_some() {

@@ -7,11 +7,13 @@ use datafusion::sql::sqlparser::ast::{MergeAction, MergeClauseKind, MergeInsertK
 
 use super::{assignments, ident_name, last_ident};
 use crate::access;
+use crate::assign::check_assignable;
 use crate::engine::parse;
 use crate::engine::{Engine, QueryOutput};
 use crate::resolve::table_ref_of;
 use crate::{Result, SqlError};
 use basin_catalog::access::Privilege;
+use datafusion::logical_expr::ExprSchemable;
 
 pub(super) async fn run(
     engine: &Engine,
@@ -116,6 +118,15 @@ pub(super) async fn run(
         };
         clauses.push(lake_clause);
     }
+    check_merge_values(
+        engine,
+        &lake,
+        &table,
+        (&target_alias, &source_alias),
+        &source_df,
+        &clauses,
+    )
+    .await?;
     let done = engine
         .tables()
         .commit(
@@ -131,4 +142,47 @@ pub(super) async fn run(
         )
         .await?;
     QueryOutput::write_summary("merge", done.rows, done.version)
+}
+
+/// Refuses a MERGE whose values cannot be assigned to their columns (a number into a TIMESTAMP
+/// column, …), naming the column and the value, before anything runs.
+async fn check_merge_values(
+    engine: &Engine,
+    lake: &LakeTable,
+    table: &basin_core::TableRef,
+    (target_alias, source_alias): (&str, &str),
+    source: &DataFrame,
+    clauses: &[MergeClause],
+) -> Result<()> {
+    let schema = lake.schema()?;
+    let both = engine
+        .read(lake.provider().await?)?
+        .alias(target_alias)?
+        .join_on(
+            source.clone().alias(source_alias)?,
+            datafusion::common::JoinType::Inner,
+            [datafusion::prelude::lit(true)],
+        )?;
+    for clause in clauses {
+        let values: &[(String, String)] = match clause {
+            MergeClause::MatchedUpdate { set, .. }
+            | MergeClause::NotMatchedBySourceUpdate { set, .. } => set,
+            MergeClause::NotMatchedInsert { values, .. } => values,
+            _ => &[],
+        };
+        for (column, value) in values {
+            // Unknown columns are the write path's error to report.
+            let Ok(field) = schema.field_with_name(column) else {
+                continue;
+            };
+            let from = both.parse_sql_expr(value)?.get_type(both.schema())?;
+            check_assignable(
+                value,
+                &from,
+                &format!("{table}.{column}"),
+                field.data_type(),
+            )?;
+        }
+    }
+    Ok(())
 }

@@ -1,6 +1,8 @@
 //! SQL over real Delta tables: reads, writes, time travel, system tables, errors.
 
 mod browse;
+mod correctness;
+mod differential;
 mod dml;
 mod paths;
 mod policy;

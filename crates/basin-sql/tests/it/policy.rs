@@ -10,7 +10,7 @@ use basin_sql::Engine;
 use crate::{error, fixture, rows};
 
 /// `eve` may read and modify `crm.customers`, but only its GB rows.
-async fn eve(engine: &Engine) -> Engine {
+pub(crate) async fn eve(engine: &Engine) -> Engine {
     let catalog = engine.catalog();
     let mut attributes = BTreeMap::new();
     attributes.insert("country".to_string(), "GB".to_string());

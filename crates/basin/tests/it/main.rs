@@ -9,6 +9,7 @@ mod oidc_gaps;
 mod paths;
 mod server;
 mod server_keys;
+mod sql_errors;
 mod surfaces;
 
 pub use basin_testkit::{Basin, repo_root};
