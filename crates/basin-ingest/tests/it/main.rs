@@ -1,6 +1,7 @@
 //! Loads of real files into real Delta tables through the catalog.
 
 mod load;
+mod quotes;
 
 use std::ops::Deref;
 use std::sync::Arc;
