@@ -1,5 +1,7 @@
 //! [`Tables::commit`]: decide → encrypt PII → Delta operation → sync catalog → audit → event.
 
+use std::sync::{Arc, Mutex};
+
 use arrow::datatypes::DataType;
 use basin_catalog::access::{Action, Privilege};
 use basin_catalog::{Column, Table};
@@ -10,6 +12,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::{DataFrame, Expr};
 use serde_json::json;
 
+use crate::keys;
 use crate::pii::{self, Direction};
 use crate::{Actor, CommitEvent, Result, Tables, TablesError};
 
@@ -219,16 +222,12 @@ impl Tables {
                 operation,
                 ..
             } => {
-                write_rows(
-                    &lake,
+                let rows = Rows {
                     rows,
-                    WriteMode::Append,
                     load_id,
                     operation,
-                    key,
-                    &pii,
-                )
-                .await?
+                };
+                write_rows(&lake, &entry, rows, WriteMode::Append, key, &pii).await?
             }
             Write::Overwrite {
                 rows,
@@ -237,13 +236,19 @@ impl Tables {
                 operation,
             } => {
                 let mode = WriteMode::Overwrite(predicate);
-                write_rows(&lake, rows, mode, load_id, operation, key, &pii).await?
+                let rows = Rows {
+                    rows,
+                    load_id,
+                    operation,
+                };
+                write_rows(&lake, &entry, rows, mode, key, &pii).await?
             }
             Write::Upsert {
                 source,
                 key: columns,
                 load_id,
             } => {
+                keys::check_unique(t, &columns, &source, keys::Checked::Upsert).await?;
                 let source = encrypt_frame(source, key.as_ref(), &pii)?;
                 merged(
                     MergeTable::upsert(&lake, source, &columns)?
@@ -253,6 +258,13 @@ impl Tables {
                 )
             }
             Write::Update { predicate, set } => {
+                if set.iter().any(|(c, _)| entry.primary_key.contains(c)) {
+                    let after =
+                        keys::keys_after_update(&lake, &entry.primary_key, &predicate, &set)
+                            .await?;
+                    keys::check_unique(t, &entry.primary_key, &after, keys::Checked::Update)
+                        .await?;
+                }
                 let mut op = lake.update();
                 if let Some(p) = predicate {
                     op = op.with_predicate(p);
@@ -500,13 +512,24 @@ fn check_merge_pii(
     Ok(())
 }
 
-/// Appends or overwrites rows, their PII columns encrypted.
+/// The rows of an append or overwrite.
+struct Rows {
+    rows: SendableRecordBatchStream,
+    load_id: Option<String>,
+    operation: &'static str,
+}
+
+/// Appends or overwrites rows, their PII columns encrypted and their primary key checked (on
+/// the stored values, tokens included) against each other and the rows that stay.
 async fn write_rows(
     lake: &LakeTable,
-    rows: SendableRecordBatchStream,
+    entry: &Table,
+    Rows {
+        rows,
+        load_id,
+        operation,
+    }: Rows,
     mode: WriteMode,
-    load_id: Option<String>,
-    operation: &str,
     key: Option<basin_keys::HubKey>,
     pii: &[String],
 ) -> Result<Committed> {
@@ -514,14 +537,31 @@ async fn write_rows(
         Some(key) => pii::encrypt_stream(rows, key, pii.to_vec()),
         None => rows,
     };
-    Ok(written(
-        lake.write(rows)
-            .with_mode(mode)
-            .with_load_id(load_id)
-            .with_operation(operation)
-            .execute()
-            .await?,
-    ))
+    let violation = Arc::new(Mutex::new(None));
+    let t = entry.table_ref();
+    let rows = match keys::KeyCheck::new(&t, &entry.primary_key, lake.schema()?.as_ref())? {
+        Some(check) => {
+            let (table, kept) = match &mode {
+                WriteMode::Append => (Some(lake.provider().await?), None),
+                WriteMode::Overwrite(Some(p)) => (Some(lake.provider().await?), Some(p.clone())),
+                WriteMode::Overwrite(None) => (None, None),
+            };
+            keys::checked(rows, check, table, kept, operation, violation.clone())
+        }
+        None => rows,
+    };
+    let outcome = lake
+        .write(rows)
+        .with_mode(mode)
+        .with_load_id(load_id)
+        .with_operation(operation)
+        .execute()
+        .await;
+    // A key violation ended the input: it explains the failed write best.
+    if let Some(e) = violation.lock().ok().and_then(|mut v| v.take()) {
+        return Err(e);
+    }
+    Ok(written(outcome?))
 }
 
 /// A source with its columns named like PII columns encrypted (when the table has any).

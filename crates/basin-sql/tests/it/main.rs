@@ -1,6 +1,7 @@
 //! SQL over real Delta tables: reads, writes, time travel, system tables, errors.
 
 mod dml;
+mod keys;
 mod paths;
 mod policy;
 mod query;
