@@ -108,6 +108,14 @@ impl Tables {
         );
         let committed = match (rows, &spec.schema) {
             (Some(rows), _) => {
+                // A dataset tagged pii makes the text columns of its new tables PII.
+                let dataset = self.catalog.require_dataset(&t.dataset_ref()).await?;
+                let pii = crate::pii::new_text_columns(&dataset.tags, &[], &columns);
+                let rows = if pii.is_empty() {
+                    rows
+                } else {
+                    crate::pii::encrypt_stream(rows, self.hub_key(t.hub.as_str())?, pii)
+                };
                 let violation = Arc::new(Mutex::new(None));
                 let rows = match KeyCheck::new(t, &spec.primary_key, &columns)? {
                     Some(check) => {

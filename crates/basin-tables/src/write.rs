@@ -208,7 +208,20 @@ impl Tables {
     ) -> Result<Committed> {
         let entry = self.entry(t).await?;
         self.decide(actor, &entry, &write.needs()).await?;
-        let pii = pii::columns(&entry);
+        let mut pii = pii::columns(&entry);
+        let incoming = match &write {
+            Write::Append { rows, .. } | Write::Overwrite { rows, .. } => Some(rows.schema()),
+            Write::Upsert { source, .. } => Some(source.schema().inner().clone()),
+            _ => None,
+        };
+        if let Some(schema) = incoming {
+            // New text columns of a table or dataset tagged pii are PII from their first value.
+            pii.extend(pii::new_text_columns(
+                &entry.inherited_tags(),
+                &entry.columns,
+                &schema,
+            ));
+        }
         let key = if pii.is_empty() {
             None
         } else {
