@@ -15,6 +15,7 @@ use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{DataType, Schema};
 use arrow::row::{RowConverter, SortField};
 use basin_core::TableRef;
+use basin_lake::MergeClause;
 use datafusion::catalog::TableProvider;
 use datafusion::common::{Column, ScalarValue};
 use datafusion::error::DataFusionError;
@@ -22,6 +23,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::functions_aggregate::expr_fn::count;
 use datafusion::functions_aggregate::min_max::{MaxAccumulator, MinAccumulator};
 use datafusion::logical_expr::Accumulator;
+use datafusion::logical_expr::JoinType;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{DataFrame, Expr, SessionContext, lit};
 use futures::StreamExt;
@@ -86,8 +88,10 @@ impl KeyCheck {
                 let Some(column) = batch.column_by_name(k) else {
                     return Err(self.null_key(k, batch.num_rows()));
                 };
-                if column.null_count() > 0 {
-                    return Err(self.null_key(k, column.null_count()));
+                // Logical: a column of the NULL type has no null buffer.
+                let nulls = column.logical_null_count();
+                if nulls > 0 {
+                    return Err(self.null_key(k, nulls));
                 }
                 Ok(arrow::compute::cast(column, ty).map_err(DataFusionError::from)?)
             })
@@ -180,6 +184,8 @@ impl KeyCheck {
         }
         let hint = if operation.starts_with("insert") {
             "use MERGE INTO to update them"
+        } else if operation.starts_with("merge") {
+            "a WHEN MATCHED clause updates them instead"
         } else {
             "load with mode upsert (--mode upsert) to update them"
         };
@@ -322,6 +328,98 @@ pub(crate) async fn keys_after_update(
         after.push(value.alias(k));
     }
     Ok(frame.select(after)?)
+}
+
+/// The rows a `MERGE` inserts — source rows that match no row of the table, through the first
+/// `WHEN NOT MATCHED` clause whose condition holds — bring no NULL key, no key twice, and no
+/// key already in the table. (Keys that `WHEN MATCHED … UPDATE` sets are not checked.)
+pub(crate) async fn check_merge_inserts(
+    t: &TableRef,
+    key: &[String],
+    lake: &basin_lake::LakeTable,
+    merge: MergeInserts<'_>,
+) -> Result<()> {
+    let inserts: Vec<(&Option<String>, &Vec<(String, String)>)> = merge
+        .clauses
+        .iter()
+        .filter_map(|c| match c {
+            MergeClause::NotMatchedInsert { predicate, values } => Some((predicate, values)),
+            _ => None,
+        })
+        .collect();
+    let Some(mut check) = KeyCheck::new(t, key, lake.schema()?.as_ref())? else {
+        return Ok(());
+    };
+    if inserts.is_empty() {
+        return Ok(());
+    }
+    let source = merge.source.clone().alias(merge.source_alias)?;
+    let target = SessionContext::new()
+        .read_table(lake.provider().await?)?
+        .alias(merge.target_alias)?;
+    let both = source
+        .clone()
+        .join(target.clone(), JoinType::Inner, &[], &[], None)?;
+    let on = both.parse_sql_expr(merge.on)?;
+    let unmatched = source.join(target, JoinType::LeftAnti, &[], &[], Some(on))?;
+    let condition = |p: &Option<String>| -> Result<Expr> {
+        Ok(match p {
+            Some(p) => unmatched.parse_sql_expr(p)?,
+            None => lit(true),
+        })
+    };
+    let mut any = Vec::new();
+    let mut values: Vec<Vec<(Expr, Expr)>> = vec![Vec::new(); key.len()];
+    for (predicate, set) in &inserts {
+        let when = condition(predicate)?;
+        any.push(when.clone());
+        for (k, cases) in key.iter().zip(&mut values) {
+            let value = if set.is_empty() {
+                // INSERT *: the source column of the same name.
+                Expr::Column(Column::new(Some(merge.source_alias), k))
+            } else {
+                match set.iter().find(|(c, _)| c == k) {
+                    Some((_, v)) => unmatched.parse_sql_expr(v)?,
+                    None => lit(ScalarValue::Null),
+                }
+            };
+            cases.push((when.clone(), value));
+        }
+    }
+    let inserted_keys = key
+        .iter()
+        .zip(values)
+        .map(|(k, cases)| {
+            let mut cases = cases.into_iter();
+            let (w, v) = cases.next().expect("an insert clause");
+            let mut case = datafusion::prelude::when(w, v);
+            for (w, v) in cases {
+                case = case.when(w, v);
+            }
+            Ok(case.end()?.alias(k))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let any = any.into_iter().reduce(Expr::or).expect("an insert clause");
+    let mut rows = unmatched
+        .filter(any)?
+        .select(inserted_keys)?
+        .execute_stream()
+        .await?;
+    while let Some(batch) = rows.next().await {
+        check.add(&batch?)?;
+    }
+    check
+        .finish(Some(lake.provider().await?), None, "merge into")
+        .await
+}
+
+/// What [`check_merge_inserts`] needs of a `MERGE`.
+pub(crate) struct MergeInserts<'a> {
+    pub source: &'a DataFrame,
+    pub on: &'a str,
+    pub target_alias: &'a str,
+    pub source_alias: &'a str,
+    pub clauses: &'a [MergeClause],
 }
 
 /// `(a=1, b=x)`: the key of row `i`.

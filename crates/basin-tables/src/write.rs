@@ -313,6 +313,14 @@ impl Tables {
             } => {
                 check_merge_pii(&clauses, &pii, &target_alias, &source_alias)?;
                 let source = encrypt_frame(source, key.as_ref(), &pii)?;
+                let inserts = keys::MergeInserts {
+                    source: &source,
+                    on: &on,
+                    target_alias: &target_alias,
+                    source_alias: &source_alias,
+                    clauses: &clauses,
+                };
+                keys::check_merge_inserts(t, &entry.primary_key, &lake, inserts).await?;
                 let mut op = lake
                     .merge(source, on)
                     .with_aliases(&target_alias, &source_alias);
