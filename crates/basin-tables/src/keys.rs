@@ -37,7 +37,7 @@ const EXAMPLES: usize = 3;
 pub(crate) struct KeyCheck {
     table: TableRef,
     key: Vec<String>,
-    /// The table's types of the key columns (incoming values are cast to them).
+    /// The types the key columns are compared in (incoming and stored values are cast to them).
     types: Vec<DataType>,
     converter: RowConverter,
     seen: HashSet<Box<[u8]>>,
@@ -59,7 +59,7 @@ impl KeyCheck {
                     "key column '{k}' of '{t}' is not a column of the table"
                 ))
             })?;
-            types.push(field.data_type().clone());
+            types.push(comparable(field.data_type()));
         }
         let converter = RowConverter::new(types.iter().cloned().map(SortField::new).collect())
             .map_err(DataFusionError::from)?;
@@ -79,7 +79,7 @@ impl KeyCheck {
         }))
     }
 
-    /// The key columns of a batch, as the table stores them.
+    /// The key columns of a batch, in the types keys are compared in.
     fn key_columns(&self, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
         self.key
             .iter()
@@ -339,11 +339,14 @@ pub(crate) async fn check_merge_inserts(
     lake: &basin_lake::LakeTable,
     merge: MergeInserts<'_>,
 ) -> Result<()> {
-    let inserts: Vec<(&Option<String>, &Vec<(String, String)>)> = merge
+    // Each `WHEN NOT MATCHED … INSERT`: its condition and its values.
+    let inserts: Vec<_> = merge
         .clauses
         .iter()
         .filter_map(|c| match c {
-            MergeClause::NotMatchedInsert { predicate, values } => Some((predicate, values)),
+            MergeClause::NotMatchedInsert { predicate, values } => {
+                Some((predicate, values.as_slice()))
+            }
             _ => None,
         })
         .collect();
@@ -435,6 +438,17 @@ fn describe(key: &[String], columns: &[ArrayRef], i: usize) -> String {
         })
         .collect();
     format!("({})", parts.join(", "))
+}
+
+/// The type keys of a column of type `t` are compared in: wide enough for the values of a
+/// write that widens the column (INT → BIGINT, FLOAT → DOUBLE).
+fn comparable(t: &DataType) -> DataType {
+    match t {
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => DataType::Int64,
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => DataType::Float64,
+        DataType::LargeUtf8 | DataType::Utf8View => DataType::Utf8,
+        t => t.clone(),
+    }
 }
 
 fn column(name: &str) -> Expr {
