@@ -86,7 +86,11 @@ impl KeyCheck {
             .zip(&self.types)
             .map(|(k, ty)| {
                 let Some(column) = batch.column_by_name(k) else {
-                    return Err(self.null_key(k, batch.num_rows()));
+                    // Not named: the writer may not see the column.
+                    return Err(TablesError::Invalid(format!(
+                        "the rows written into '{}' have no value for its primary key: every row needs one (see its key with 'basin table show')",
+                        self.table
+                    )));
                 };
                 // Logical: a column of the NULL type has no null buffer.
                 let nulls = column.logical_null_count();

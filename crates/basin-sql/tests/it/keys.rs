@@ -34,6 +34,12 @@ async fn inserts_and_overwrites_keep_keys() {
     refused(
         e,
         "INSERT INTO sales.orders (customer_id, amount) VALUES (1, 1.0)",
+        "the rows written into 'main.sales.orders' have no value for its primary key",
+    )
+    .await;
+    refused(
+        e,
+        "INSERT INTO sales.orders VALUES (NULL, 1, 1.0)",
         "1 row(s) have no value (NULL) in column 'order_id', part of the primary key of 'main.sales.orders'",
     )
     .await;
