@@ -93,17 +93,59 @@ pub struct Table {
     pub partition_columns: Vec<String>,
     /// Tags of the table (`key` or `key=value`), inherited by its columns.
     pub tags: Vec<String>,
+    /// Tags of its dataset, inherited by the table and its columns.
+    #[serde(skip)]
+    pub dataset_tags: Vec<String>,
     pub columns: Vec<Column>,
     pub created_at: String,
     pub updated_at: String,
 }
 
 impl Table {
+    /// The tags `column` carries in effect: its own, then its table's and its dataset's for the
+    /// keys it does not set itself (a key the table sets hides the dataset's).
+    pub fn effective_tags(&self, column: &Column) -> Vec<String> {
+        inherit(&column.tags, &inherit(&self.tags, &self.dataset_tags))
+    }
+
+    /// The tags a new column without tags of its own would carry.
+    pub fn inherited_tags(&self) -> Vec<String> {
+        inherit(&self.tags, &self.dataset_tags)
+    }
+
+    /// Whether `column` is personal data, stored encrypted: its effective tags say `pii` (or
+    /// `<key>=pii`). A column tagged itself must be text; a `pii` it inherits from its table or
+    /// dataset applies to its text (`VARCHAR`) columns, as tokens are text.
+    pub fn is_pii(&self, column: &Column) -> bool {
+        crate::access::is_pii(&column.tags)
+            || (column.data_type == "VARCHAR"
+                && crate::access::is_pii(&self.effective_tags(column)))
+    }
+
+    /// The names of its PII columns ([`Table::is_pii`]).
+    pub fn pii_columns(&self) -> Vec<String> {
+        self.columns
+            .iter()
+            .filter(|c| self.is_pii(c))
+            .map(|c| c.name.clone())
+            .collect()
+    }
+
     /// The table's three-part reference.
     pub fn table_ref(&self) -> TableRef {
         TableRef::new(&self.hub, &self.dataset, &self.name)
             .expect("names in the catalog were validated when they were stored")
     }
+}
+
+/// `own` tags, then those of `outer` for the keys `own` does not set.
+pub fn inherit(own: &[String], outer: &[String]) -> Vec<String> {
+    let key = |t: &String| t.split_once('=').map_or(t.clone(), |(k, _)| k.to_string());
+    let set: Vec<String> = own.iter().map(key).collect();
+    own.iter()
+        .chain(outer.iter().filter(|t| !set.contains(&key(t))))
+        .cloned()
+        .collect()
 }
 
 /// What is needed to register a table.

@@ -556,7 +556,7 @@ impl Session {
         let pii = entry
             .columns
             .iter()
-            .any(|c| c.name == column && is_pii(&c.tags));
+            .any(|c| c.name == column && entry.is_pii(c));
         self.require_on(
             &object,
             Action::Mask {
@@ -582,8 +582,9 @@ impl Session {
     }
 
     /// Sets the tags of a dataset, table or column (MANAGE; tags that mark or unmark personal
-    /// data: administrators). A column that becomes PII is encrypted at once, in one commit;
-    /// if that fails, its tags go back to what they were. Returns that commit's version.
+    /// data: administrators). Columns that become PII — tagged themselves, or text columns of
+    /// a table or dataset tagged `pii` — are encrypted at once, one commit per table; if that
+    /// fails, the tags go back to what they were. Returns the (last) such commit's version.
     pub async fn set_tags(&self, a: &TagAssignment) -> Result<Option<i64>> {
         let target = format!(
             "{}{}",
@@ -638,30 +639,52 @@ impl Session {
             },
         )
         .await?;
+        // The tables whose PII columns the tags may change (a column's, a table's, or every
+        // table of a dataset: columns inherit `pii`), with their PII columns before.
+        let affected = match (&object, &before) {
+            (_, Some(t)) => vec![t.clone()],
+            (Securable::Dataset { hub, dataset }, None) => {
+                let mut tables = Vec::new();
+                for t in catalog.tables(Some(hub), Some(dataset)).await? {
+                    tables.push(catalog.require_table(&t.table_ref()).await?);
+                }
+                tables
+            }
+            _ => vec![],
+        };
         catalog
             .set_tags(&object, a.column.as_deref(), &a.tags)
             .await?;
-        let (Some(t), Some(col)) = (&table, &a.column) else {
-            return Ok(None);
-        };
-        if !is_pii(&a.tags) || is_pii(&tags_before) {
-            return Ok(None);
-        }
-        let write = Write::Protect {
-            newly_pii: vec![col.clone()],
-        };
-        match self
-            .engine()
-            .tables()
-            .commit(&self.engine().actor(), t, write)
-            .await
-        {
-            Ok(done) => Ok(Some(done.version)),
-            Err(e) => {
-                catalog.set_tags(&object, Some(col), &tags_before).await?;
-                Err(e.into())
+        let mut encrypted = None;
+        for t in affected {
+            let was = t.pii_columns();
+            let newly_pii: Vec<String> = catalog
+                .require_table(&t.table_ref())
+                .await?
+                .pii_columns()
+                .into_iter()
+                .filter(|c| !was.contains(c))
+                .collect();
+            if newly_pii.is_empty() {
+                continue;
+            }
+            let write = Write::Protect { newly_pii };
+            match self
+                .engine()
+                .tables()
+                .commit(&self.engine().actor(), &t.table_ref(), write)
+                .await
+            {
+                Ok(done) => encrypted = Some(done.version),
+                Err(e) => {
+                    catalog
+                        .set_tags(&object, a.column.as_deref(), &tags_before)
+                        .await?;
+                    return Err(e.into());
+                }
             }
         }
+        Ok(encrypted)
     }
 
     /// Service tokens: the principal's own, or every one for administrators.

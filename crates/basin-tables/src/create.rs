@@ -1,5 +1,7 @@
 //! [`Tables::create`]: a new table, the same way from every surface.
 
+use std::sync::{Arc, Mutex};
+
 use arrow::datatypes::Schema;
 use basin_catalog::access::{Action, Grant, Privilege, Securable};
 use basin_catalog::{CatalogError, NewTable};
@@ -7,6 +9,7 @@ use basin_core::TableRef;
 use basin_lake::{CreateTable, LakeTable, WriteTable};
 use datafusion::execution::SendableRecordBatchStream;
 
+use crate::keys::{self, KeyCheck};
 use crate::write::columns_of;
 use crate::{Actor, Committed, Result, Tables, TablesError};
 
@@ -105,11 +108,30 @@ impl Tables {
         );
         let committed = match (rows, &spec.schema) {
             (Some(rows), _) => {
+                // A dataset tagged pii makes the text columns of its new tables PII.
+                let dataset = self.catalog.require_dataset(&t.dataset_ref()).await?;
+                let pii = crate::pii::new_text_columns(&dataset.tags, &[], &columns);
+                let rows = if pii.is_empty() {
+                    rows
+                } else {
+                    crate::pii::encrypt_stream(rows, self.hub_key(t.hub.as_str())?, pii)
+                };
+                let violation = Arc::new(Mutex::new(None));
+                let rows = match KeyCheck::new(t, &spec.primary_key, &columns)? {
+                    Some(check) => {
+                        keys::checked(rows, check, None, None, spec.operation, violation.clone())
+                    }
+                    None => rows,
+                };
                 let w = WriteTable::new_table(&location, spec.partition_columns.clone(), rows)?
                     .with_load_id(spec.load_id.clone())
                     .with_operation(spec.operation)
                     .execute()
-                    .await?;
+                    .await;
+                if let Some(e) = violation.lock().ok().and_then(|mut v| v.take()) {
+                    return Err(e);
+                }
+                let w = w?;
                 Committed {
                     version: w.version,
                     rows: w.rows,

@@ -11,6 +11,7 @@
 mod create;
 mod error;
 mod event;
+mod keys;
 pub mod pii;
 mod write;
 

@@ -155,13 +155,33 @@ pub fn udf(key: HubKey, direction: Direction) -> ScalarUDF {
     })
 }
 
-/// The names of a table's PII columns (tagged `pii` or `<key>=pii`).
+/// The names of a table's PII columns (tagged `pii` or `<key>=pii`, or text columns of a table
+/// or dataset so tagged: [`basin_catalog::Table::is_pii`]).
 pub fn columns(table: &basin_catalog::Table) -> Vec<String> {
-    table
-        .columns
+    table.pii_columns()
+}
+
+/// The text columns of `schema` that are not among `known` columns, when new columns inherit
+/// `pii` (`inherited`: the tags a new column inherits from its table and dataset): a write that
+/// adds them encrypts them, as the catalog will list them as PII.
+pub fn new_text_columns(
+    inherited: &[String],
+    known: &[basin_catalog::Column],
+    schema: &arrow::datatypes::Schema,
+) -> Vec<String> {
+    if !basin_catalog::access::is_pii(inherited) {
+        return Vec::new();
+    }
+    schema
+        .fields()
         .iter()
-        .filter(|c| basin_catalog::access::is_pii(&c.tags))
-        .map(|c| c.name.clone())
+        .filter(|f| {
+            matches!(
+                f.data_type(),
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            ) && !known.iter().any(|c| c.name == *f.name())
+        })
+        .map(|f| f.name().clone())
         .collect()
 }
 

@@ -1,5 +1,7 @@
 //! [`Tables::commit`]: decide → encrypt PII → Delta operation → sync catalog → audit → event.
 
+use std::sync::{Arc, Mutex};
+
 use arrow::datatypes::DataType;
 use basin_catalog::access::{Action, Privilege};
 use basin_catalog::{Column, Table};
@@ -10,6 +12,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::{DataFrame, Expr};
 use serde_json::json;
 
+use crate::keys;
 use crate::pii::{self, Direction};
 use crate::{Actor, CommitEvent, Result, Tables, TablesError};
 
@@ -208,7 +211,20 @@ impl Tables {
     ) -> Result<Committed> {
         let entry = self.entry(t).await?;
         self.decide(actor, &entry, &write.needs()).await?;
-        let pii = pii::columns(&entry);
+        let mut pii = pii::columns(&entry);
+        let incoming = match &write {
+            Write::Append { rows, .. } | Write::Overwrite { rows, .. } => Some(rows.schema()),
+            Write::Upsert { source, .. } => Some(source.schema().inner().clone()),
+            _ => None,
+        };
+        if let Some(schema) = incoming {
+            // New text columns of a table or dataset tagged pii are PII from their first value.
+            pii.extend(pii::new_text_columns(
+                &entry.inherited_tags(),
+                &entry.columns,
+                &schema,
+            ));
+        }
         let key = if pii.is_empty() {
             None
         } else {
@@ -222,16 +238,12 @@ impl Tables {
                 operation,
                 ..
             } => {
-                write_rows(
-                    &lake,
+                let rows = Rows {
                     rows,
-                    WriteMode::Append,
                     load_id,
                     operation,
-                    key,
-                    &pii,
-                )
-                .await?
+                };
+                write_rows(&lake, &entry, rows, WriteMode::Append, key, &pii).await?
             }
             Write::Overwrite {
                 rows,
@@ -240,13 +252,19 @@ impl Tables {
                 operation,
             } => {
                 let mode = WriteMode::Overwrite(predicate);
-                write_rows(&lake, rows, mode, load_id, operation, key, &pii).await?
+                let rows = Rows {
+                    rows,
+                    load_id,
+                    operation,
+                };
+                write_rows(&lake, &entry, rows, mode, key, &pii).await?
             }
             Write::Upsert {
                 source,
                 key: columns,
                 load_id,
             } => {
+                keys::check_unique(t, &columns, &source, keys::Checked::Upsert).await?;
                 let source = encrypt_frame(source, key.as_ref(), &pii)?;
                 merged(
                     MergeTable::upsert(&lake, source, &columns)?
@@ -256,6 +274,13 @@ impl Tables {
                 )
             }
             Write::Update { predicate, set } => {
+                if set.iter().any(|(c, _)| entry.primary_key.contains(c)) {
+                    let after =
+                        keys::keys_after_update(&lake, &entry.primary_key, &predicate, &set)
+                            .await?;
+                    keys::check_unique(t, &entry.primary_key, &after, keys::Checked::Update)
+                        .await?;
+                }
                 let mut op = lake.update();
                 if let Some(p) = predicate {
                     op = op.with_predicate(p);
@@ -291,6 +316,14 @@ impl Tables {
             } => {
                 check_merge_pii(&clauses, &pii, &target_alias, &source_alias)?;
                 let source = encrypt_frame(source, key.as_ref(), &pii)?;
+                let inserts = keys::MergeInserts {
+                    source: &source,
+                    on: &on,
+                    target_alias: &target_alias,
+                    source_alias: &source_alias,
+                    clauses: &clauses,
+                };
+                keys::check_merge_inserts(t, &entry.primary_key, &lake, inserts).await?;
                 let mut op = lake
                     .merge(source, on)
                     .with_aliases(&target_alias, &source_alias);
@@ -504,13 +537,24 @@ fn check_merge_pii(
     Ok(())
 }
 
-/// Appends or overwrites rows, their PII columns encrypted.
+/// The rows of an append or overwrite.
+struct Rows {
+    rows: SendableRecordBatchStream,
+    load_id: Option<String>,
+    operation: &'static str,
+}
+
+/// Appends or overwrites rows, their PII columns encrypted and their primary key checked (on
+/// the stored values, tokens included) against each other and the rows that stay.
 async fn write_rows(
     lake: &LakeTable,
-    rows: SendableRecordBatchStream,
+    entry: &Table,
+    Rows {
+        rows,
+        load_id,
+        operation,
+    }: Rows,
     mode: WriteMode,
-    load_id: Option<String>,
-    operation: &str,
     key: Option<basin_keys::HubKey>,
     pii: &[String],
 ) -> Result<Committed> {
@@ -518,14 +562,31 @@ async fn write_rows(
         Some(key) => pii::encrypt_stream(rows, key, pii.to_vec()),
         None => rows,
     };
-    Ok(written(
-        lake.write(rows)
-            .with_mode(mode)
-            .with_load_id(load_id)
-            .with_operation(operation)
-            .execute()
-            .await?,
-    ))
+    let violation = Arc::new(Mutex::new(None));
+    let t = entry.table_ref();
+    let rows = match keys::KeyCheck::new(&t, &entry.primary_key, lake.schema()?.as_ref())? {
+        Some(check) => {
+            let (table, kept) = match &mode {
+                WriteMode::Append => (Some(lake.provider().await?), None),
+                WriteMode::Overwrite(Some(p)) => (Some(lake.provider().await?), Some(p.clone())),
+                WriteMode::Overwrite(None) => (None, None),
+            };
+            keys::checked(rows, check, table, kept, operation, violation.clone())
+        }
+        None => rows,
+    };
+    let outcome = lake
+        .write(rows)
+        .with_mode(mode)
+        .with_load_id(load_id)
+        .with_operation(operation)
+        .execute()
+        .await;
+    // A key violation ended the input: it explains the failed write best.
+    if let Some(e) = violation.lock().ok().and_then(|mut v| v.take()) {
+        return Err(e);
+    }
+    Ok(written(outcome?))
 }
 
 /// A source with its columns named like PII columns encrypted (when the table has any).

@@ -88,7 +88,7 @@ impl TablePolicy {
                 .map(|c| ColumnPolicy {
                     name: c.name.clone(),
                     mask: None,
-                    pii: is_pii(&c.tags),
+                    pii: table.is_pii(c),
                     clear: true,
                 })
                 .collect(),
@@ -249,7 +249,7 @@ impl AccessSnapshot {
                 columns.push(ColumnPolicy {
                     name: c.name.clone(),
                     mask,
-                    pii: is_pii(&c.tags),
+                    pii: table.is_pii(c),
                     clear,
                 });
             }
@@ -493,6 +493,7 @@ mod tests {
             primary_key: vec![],
             partition_columns: vec![],
             tags: vec![],
+            dataset_tags: vec![],
             columns: columns
                 .iter()
                 .map(|(name, tags)| Column {

@@ -11,7 +11,7 @@ use crate::{Catalog, CatalogError, Result};
 // Column lists of the catalog tables, as literals so that queries stay static SQL.
 macro_rules! table_select {
     () => {
-        "SELECT hub, dataset, name, location, description, primary_key, partition_columns, tags, created_at, updated_at FROM tables"
+        "SELECT hub, dataset, name, location, description, primary_key, partition_columns, tags, created_at, updated_at, COALESCE((SELECT d.tags FROM datasets d WHERE d.hub = tables.hub AND d.name = tables.dataset), '[]') AS dataset_tags FROM tables"
     };
 }
 
@@ -246,6 +246,7 @@ impl Catalog {
             primary_key: from_json(&get::<String>(r, "primary_key")?)?,
             partition_columns: from_json(&get::<String>(r, "partition_columns")?)?,
             tags: from_json(&get::<String>(r, "tags")?)?,
+            dataset_tags: from_json(&get::<String>(r, "dataset_tags")?)?,
             columns: Vec::new(),
             created_at: get(r, "created_at")?,
             updated_at: get(r, "updated_at")?,

@@ -1,6 +1,15 @@
 //! CSV: delimited text with an optional header line; every field is text, parsed to the column's
 //! type.
+//!
+//! Records are split here rather than by the `csv` crate, which reads a quote that is never
+//! closed to the end of the file as one value, so that the rows after it vanish. A quoted value
+//! that reaches the end of the file, that is closed by a quote followed by something other than
+//! a delimiter or a line end after spanning lines (the opening quote of a later value), or that
+//! grows past [`MAX_RECORD`] is reported as a bad row on the line where it starts, and reading
+//! goes on from the next line. A quoted value that spans lines and is closed properly is one
+//! value, as CSV allows.
 
+use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
@@ -10,6 +19,10 @@ use super::{BadRow, Cell, Decoder, Output, truncate};
 use crate::infer::{header_names, infer_value, merge_types};
 use crate::inputs::InputFile;
 use crate::{IngestError, ReadOptions, Result};
+
+/// The longest record read (a row, or a quoted value spanning lines): memory stays bounded when
+/// a quote is never closed in a large file.
+const MAX_RECORD: usize = 4 << 20;
 
 /// The CSV decoder.
 pub(super) struct CsvDecoder;
@@ -21,13 +34,23 @@ impl Decoder for CsvDecoder {
         opts: &ReadOptions,
     ) -> Result<Vec<(String, Option<DataType>)>> {
         let bytes = Arc::new(AtomicU64::new(0));
-        let mut rdr = csv_reader(file, opts, bytes)?;
-        let mut record = csv::ByteRecord::new();
+        let mut records = Records::new(file, opts, bytes)?;
+        let mut record = Record::default();
         let mut names: Option<Vec<String>> = None;
         let mut types: Vec<Option<DataType>> = Vec::new();
         let null = opts.csv.null_marker.as_deref();
         let mut seen = 0;
-        while seen < opts.infer_rows && read_record(&mut rdr, &mut record, file)? {
+        while seen < opts.infer_rows {
+            let Some(next) = records.next(&mut record, file)? else {
+                break;
+            };
+            if let Err(m) = next {
+                if names.is_none() && opts.csv.has_header {
+                    return Err(header_error(file, m));
+                }
+                // A record that is not one is no evidence of the column types.
+                continue;
+            }
             if names.is_none() {
                 let header: Vec<String> = record
                     .iter()
@@ -64,14 +87,15 @@ impl Decoder for CsvDecoder {
         bytes: Arc<AtomicU64>,
         out: &mut Output<'_>,
     ) -> Result<()> {
-        let mut rdr = csv_reader(file, opts, bytes)?;
-        let mut record = csv::ByteRecord::new();
+        let mut records = Records::new(file, opts, bytes)?;
+        let mut record = Record::default();
         let mut builders = out.builders();
         let null = opts.csv.null_marker.clone();
-        let delimiter = opts.csv.delimiter as char;
         let map: Vec<usize> = if opts.csv.has_header {
-            if !read_record(&mut rdr, &mut record, file)? {
-                return Ok(());
+            match records.next(&mut record, file)? {
+                None => return Ok(()),
+                Some(Err(m)) => return Err(header_error(file, m)),
+                Some(Ok(_)) => {}
             }
             let header: Vec<String> = record
                 .iter()
@@ -81,8 +105,27 @@ impl Decoder for CsvDecoder {
         } else {
             (0..builders.len()).collect()
         };
-        while read_record(&mut rdr, &mut record, file)? {
-            let line = record.position().map_or(0, |p| p.line());
+        while let Some(next) = records.next(&mut record, file)? {
+            let line = match next {
+                Ok(line) => line,
+                Err(Malformed {
+                    line,
+                    field,
+                    problem,
+                }) => {
+                    let column = map
+                        .get(field)
+                        .map(|&c| format!("column '{}': ", builders.name(c)))
+                        .unwrap_or_default();
+                    out.bad(BadRow {
+                        file: file.display(),
+                        line,
+                        reason: format!("{column}{problem}"),
+                        raw: truncate(String::from_utf8_lossy(&record.raw).into_owned()),
+                    })?;
+                    continue;
+                }
+            };
             let cells = if record.len() != map.len() {
                 Err(format!(
                     "expected {} fields, found {}",
@@ -114,16 +157,11 @@ impl Decoder for CsvDecoder {
                     }
                 }
                 Err(reason) => {
-                    let raw = record
-                        .iter()
-                        .map(|f| String::from_utf8_lossy(f))
-                        .collect::<Vec<_>>()
-                        .join(&delimiter.to_string());
                     out.bad(BadRow {
                         file: file.display(),
                         line,
                         reason,
-                        raw: truncate(raw),
+                        raw: truncate(String::from_utf8_lossy(&record.raw).into_owned()),
                     })?;
                 }
             }
@@ -133,27 +171,270 @@ impl Decoder for CsvDecoder {
     }
 }
 
-fn csv_reader(
-    file: &InputFile,
-    opts: &ReadOptions,
-    bytes: Arc<AtomicU64>,
-) -> Result<csv::Reader<Box<dyn std::io::Read + Send>>> {
-    Ok(csv::ReaderBuilder::new()
-        .delimiter(opts.csv.delimiter)
-        .quote(opts.csv.quote)
-        .has_headers(false)
-        .flexible(true)
-        .buffer_capacity(1 << 20)
-        .from_reader(file.open(bytes)?))
+/// A header line that is not a record refuses the file.
+fn header_error(file: &InputFile, m: Malformed) -> IngestError {
+    IngestError::Input(format!(
+        "{}: line {}: header: {}",
+        file.display(),
+        m.line,
+        m.problem
+    ))
 }
 
-fn read_record(
-    rdr: &mut csv::Reader<Box<dyn std::io::Read + Send>>,
-    record: &mut csv::ByteRecord,
-    file: &InputFile,
-) -> Result<bool> {
-    rdr.read_byte_record(record).map_err(|e| match e.kind() {
-        csv::ErrorKind::Io(_) => IngestError::Input(format!("cannot read {}: {e}", file.display())),
-        _ => IngestError::Input(format!("{}: {e}", file.display())),
-    })
+/// One record: its fields, and its text as read (for bad-row reports).
+#[derive(Default)]
+struct Record {
+    data: Vec<u8>,
+    ends: Vec<usize>,
+    raw: Vec<u8>,
+}
+
+impl Record {
+    fn clear(&mut self) {
+        self.data.clear();
+        self.ends.clear();
+        self.raw.clear();
+    }
+
+    fn end_field(&mut self) {
+        self.ends.push(self.data.len());
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let field = &self.data[start..end];
+            start = end;
+            field
+        })
+    }
+}
+
+/// A record that could not be read: where it starts, the field at fault (from 0) and why.
+struct Malformed {
+    line: u64,
+    field: usize,
+    problem: String,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum State {
+    /// At the start of a field.
+    Start,
+    /// In an unquoted field.
+    Unquoted,
+    /// In a quoted field.
+    Quoted,
+    /// After a quote in a quoted field: the end of the field, or the first of two quotes.
+    QuoteInQuoted,
+}
+
+/// Where the quoted field being read started.
+struct OpenQuote {
+    line: u64,
+    field: usize,
+    /// Where in the record's text the line after the quote's starts (reading goes on from
+    /// there if the quote is never closed); `None` while the field is on its first line.
+    next_line: Option<usize>,
+}
+
+/// The records of a CSV file, with the line each starts on.
+struct Records {
+    input: Box<dyn Read + Send>,
+    buf: Vec<u8>,
+    pos: usize,
+    /// The line of the next byte of `buf`, from 1.
+    line: u64,
+    delimiter: u8,
+    quote: u8,
+    /// A `\n` right after a `\r` that ended a record belongs to that line end.
+    after_cr: bool,
+}
+
+impl Records {
+    fn new(file: &InputFile, opts: &ReadOptions, bytes: Arc<AtomicU64>) -> Result<Self> {
+        Ok(Records {
+            input: file.open(bytes)?,
+            buf: Vec::new(),
+            pos: 0,
+            line: 1,
+            delimiter: opts.csv.delimiter,
+            quote: opts.csv.quote,
+            after_cr: false,
+        })
+    }
+
+    /// The next byte, `None` at the end of the file.
+    fn byte(&mut self, file: &InputFile) -> Result<Option<u8>> {
+        if self.pos == self.buf.len() {
+            self.buf.resize(1 << 16, 0);
+            let n = loop {
+                match self.input.read(&mut self.buf) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        return Err(IngestError::Input(format!(
+                            "cannot read {}: {e}",
+                            file.display()
+                        )));
+                    }
+                }
+            };
+            self.buf.truncate(n);
+            self.pos = 0;
+            if n == 0 {
+                return Ok(None);
+            }
+        }
+        let b = self.buf[self.pos];
+        self.pos += 1;
+        if b == b'\n' {
+            self.line += 1;
+        }
+        Ok(Some(b))
+    }
+
+    /// Reads the next record into `record`: `Ok(line)` for a record (empty lines are skipped),
+    /// `Err` for one that is not a record (its text is in `record.raw`), `None` at the end.
+    fn next(
+        &mut self,
+        record: &mut Record,
+        file: &InputFile,
+    ) -> Result<Option<std::result::Result<u64, Malformed>>> {
+        record.clear();
+        let mut state = State::Start;
+        let mut open: Option<OpenQuote> = None;
+        let mut start = self.line;
+        loop {
+            let Some(b) = self.byte(file)? else {
+                if state == State::Quoted {
+                    let q = open.take().expect("a quoted field has its quote");
+                    return Ok(Some(Err(self.unclosed(record, q, "is never closed"))));
+                }
+                if record.raw.is_empty() && state == State::Start {
+                    return Ok(None);
+                }
+                record.end_field();
+                return Ok(Some(Ok(start)));
+            };
+            if std::mem::take(&mut self.after_cr) && b == b'\n' && record.raw.is_empty() {
+                start = self.line;
+                continue;
+            }
+            if record.raw.len() >= MAX_RECORD {
+                let limit = format!("is not closed within {} MiB", MAX_RECORD >> 20);
+                return Ok(Some(Err(match open.take() {
+                    Some(q) if state == State::Quoted && q.next_line.is_some() => {
+                        record.raw.push(b);
+                        self.unclosed(record, q, &limit)
+                    }
+                    _ => self.skip_line(start, b, file)?,
+                })));
+            }
+            let line_end = b == b'\n' || b == b'\r';
+            match state {
+                State::Quoted => {
+                    if b == self.quote {
+                        state = State::QuoteInQuoted;
+                    } else {
+                        record.data.push(b);
+                    }
+                }
+                State::QuoteInQuoted if b == self.quote => {
+                    record.data.push(b);
+                    state = State::Quoted;
+                }
+                State::QuoteInQuoted
+                    if b != self.delimiter
+                        && !line_end
+                        && open.as_ref().is_some_and(|q| q.next_line.is_some()) =>
+                {
+                    // A quote closed after spanning lines, yet followed by more text: it was
+                    // the opening quote of a later value, and the first one is never closed.
+                    record.raw.push(b);
+                    let q = open.take().expect("a quoted field has its quote");
+                    return Ok(Some(Err(self.unclosed(record, q, "is never closed"))));
+                }
+                _ if b == self.delimiter => {
+                    record.end_field();
+                    state = State::Start;
+                }
+                _ if line_end => {
+                    if record.raw.is_empty() {
+                        // An empty line is no record.
+                        self.after_cr = b == b'\r';
+                        start = self.line;
+                        continue;
+                    }
+                    record.end_field();
+                    self.after_cr = b == b'\r';
+                    return Ok(Some(Ok(start)));
+                }
+                State::Start if b == self.quote => {
+                    open = Some(OpenQuote {
+                        line: self.line,
+                        field: record.ends.len(),
+                        next_line: None,
+                    });
+                    state = State::Quoted;
+                }
+                // Text right after a closing quote is kept, as the `csv` crate does.
+                _ => {
+                    record.data.push(b);
+                    state = State::Unquoted;
+                }
+            }
+            record.raw.push(b);
+            if b == b'\n'
+                && let Some(q) = open.as_mut()
+                && q.next_line.is_none()
+            {
+                q.next_line = Some(record.raw.len());
+            }
+        }
+    }
+
+    /// The report of a quote that is never closed; reading goes on from the line after the
+    /// quote's, so the rows it swallowed are read again.
+    fn unclosed(&mut self, record: &mut Record, q: OpenQuote, why: &str) -> Malformed {
+        if let Some(next) = q.next_line {
+            let mut again = record.raw.split_off(next);
+            again.extend_from_slice(&self.buf[self.pos..]);
+            self.buf = again;
+            self.pos = 0;
+            self.line = q.line + 1;
+            self.after_cr = false;
+        }
+        while record
+            .raw
+            .last()
+            .is_some_and(|b| *b == b'\n' || *b == b'\r')
+        {
+            record.raw.pop();
+        }
+        Malformed {
+            line: q.line,
+            field: q.field,
+            problem: format!("quoted field starts on this line and {why}"),
+        }
+    }
+
+    /// The report of a line longer than [`MAX_RECORD`], skipped to its end.
+    fn skip_line(&mut self, line: u64, mut b: u8, file: &InputFile) -> Result<Malformed> {
+        while b != b'\n' {
+            match self.byte(file)? {
+                Some(next) => b = next,
+                None => break,
+            }
+        }
+        Ok(Malformed {
+            line,
+            field: usize::MAX,
+            problem: format!("the row is longer than {} MiB", MAX_RECORD >> 20),
+        })
+    }
 }

@@ -1,6 +1,8 @@
 //! Loads of real files into real Delta tables through the catalog.
 
+mod keys;
 mod load;
+mod quotes;
 
 use std::ops::Deref;
 use std::sync::Arc;

@@ -4,6 +4,7 @@ mod browse;
 mod correctness;
 mod differential;
 mod dml;
+mod keys;
 mod paths;
 mod policy;
 mod query;

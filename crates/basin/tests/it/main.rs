@@ -3,6 +3,7 @@
 mod browse;
 mod cli;
 mod concurrency;
+mod ingest_checks;
 mod interop;
 mod limits;
 mod oidc_gaps;
