@@ -58,9 +58,29 @@ pub enum Write {
     Restore { version: i64 },
     /// New columns (NULL in existing rows).
     AddColumns { columns: Vec<(String, DataType)> },
+    /// Every row removed (`TRUNCATE`): a new version, so time travel still reads the old rows.
+    Truncate,
+    /// The table's rows and schema replaced in one commit (`CREATE OR REPLACE TABLE`): columns
+    /// named like a PII column are encrypted; grants, policies and tags stay with the table.
+    Replace {
+        rows: SendableRecordBatchStream,
+        primary_key: Vec<String>,
+        partition_columns: Vec<String>,
+    },
+    /// A column renamed or dropped, as one commit that rewrites every row with the new schema
+    /// (delta-rs cannot write column mapping): keys, grants, masks, row filters and tags follow
+    /// a rename; a drop of a column they need is refused.
+    AlterColumn(ColumnChange),
     /// Encrypts PII columns in place: `newly_pii` columns were just tagged (every value is
     /// encrypted); the other PII columns move to the hub key's current version (rotation).
     Protect { newly_pii: Vec<String> },
+}
+
+/// A change of one column of a table.
+#[derive(Debug, Clone)]
+pub enum ColumnChange {
+    Rename { from: String, to: String },
+    Drop(String),
 }
 
 /// What a write needs of the actor's policy on the table.
@@ -106,6 +126,10 @@ impl Write {
             Write::Merge { .. } => "merge into",
             Write::Restore { .. } => "restore",
             Write::AddColumns { .. } => "add columns",
+            Write::Truncate => "truncate",
+            Write::Replace { .. } => "replace table",
+            Write::AlterColumn(ColumnChange::Rename { .. }) => "rename column",
+            Write::AlterColumn(ColumnChange::Drop(_)) => "drop column",
             Write::Protect { .. } => "encrypt pii",
         }
     }
@@ -116,10 +140,13 @@ impl Write {
             Write::Append { .. } | Write::Update { .. } | Write::Delete { .. } => {
                 (Privilege::Modify, false)
             }
-            Write::Overwrite { .. } | Write::Upsert { .. } | Write::Merge { .. } => {
-                (Privilege::Modify, true)
+            Write::Overwrite { .. }
+            | Write::Upsert { .. }
+            | Write::Merge { .. }
+            | Write::Truncate => (Privilege::Modify, true),
+            Write::Restore { .. } | Write::Replace { .. } | Write::AlterColumn(_) => {
+                (Privilege::Manage, true)
             }
-            Write::Restore { .. } => (Privilege::Manage, true),
             Write::AddColumns { .. } | Write::Protect { .. } => (Privilege::Manage, false),
         };
         WriteNeeds {
@@ -144,6 +171,7 @@ impl Write {
             schema.fields().iter().map(|f| f.name().clone()).collect()
         };
         match self {
+            // A replacement names new columns; its full view of the table is what it needs.
             Write::Append { rows, .. } | Write::Overwrite { rows, .. } => rows
                 .schema()
                 .fields()
@@ -321,6 +349,45 @@ impl Tables {
                     ..Default::default()
                 }
             }
+            Write::Truncate => {
+                let (version, rows) = lake.delete().execute().await?;
+                Committed {
+                    version,
+                    rows,
+                    ..Default::default()
+                }
+            }
+            Write::Replace {
+                rows,
+                primary_key,
+                partition_columns,
+            } => {
+                let incoming = rows.schema();
+                if let Some(k) = primary_key
+                    .iter()
+                    .find(|k| incoming.field_with_name(k).is_err())
+                {
+                    return Err(TablesError::Invalid(format!(
+                        "column '{k}' (a key column) is not a column of the new '{t}'"
+                    )));
+                }
+                let gone: Vec<String> = entry
+                    .columns
+                    .iter()
+                    .filter(|c| incoming.field_with_name(&c.name).is_err())
+                    .map(|c| c.name.clone())
+                    .collect();
+                check_policies_need(&self.catalog, &entry, &gone).await?;
+                let mode = WriteMode::Replace(partition_columns.clone());
+                let done = write_rows(&lake, rows, mode, None, "replace table", key, &pii).await?;
+                self.catalog
+                    .reshape_table(t, &primary_key, &partition_columns, &[], &|e| e.to_string())
+                    .await?;
+                done
+            }
+            Write::AlterColumn(change) => {
+                alter_column(&self.catalog, &lake, &entry, change).await?
+            }
             Write::Protect { newly_pii } => {
                 let Some(key) = key else {
                     return Ok(Committed {
@@ -346,7 +413,12 @@ impl Tables {
     }
 
     /// The decision for a write; the trusted operator may make every write.
-    async fn decide(&self, actor: &Actor, entry: &Table, needs: &WriteNeeds) -> Result<()> {
+    pub(crate) async fn decide(
+        &self,
+        actor: &Actor,
+        entry: &Table,
+        needs: &WriteNeeds,
+    ) -> Result<()> {
         let Some(p) = &actor.principal else {
             return Ok(());
         };
@@ -399,7 +471,7 @@ impl Tables {
     }
 
     /// The catalog entry of a table ("not found" for a missing one).
-    async fn entry(&self, t: &TableRef) -> Result<Table> {
+    pub(crate) async fn entry(&self, t: &TableRef) -> Result<Table> {
         self.catalog
             .table(t)
             .await?
@@ -612,4 +684,201 @@ pub(crate) fn columns_of(lake: &LakeTable) -> Result<Vec<Column>> {
         .into_iter()
         .map(Column::from)
         .collect())
+}
+
+/// Renames or drops a column by rewriting every row (the stored values, tokens included, as
+/// they are) with the new schema in one commit, then updates what the catalog says about it.
+async fn alter_column(
+    catalog: &basin_catalog::Catalog,
+    lake: &LakeTable,
+    entry: &Table,
+    change: ColumnChange,
+) -> Result<Committed> {
+    let t = entry.table_ref();
+    let schema = lake.schema()?;
+    let column = match &change {
+        ColumnChange::Rename { from, .. } => from,
+        ColumnChange::Drop(c) => c,
+    };
+    if schema.field_with_name(column).is_err() {
+        return Err(TablesError::NotFound {
+            kind: "column",
+            name: format!("{t}.{column}"),
+        });
+    }
+    let mut primary_key = entry.primary_key.clone();
+    let mut partition_columns = lake.partition_columns()?;
+    let col = |name: &str| datafusion::prelude::col(format!("\"{name}\""));
+    let (exprs, renamed): (Vec<Expr>, Vec<(String, String)>) = match &change {
+        ColumnChange::Rename { from, to } => {
+            if schema.field_with_name(to).is_ok() {
+                return Err(TablesError::Invalid(format!(
+                    "table '{t}' has a column '{to}' already; choose another name"
+                )));
+            }
+            for c in primary_key.iter_mut().chain(partition_columns.iter_mut()) {
+                if c == from {
+                    *c = to.clone();
+                }
+            }
+            let exprs = schema
+                .fields()
+                .iter()
+                .map(|f| match f.name() == from {
+                    true => col(from).alias(to),
+                    false => col(f.name()),
+                })
+                .collect();
+            (exprs, vec![(from.clone(), to.clone())])
+        }
+        ColumnChange::Drop(c) => {
+            check_droppable(catalog, entry, c, &partition_columns).await?;
+            let exprs = schema
+                .fields()
+                .iter()
+                .filter(|f| f.name() != c)
+                .map(|f| col(f.name()))
+                .collect();
+            (exprs, Vec::new())
+        }
+    };
+    let ctx = datafusion::prelude::SessionContext::new();
+    let rows = ctx
+        .read_table(lake.provider().await?)?
+        .select(exprs)?
+        .execute_stream()
+        .await?;
+    let operation = Write::AlterColumn(change.clone()).operation();
+    let done = written(
+        lake.write(rows)
+            .with_mode(WriteMode::Replace(partition_columns.clone()))
+            .with_operation(operation)
+            .execute()
+            .await?,
+    );
+    let rewrite = |e: &str| match &change {
+        ColumnChange::Rename { from, to } => rename_in_expression(e, from, to),
+        ColumnChange::Drop(_) => e.to_string(),
+    };
+    catalog
+        .reshape_table(&t, &primary_key, &partition_columns, &renamed, &rewrite)
+        .await?;
+    Ok(done)
+}
+
+/// A column may be dropped when no key, partition, row filter or mask of its table needs it.
+async fn check_droppable(
+    catalog: &basin_catalog::Catalog,
+    entry: &Table,
+    column: &str,
+    partition_columns: &[String],
+) -> Result<()> {
+    let t = entry.table_ref();
+    let refuse = |what: String| {
+        Err(TablesError::Invalid(format!(
+            "cannot drop column '{column}' of '{t}': {what}"
+        )))
+    };
+    if entry.primary_key.iter().any(|k| k == column) {
+        return refuse("it is part of the primary key".into());
+    }
+    if partition_columns.iter().any(|k| k == column) {
+        return refuse("the table is partitioned by it; recreate the table with CREATE OR REPLACE TABLE … AS SELECT".into());
+    }
+    check_policies_need(catalog, entry, &[column.to_string()]).await
+}
+
+/// Refuses a change that removes `columns` while a row filter or mask of the table reads one
+/// of them (a query under that policy could no longer run).
+pub(crate) async fn check_policies_need(
+    catalog: &basin_catalog::Catalog,
+    entry: &Table,
+    columns: &[String],
+) -> Result<()> {
+    let t = entry.table_ref();
+    for column in columns {
+        for f in catalog.row_filters().await? {
+            if f.table == t && names_column(&f.expression, column) {
+                return Err(TablesError::Invalid(format!(
+                    "column '{column}' of '{t}' is read by the row filter of '{}'; drop or change that row filter first",
+                    f.grantee
+                )));
+            }
+        }
+        for m in catalog.column_masks().await? {
+            let reads = match &m.mask {
+                basin_catalog::access::Mask::Expr(e) => names_column(e, column),
+                _ => false,
+            };
+            if m.table == t && (&m.column == column || reads) {
+                return Err(TablesError::Invalid(format!(
+                    "column '{column}' of '{t}' is used by the mask of column '{}' for '{}'; drop that mask first",
+                    m.column, m.grantee
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether a SQL expression names `column` (as an identifier, not inside a string); an
+/// expression that cannot be read counts as naming it.
+fn names_column(expression: &str, column: &str) -> bool {
+    match tokens(expression) {
+        Some(tokens) => tokens.iter().any(|t| is_column(t, column)),
+        None => true,
+    }
+}
+
+/// `expression` with the identifier `from` renamed to `to`.
+fn rename_in_expression(expression: &str, from: &str, to: &str) -> String {
+    use datafusion::sql::sqlparser::tokenizer::Token;
+    let Some(tokens) = tokens(expression) else {
+        return expression.to_string();
+    };
+    tokens
+        .into_iter()
+        .map(|t| match &t {
+            Token::Word(w) if is_column(&t, from) => {
+                Token::make_word(to, w.quote_style).to_string()
+            }
+            _ => t.to_string(),
+        })
+        .collect()
+}
+
+fn tokens(expression: &str) -> Option<Vec<datafusion::sql::sqlparser::tokenizer::Token>> {
+    let dialect = datafusion::sql::sqlparser::dialect::GenericDialect {};
+    datafusion::sql::sqlparser::tokenizer::Tokenizer::new(&dialect, expression)
+        .tokenize()
+        .ok()
+}
+
+fn is_column(token: &datafusion::sql::sqlparser::tokenizer::Token, column: &str) -> bool {
+    match token {
+        datafusion::sql::sqlparser::tokenizer::Token::Word(w) => match w.quote_style {
+            None => w.value.eq_ignore_ascii_case(column),
+            Some(_) => w.value == column,
+        },
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expressions_follow_a_renamed_column() {
+        assert_eq!(
+            rename_in_expression(
+                "region = 'region' AND t.Region <> \"region\"",
+                "region",
+                "area"
+            ),
+            "area = 'region' AND t.area <> \"area\""
+        );
+        assert!(names_column("upper(region) = 'x'", "region"));
+        assert!(!names_column("country = 'region'", "region"));
+    }
 }

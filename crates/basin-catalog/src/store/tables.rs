@@ -101,8 +101,10 @@ impl Catalog {
             .ctx(|| format!("updating the columns of '{table}'"))
     }
 
-    /// Removes a table from the catalog (the caller deals with its files).
+    /// Removes a table from the catalog with everything that names it: its columns and tags,
+    /// and the grants, row filters and column masks on it (the caller deals with its files).
     pub async fn drop_table(&self, table: &TableRef) -> Result<()> {
+        let object = crate::access::Securable::table(table).to_string();
         let mut tx = self.begin().await?;
         for sql in [
             "DELETE FROM table_columns WHERE hub = $1 AND dataset = $2 AND table_name = $3",
@@ -116,7 +118,112 @@ impl Catalog {
                 .await
                 .ctx(|| format!("dropping '{table}'"))?;
         }
+        for sql in [
+            "DELETE FROM grants WHERE object = $1",
+            "DELETE FROM row_filters WHERE object = $1",
+            "DELETE FROM column_masks WHERE object = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(&object)
+                .execute(&mut *tx)
+                .await
+                .ctx(|| format!("dropping the policies of '{table}'"))?;
+        }
+        bump_access_version(&mut tx, table).await?;
         tx.commit().await.ctx(|| format!("dropping '{table}'"))
+    }
+
+    /// Records a table's new layout after its Delta table was rewritten (`CREATE OR REPLACE
+    /// TABLE`, `ALTER TABLE … RENAME COLUMN / DROP COLUMN`): its keys and partition columns, and
+    /// `renamed` columns (old, new) renamed in its column list, column grants and masks;
+    /// `rewrite` gives the new text of each row filter and mask expression on the table.
+    pub async fn reshape_table(
+        &self,
+        table: &TableRef,
+        primary_key: &[String],
+        partition_columns: &[String],
+        renamed: &[(String, String)],
+        rewrite: &(dyn Fn(&str) -> String + Sync),
+    ) -> Result<()> {
+        let object = crate::access::Securable::table(table).to_string();
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "UPDATE tables SET primary_key = $1, partition_columns = $2, updated_at = $3 WHERE hub = $4 AND dataset = $5 AND name = $6",
+        )
+        .bind(to_json(primary_key))
+        .bind(to_json(partition_columns))
+        .bind(now())
+        .bind(table.hub.as_str())
+        .bind(table.dataset.as_str())
+        .bind(table.table.as_str())
+        .execute(&mut *tx)
+        .await
+        .ctx(|| format!("updating '{table}'"))?;
+        for (old, new) in renamed {
+            sqlx::query(
+                "UPDATE table_columns SET name = $1 WHERE hub = $2 AND dataset = $3 AND table_name = $4 AND name = $5",
+            )
+            .bind(new)
+            .bind(table.hub.as_str())
+            .bind(table.dataset.as_str())
+            .bind(table.table.as_str())
+            .bind(old)
+            .execute(&mut *tx)
+            .await
+            .ctx(|| format!("renaming column '{old}' of '{table}'"))?;
+            for sql in [
+                "UPDATE grants SET column_name = $1 WHERE object = $2 AND column_name = $3",
+                "UPDATE column_masks SET column_name = $1 WHERE object = $2 AND column_name = $3",
+            ] {
+                sqlx::query(sql)
+                    .bind(new)
+                    .bind(&object)
+                    .bind(old)
+                    .execute(&mut *tx)
+                    .await
+                    .ctx(|| format!("renaming column '{old}' of '{table}'"))?;
+            }
+        }
+        let filters: Vec<(String, String)> =
+            sqlx::query_as("SELECT grantee, expression FROM row_filters WHERE object = $1")
+                .bind(&object)
+                .fetch_all(&mut *tx)
+                .await
+                .ctx(|| format!("reading the row filters of '{table}'"))?;
+        for (grantee, expression) in filters {
+            sqlx::query(
+                "UPDATE row_filters SET expression = $1 WHERE object = $2 AND grantee = $3",
+            )
+            .bind(rewrite(&expression))
+            .bind(&object)
+            .bind(&grantee)
+            .execute(&mut *tx)
+            .await
+            .ctx(|| format!("updating the row filters of '{table}'"))?;
+        }
+        let masks: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT column_name, grantee, mask FROM column_masks WHERE object = $1")
+                .bind(&object)
+                .fetch_all(&mut *tx)
+                .await
+                .ctx(|| format!("reading the masks of '{table}'"))?;
+        for (column, grantee, mask) in masks {
+            let Ok(crate::access::Mask::Expr(e)) = mask.parse() else {
+                continue;
+            };
+            sqlx::query(
+                "UPDATE column_masks SET mask = $1 WHERE object = $2 AND column_name = $3 AND grantee = $4",
+            )
+            .bind(crate::access::Mask::Expr(rewrite(&e)).to_string())
+            .bind(&object)
+            .bind(&column)
+            .bind(&grantee)
+            .execute(&mut *tx)
+            .await
+            .ctx(|| format!("updating the masks of '{table}'"))?;
+        }
+        bump_access_version(&mut tx, table).await?;
+        tx.commit().await.ctx(|| format!("updating '{table}'"))
     }
 
     /// The table, if it exists.
@@ -211,6 +318,15 @@ impl Catalog {
         .ctx(|| format!("reading the columns of '{table}'"))?;
         rows.iter().map(column_from_row).collect()
     }
+}
+
+/// Cached decisions are stale once a table's grants, policies or columns change.
+async fn bump_access_version(tx: &mut Tx<'_>, table: &TableRef) -> Result<()> {
+    sqlx::query("UPDATE access_version SET version = version + 1 WHERE id = 1")
+        .execute(&mut **tx)
+        .await
+        .ctx(|| format!("updating '{table}'"))?;
+    Ok(())
 }
 
 async fn insert_columns(tx: &mut Tx<'_>, table: &TableRef, columns: &[Column]) -> Result<()> {

@@ -5,8 +5,10 @@
 mod alter;
 mod create;
 mod delete;
+mod drop;
 mod insert;
 mod merge;
+mod truncate;
 mod update;
 
 use std::ops::ControlFlow;
@@ -33,6 +35,13 @@ pub(crate) async fn run(engine: &Engine, statement: Statement) -> Result<QueryOu
         Statement::Merge(merge) => merge::run(engine, merge).await,
         Statement::CreateTable(create) => create::run(engine, create).await,
         Statement::AlterTable(alter) => alter::run(engine, alter).await,
+        Statement::Truncate(truncate) => truncate::run(engine, truncate).await,
+        Statement::Drop {
+            object_type,
+            if_exists,
+            names,
+            ..
+        } => drop::run(engine, object_type, if_exists, names).await,
         other => Err(SqlError::Unsupported(format!(
             "statement not supported: {}",
             other

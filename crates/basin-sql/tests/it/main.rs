@@ -1,5 +1,6 @@
 //! SQL over real Delta tables: reads, writes, time travel, system tables, errors.
 
+mod ddl;
 mod dml;
 mod paths;
 mod policy;
