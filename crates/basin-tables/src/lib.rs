@@ -13,6 +13,7 @@ mod drop;
 mod error;
 mod event;
 pub mod pii;
+mod view;
 mod write;
 
 use basin_catalog::Catalog;

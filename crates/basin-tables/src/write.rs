@@ -215,7 +215,8 @@ impl Tables {
     /// leaves the table as it was.
     pub async fn commit(&self, actor: &Actor, t: &TableRef, write: Write) -> Result<Committed> {
         let operation = write.operation();
-        let result = self.commit_unrecorded(actor, t, write).await;
+        // Boxed: the state of every kind of write is large, and callers' stacks are not.
+        let result = Box::pin(self.commit_unrecorded(actor, t, write)).await;
         self.record(actor, "commit", t, operation, &result).await;
         if let Ok(c) = &result
             && !c.skipped
@@ -233,6 +234,11 @@ impl Tables {
     ) -> Result<Committed> {
         let entry = self.entry(t).await?;
         self.decide(actor, &entry, &write.needs()).await?;
+        if entry.is_view() {
+            return Err(TablesError::Invalid(format!(
+                "'{t}' is a view: it has no rows of its own; write to the tables it reads"
+            )));
+        }
         let pii = pii::columns(&entry);
         let key = if pii.is_empty() {
             None

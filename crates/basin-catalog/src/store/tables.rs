@@ -11,7 +11,7 @@ use crate::{Catalog, CatalogError, Result};
 // Column lists of the catalog tables, as literals so that queries stay static SQL.
 macro_rules! table_select {
     () => {
-        "SELECT hub, dataset, name, location, description, primary_key, partition_columns, tags, created_at, updated_at FROM tables"
+        "SELECT hub, dataset, name, location, description, primary_key, partition_columns, tags, created_at, updated_at, kind, definition FROM tables"
     };
 }
 
@@ -131,6 +131,62 @@ impl Catalog {
         }
         bump_access_version(&mut tx, table).await?;
         tx.commit().await.ctx(|| format!("dropping '{table}'"))
+    }
+
+    /// Registers a view (`definition`, a SELECT, with the `columns` it yields), or replaces the
+    /// definition and columns of the view of that name.
+    pub async fn create_view(
+        &self,
+        view: &TableRef,
+        definition: &str,
+        columns: &[Column],
+        replace: bool,
+    ) -> Result<Table> {
+        self.require_dataset(&view.dataset_ref()).await?;
+        let now = now();
+        let mut tx = self.begin().await?;
+        if replace {
+            sqlx::query(
+                "UPDATE tables SET definition = $1, updated_at = $2 WHERE hub = $3 AND dataset = $4 AND name = $5 AND kind = 'view'",
+            )
+            .bind(definition)
+            .bind(&now)
+            .bind(view.hub.as_str())
+            .bind(view.dataset.as_str())
+            .bind(view.table.as_str())
+            .execute(&mut *tx)
+            .await
+            .ctx(|| format!("replacing view '{view}'"))?;
+            sqlx::query(
+                "DELETE FROM table_columns WHERE hub = $1 AND dataset = $2 AND table_name = $3",
+            )
+            .bind(view.hub.as_str())
+            .bind(view.dataset.as_str())
+            .bind(view.table.as_str())
+            .execute(&mut *tx)
+            .await
+            .ctx(|| format!("replacing view '{view}'"))?;
+        } else {
+            sqlx::query(
+                "INSERT INTO tables (hub, dataset, name, location, description, primary_key, partition_columns, created_at, updated_at, kind, definition)
+                 VALUES ($1, $2, $3, '', '', '[]', '[]', $4, $5, 'view', $6)",
+            )
+            .bind(view.hub.as_str())
+            .bind(view.dataset.as_str())
+            .bind(view.table.as_str())
+            .bind(&now)
+            .bind(&now)
+            .bind(definition)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| unique_violation(e, "table", &view.to_string()))?;
+        }
+        insert_columns(&mut tx, view, columns).await?;
+        bump_access_version(&mut tx, view).await?;
+        tx.commit()
+            .await
+            .ctx(|| format!("registering view '{view}'"))?;
+        self.require_table(view).await
     }
 
     /// Records a table's new layout after its Delta table was rewritten (`CREATE OR REPLACE
@@ -364,6 +420,8 @@ fn table_from_row(r: &AnyRow) -> Result<Table> {
         columns: Vec::new(),
         created_at: get(r, "created_at")?,
         updated_at: get(r, "updated_at")?,
+        kind: get(r, "kind")?,
+        definition: get(r, "definition")?,
     })
 }
 

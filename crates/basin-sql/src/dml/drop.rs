@@ -1,4 +1,4 @@
-//! `DROP TABLE [IF EXISTS] …`.
+//! `DROP TABLE | VIEW [IF EXISTS] …`.
 
 use datafusion::sql::sqlparser::ast::{ObjectName, ObjectType};
 
@@ -12,16 +12,21 @@ pub(super) async fn run(
     if_exists: bool,
     names: Vec<ObjectName>,
 ) -> Result<QueryOutput> {
-    if object_type != ObjectType::Table {
-        return Err(SqlError::Unsupported(format!(
-            "DROP {object_type} is not supported; Basin drops tables (DROP TABLE)"
-        )));
-    }
+    let view = match object_type {
+        ObjectType::Table => false,
+        ObjectType::View => true,
+        other => {
+            return Err(SqlError::Unsupported(format!(
+                "DROP {other} is not supported; Basin drops tables and views (DROP TABLE, DROP VIEW)"
+            )));
+        }
+    };
+    let operation = if view { "drop view" } else { "drop table" };
     let mut dropped = 0;
     for name in &names {
         let table = table_ref_of(name)?;
         // A table the principal cannot see answers like a missing one, IF EXISTS included.
-        match engine.tables().drop(&engine.actor(), &table).await {
+        match engine.tables().drop(&engine.actor(), &table, view).await {
             Ok(_) => dropped += 1,
             Err(basin_tables::TablesError::NotFound { kind: "table", .. }) if if_exists => {}
             Err(basin_tables::TablesError::NotFound { kind: "table", .. }) => {
@@ -37,5 +42,5 @@ pub(super) async fn run(
             Err(e) => return Err(e.into()),
         }
     }
-    QueryOutput::write_summary("drop table", dropped, -1)
+    QueryOutput::write_summary(operation, dropped, -1)
 }

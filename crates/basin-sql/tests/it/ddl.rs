@@ -394,3 +394,123 @@ pub async fn tag_pii(engine: &Engine, table: &str, column: &str) {
         .await
         .unwrap();
 }
+
+/// carol may create in `crm` and read `customers`: she makes the view `crm.people` over it,
+/// and owns it.
+async fn carol_and_her_view(e: &Engine) -> Engine {
+    let carol = user(
+        e,
+        "carol",
+        &[
+            "GRANT CREATE ON DATASET crm",
+            "GRANT SELECT ON TABLE crm.customers",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(
+        rows(
+            &carol,
+            "CREATE VIEW crm.people AS SELECT id, upper(name) AS name, country FROM crm.customers",
+        )
+        .await,
+        ["create view|0|-1"]
+    );
+    carol
+}
+
+#[tokio::test]
+async fn views_read_their_tables_under_the_querying_principal() {
+    let f = fixture().await;
+    let e = &f.engine;
+    let carol = carol_and_her_view(e).await;
+    assert_eq!(
+        rows(&carol, "SELECT id, name FROM crm.people ORDER BY id").await,
+        ["1|ADA", "2|GRACE", "3|ALAN"]
+    );
+    let eve = user(
+        e,
+        "eve",
+        &[
+            "GRANT SELECT ON TABLE crm.people",
+            "GRANT SELECT ON TABLE crm.customers",
+        ],
+        &[],
+    )
+    .await;
+    row_filter(e, "crm.customers", "eve", "country = 'GB'").await;
+    let bob = user(e, "bob", &["GRANT SELECT ON TABLE crm.people"], &[]).await;
+    // eve's own row filter applies through the view, not its owner's view of the table.
+    assert_eq!(
+        rows(&eve, "SELECT id, name FROM crm.people ORDER BY id").await,
+        ["1|ADA", "3|ALAN"]
+    );
+    // bob may read the view but not the table it reads: refused like the table is missing.
+    let err = error(&bob, "SELECT * FROM crm.people").await;
+    assert!(err.contains("'main.crm.customers' not found"), "{err}");
+    // Without SELECT on the view, the view is not there; nor is it to drop.
+    let stranger = user(e, "stranger", &["GRANT SELECT ON TABLE crm.customers"], &[]).await;
+    for sql in ["SELECT * FROM crm.people", "DROP VIEW crm.people"] {
+        let err = error(&stranger, sql).await;
+        assert!(err.contains("not found"), "{sql}: {err}");
+    }
+    let err = error(&stranger, "CREATE VIEW crm.mine AS SELECT 1 AS x").await;
+    assert!(
+        err.contains("permission denied") && err.contains("CREATE"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn views_are_listed_read_only_acyclic_and_owned() {
+    let f = fixture().await;
+    let e = &f.engine;
+    let carol = carol_and_her_view(e).await;
+    let eve = user(e, "eve", &["GRANT SELECT ON TABLE crm.customers"], &[]).await;
+    rows(e, "GRANT SELECT ON TABLE crm.people TO eve").await;
+    assert_eq!(
+        rows(
+            e,
+            "SELECT name, kind FROM system.tables WHERE dataset = 'crm' ORDER BY name"
+        )
+        .await,
+        ["customers|table", "people|view"]
+    );
+    let err = error(e, "INSERT INTO crm.people VALUES (9, 'X', 'FR')").await;
+    assert!(err.contains("is a view"), "{err}");
+    let err = error(e, "DROP TABLE crm.people").await;
+    assert!(err.contains("DROP VIEW"), "{err}");
+    rows(
+        e,
+        "CREATE VIEW crm.gb AS SELECT * FROM crm.people WHERE country = 'GB'",
+    )
+    .await;
+    let err = error(
+        e,
+        "CREATE OR REPLACE VIEW crm.people AS SELECT * FROM crm.gb",
+    )
+    .await;
+    assert!(err.contains("would read itself"), "{err}");
+
+    // The owner replaces and drops it; the grants on it go with it.
+    rows(
+        &carol,
+        "CREATE OR REPLACE VIEW crm.people AS SELECT id FROM crm.customers",
+    )
+    .await;
+    assert_eq!(
+        rows(&eve, "SELECT * FROM crm.people ORDER BY id").await,
+        ["1", "2", "3"]
+    );
+    assert_eq!(
+        rows(&carol, "DROP VIEW crm.people").await,
+        ["drop view|1|-1"]
+    );
+    let err = error(&eve, "SELECT * FROM crm.people").await;
+    assert!(err.contains("not found"), "{err}");
+    assert_eq!(
+        rows(e, "SELECT count(*) FROM crm.customers").await,
+        ["3"],
+        "the table stays"
+    );
+}
