@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `basin` binary on a fresh data directory.
 
 mod cli;
+mod ddl;
 mod interop;
 mod limits;
 mod oidc_gaps;
