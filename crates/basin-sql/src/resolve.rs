@@ -261,9 +261,11 @@ fn view_provider<'a>(
                 "'{t}' is a view and has no versions; use VERSION AS OF on the tables it reads"
             )));
         }
-        let Some(statement) = crate::engine::parse(&entry.definition)?.into_iter().next() else {
+        let Some(mut statement) = crate::engine::parse(&entry.definition)?.into_iter().next()
+        else {
             return Err(SqlError::Invalid(format!("view '{t}' has no query")));
         };
+        crate::principal_sql::bind_statement(&mut statement, engine.principal())?;
         // Planned in a task of its own: views over views do not deepen the caller's stack.
         let planner = engine.clone();
         let mut df = tokio::spawn(async move { planner.plan(statement).await })

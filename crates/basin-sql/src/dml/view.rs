@@ -30,8 +30,11 @@ pub(super) async fn run(engine: &Engine, create: CreateView) -> Result<QueryOutp
             "view '{view}' would read itself (through the tables and views it names)"
         )));
     }
-    // Planned as its creator: a view may only name what its creator may read.
-    let df = engine.plan(Statement::Query(create.query)).await?;
+    // Planned as its creator: a view may only name what its creator may read. The stored
+    // text keeps `current_user()` and `user_attribute()` for the principal who queries it.
+    let mut statement = Statement::Query(create.query);
+    crate::principal_sql::bind_statement(&mut statement, engine.principal())?;
+    let df = engine.plan(statement).await?;
     let schema = df.schema().as_arrow().clone();
     for f in schema.fields() {
         basin_core::Name::parse("column", f.name())?;

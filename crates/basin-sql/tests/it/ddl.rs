@@ -448,6 +448,10 @@ async fn views_read_their_tables_under_the_querying_principal() {
     // bob may read the view but not the table it reads: refused like the table is missing.
     let err = error(&bob, "SELECT * FROM crm.people").await;
     assert!(err.contains("'main.crm.customers' not found"), "{err}");
+    // current_user() in a view is the querying principal.
+    rows(e, "CREATE VIEW crm.me AS SELECT current_user() AS who").await;
+    rows(e, "GRANT SELECT ON TABLE crm.me TO eve").await;
+    assert_eq!(rows(&eve, "SELECT who FROM crm.me").await, ["eve"]);
     // Without SELECT on the view, the view is not there; nor is it to drop.
     let stranger = user(e, "stranger", &["GRANT SELECT ON TABLE crm.customers"], &[]).await;
     for sql in ["SELECT * FROM crm.people", "DROP VIEW crm.people"] {
