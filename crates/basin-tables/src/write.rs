@@ -171,7 +171,6 @@ impl Write {
             schema.fields().iter().map(|f| f.name().clone()).collect()
         };
         match self {
-            // A replacement names new columns; its full view of the table is what it needs.
             Write::Append { rows, .. } | Write::Overwrite { rows, .. } => rows
                 .schema()
                 .fields()
@@ -203,6 +202,8 @@ impl Write {
                 columns.dedup();
                 columns
             }
+            // A replacement or column change names new columns; what it needs is a full view
+            // of the table (and MANAGE), checked by `needs`.
             _ => Vec::new(),
         }
     }
