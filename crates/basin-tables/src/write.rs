@@ -235,11 +235,7 @@ impl Tables {
     ) -> Result<Committed> {
         let entry = self.entry(t).await?;
         self.decide(actor, &entry, &write.needs()).await?;
-        if entry.is_view() {
-            return Err(TablesError::Invalid(format!(
-                "'{t}' is a view: it has no rows of its own; write to the tables it reads"
-            )));
-        }
+        not_a_view(&entry)?;
         let pii = pii::columns(&entry);
         let key = if pii.is_empty() {
             None
@@ -416,7 +412,8 @@ impl Tables {
     /// run before it starts reading a large input. [`Tables::commit`] decides again.
     pub async fn check(&self, actor: &Actor, t: &TableRef, needs: &WriteNeeds) -> Result<()> {
         let entry = self.entry(t).await?;
-        self.decide(actor, &entry, needs).await
+        self.decide(actor, &entry, needs).await?;
+        not_a_view(&entry)
     }
 
     /// The decision for a write; the trusted operator may make every write.
@@ -531,6 +528,17 @@ impl Tables {
         };
         self.audit(actor, action, &t.to_string(), outcome, detail)
             .await;
+    }
+}
+
+/// Views have no rows of their own to write.
+fn not_a_view(entry: &Table) -> Result<()> {
+    match entry.is_view() {
+        true => Err(TablesError::Invalid(format!(
+            "'{}' is a view: it has no rows of its own; write to the tables it reads",
+            entry.table_ref()
+        ))),
+        false => Ok(()),
     }
 }
 

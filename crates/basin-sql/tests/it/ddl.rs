@@ -439,11 +439,20 @@ async fn views_read_their_tables_under_the_querying_principal() {
     )
     .await;
     row_filter(e, "crm.customers", "eve", "country = 'GB'").await;
+    e.catalog()
+        .set_column_mask(&basin_catalog::access::ColumnMask {
+            table: TableRef::parse("crm.customers").unwrap(),
+            column: "name".into(),
+            grantee: "eve".into(),
+            mask: basin_catalog::access::Mask::KeepLast(1),
+        })
+        .await
+        .unwrap();
     let bob = user(e, "bob", &["GRANT SELECT ON TABLE crm.people"], &[]).await;
-    // eve's own row filter applies through the view, not its owner's view of the table.
+    // eve's own row filter and mask apply through the view, not its owner's view of the table.
     assert_eq!(
         rows(&eve, "SELECT id, name FROM crm.people ORDER BY id").await,
-        ["1|ADA", "3|ALAN"]
+        ["1|**A", "3|***N"]
     );
     // bob may read the view but not the table it reads: refused like the table is missing.
     let err = error(&bob, "SELECT * FROM crm.people").await;
