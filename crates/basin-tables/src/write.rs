@@ -353,7 +353,7 @@ impl Tables {
                 }
             }
             Write::Truncate => {
-                let (version, rows) = lake.delete().execute().await?;
+                let (version, rows) = lake.delete().with_operation("truncate").execute().await?;
                 Committed {
                     version,
                     rows,

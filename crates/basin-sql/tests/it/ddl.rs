@@ -151,6 +151,15 @@ async fn truncate_is_a_new_version_and_needs_a_full_view() {
     );
 
     assert_eq!(rows(e, "TRUNCATE crm.customers").await, ["truncate|3|1"]);
+    let history = rows(
+        e,
+        "SELECT parameters FROM system.history WHERE table_name = 'customers' AND version = 1",
+    )
+    .await;
+    assert!(
+        history[0].contains("\"basin.operation\":\"truncate\""),
+        "{history:?}"
+    );
     assert!(rows(e, CUSTOMERS).await.is_empty());
     assert_eq!(
         rows(e, "SELECT count(*) FROM crm.customers VERSION AS OF 0").await,
