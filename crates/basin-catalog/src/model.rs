@@ -99,6 +99,10 @@ pub struct Table {
     pub columns: Vec<Column>,
     pub created_at: String,
     pub updated_at: String,
+    /// `table` (a Delta table at `location`) or `view` (a query, `definition`, with no files).
+    pub kind: String,
+    /// The SQL text (a SELECT) of a view; empty for a table.
+    pub definition: String,
 }
 
 impl Table {
@@ -135,6 +139,11 @@ impl Table {
     pub fn table_ref(&self) -> TableRef {
         TableRef::new(&self.hub, &self.dataset, &self.name)
             .expect("names in the catalog were validated when they were stored")
+    }
+
+    /// Whether this entry is a view.
+    pub fn is_view(&self) -> bool {
+        self.kind == "view"
     }
 }
 

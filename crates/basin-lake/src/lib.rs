@@ -16,6 +16,7 @@ pub use operations::{
     add_columns::AddColumns,
     create::CreateTable,
     delete::DeleteRows,
+    drop::DropTable,
     merge::{MergeClause, MergeOutcome, MergeTable},
     restore::RestoreTable,
     update::UpdateRows,

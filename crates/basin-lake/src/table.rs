@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use crate::error::Context;
 use crate::operations::{
-    add_columns::AddColumns, delete::DeleteRows, merge::MergeTable, restore::RestoreTable,
-    update::UpdateRows, write::WriteTable,
+    add_columns::AddColumns, delete::DeleteRows, drop::DropTable, merge::MergeTable,
+    restore::RestoreTable, update::UpdateRows, write::WriteTable,
 };
 use crate::{LakeError, Result, location_url};
 
@@ -215,6 +215,11 @@ impl LakeTable {
         predicate: impl Into<String>,
     ) -> MergeTable {
         MergeTable::new(self.clone(), source, predicate.into())
+    }
+
+    /// Starts removing every file of the table (every version): `DROP TABLE`.
+    pub fn drop_files(self) -> DropTable {
+        DropTable::new(self)
     }
 
     /// Starts a delete.

@@ -186,6 +186,9 @@ pub async fn table_history(
     limit: Option<usize>,
 ) -> Result<Vec<Commit>> {
     let (entry, policy) = table_policy(engine, t).await?;
+    if entry.is_view() {
+        return Ok(Vec::new()); // a view has no commits of its own
+    }
     let commits = LakeTable::open(&entry.location)
         .await?
         .history(limit)
@@ -220,12 +223,20 @@ pub async fn table_details(
     t: &TableRef,
 ) -> Result<(Table, TablePolicy, TableStats)> {
     let (entry, policy) = table_policy(engine, t).await?;
-    let lake = LakeTable::open(&entry.location).await?;
-    let mut entry = as_seen(entry, &policy);
-    let stats = TableStats {
-        version: lake.version(),
-        files: lake.file_count()?,
+    let stats = match entry.is_view() {
+        true => TableStats {
+            version: -1,
+            files: 0,
+        },
+        false => {
+            let lake = LakeTable::open(&entry.location).await?;
+            TableStats {
+                version: lake.version(),
+                files: lake.file_count()?,
+            }
+        }
     };
+    let mut entry = as_seen(entry, &policy);
     // Storage paths are for administrators.
     if !may(engine, Action::Administer).await? {
         entry.location = String::new();

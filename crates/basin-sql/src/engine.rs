@@ -421,7 +421,10 @@ impl Engine {
     }
 
     async fn run(&self, mut statement: Statement) -> Result<QueryOutput> {
-        principal_sql::bind_statement(&mut statement, self.principal())?;
+        // A view keeps `current_user()` unbound: it is bound for whoever queries the view.
+        if !matches!(statement, Statement::CreateView(_)) {
+            principal_sql::bind_statement(&mut statement, self.principal())?;
+        }
         if let Statement::Explain {
             statement: inner, ..
         } = &statement

@@ -266,6 +266,65 @@ pub(crate) async fn statement_catalog(
     Ok(Arc::new(list))
 }
 
+/// A view, expanded: its query planned as the engine's principal, so the tables it reads
+/// apply that principal's grants, row filters and masks (not its owner's).
+fn view_provider<'a>(
+    engine: &'a Engine,
+    t: &'a TableRef,
+    entry: &'a basin_catalog::Table,
+    policy: &'a basin_catalog::access::TablePolicy,
+    at: Option<TimeTravel>,
+) -> futures::future::BoxFuture<'a, Result<Arc<dyn TableProvider>>> {
+    // Boxed as `Send`: planning a view plans the statement that names it, recursively.
+    Box::pin(async move {
+        if at.is_some() {
+            return Err(SqlError::Invalid(format!(
+                "'{t}' is a view and has no versions; use VERSION AS OF on the tables it reads"
+            )));
+        }
+        let Some(mut statement) = crate::engine::parse(&entry.definition)?.into_iter().next()
+        else {
+            return Err(SqlError::Invalid(format!("view '{t}' has no query")));
+        };
+        crate::principal_sql::bind_statement(&mut statement, engine.principal())?;
+        // Planned in a task of its own: views over views do not deepen the caller's stack.
+        let planner = engine.clone();
+        let mut df = tokio::spawn(async move { planner.plan(statement).await })
+            .await
+            .map_err(|e| SqlError::Query(format!("planning view '{t}': {e}")))??;
+        if !policy.all_columns {
+            let visible: Vec<&str> = policy.columns.iter().map(|c| c.name.as_str()).collect();
+            df = df.select_columns(&visible)?;
+        }
+        Ok(df.into_view())
+    })
+}
+
+/// The tables and views a statement names (not `system.*`), to follow what a view reads.
+pub(crate) fn tables_named(statement: &Statement) -> Result<Vec<TableRef>> {
+    let wrapped = datafusion::sql::parser::Statement::Statement(Box::new(statement.clone()));
+    let (relations, _ctes) = datafusion::sql::resolve::resolve_table_references(&wrapped, true)?;
+    let mut named = Vec::new();
+    for relation in relations {
+        let parts: Vec<String> = match &relation {
+            TableReference::Bare { .. } => continue,
+            TableReference::Partial { schema, table } => {
+                vec![schema.to_string(), table.to_string()]
+            }
+            TableReference::Full {
+                catalog,
+                schema,
+                table,
+            } => vec![catalog.to_string(), schema.to_string(), table.to_string()],
+        };
+        if parts[parts.len() - 2] == system::SCHEMA {
+            continue;
+        }
+        named.push(table_ref_from_parts(&parts, &relation.to_string())?);
+    }
+    Ok(named)
+}
+
 /// The table as the engine's principal may read it: the Delta table itself when the policy
 /// restricts nothing, else a [`GovernedTable`] around it.
 async fn governed_provider(
@@ -275,6 +334,9 @@ async fn governed_provider(
 ) -> Result<Arc<dyn TableProvider>> {
     let (entry, policy) = access::table_policy(engine, t).await?;
     access::require(&policy, Privilege::Select, t)?;
+    if entry.is_view() {
+        return view_provider(engine, t, &entry, &policy, at).await;
+    }
     let lake = match at {
         Some(at) => open_at(&entry.location, t, at).await?,
         None => LakeTable::open(&entry.location).await?,

@@ -200,6 +200,7 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
                 Col::Text("hub", text(ts.iter().map(|t| t.hub.clone()))),
                 Col::Text("dataset", text(ts.iter().map(|t| t.dataset.clone()))),
                 Col::Text("name", text(ts.iter().map(|t| t.name.clone()))),
+                Col::Text("kind", text(ts.iter().map(|t| t.kind.clone()))),
                 Col::Text(
                     "location",
                     ts.iter()

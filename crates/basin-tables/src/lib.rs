@@ -9,10 +9,12 @@
 //! surface. Nothing else in Basin calls basin-lake's write builders.
 
 mod create;
+mod drop;
 mod error;
 mod event;
 mod keys;
 pub mod pii;
+mod view;
 mod write;
 
 use basin_catalog::Catalog;
@@ -23,7 +25,7 @@ use tokio::sync::broadcast;
 pub use create::NewTableSpec;
 pub use error::TablesError;
 pub use event::CommitEvent;
-pub use write::{Committed, Write, WriteNeeds};
+pub use write::{ColumnChange, Committed, Write, WriteNeeds};
 
 /// Result type of this crate.
 pub type Result<T, E = TablesError> = std::result::Result<T, E>;

@@ -61,9 +61,29 @@ pub enum Write {
     Restore { version: i64 },
     /// New columns (NULL in existing rows).
     AddColumns { columns: Vec<(String, DataType)> },
+    /// Every row removed (`TRUNCATE`): a new version, so time travel still reads the old rows.
+    Truncate,
+    /// The table's rows and schema replaced in one commit (`CREATE OR REPLACE TABLE`): columns
+    /// named like a PII column are encrypted; grants, policies and tags stay with the table.
+    Replace {
+        rows: SendableRecordBatchStream,
+        primary_key: Vec<String>,
+        partition_columns: Vec<String>,
+    },
+    /// A column renamed or dropped, as one commit that rewrites every row with the new schema
+    /// (delta-rs cannot write column mapping): keys, grants, masks, row filters and tags follow
+    /// a rename; a drop of a column they need is refused.
+    AlterColumn(ColumnChange),
     /// Encrypts PII columns in place: `newly_pii` columns were just tagged (every value is
     /// encrypted); the other PII columns move to the hub key's current version (rotation).
     Protect { newly_pii: Vec<String> },
+}
+
+/// A change of one column of a table.
+#[derive(Debug, Clone)]
+pub enum ColumnChange {
+    Rename { from: String, to: String },
+    Drop(String),
 }
 
 /// What a write needs of the actor's policy on the table.
@@ -109,6 +129,10 @@ impl Write {
             Write::Merge { .. } => "merge into",
             Write::Restore { .. } => "restore",
             Write::AddColumns { .. } => "add columns",
+            Write::Truncate => "truncate",
+            Write::Replace { .. } => "replace table",
+            Write::AlterColumn(ColumnChange::Rename { .. }) => "rename column",
+            Write::AlterColumn(ColumnChange::Drop(_)) => "drop column",
             Write::Protect { .. } => "encrypt pii",
         }
     }
@@ -119,10 +143,13 @@ impl Write {
             Write::Append { .. } | Write::Update { .. } | Write::Delete { .. } => {
                 (Privilege::Modify, false)
             }
-            Write::Overwrite { .. } | Write::Upsert { .. } | Write::Merge { .. } => {
-                (Privilege::Modify, true)
+            Write::Overwrite { .. }
+            | Write::Upsert { .. }
+            | Write::Merge { .. }
+            | Write::Truncate => (Privilege::Modify, true),
+            Write::Restore { .. } | Write::Replace { .. } | Write::AlterColumn(_) => {
+                (Privilege::Manage, true)
             }
-            Write::Restore { .. } => (Privilege::Manage, true),
             Write::AddColumns { .. } | Write::Protect { .. } => (Privilege::Manage, false),
         };
         WriteNeeds {
@@ -178,6 +205,8 @@ impl Write {
                 columns.dedup();
                 columns
             }
+            // A replacement or column change names new columns; what it needs is a full view
+            // of the table (and MANAGE), checked by `needs`.
             _ => Vec::new(),
         }
     }
@@ -190,8 +219,8 @@ impl Tables {
     /// leaves the table as it was.
     pub async fn commit(&self, actor: &Actor, t: &TableRef, write: Write) -> Result<Committed> {
         let operation = write.operation();
-        let result = self
-            .commit_unrecorded(actor, t, write)
+        // Boxed: the state of every kind of write is large, and callers' stacks are not.
+        let result = Box::pin(self.commit_unrecorded(actor, t, write))
             .await
             .map_err(|e| e.about(t));
         self.record(actor, "commit", t, operation, &result).await;
@@ -211,6 +240,7 @@ impl Tables {
     ) -> Result<Committed> {
         let entry = self.entry(t).await?;
         self.decide(actor, &entry, &write.needs()).await?;
+        not_a_view(&entry)?;
         let mut pii = pii::columns(&entry);
         let incoming = match &write {
             Write::Append { rows, .. } | Write::Overwrite { rows, .. } => Some(rows.schema()),
@@ -358,6 +388,55 @@ impl Tables {
                     ..Default::default()
                 }
             }
+            Write::Truncate => {
+                let (version, rows) = lake.delete().with_operation("truncate").execute().await?;
+                Committed {
+                    version,
+                    rows,
+                    ..Default::default()
+                }
+            }
+            Write::Replace {
+                rows,
+                primary_key,
+                partition_columns,
+            } => {
+                let incoming = rows.schema();
+                if let Some(k) = primary_key
+                    .iter()
+                    .find(|k| incoming.field_with_name(k).is_err())
+                {
+                    return Err(TablesError::Invalid(format!(
+                        "column '{k}' (a key column) is not a column of the new '{t}'"
+                    )));
+                }
+                let gone: Vec<String> = entry
+                    .columns
+                    .iter()
+                    .filter(|c| incoming.field_with_name(&c.name).is_err())
+                    .map(|c| c.name.clone())
+                    .collect();
+                check_policies_need(&self.catalog, &entry, &gone).await?;
+                let mode = WriteMode::Replace(partition_columns.clone());
+                // The keys checked are the new table's.
+                let replaced = Table {
+                    primary_key: primary_key.clone(),
+                    ..entry.clone()
+                };
+                let rows = Rows {
+                    rows,
+                    load_id: None,
+                    operation: "replace table",
+                };
+                let done = write_rows(&lake, &replaced, rows, mode, key, &pii).await?;
+                self.catalog
+                    .reshape_table(t, &primary_key, &partition_columns, &[], &|e| e.to_string())
+                    .await?;
+                done
+            }
+            Write::AlterColumn(change) => {
+                alter_column(&self.catalog, &lake, &entry, change).await?
+            }
             Write::Protect { newly_pii } => {
                 let Some(key) = key else {
                     return Ok(Committed {
@@ -379,11 +458,17 @@ impl Tables {
     /// run before it starts reading a large input. [`Tables::commit`] decides again.
     pub async fn check(&self, actor: &Actor, t: &TableRef, needs: &WriteNeeds) -> Result<()> {
         let entry = self.entry(t).await?;
-        self.decide(actor, &entry, needs).await
+        self.decide(actor, &entry, needs).await?;
+        not_a_view(&entry)
     }
 
     /// The decision for a write; the trusted operator may make every write.
-    async fn decide(&self, actor: &Actor, entry: &Table, needs: &WriteNeeds) -> Result<()> {
+    pub(crate) async fn decide(
+        &self,
+        actor: &Actor,
+        entry: &Table,
+        needs: &WriteNeeds,
+    ) -> Result<()> {
         let Some(p) = &actor.principal else {
             return Ok(());
         };
@@ -436,7 +521,7 @@ impl Tables {
     }
 
     /// The catalog entry of a table ("not found" for a missing one).
-    async fn entry(&self, t: &TableRef) -> Result<Table> {
+    pub(crate) async fn entry(&self, t: &TableRef) -> Result<Table> {
         self.catalog
             .table(t)
             .await?
@@ -489,6 +574,17 @@ impl Tables {
         };
         self.audit(actor, action, &t.to_string(), outcome, detail)
             .await;
+    }
+}
+
+/// Views have no rows of their own to write.
+fn not_a_view(entry: &Table) -> Result<()> {
+    match entry.is_view() {
+        true => Err(TablesError::Invalid(format!(
+            "'{}' is a view: it has no rows of its own; write to the tables it reads",
+            entry.table_ref()
+        ))),
+        false => Ok(()),
     }
 }
 
@@ -564,12 +660,16 @@ async fn write_rows(
     };
     let violation = Arc::new(Mutex::new(None));
     let t = entry.table_ref();
-    let rows = match keys::KeyCheck::new(&t, &entry.primary_key, lake.schema()?.as_ref())? {
+    let schema = match &mode {
+        WriteMode::Replace(_) => rows.schema(),
+        _ => lake.schema()?,
+    };
+    let rows = match keys::KeyCheck::new(&t, &entry.primary_key, schema.as_ref())? {
         Some(check) => {
             let (table, kept) = match &mode {
                 WriteMode::Append => (Some(lake.provider().await?), None),
                 WriteMode::Overwrite(Some(p)) => (Some(lake.provider().await?), Some(p.clone())),
-                WriteMode::Overwrite(None) => (None, None),
+                WriteMode::Overwrite(None) | WriteMode::Replace(_) => (None, None),
             };
             keys::checked(rows, check, table, kept, operation, violation.clone())
         }
@@ -702,4 +802,201 @@ async fn check_restorable(lake: &LakeTable, t: &TableRef, version: i64) -> Resul
             current - 1
         )
     }))
+}
+
+/// Renames or drops a column by rewriting every row (the stored values, tokens included, as
+/// they are) with the new schema in one commit, then updates what the catalog says about it.
+async fn alter_column(
+    catalog: &basin_catalog::Catalog,
+    lake: &LakeTable,
+    entry: &Table,
+    change: ColumnChange,
+) -> Result<Committed> {
+    let t = entry.table_ref();
+    let schema = lake.schema()?;
+    let column = match &change {
+        ColumnChange::Rename { from, .. } => from,
+        ColumnChange::Drop(c) => c,
+    };
+    if schema.field_with_name(column).is_err() {
+        return Err(TablesError::NotFound {
+            kind: "column",
+            name: format!("{t}.{column}"),
+        });
+    }
+    let mut primary_key = entry.primary_key.clone();
+    let mut partition_columns = lake.partition_columns()?;
+    let col = |name: &str| datafusion::prelude::col(format!("\"{name}\""));
+    let (exprs, renamed): (Vec<Expr>, Vec<(String, String)>) = match &change {
+        ColumnChange::Rename { from, to } => {
+            if schema.field_with_name(to).is_ok() {
+                return Err(TablesError::Invalid(format!(
+                    "table '{t}' has a column '{to}' already; choose another name"
+                )));
+            }
+            for c in primary_key.iter_mut().chain(partition_columns.iter_mut()) {
+                if c == from {
+                    *c = to.clone();
+                }
+            }
+            let exprs = schema
+                .fields()
+                .iter()
+                .map(|f| match f.name() == from {
+                    true => col(from).alias(to),
+                    false => col(f.name()),
+                })
+                .collect();
+            (exprs, vec![(from.clone(), to.clone())])
+        }
+        ColumnChange::Drop(c) => {
+            check_droppable(catalog, entry, c, &partition_columns).await?;
+            let exprs = schema
+                .fields()
+                .iter()
+                .filter(|f| f.name() != c)
+                .map(|f| col(f.name()))
+                .collect();
+            (exprs, Vec::new())
+        }
+    };
+    let ctx = datafusion::prelude::SessionContext::new();
+    let rows = ctx
+        .read_table(lake.provider().await?)?
+        .select(exprs)?
+        .execute_stream()
+        .await?;
+    let operation = Write::AlterColumn(change.clone()).operation();
+    let done = written(
+        lake.write(rows)
+            .with_mode(WriteMode::Replace(partition_columns.clone()))
+            .with_operation(operation)
+            .execute()
+            .await?,
+    );
+    let rewrite = |e: &str| match &change {
+        ColumnChange::Rename { from, to } => rename_in_expression(e, from, to),
+        ColumnChange::Drop(_) => e.to_string(),
+    };
+    catalog
+        .reshape_table(&t, &primary_key, &partition_columns, &renamed, &rewrite)
+        .await?;
+    Ok(done)
+}
+
+/// A column may be dropped when no key, partition, row filter or mask of its table needs it.
+async fn check_droppable(
+    catalog: &basin_catalog::Catalog,
+    entry: &Table,
+    column: &str,
+    partition_columns: &[String],
+) -> Result<()> {
+    let t = entry.table_ref();
+    let refuse = |what: String| {
+        Err(TablesError::Invalid(format!(
+            "cannot drop column '{column}' of '{t}': {what}"
+        )))
+    };
+    if entry.primary_key.iter().any(|k| k == column) {
+        return refuse("it is part of the primary key".into());
+    }
+    if partition_columns.iter().any(|k| k == column) {
+        return refuse("the table is partitioned by it; recreate the table with CREATE OR REPLACE TABLE … AS SELECT".into());
+    }
+    check_policies_need(catalog, entry, &[column.to_string()]).await
+}
+
+/// Refuses a change that removes `columns` while a row filter or mask of the table reads one
+/// of them (a query under that policy could no longer run).
+pub(crate) async fn check_policies_need(
+    catalog: &basin_catalog::Catalog,
+    entry: &Table,
+    columns: &[String],
+) -> Result<()> {
+    let t = entry.table_ref();
+    for column in columns {
+        for f in catalog.row_filters().await? {
+            if f.table == t && names_column(&f.expression, column) {
+                return Err(TablesError::Invalid(format!(
+                    "column '{column}' of '{t}' is read by the row filter of '{}'; drop or change that row filter first",
+                    f.grantee
+                )));
+            }
+        }
+        for m in catalog.column_masks().await? {
+            let reads = match &m.mask {
+                basin_catalog::access::Mask::Expr(e) => names_column(e, column),
+                _ => false,
+            };
+            if m.table == t && (&m.column == column || reads) {
+                return Err(TablesError::Invalid(format!(
+                    "column '{column}' of '{t}' is used by the mask of column '{}' for '{}'; drop that mask first",
+                    m.column, m.grantee
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether a SQL expression names `column` (as an identifier, not inside a string); an
+/// expression that cannot be read counts as naming it.
+fn names_column(expression: &str, column: &str) -> bool {
+    match tokens(expression) {
+        Some(tokens) => tokens.iter().any(|t| is_column(t, column)),
+        None => true,
+    }
+}
+
+/// `expression` with the identifier `from` renamed to `to`.
+fn rename_in_expression(expression: &str, from: &str, to: &str) -> String {
+    use datafusion::sql::sqlparser::tokenizer::Token;
+    let Some(tokens) = tokens(expression) else {
+        return expression.to_string();
+    };
+    tokens
+        .into_iter()
+        .map(|t| match &t {
+            Token::Word(w) if is_column(&t, from) => {
+                Token::make_word(to, w.quote_style).to_string()
+            }
+            _ => t.to_string(),
+        })
+        .collect()
+}
+
+fn tokens(expression: &str) -> Option<Vec<datafusion::sql::sqlparser::tokenizer::Token>> {
+    let dialect = datafusion::sql::sqlparser::dialect::GenericDialect {};
+    datafusion::sql::sqlparser::tokenizer::Tokenizer::new(&dialect, expression)
+        .tokenize()
+        .ok()
+}
+
+fn is_column(token: &datafusion::sql::sqlparser::tokenizer::Token, column: &str) -> bool {
+    match token {
+        datafusion::sql::sqlparser::tokenizer::Token::Word(w) => match w.quote_style {
+            None => w.value.eq_ignore_ascii_case(column),
+            Some(_) => w.value == column,
+        },
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expressions_follow_a_renamed_column() {
+        assert_eq!(
+            rename_in_expression(
+                "region = 'region' AND t.Region <> \"region\"",
+                "region",
+                "area"
+            ),
+            "area = 'region' AND t.area <> \"area\""
+        );
+        assert!(names_column("upper(region) = 'x'", "region"));
+        assert!(!names_column("country = 'region'", "region"));
+    }
 }

@@ -10,7 +10,10 @@ fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     // Two TLS providers are linked in (delta-rs and sqlx); pick one for the whole process.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // Plans of deep queries and the state of large writes live on the stack; 2 MiB (tokio's
+    // default) is tight in debug builds.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(8 << 20)
         .enable_all()
         .build()
     {

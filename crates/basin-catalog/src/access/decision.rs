@@ -506,6 +506,8 @@ mod tests {
                 .collect(),
             created_at: String::new(),
             updated_at: String::new(),
+            kind: "table".into(),
+            definition: String::new(),
         }
     }
 

@@ -11,7 +11,7 @@ use crate::{Catalog, CatalogError, Result};
 // Column lists of the catalog tables, as literals so that queries stay static SQL.
 macro_rules! table_select {
     () => {
-        "SELECT hub, dataset, name, location, description, primary_key, partition_columns, tags, created_at, updated_at, COALESCE((SELECT d.tags FROM datasets d WHERE d.hub = tables.hub AND d.name = tables.dataset), '[]') AS dataset_tags FROM tables"
+        "SELECT hub, dataset, name, location, description, primary_key, partition_columns, tags, created_at, updated_at, kind, definition, COALESCE((SELECT d.tags FROM datasets d WHERE d.hub = tables.hub AND d.name = tables.dataset), '[]') AS dataset_tags FROM tables"
     };
 }
 
@@ -101,8 +101,10 @@ impl Catalog {
             .ctx(|| format!("updating the columns of '{table}'"))
     }
 
-    /// Removes a table from the catalog (the caller deals with its files).
+    /// Removes a table from the catalog with everything that names it: its columns and tags,
+    /// and the grants, row filters and column masks on it (the caller deals with its files).
     pub async fn drop_table(&self, table: &TableRef) -> Result<()> {
+        let object = crate::access::Securable::table(table).to_string();
         let mut tx = self.begin().await?;
         for sql in [
             "DELETE FROM table_columns WHERE hub = $1 AND dataset = $2 AND table_name = $3",
@@ -116,7 +118,168 @@ impl Catalog {
                 .await
                 .ctx(|| format!("dropping '{table}'"))?;
         }
+        for sql in [
+            "DELETE FROM grants WHERE object = $1",
+            "DELETE FROM row_filters WHERE object = $1",
+            "DELETE FROM column_masks WHERE object = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(&object)
+                .execute(&mut *tx)
+                .await
+                .ctx(|| format!("dropping the policies of '{table}'"))?;
+        }
+        bump_access_version(&mut tx, table).await?;
         tx.commit().await.ctx(|| format!("dropping '{table}'"))
+    }
+
+    /// Registers a view (`definition`, a SELECT, with the `columns` it yields), or replaces the
+    /// definition and columns of the view of that name.
+    pub async fn create_view(
+        &self,
+        view: &TableRef,
+        definition: &str,
+        columns: &[Column],
+        replace: bool,
+    ) -> Result<Table> {
+        self.require_dataset(&view.dataset_ref()).await?;
+        let now = now();
+        let mut tx = self.begin().await?;
+        if replace {
+            sqlx::query(
+                "UPDATE tables SET definition = $1, updated_at = $2 WHERE hub = $3 AND dataset = $4 AND name = $5 AND kind = 'view'",
+            )
+            .bind(definition)
+            .bind(&now)
+            .bind(view.hub.as_str())
+            .bind(view.dataset.as_str())
+            .bind(view.table.as_str())
+            .execute(&mut *tx)
+            .await
+            .ctx(|| format!("replacing view '{view}'"))?;
+            sqlx::query(
+                "DELETE FROM table_columns WHERE hub = $1 AND dataset = $2 AND table_name = $3",
+            )
+            .bind(view.hub.as_str())
+            .bind(view.dataset.as_str())
+            .bind(view.table.as_str())
+            .execute(&mut *tx)
+            .await
+            .ctx(|| format!("replacing view '{view}'"))?;
+        } else {
+            sqlx::query(
+                "INSERT INTO tables (hub, dataset, name, location, description, primary_key, partition_columns, created_at, updated_at, kind, definition)
+                 VALUES ($1, $2, $3, '', '', '[]', '[]', $4, $5, 'view', $6)",
+            )
+            .bind(view.hub.as_str())
+            .bind(view.dataset.as_str())
+            .bind(view.table.as_str())
+            .bind(&now)
+            .bind(&now)
+            .bind(definition)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| unique_violation(e, "table", &view.to_string()))?;
+        }
+        insert_columns(&mut tx, view, columns).await?;
+        bump_access_version(&mut tx, view).await?;
+        tx.commit()
+            .await
+            .ctx(|| format!("registering view '{view}'"))?;
+        self.require_table(view).await
+    }
+
+    /// Records a table's new layout after its Delta table was rewritten (`CREATE OR REPLACE
+    /// TABLE`, `ALTER TABLE … RENAME COLUMN / DROP COLUMN`): its keys and partition columns, and
+    /// `renamed` columns (old, new) renamed in its column list, column grants and masks;
+    /// `rewrite` gives the new text of each row filter and mask expression on the table.
+    pub async fn reshape_table(
+        &self,
+        table: &TableRef,
+        primary_key: &[String],
+        partition_columns: &[String],
+        renamed: &[(String, String)],
+        rewrite: &(dyn Fn(&str) -> String + Sync),
+    ) -> Result<()> {
+        let object = crate::access::Securable::table(table).to_string();
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "UPDATE tables SET primary_key = $1, partition_columns = $2, updated_at = $3 WHERE hub = $4 AND dataset = $5 AND name = $6",
+        )
+        .bind(to_json(primary_key))
+        .bind(to_json(partition_columns))
+        .bind(now())
+        .bind(table.hub.as_str())
+        .bind(table.dataset.as_str())
+        .bind(table.table.as_str())
+        .execute(&mut *tx)
+        .await
+        .ctx(|| format!("updating '{table}'"))?;
+        for (old, new) in renamed {
+            sqlx::query(
+                "UPDATE table_columns SET name = $1 WHERE hub = $2 AND dataset = $3 AND table_name = $4 AND name = $5",
+            )
+            .bind(new)
+            .bind(table.hub.as_str())
+            .bind(table.dataset.as_str())
+            .bind(table.table.as_str())
+            .bind(old)
+            .execute(&mut *tx)
+            .await
+            .ctx(|| format!("renaming column '{old}' of '{table}'"))?;
+            for sql in [
+                "UPDATE grants SET column_name = $1 WHERE object = $2 AND column_name = $3",
+                "UPDATE column_masks SET column_name = $1 WHERE object = $2 AND column_name = $3",
+            ] {
+                sqlx::query(sql)
+                    .bind(new)
+                    .bind(&object)
+                    .bind(old)
+                    .execute(&mut *tx)
+                    .await
+                    .ctx(|| format!("renaming column '{old}' of '{table}'"))?;
+            }
+        }
+        let filters: Vec<(String, String)> =
+            sqlx::query_as("SELECT grantee, expression FROM row_filters WHERE object = $1")
+                .bind(&object)
+                .fetch_all(&mut *tx)
+                .await
+                .ctx(|| format!("reading the row filters of '{table}'"))?;
+        for (grantee, expression) in filters {
+            sqlx::query(
+                "UPDATE row_filters SET expression = $1 WHERE object = $2 AND grantee = $3",
+            )
+            .bind(rewrite(&expression))
+            .bind(&object)
+            .bind(&grantee)
+            .execute(&mut *tx)
+            .await
+            .ctx(|| format!("updating the row filters of '{table}'"))?;
+        }
+        let masks: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT column_name, grantee, mask FROM column_masks WHERE object = $1")
+                .bind(&object)
+                .fetch_all(&mut *tx)
+                .await
+                .ctx(|| format!("reading the masks of '{table}'"))?;
+        for (column, grantee, mask) in masks {
+            let Ok(crate::access::Mask::Expr(e)) = mask.parse() else {
+                continue;
+            };
+            sqlx::query(
+                "UPDATE column_masks SET mask = $1 WHERE object = $2 AND column_name = $3 AND grantee = $4",
+            )
+            .bind(crate::access::Mask::Expr(rewrite(&e)).to_string())
+            .bind(&object)
+            .bind(&column)
+            .bind(&grantee)
+            .execute(&mut *tx)
+            .await
+            .ctx(|| format!("updating the masks of '{table}'"))?;
+        }
+        bump_access_version(&mut tx, table).await?;
+        tx.commit().await.ctx(|| format!("updating '{table}'"))
     }
 
     /// The table, if it exists.
@@ -213,6 +376,15 @@ impl Catalog {
     }
 }
 
+/// Cached decisions are stale once a table's grants, policies or columns change.
+async fn bump_access_version(tx: &mut Tx<'_>, table: &TableRef) -> Result<()> {
+    sqlx::query("UPDATE access_version SET version = version + 1 WHERE id = 1")
+        .execute(&mut **tx)
+        .await
+        .ctx(|| format!("updating '{table}'"))?;
+    Ok(())
+}
+
 async fn insert_columns(tx: &mut Tx<'_>, table: &TableRef, columns: &[Column]) -> Result<()> {
     for (position, c) in columns.iter().enumerate() {
         sqlx::query(
@@ -250,6 +422,8 @@ impl Catalog {
             columns: Vec::new(),
             created_at: get(r, "created_at")?,
             updated_at: get(r, "updated_at")?,
+            kind: get(r, "kind")?,
+            definition: get(r, "definition")?,
         })
     }
 }

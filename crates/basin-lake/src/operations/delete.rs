@@ -11,6 +11,7 @@ pub struct DeleteRows {
     table: LakeTable,
     predicate: Option<Expr>,
     sql_predicate: Option<String>,
+    operation: &'static str,
 }
 
 impl DeleteRows {
@@ -19,7 +20,14 @@ impl DeleteRows {
             table,
             predicate: None,
             sql_predicate: None,
+            operation: "delete",
         }
+    }
+
+    /// Names the operation in the commit metadata (`delete`, `truncate`).
+    pub fn with_operation(mut self, operation: &'static str) -> Self {
+        self.operation = operation;
+        self
     }
 
     /// Deletes the rows for which the SQL predicate is true (all rows when never called).
@@ -68,7 +76,7 @@ impl DeleteRows {
             .clone()
             .delete()
             .with_session_state(Arc::new(ctx.state()))
-            .with_commit_properties(super::commit_properties("delete", None));
+            .with_commit_properties(super::commit_properties(self.operation, None));
         if let Some(p) = self.predicate {
             builder = builder.with_predicate(p);
         } else if let Some(p) = self.sql_predicate {

@@ -3,6 +3,7 @@
 pub mod add_columns;
 pub mod create;
 pub mod delete;
+pub mod drop;
 pub mod merge;
 pub mod restore;
 pub mod update;

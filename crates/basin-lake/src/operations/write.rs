@@ -28,6 +28,10 @@ pub enum WriteMode {
     /// Replace all of them (`None`) or only those matching a SQL predicate, e.g. a partition
     /// (`Some("day = '2024-01-01'")`); the new rows must then match the predicate too.
     Overwrite(Option<String>),
+    /// Replace all of them and the table's schema: the new rows' columns, partitioned by these
+    /// columns (`CREATE OR REPLACE TABLE`, a column renamed or dropped). Old versions keep
+    /// their schema for time travel.
+    Replace(Vec<String>),
 }
 
 /// The result of a write.
@@ -111,23 +115,40 @@ impl WriteTable {
             new_partition_columns,
         } = self;
         let location = table.location().to_string();
-        if let Some(partition_columns) = new_partition_columns {
+        let replace = match &mode {
+            WriteMode::Replace(partition_columns) => {
+                // The same checks as for a new table; the directory exists already.
+                super::prepare_new_table(&location, &input.schema(), partition_columns)?;
+                Some(partition_columns.clone())
+            }
+            _ => None,
+        };
+        if let Some(partition_columns) = new_partition_columns.clone().or(replace) {
             let target = storable_schema(&input.schema());
             let (input, rows) = conformed(input, target.clone());
             let ctx = super::session_for(&table);
             let source = ctx
                 .read_table(one_shot_table(input).ctx(|| "reading the input".into())?)
                 .ctx(|| "planning the write".into())?;
-            let delta = table
+            let builder = table
                 .delta
                 .write(Vec::new())
                 .with_input_plan(source.into_unoptimized_plan())
                 .with_session_state(Arc::new(ctx.state()))
-                .with_save_mode(SaveMode::ErrorIfExists)
                 .with_partition_columns(partition_columns)
-                .with_commit_properties(super::commit_properties(&operation, load_id.as_deref()))
-                .await
-                .ctx(|| format!("creating table at {location}"))?;
+                .with_commit_properties(super::commit_properties(&operation, load_id.as_deref()));
+            let delta = if new_partition_columns.is_some() {
+                builder
+                    .with_save_mode(SaveMode::ErrorIfExists)
+                    .await
+                    .ctx(|| format!("creating table at {location}"))?
+            } else {
+                builder
+                    .with_save_mode(SaveMode::Overwrite)
+                    .with_schema_mode(SchemaMode::Overwrite)
+                    .await
+                    .ctx(|| format!("replacing table at {location}"))?
+            };
             return Ok(WriteOutcome {
                 version: crate::table::version_of(&delta),
                 rows: rows.load(Ordering::Relaxed),
@@ -173,6 +194,7 @@ impl WriteTable {
                         .union(new_rows)
                         .ctx(|| "planning the rewrite".into())?
                 }
+                WriteMode::Replace(_) => unreachable!("a replacement is written above"),
                 WriteMode::Append => {
                     let old = ctx
                         .read_table(table.provider().await?)
@@ -193,6 +215,7 @@ impl WriteTable {
             match &mode {
                 WriteMode::Append => (new_rows, SaveMode::Append, None, schema_mode),
                 WriteMode::Overwrite(p) => (new_rows, SaveMode::Overwrite, p.clone(), schema_mode),
+                WriteMode::Replace(_) => unreachable!("a replacement is written above"),
             }
         };
 

@@ -40,6 +40,8 @@ pub(crate) struct DatasetView {
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct TableSummary {
     name: String,
+    /// `table` or `view`.
+    kind: String,
     description: String,
     primary_key: Vec<String>,
     partition_columns: Vec<String>,
@@ -100,6 +102,7 @@ impl From<Table> for TableSummary {
     fn from(t: Table) -> Self {
         TableSummary {
             name: t.name,
+            kind: t.kind,
             description: t.description,
             primary_key: t.primary_key,
             partition_columns: t.partition_columns,

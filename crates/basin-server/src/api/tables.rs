@@ -45,6 +45,8 @@ pub(crate) struct TableView {
     hub: String,
     dataset: String,
     name: String,
+    /// `table` or `view`.
+    kind: String,
     description: String,
     tags: Vec<String>,
     primary_key: Vec<String>,
@@ -135,6 +137,7 @@ pub(crate) async fn get_table(
         hub: entry.hub,
         dataset: entry.dataset,
         name: entry.name,
+        kind: entry.kind,
         description: entry.description,
         tags: entry.tags,
         primary_key: entry.primary_key,

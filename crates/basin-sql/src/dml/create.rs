@@ -1,25 +1,54 @@
-//! `CREATE TABLE [IF NOT EXISTS] … (columns) | AS SELECT …`.
+//! `CREATE [OR REPLACE] TABLE [IF NOT EXISTS] … (columns) | AS SELECT … [PARTITIONED BY (…)]`.
 
-use basin_tables::NewTableSpec;
+use basin_tables::{NewTableSpec, Write};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::sqlparser::ast::{
-    ColumnOption, CreateTable as SqlCreateTable, Statement, TableConstraint,
+    ColumnOption, CreateTable as SqlCreateTable, HiveDistributionStyle, Statement, TableConstraint,
 };
 
 use super::ident_name;
+use crate::access;
 use crate::engine::parse;
 use crate::engine::{Engine, QueryOutput};
 use crate::resolve::table_ref_of;
 use crate::{Result, SqlError};
 
 pub(super) async fn run(engine: &Engine, create: SqlCreateTable) -> Result<QueryOutput> {
-    if create.external || create.temporary || create.or_replace {
+    if create.external || create.temporary {
         return Err(SqlError::Unsupported(
-            "CREATE EXTERNAL / TEMPORARY / OR REPLACE TABLE is not supported; use CREATE TABLE [IF NOT EXISTS] … [AS SELECT …]".into(),
+            "CREATE EXTERNAL / TEMPORARY TABLE is not supported; use CREATE [OR REPLACE] TABLE [IF NOT EXISTS] … [AS SELECT …]".into(),
         ));
     }
+    if create.or_replace && create.if_not_exists {
+        return Err(SqlError::Invalid(
+            "CREATE OR REPLACE TABLE and IF NOT EXISTS contradict each other; use one".into(),
+        ));
+    }
+    if create.partition_by.is_some() {
+        return Err(SqlError::Unsupported(
+            "PARTITION BY <expression> is not supported; name the columns: PARTITIONED BY (col, …)"
+                .into(),
+        ));
+    }
+    let partition_columns: Vec<String> = match &create.hive_distribution {
+        HiveDistributionStyle::NONE => Vec::new(),
+        HiveDistributionStyle::PARTITIONED { columns } => {
+            columns.iter().map(|c| ident_name(&c.name)).collect()
+        }
+        other => {
+            return Err(SqlError::Unsupported(format!(
+                "'{other:?}' is not supported; use PARTITIONED BY (col, …)"
+            )));
+        }
+    };
     let table = table_ref_of(&create.name)?;
     let actor = engine.actor();
-    engine.tables().check_create(&actor, &table).await?;
+    // OR REPLACE of a table the principal sees replaces it (the write path needs MANAGE);
+    // a hidden one answers like any taken name: "already exists", to holders of CREATE only.
+    let replace = create.or_replace && access::table_policy(engine, &table).await.is_ok();
+    if !replace {
+        engine.tables().check_create(&actor, &table).await?;
+    }
     if create.if_not_exists && engine.catalog().table(&table).await?.is_some() {
         return QueryOutput::write_summary("create table", 0, -1);
     }
@@ -37,7 +66,7 @@ pub(super) async fn run(engine: &Engine, create: SqlCreateTable) -> Result<Query
         table: table.clone(),
         schema: None,
         primary_key,
-        partition_columns: vec![],
+        partition_columns,
         description: String::new(),
         load_id: None,
         operation: "create table",
@@ -73,6 +102,23 @@ pub(super) async fn run(engine: &Engine, create: SqlCreateTable) -> Result<Query
             None
         }
     };
+    if replace {
+        let rows = match (rows, spec.schema) {
+            (Some(rows), _) => rows,
+            // No rows: an empty stream gives the new schema.
+            (None, schema) => Box::pin(RecordBatchStreamAdapter::new(
+                std::sync::Arc::new(schema.unwrap_or_else(arrow::datatypes::Schema::empty)),
+                futures::stream::empty(),
+            )),
+        };
+        let write = Write::Replace {
+            rows,
+            primary_key: spec.primary_key,
+            partition_columns: spec.partition_columns,
+        };
+        let done = engine.tables().commit(&actor, &table, write).await?;
+        return QueryOutput::write_summary("replace table", done.rows, done.version);
+    }
     let done = engine.tables().create(&actor, spec, rows).await?;
     QueryOutput::write_summary("create table", done.rows, done.version)
 }

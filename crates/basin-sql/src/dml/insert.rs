@@ -42,6 +42,7 @@ async fn insert_into(
 ) -> Result<QueryOutput> {
     let table = table_ref_of(name)?;
     let (entry, policy) = access::table_policy(engine, &table).await?;
+    super::not_a_view(&entry)?;
     // Checked before the source runs; the write path decides the rest as it commits.
     access::require(&policy, Privilege::Modify, &table)?;
     if columns.is_empty() && !policy.all_columns {

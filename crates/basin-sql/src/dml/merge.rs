@@ -26,6 +26,7 @@ pub(super) async fn run(
     };
     let table = table_ref_of(name)?;
     let (entry, policy) = access::table_policy(engine, &table).await?;
+    super::not_a_view(&entry)?;
     // Checked before the source is planned; the write path decides the rest as it commits.
     access::require(&policy, Privilege::Modify, &table)?;
     let lake = LakeTable::open(&entry.location).await?;

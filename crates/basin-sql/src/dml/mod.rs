@@ -5,9 +5,12 @@
 mod alter;
 mod create;
 mod delete;
+mod drop;
 mod insert;
 mod merge;
+mod truncate;
 mod update;
+mod view;
 
 use std::ops::ControlFlow;
 
@@ -33,6 +36,14 @@ pub(crate) async fn run(engine: &Engine, statement: Statement) -> Result<QueryOu
         Statement::Merge(merge) => merge::run(engine, merge).await,
         Statement::CreateTable(create) => create::run(engine, create).await,
         Statement::AlterTable(alter) => alter::run(engine, alter).await,
+        Statement::Truncate(truncate) => truncate::run(engine, truncate).await,
+        Statement::CreateView(create) => Box::pin(view::run(engine, create)).await,
+        Statement::Drop {
+            object_type,
+            if_exists,
+            names,
+            ..
+        } => drop::run(engine, object_type, if_exists, names).await,
         other => Err(SqlError::Unsupported(format!(
             "statement not supported: {}",
             other
@@ -62,7 +73,19 @@ async fn target(
     let table = table_ref_of(name)?;
     let (entry, policy) = access::table_policy(engine, &table).await?;
     access::require(&policy, Privilege::Modify, &table)?;
+    not_a_view(&entry)?;
     Ok((entry, policy))
+}
+
+/// Views have no rows of their own to write.
+fn not_a_view(entry: &basin_catalog::Table) -> Result<()> {
+    match entry.is_view() {
+        true => Err(SqlError::Invalid(format!(
+            "'{}' is a view: it has no rows of its own; write to the tables it reads",
+            entry.table_ref()
+        ))),
+        false => Ok(()),
+    }
 }
 
 /// The predicate of an UPDATE or DELETE, confined to the rows the principal may see.

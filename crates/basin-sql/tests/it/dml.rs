@@ -141,7 +141,7 @@ async fn create_table_as_select_and_alter_table() {
     );
     let err = error(e, "CREATE TABLE sales.bad AS SELECT 1 AS \"Bad Name\"").await;
     assert!(err.contains("invalid column name 'Bad Name'"), "{err}");
-    let err = error(e, "DROP TABLE sales.orders").await;
+    let err = error(e, "DROP SCHEMA sales").await;
     assert!(err.contains("not supported"), "{err}");
     let err = error(e, "CREATE TABLE nowhere.t AS SELECT 1 AS x").await;
     assert!(err.contains("dataset 'main.nowhere' not found"), "{err}");

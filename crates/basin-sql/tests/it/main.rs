@@ -2,6 +2,7 @@
 
 mod browse;
 mod correctness;
+mod ddl;
 mod differential;
 mod dml;
 mod keys;
