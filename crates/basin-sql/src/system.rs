@@ -323,7 +323,10 @@ pub(crate) async fn information_schema(
                 Col::Text("table_name", text(ts.iter().map(|t| t.name.clone()))),
                 Col::Text(
                     "table_type",
-                    text(ts.iter().map(|_| "BASE TABLE".to_string())),
+                    text(
+                        ts.iter()
+                            .map(|t| if t.is_view() { "VIEW" } else { "BASE TABLE" }.to_string()),
+                    ),
                 ),
                 Col::Text(
                     "description",

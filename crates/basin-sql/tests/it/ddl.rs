@@ -498,6 +498,14 @@ async fn views_are_listed_read_only_acyclic_and_owned() {
         .await,
         ["customers|table", "people|view"]
     );
+    assert_eq!(
+        rows(
+            e,
+            "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'crm' ORDER BY table_name"
+        )
+        .await,
+        ["customers|BASE TABLE", "people|VIEW"]
+    );
     let err = error(e, "INSERT INTO crm.people VALUES (9, 'X', 'FR')").await;
     assert!(err.contains("is a view"), "{err}");
     let err = error(e, "DROP TABLE crm.people").await;

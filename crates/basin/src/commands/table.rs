@@ -21,6 +21,8 @@ pub async fn run(g: &Global, session: &Session, cmd: TableCommand) -> anyhow::Re
                 // One document: the table with its columns (no location unless it may be seen).
                 let shown = serde_json::json!({
                     "table": format!("{}.{}.{}", t.hub, t.dataset, t.name),
+                    "kind": t.kind,
+                    "definition": t.is_view().then_some(&t.definition),
                     "location": (!t.location.is_empty()).then_some(&t.location),
                     "description": t.description,
                     "version": info.stats.version,
@@ -36,6 +38,11 @@ pub async fn run(g: &Global, session: &Session, cmd: TableCommand) -> anyhow::Re
             println!("table:       {}.{}.{}", t.hub, t.dataset, t.name);
             if !t.description.is_empty() {
                 println!("description: {}", t.description);
+            }
+            if t.is_view() {
+                println!("kind:        view");
+                println!("definition:  {}", t.definition);
+                return print_sql(g, session, &columns).await;
             }
             if !t.location.is_empty() {
                 println!("location:    {}", t.location);

@@ -60,6 +60,19 @@ fn ddl_through_the_cli() {
             json!({"name": "raw", "kind": "table"}),
         ]
     );
+    let shown = b.ok(&["table", "show", "sales.big"]);
+    assert!(shown.contains("kind:        view"), "{shown}");
+    assert!(
+        !shown.contains("version:"),
+        "a view has no versions: {shown}"
+    );
+    let shown: serde_json::Value =
+        serde_json::from_str(&b.ok(&["--output", "json", "table", "show", "sales.big"])).unwrap();
+    assert_eq!(shown["kind"], "view");
+    assert!(
+        shown["definition"].as_str().unwrap().contains("sales.raw"),
+        "{shown}"
+    );
     let refused = b.run(&["sql", "DROP TABLE sales.big"]);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("DROP VIEW"));
