@@ -33,6 +33,18 @@ pub enum MergeClause {
     NotMatchedBySourceDelete { predicate: Option<String> },
 }
 
+impl MergeClause {
+    /// Whether the clause writes every source column by name (an upsert, `INSERT *`): only
+    /// such a merge brings the source's new columns and wider types into the table.
+    fn writes_every_source_column(&self) -> bool {
+        match self {
+            MergeClause::MatchedUpdate { set, .. } => set.is_empty(),
+            MergeClause::NotMatchedInsert { values, .. } => values.is_empty(),
+            _ => false,
+        }
+    }
+}
+
 /// Row counts of a merge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MergeOutcome {
@@ -149,7 +161,16 @@ impl MergeTable {
             }
         }
         let location = table.location().to_string();
-        let plan = evolution::plan(table.schema()?.as_ref(), self.source.schema().inner())?;
+        // A merge with explicit assignments writes only the target's columns: the source's
+        // other columns (`s.id` feeding `order_id`) are not the table's business.
+        let evolves = self
+            .clauses
+            .iter()
+            .any(MergeClause::writes_every_source_column);
+        let plan = match evolves {
+            true => evolution::plan(table.schema()?.as_ref(), self.source.schema().inner())?,
+            false => evolution::unchanged(table.schema()?.as_ref()),
+        };
         if !plan.widened.is_empty() {
             // Widen the table's columns first (one commit that rewrites the rows with the new
             // types and changes nothing else), then merge into the widened table.
@@ -173,7 +194,11 @@ impl MergeTable {
             table = LakeTable::open(&location).await?;
         }
         // Source columns take the table's (possibly widened) types; new columns keep theirs.
-        let source = conform_source(self.source, &plan.target)?;
+        let source = if evolves {
+            conform_source(self.source, &plan.target)?
+        } else {
+            self.source
+        };
         let source_columns: Vec<String> = source
             .schema()
             .fields()

@@ -101,6 +101,37 @@ async fn merge_into_updates_inserts_and_deletes() {
 }
 
 #[tokio::test]
+async fn merge_from_a_source_with_other_column_names_writes_only_the_targets_columns() {
+    let f = fixture().await;
+    let e = &f.engine;
+    e.execute("CREATE TABLE sales.staged AS SELECT * FROM (VALUES (11, 7, 8.0), (14, 3, 9.0)) AS v(id, cid, total)")
+        .await
+        .unwrap();
+    let out = rows(
+        e,
+        "MERGE INTO sales.orders t USING sales.staged s ON t.order_id = s.id
+         WHEN MATCHED THEN UPDATE SET amount = s.total
+         WHEN NOT MATCHED THEN INSERT (order_id, customer_id, amount) VALUES (s.id, s.cid, s.total)",
+    )
+    .await;
+    assert_eq!(out, ["merge|2|2"]);
+    assert_eq!(
+        rows(
+            e,
+            "SELECT order_id, customer_id, amount FROM sales.orders ORDER BY order_id"
+        )
+        .await,
+        ["10|1|5.0", "11|1|8.0", "12|2|100.0", "14|3|9.0"]
+    );
+    let columns = rows(e, "SELECT name FROM system.columns WHERE hub = 'main' AND table_name = 'orders' ORDER BY ordinal").await;
+    assert_eq!(
+        columns,
+        ["order_id", "customer_id", "amount"],
+        "the source's columns are not added"
+    );
+}
+
+#[tokio::test]
 async fn create_table_as_select_and_alter_table() {
     let f = fixture().await;
     let e = &f.engine;
