@@ -343,6 +343,18 @@ pub(crate) async fn check_merge_inserts(
     lake: &basin_lake::LakeTable,
     merge: MergeInserts<'_>,
 ) -> Result<()> {
+    // A key set by `WHEN [NOT] MATCHED … UPDATE` could collide with another row's; UPDATE checks
+    // the keys it makes, so that is where keys change.
+    for clause in merge.clauses {
+        if let MergeClause::MatchedUpdate { set, .. }
+        | MergeClause::NotMatchedBySourceUpdate { set, .. } = clause
+            && let Some((column, _)) = set.iter().find(|(c, _)| key.contains(c))
+        {
+            return Err(TablesError::Invalid(format!(
+                "MERGE INTO '{t}' cannot set its key column '{column}' in WHEN … UPDATE; match on the key and leave it unchanged, or change keys with UPDATE, which checks them"
+            )));
+        }
+    }
     // Each `WHEN NOT MATCHED … INSERT`: its condition and its values.
     let inserts: Vec<_> = merge
         .clauses

@@ -117,6 +117,13 @@ async fn merges_keep_the_keys_they_insert() {
         "no value (NULL) in column 'order_id'",
     )
     .await;
+    refused(
+        e,
+        "MERGE INTO sales.orders t USING (SELECT 10 AS order_id, 11 AS new_id) AS s ON t.order_id = s.order_id
+         WHEN MATCHED THEN UPDATE SET order_id = s.new_id",
+        "cannot set its key column 'order_id'",
+    )
+    .await;
     rows(
         e,
         "MERGE INTO sales.orders t USING (SELECT 21 AS order_id, 3 AS customer_id, 1.0 AS amount) AS s ON t.order_id = s.order_id
