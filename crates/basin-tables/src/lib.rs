@@ -13,6 +13,7 @@ mod drop;
 mod error;
 mod event;
 mod keys;
+mod log;
 pub mod pii;
 mod view;
 mod write;

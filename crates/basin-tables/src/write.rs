@@ -218,12 +218,14 @@ impl Tables {
     /// or failed write), and a [`CommitEvent`] goes out on the bus. A refused or failed write
     /// leaves the table as it was.
     pub async fn commit(&self, actor: &Actor, t: &TableRef, write: Write) -> Result<Committed> {
+        let started = std::time::Instant::now();
         let operation = write.operation();
         // Boxed: the state of every kind of write is large, and callers' stacks are not.
         let result = Box::pin(self.commit_unrecorded(actor, t, write))
             .await
             .map_err(|e| e.about(t));
         self.record(actor, "commit", t, operation, &result).await;
+        crate::log::commit(actor, t, operation, started, &result);
         if let Ok(c) = &result
             && !c.skipped
         {

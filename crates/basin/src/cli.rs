@@ -152,6 +152,17 @@ pub struct ServeArgs {
     /// then get 503 with Retry-After.
     #[arg(long, env = "BASIN_MAX_CONCURRENT_QUERIES", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_concurrent_queries: Option<u64>,
+    /// How the server's log lines on stderr are written: `text` for people, `json` (one object
+    /// per line) for log shippers. What is logged is chosen by BASIN_LOG (see docs/cli.md).
+    #[arg(long, env = "BASIN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// The format of `basin serve`'s log lines.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]

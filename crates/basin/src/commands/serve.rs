@@ -2,16 +2,11 @@
 
 use std::time::Duration;
 
-use crate::cli::{Global, ServeArgs};
+use crate::cli::{Global, LogFormat, ServeArgs};
 
 pub async fn run(g: &Global, args: ServeArgs) -> anyhow::Result<()> {
     use basin_server::auth::{JwksSource, OidcConfig};
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("BASIN_LOG").unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    init_logs(args.log_format)?;
     let hub = super::open(g).await?;
     if let Some(password) =
         basin_server::ensure_admin(hub.catalog(), std::env::var("BASIN_ADMIN_PASSWORD").ok())
@@ -58,9 +53,38 @@ pub async fn run(g: &Global, args: ServeArgs) -> anyhow::Result<()> {
         }
         #[cfg(not(unix))]
         let _ = ctrl_c.await;
-        eprintln!("basin: shutting down; finishing requests in flight");
+        tracing::info!("shutting down; finishing requests in flight");
     };
     basin_server::serve(hub, config, shutdown)
         .await
         .map_err(|e| anyhow::anyhow!(e))
+}
+
+/// What the server logs unless `BASIN_LOG` (an EnvFilter) says otherwise: Basin's own lines at
+/// INFO (one per request, one per commit), every library at WARN. Libraries' INFO lines are
+/// internals (delta-rs lists every file of a table's log on each commit, so their volume grows
+/// with the table's history). The target `basin` covers every `basin_*` crate: EnvFilter
+/// targets match by prefix.
+const DEFAULT_LOG_FILTER: &str = "warn,basin=info";
+
+fn init_logs(format: LogFormat) -> anyhow::Result<()> {
+    let filter = match std::env::var("BASIN_LOG") {
+        Ok(directives) => tracing_subscriber::EnvFilter::try_new(&directives).map_err(|e| {
+            anyhow::anyhow!(
+                "BASIN_LOG='{directives}' is not a log filter ({e}); write e.g. BASIN_LOG=debug or BASIN_LOG=warn,basin=debug,deltalake=info"
+            )
+        })?,
+        Err(_) => DEFAULT_LOG_FILTER.into(),
+    };
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let _ = match format {
+        LogFormat::Text => logs.try_init(),
+        // One object per line, the event's fields at the top level beside timestamp, level,
+        // target and message.
+        LogFormat::Json => logs.json().flatten_event(true).try_init(),
+    };
+    Ok(())
 }

@@ -8,6 +8,7 @@ mod docs_examples;
 mod ingest_checks;
 mod interop;
 mod limits;
+mod logs;
 mod oidc_gaps;
 mod paths;
 mod server;
