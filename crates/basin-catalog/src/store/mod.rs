@@ -3,6 +3,7 @@
 //! block: `hubs.rs`, `datasets.rs`, `tables.rs` (with their columns); the access model's
 //! resources are in `crate::access::store`.
 
+mod backup;
 mod datasets;
 mod descriptions;
 mod hubs;
@@ -27,6 +28,8 @@ pub struct Catalog {
     pub(crate) access: crate::access::AccessCache,
     /// The data directory that storage paths inside it are stored relative to (see `paths`).
     pub(crate) data_dir: Option<std::path::PathBuf>,
+    /// SQLite (a file) rather than PostgreSQL.
+    pub(crate) sqlite: bool,
 }
 
 impl Catalog {
@@ -62,6 +65,7 @@ impl Catalog {
             pool,
             access: Default::default(),
             data_dir: None,
+            sqlite,
         })
     }
 
