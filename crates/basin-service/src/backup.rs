@@ -3,7 +3,7 @@
 //! SHA-256 sums) that restore verifies before it writes anything.
 //!
 //! Layout of a backup directory: `manifest.json`; `catalog.db` (SQLite's `VACUUM INTO`: one
-//! read transaction, so the catalog at one point); `data/<path in the data dir>/…` (each
+//! read transaction, so the catalog at one point) or `catalog.dump` (`pg_dump` of a snapshot); `data/<path in the data dir>/…` (each
 //! table's Delta log up to its version at the backup point and every data file those versions
 //! reference); `keys/` (the keystore, mode 0700, its files 0600: they decrypt PII columns).
 
@@ -22,7 +22,8 @@ use crate::{Hub, HubConfig, Result, ServiceError, Session};
 
 const MANIFEST: &str = "manifest.json";
 const FORMAT: u32 = 1;
-const CATALOG_FILE: &str = "catalog.db";
+const SQLITE_FILE: &str = "catalog.db";
+const POSTGRES_FILE: &str = "catalog.dump";
 
 /// What a backup holds; `manifest.json` of the backup directory.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,7 +35,7 @@ pub struct BackupReport {
     /// The backup point (RFC 3339): the catalog as of then, each table at its last commit
     /// made before it.
     pub taken_at: String,
-    /// `sqlite`.
+    /// `sqlite` (`catalog.db`) or `postgres` (`catalog.dump`, of `pg_dump`).
     pub catalog: String,
     /// Whether the keystore's master key (`master.key`) is in the backup; when not, the hub
     /// used `BASIN_MASTER_KEY`, which restore needs too.
@@ -98,16 +99,16 @@ impl Session {
     async fn backup_into(&self, dir: &Path) -> Result<BackupReport> {
         let data_dir = absolute(&self.data_dir)?;
         let catalog = self.engine().catalog();
-        catalog.backup_into(&dir.join(CATALOG_FILE)).await?;
+        let (kind, catalog_file) = if catalog.is_sqlite() {
+            ("sqlite", SQLITE_FILE)
+        } else {
+            ("postgres", POSTGRES_FILE)
+        };
+        let entries = catalog.backup_into(&dir.join(catalog_file)).await?;
+        // Each table is copied at its last commit before this point, after the catalog's.
         let point = chrono::Utc::now();
-        // The tables of the catalog as copied, not of the live one that moved on since.
-        let copy = Catalog::open_sqlite(&dir.join(CATALOG_FILE))
-            .await?
-            .with_data_dir(&data_dir);
-        let entries = copy.tables(None, None).await;
-        copy.close().await;
         let mut tables = Vec::new();
-        for t in entries?.into_iter().filter(|t| t.kind != "view") {
+        for t in entries.into_iter().filter(|t| t.kind != "view") {
             let name = t.table_ref().to_string();
             let path = basin_lake::location_url(&t.location)
                 .ok()
@@ -122,7 +123,7 @@ impl Session {
                 })?;
             tables.push((name, path));
         }
-        let mut files = vec![sum_of(dir, CATALOG_FILE)?];
+        let mut files = vec![sum_of(dir, catalog_file)?];
         let mut copies = Vec::new();
         for (name, path) in tables {
             let relative = relative_path(&path, &data_dir);
@@ -158,7 +159,7 @@ impl Session {
             format: FORMAT,
             basin_version: env!("CARGO_PKG_VERSION").to_string(),
             taken_at: point.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            catalog: "sqlite".into(),
+            catalog: kind.into(),
             master_key_included,
             tables: copies,
             files,
@@ -184,10 +185,18 @@ pub async fn restore(
     origin: &str,
 ) -> Result<BackupReport> {
     let manifest = read_manifest(backup)?;
-    if config.catalog_url.is_some() {
-        return Err(ServiceError::Invalid(
-            "the backup holds a SQLite catalog: restore without --catalog (it becomes <data-dir>/catalog.db)".into(),
-        ));
+    match (manifest.catalog.as_str(), &config.catalog_url) {
+        ("sqlite", Some(_)) => {
+            return Err(ServiceError::Invalid(
+                "the backup holds a SQLite catalog: restore without --catalog (it becomes <data-dir>/catalog.db)".into(),
+            ));
+        }
+        ("postgres", None) => {
+            return Err(ServiceError::Invalid(
+                "the backup holds a PostgreSQL catalog: give --catalog postgres://… of a new, empty database to restore it into".into(),
+            ));
+        }
+        _ => {}
     }
     if !manifest.master_key_included && config.master_key.is_none() {
         return Err(ServiceError::Invalid(format!(
@@ -222,10 +231,21 @@ pub async fn restore(
             return Err(e);
         }
     };
+    let mut database_restored = false;
     let result = Box::pin(restore_into(
-        config, backup, &manifest, &keys_dir, user, origin,
+        config,
+        backup,
+        &manifest,
+        &keys_dir,
+        user,
+        origin,
+        &mut database_restored,
     ))
     .await;
+    if let (Err(_), Some(url), true) = (&result, &config.catalog_url, database_restored) {
+        // It was empty before the dump was restored into it.
+        let _ = Catalog::clear_restored_postgres(url).await;
+    }
     if result.is_err() {
         release(&keys_dir, keys_created);
         release(&data_dir, data_created);
@@ -240,11 +260,14 @@ async fn restore_into(
     keys_dir: &Path,
     user: &str,
     origin: &str,
+    database_restored: &mut bool,
 ) -> Result<()> {
     create_private_dir(keys_dir)?;
     for f in &manifest.files {
-        let (to, private) = if f.path == CATALOG_FILE {
-            (config.data_dir.join(CATALOG_FILE), false)
+        let (to, private) = if f.path == POSTGRES_FILE {
+            continue; // restored into the database below, not copied
+        } else if f.path == SQLITE_FILE {
+            (config.data_dir.join(SQLITE_FILE), false)
         } else if let Some(rest) = f.path.strip_prefix("data/") {
             (config.data_dir.join(rest), false)
         } else if let Some(rest) = f.path.strip_prefix("keys/") {
@@ -271,6 +294,10 @@ async fn restore_into(
                 f.path
             )));
         }
+    }
+    if let Some(url) = &config.catalog_url {
+        Catalog::restore_postgres(url, &backup.join(POSTGRES_FILE)).await?;
+        *database_restored = true;
     }
     let hub = Hub::open(config).await?;
     let checked = async {
@@ -319,9 +346,9 @@ fn read_manifest(backup: &Path) -> Result<BackupReport> {
             path.display()
         ))
     })?;
-    if manifest.format != FORMAT || manifest.catalog != "sqlite" {
+    if manifest.format != FORMAT || !["sqlite", "postgres"].contains(&manifest.catalog.as_str()) {
         return Err(ServiceError::Invalid(format!(
-            "{}: backup format {} with a {} catalog; this Basin restores format {FORMAT} with a sqlite catalog",
+            "{}: backup format {} with a {} catalog; this Basin restores format {FORMAT} with a sqlite or postgres catalog",
             path.display(),
             manifest.format,
             manifest.catalog

@@ -30,6 +30,8 @@ pub struct Catalog {
     pub(crate) data_dir: Option<std::path::PathBuf>,
     /// SQLite (a file) rather than PostgreSQL.
     pub(crate) sqlite: bool,
+    /// The URL connected to (for `pg_dump`); its `Debug` hides the password.
+    pub(crate) url: backup::CatalogUrl,
 }
 
 impl Catalog {
@@ -66,6 +68,7 @@ impl Catalog {
             access: Default::default(),
             data_dir: None,
             sqlite,
+            url: backup::CatalogUrl(url.to_string()),
         })
     }
 
@@ -146,7 +149,7 @@ pub(crate) fn unique_violation(e: sqlx::Error, kind: &'static str, name: &str) -
 }
 
 /// The URL without its password, for messages.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut u) if u.password().is_some() => {
             let _ = u.set_password(Some("***"));

@@ -20,12 +20,27 @@ fn rows(data_dir: &Path, user: &str, sql: &str) -> Vec<Value> {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
 }
 
-/// Runs `basin` as `user` on `data_dir`, expecting success; its stdout.
-fn stdout(data_dir: &Path, user: &str, args: &[&str]) -> String {
-    let out = std::process::Command::new(basin_testkit::basin::basin_bin())
+/// `basin --data-dir DATA_DIR` as `user`, on the catalog `catalog` (default: SQLite).
+fn basin_on(data_dir: &Path, catalog: Option<&str>, user: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(basin_testkit::basin::basin_bin());
+    command
         .arg("--data-dir")
         .arg(data_dir)
         .env("BASIN_USER", user)
+        .env("BASIN_PASSWORD", format!("{user}-password"));
+    if let Some(url) = catalog {
+        command.env("BASIN_CATALOG", url);
+    }
+    command
+}
+
+/// Runs `basin` as `user` on `data_dir`, expecting success; its stdout.
+fn stdout(data_dir: &Path, user: &str, args: &[&str]) -> String {
+    stdout_on(data_dir, None, user, args)
+}
+
+fn stdout_on(data_dir: &Path, catalog: Option<&str>, user: &str, args: &[&str]) -> String {
+    let out = basin_on(data_dir, catalog, user)
         .args(args)
         .output()
         .unwrap();
@@ -40,10 +55,11 @@ fn stdout(data_dir: &Path, user: &str, args: &[&str]) -> String {
 
 /// Runs `basin` on `data_dir`, expecting failure; its stderr.
 fn fails(data_dir: &Path, user: &str, args: &[&str]) -> String {
-    let out = std::process::Command::new(basin_testkit::basin::basin_bin())
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("BASIN_USER", user)
+    fails_on(data_dir, None, user, args)
+}
+
+fn fails_on(data_dir: &Path, catalog: Option<&str>, user: &str, args: &[&str]) -> String {
+    let out = basin_on(data_dir, catalog, user)
         .args(args)
         .output()
         .unwrap();
@@ -365,4 +381,98 @@ async fn a_backup_taken_during_writes_restores_every_table_grant_and_key() {
     );
     assert!(e.to_lowercase().contains("admin"), "{e}");
     assert!(!basin.dir.path().join("b2").exists());
+}
+
+/// A hub on a PostgreSQL catalog: `pg_dump` of a snapshot in the backup, `pg_restore` into a
+/// new, empty database on another server; a database that is not empty is refused untouched.
+#[test]
+fn a_postgres_catalog_is_backed_up_with_pg_dump_and_restored_into_an_empty_database() {
+    let (pg_live, pg_target) = (
+        basin_testkit::postgres::Server::start(),
+        basin_testkit::postgres::Server::start(),
+    );
+    let (live_url, target_url) = (pg_live.url(), pg_target.url());
+    let live = Basin::new();
+    let on_live =
+        |user: &str, args: &[&str]| stdout_on(&live.data_dir(), Some(&live_url), user, args);
+    on_live("admin", &["dataset", "create", "shop", "--layer", "source"]);
+    on_live("admin", &["user", "create", "analyst"]);
+    for sql in [
+        "CREATE TABLE shop.orders (id BIGINT, region VARCHAR) PARTITIONED BY (region)",
+        "INSERT INTO shop.orders VALUES (1, 'eu'), (2, 'us')",
+        "INSERT INTO shop.orders VALUES (3, 'eu')",
+        "GRANT SELECT ON TABLE shop.orders TO analyst",
+    ] {
+        on_live("admin", &["sql", sql]);
+    }
+    let backup_dir = live.dir.path().join("backup");
+    let backup = backup_dir.to_str().unwrap();
+    let summary: Value =
+        serde_json::from_str(&on_live("admin", &["--output", "json", "backup", backup])).unwrap();
+    assert_eq!(summary["catalog"], "postgres", "{summary}");
+    assert!(backup_dir.join("catalog.dump").is_file());
+
+    let elsewhere = Basin::new();
+    let restored = elsewhere.data_dir();
+    let e = fails_on(&restored, None, "admin", &["restore", backup]);
+    assert!(
+        e.contains("PostgreSQL catalog") && e.contains("--catalog"),
+        "{e}"
+    );
+    stdout_on(&restored, Some(&target_url), "admin", &["restore", backup]);
+    let on =
+        |dir: &Path, url: &str, user: &str, args: &[&str]| stdout_on(dir, Some(url), user, args);
+    for (user, args) in [
+        (
+            "analyst",
+            &[
+                "--output",
+                "json",
+                "sql",
+                "SELECT * FROM shop.orders ORDER BY id",
+            ][..],
+        ),
+        (
+            "admin",
+            &[
+                "--output",
+                "json",
+                "sql",
+                "SELECT * FROM shop.orders VERSION AS OF 1 ORDER BY id",
+            ],
+        ),
+        ("admin", &["--output", "json", "grant", "list"]),
+        ("admin", &["--output", "json", "user", "list"]),
+    ] {
+        assert_eq!(
+            on(&restored, &target_url, user, args),
+            on(&live.data_dir(), &live_url, user, args),
+            "{args:?} as {user}"
+        );
+    }
+    // The target database now holds a catalog: a second restore into it is refused and leaves
+    // it (and the new data directory) as they were.
+    let third = Basin::new();
+    let e = fails_on(
+        &third.data_dir(),
+        Some(&target_url),
+        "admin",
+        &["restore", backup],
+    );
+    assert!(e.contains("is not empty"), "{e}");
+    assert!(!third.data_dir().exists());
+    assert_eq!(
+        on(
+            &restored,
+            &target_url,
+            "admin",
+            &[
+                "--output",
+                "json",
+                "sql",
+                "SELECT count(*) AS n FROM shop.orders"
+            ]
+        ),
+        "[{\"n\":3}]\n"
+    );
 }
