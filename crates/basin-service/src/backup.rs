@@ -486,9 +486,9 @@ fn copy_table(
         sums.push(sum);
         data_files += 1;
     }
-    let log_files = actions
-        .keys()
-        .map(|v| (*v, commits[v].clone()))
+    let log_files = commits
+        .range(start..=version)
+        .map(|(v, p)| (*v, p.clone()))
         .chain(
             checkpoints
                 .iter()
