@@ -77,6 +77,8 @@ impl Session {
         let result = async {
             self.require(Action::Administer).await?;
             let created = claim_empty_dir(dir, "backup directory")?;
+            // It holds the keys and the catalog's password hashes.
+            create_private_dir(dir)?;
             let result = Box::pin(self.backup_into(dir)).await;
             if result.is_err() {
                 release(dir, created);
@@ -279,13 +281,6 @@ async fn restore_into(
                 f.path
             )));
         };
-        if f.path.split('/').any(|c| c == ".." || c.is_empty()) {
-            return Err(ServiceError::Invalid(format!(
-                "backup {}: file {} leaves the backup",
-                backup.display(),
-                f.path
-            )));
-        }
         let copied = copy_file(&backup.join(&f.path), &to, private)?;
         if copied.sha256 != f.sha256 {
             return Err(ServiceError::Invalid(format!(
@@ -346,6 +341,21 @@ fn read_manifest(backup: &Path) -> Result<BackupReport> {
             path.display()
         ))
     })?;
+    for f in &manifest.files {
+        let inside = ["catalog.db", "catalog.dump"].contains(&f.path.as_str())
+            || ["data/", "keys/"].iter().any(|p| f.path.starts_with(p));
+        if !inside
+            || f.path
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            return Err(ServiceError::Invalid(format!(
+                "{}: file '{}' is not a file of a Basin backup",
+                path.display(),
+                f.path
+            )));
+        }
+    }
     if manifest.format != FORMAT || !["sqlite", "postgres"].contains(&manifest.catalog.as_str()) {
         return Err(ServiceError::Invalid(format!(
             "{}: backup format {} with a {} catalog; this Basin restores format {FORMAT} with a sqlite or postgres catalog",

@@ -94,3 +94,39 @@ async fn a_table_whose_early_commits_were_cleaned_up_is_copied_from_its_checkpoi
         );
     }
 }
+
+/// Tables outside the data directory are not silently left out: the backup is refused, naming
+/// the table, and leaves nothing behind.
+#[tokio::test]
+async fn a_table_outside_the_data_directory_is_refused() {
+    let data = DataDir::with(&["main"], &[]).await;
+    let elsewhere = tempfile::tempdir().unwrap();
+    let root = url::Url::from_directory_path(elsewhere.path()).unwrap();
+    data.catalog
+        .create_hub(basin_catalog::NewHub {
+            name: basin_core::Name::parse("hub", "ext").unwrap(),
+            storage_root: root.as_str().trim_end_matches('/').to_string(),
+            description: String::new(),
+        })
+        .await
+        .unwrap();
+    data.dataset("ext.d", basin_core::Layer::Source).await;
+    data.catalog.ensure_admin("admin").await.unwrap();
+    let hub = Hub::open(&config(data.path())).await.unwrap();
+    let admin = hub.user_session("admin", &[], "test").await.unwrap();
+    admin
+        .query("CREATE TABLE ext.d.t (id BIGINT)")
+        .await
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let e = admin
+        .backup(&tmp.path().join("backup"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("'ext.d.t'") && e.contains("outside the data directory"),
+        "{e}"
+    );
+    assert!(!tmp.path().join("backup").exists());
+}

@@ -202,6 +202,7 @@ async fn a_backup_taken_during_writes_restores_every_table_grant_and_key() {
     // The backup directory keeps the keys private.
     use std::os::unix::fs::PermissionsExt;
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&backup_dir), 0o700);
     assert_eq!(mode(&backup_dir.join("keys")), 0o700);
     for f in std::fs::read_dir(backup_dir.join("keys")).unwrap() {
         assert_eq!(mode(&f.unwrap().path()), 0o600);
