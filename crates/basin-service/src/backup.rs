@@ -378,6 +378,12 @@ fn copy_table(
     point_ms: i64,
 ) -> Result<(TableCopy, Vec<FileSum>)> {
     let log = from.join("_delta_log");
+    if !log.is_dir() {
+        return Err(ServiceError::Invalid(format!(
+            "table '{name}' has no Delta log at {} (dropped while the backup ran?): run the backup again",
+            log.display()
+        )));
+    }
     let mut commits = BTreeMap::new();
     let mut checkpoints: BTreeMap<i64, Vec<PathBuf>> = BTreeMap::new();
     let mut others = Vec::new(); // .crc files
