@@ -71,7 +71,8 @@ pub struct FileSum {
 impl Session {
     /// Writes a backup of the whole data directory into `dir` (new or empty) while the hub
     /// runs (administrators; audited as `hub.backup`). A hub whose tables live outside the data
-    /// directory (another directory, an object store) is refused before anything is copied.
+    /// directory (another directory, an object store) is refused before any table is copied;
+    /// any failure leaves `dir` as it was.
     pub async fn backup(&self, dir: &Path) -> Result<BackupReport> {
         let target = dir.display().to_string();
         let result = async {
