@@ -8,6 +8,7 @@
 //! The REST server and the CLI only parse, call a session and render.
 
 mod admin;
+mod backup;
 pub mod credentials;
 mod error;
 mod listing;
@@ -23,6 +24,7 @@ use basin_sql::Engine;
 use basin_tables::Tables;
 
 pub use admin::{MAX_TOKEN_DAYS, NewUser, TagAssignment, grants_of};
+pub use backup::{BackupReport, restore};
 pub use error::ServiceError;
 pub use listing::{Page, Paged};
 pub use session::{Session, TableInfo};
@@ -49,6 +51,7 @@ pub struct Hub {
     engine: Engine,
     keystore: Keystore,
     data_dir: PathBuf,
+    keys_dir: PathBuf,
 }
 
 impl Hub {
@@ -71,7 +74,8 @@ impl Hub {
             .clone()
             .unwrap_or_else(|| config.data_dir.join("keys"));
         let keystore = Keystore::open(&keys_dir, config.master_key.as_deref())?;
-        let hub = Hub::new(catalog, keystore, config.data_dir.clone());
+        let mut hub = Hub::new(catalog, keystore, config.data_dir.clone());
+        hub.keys_dir = keys_dir;
         hub.ensure_default_hub().await?;
         Ok(hub)
     }
@@ -84,6 +88,7 @@ impl Hub {
         Hub {
             engine: Engine::new(tables),
             keystore,
+            keys_dir: data_dir.join("keys"),
             data_dir,
         }
     }
@@ -105,6 +110,7 @@ impl Hub {
             self.keystore.clone(),
             self.data_dir.clone(),
         )
+        .with_keys_dir(self.keys_dir.clone())
     }
 
     /// A session of the catalog user `name`, acting in its roles plus `extra_roles`; a missing

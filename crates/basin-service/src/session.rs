@@ -23,6 +23,8 @@ pub struct Session {
     engine: Engine,
     pub(crate) keystore: Keystore,
     pub(crate) data_dir: PathBuf,
+    /// The keystore's directory (for backups).
+    pub(crate) keys_dir: PathBuf,
 }
 
 /// A table as the session's principal may see it.
@@ -39,8 +41,14 @@ impl Session {
         Session {
             engine,
             keystore,
+            keys_dir: data_dir.join("keys"),
             data_dir,
         }
+    }
+
+    pub(crate) fn with_keys_dir(mut self, keys_dir: PathBuf) -> Session {
+        self.keys_dir = keys_dir;
+        self
     }
 
     /// Who acts.

@@ -110,6 +110,18 @@ pub enum Command {
     /// Manage service tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Copy the catalog, every table and the keystore into DIR (new or empty), at one point in
+    /// time, while the hub runs (administrators). DIR holds the keys: keep it private.
+    Backup {
+        /// The backup directory.
+        dir: PathBuf,
+    },
+    /// Restore a backup into a new or empty --data-dir (and --keystore), verifying every file
+    /// against its manifest first (as an administrator of the backed-up hub).
+    Restore {
+        /// A directory written by `basin backup`.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Args, Debug)]

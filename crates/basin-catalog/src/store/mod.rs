@@ -3,6 +3,7 @@
 //! block: `hubs.rs`, `datasets.rs`, `tables.rs` (with their columns); the access model's
 //! resources are in `crate::access::store`.
 
+mod backup;
 mod datasets;
 mod descriptions;
 mod hubs;
@@ -27,6 +28,10 @@ pub struct Catalog {
     pub(crate) access: crate::access::AccessCache,
     /// The data directory that storage paths inside it are stored relative to (see `paths`).
     pub(crate) data_dir: Option<std::path::PathBuf>,
+    /// SQLite (a file) rather than PostgreSQL.
+    pub(crate) sqlite: bool,
+    /// The URL connected to (for `pg_dump`); its `Debug` hides the password.
+    pub(crate) url: backup::CatalogUrl,
 }
 
 impl Catalog {
@@ -62,6 +67,8 @@ impl Catalog {
             pool,
             access: Default::default(),
             data_dir: None,
+            sqlite,
+            url: backup::CatalogUrl(url.to_string()),
         })
     }
 
@@ -142,7 +149,7 @@ pub(crate) fn unique_violation(e: sqlx::Error, kind: &'static str, name: &str) -
 }
 
 /// The URL without its password, for messages.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut u) if u.password().is_some() => {
             let _ = u.set_password(Some("***"));

@@ -408,6 +408,15 @@ async fn insert_columns(tx: &mut Tx<'_>, table: &TableRef, columns: &[Column]) -
 }
 
 impl Catalog {
+    /// Every table, read in `tx` (a backup's snapshot).
+    pub(crate) async fn tables_in(&self, tx: &mut super::Tx<'_>) -> Result<Vec<Table>> {
+        let rows = sqlx::query(concat!(table_select!(), " ORDER BY hub, dataset, name"))
+            .fetch_all(&mut **tx)
+            .await
+            .ctx(|| "listing tables".into())?;
+        rows.iter().map(|r| self.table_from_row(r)).collect()
+    }
+
     fn table_from_row(&self, r: &AnyRow) -> Result<Table> {
         Ok(Table {
             hub: get(r, "hub")?,

@@ -1,6 +1,7 @@
 //! One module per noun of the CLI. Each parses its arguments, calls a
 //! [`basin_service::Session`] of the user the CLI runs as (`--as`, default `admin`), and prints.
 
+mod backup;
 mod dataset;
 mod demo;
 mod governance;
@@ -66,6 +67,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             print_sql(&g, &session, &format!("GRANT {}", words.join(" "))).await
         }
+        Command::Backup { dir } => backup::backup(&g, &session(&g).await?, &dir).await,
+        Command::Restore { dir } => backup::restore(&g, &dir).await,
         Command::Revoke { words } => {
             print_sql(
                 &g,

@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `basin` binary on a fresh data directory.
 
+mod backup;
 mod browse;
 mod cli;
 mod concurrency;
