@@ -506,6 +506,12 @@ impl Tables {
         }
         for column in &needs.columns {
             if !policy.columns.iter().any(|c| &c.name == column) {
+                // A column the table does not have yet is added by this write (a load's schema
+                // evolution); to one who sees every column that reveals nothing.
+                let new = !entry.columns.iter().any(|c| &c.name == column);
+                if new && policy.all_columns {
+                    continue;
+                }
                 return Err(TablesError::NotFound {
                     kind: "column",
                     name: format!("{t}.{column}"),
