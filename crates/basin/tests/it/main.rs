@@ -3,6 +3,7 @@
 mod browse;
 mod cli;
 mod concurrency;
+mod crash;
 mod ddl;
 mod docs_examples;
 mod ingest_checks;
