@@ -448,8 +448,15 @@ impl Tables {
                 protect(&lake, &entry, &key, &pii, &newly_pii).await?
             }
         };
-        if !committed.skipped {
-            self.sync_columns(t, &entry.location).await?;
+        // The commit landed: from here on the write has happened, whatever else fails. The
+        // catalog's copy of the columns catches up at the next write when it cannot be synced now.
+        if !committed.skipped
+            && let Err(e) = self.sync_columns(t, &entry.location).await
+        {
+            eprintln!(
+                "basin: '{t}' committed version {}, but its columns were not synced to the catalog: {e}",
+                committed.version
+            );
         }
         Ok(committed)
     }
