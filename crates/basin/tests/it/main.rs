@@ -6,6 +6,7 @@ mod concurrency;
 mod crash;
 mod ddl;
 mod docs_examples;
+mod faults;
 mod ingest_checks;
 mod interop;
 mod limits;
