@@ -10,6 +10,7 @@ mod faults;
 mod ingest_checks;
 mod interop;
 mod limits;
+mod multiprocess;
 mod oidc_gaps;
 mod paths;
 mod server;
