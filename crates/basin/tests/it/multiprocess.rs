@@ -13,6 +13,10 @@ use crate::Basin;
 use crate::server::{ADMIN_PASSWORD, Answer, Api, Server};
 use basin_testkit::postgres;
 
+/// Room for every writer and reader of a test at once: the default (twice the cores) would make
+/// some wait and answer `503 busy` on a small machine, which is not what these tests are about.
+const ROOMY: &[&str] = &["--max-concurrent-queries", "32"];
+
 /// Whether a write answered with `a` committed: 200 yes, a clean 409 write conflict no;
 /// anything else fails the test.
 fn committed(a: &Answer, sql: &str) -> bool {
@@ -95,7 +99,7 @@ async fn cli_and_server_write_one_table() {
     let basin = Basin::new();
     basin.ok(&["dataset", "create", "mp", "--layer", "source"]);
     basin.ok(&["sql", "CREATE TABLE mp.t (batch BIGINT, row BIGINT)"]);
-    let s = Server::start(&basin, &[]);
+    let s = Server::start(&basin, ROOMY);
     let admin = s.client().login("admin", ADMIN_PASSWORD).await;
 
     // The CLI: 15 loads of one batch each (batches 1000…), with load ids.
@@ -196,8 +200,8 @@ async fn two_servers_share_a_catalog_and_storage() {
         "sql",
         "CREATE TABLE mp.counter (id BIGINT, n BIGINT); INSERT INTO mp.counter VALUES (1, 0)",
     ]);
-    let one = Server::start(&basin, &["--catalog", &url]);
-    let two = Server::start(&basin, &["--catalog", &url]);
+    let one = Server::start(&basin, &[&["--catalog", url.as_str()], ROOMY].concat());
+    let two = Server::start(&basin, &[&["--catalog", url.as_str()], ROOMY].concat());
     let admin = one.client().login("admin", ADMIN_PASSWORD).await;
 
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
