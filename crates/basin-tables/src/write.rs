@@ -450,8 +450,15 @@ impl Tables {
                 protect(&lake, &entry, &key, &pii, &newly_pii).await?
             }
         };
-        if !committed.skipped {
-            self.sync_columns(t, &entry.location).await?;
+        // The commit landed: from here on the write has happened, whatever else fails. The
+        // catalog's copy of the columns catches up at the next write when it cannot be synced now.
+        if !committed.skipped
+            && let Err(e) = self.sync_columns(t, &entry.location).await
+        {
+            eprintln!(
+                "basin: '{t}' committed version {}, but its columns were not synced to the catalog: {e}",
+                committed.version
+            );
         }
         Ok(committed)
     }
@@ -508,6 +515,12 @@ impl Tables {
         }
         for column in &needs.columns {
             if !policy.columns.iter().any(|c| &c.name == column) {
+                // A column the table does not have yet is added by this write (a load's schema
+                // evolution); to one who sees every column that reveals nothing.
+                let new = !entry.columns.iter().any(|c| &c.name == column);
+                if new && policy.all_columns {
+                    continue;
+                }
                 return Err(TablesError::NotFound {
                     kind: "column",
                     name: format!("{t}.{column}"),

@@ -91,13 +91,32 @@ impl Server {
                 "--no-sync",
             ],
         );
-        let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={} -c fsync=off",
-            dir.path().display()
-        );
-        let log = dir.path().join("server.log");
+        let server = Server { dir, bin, port };
+        server.start_again();
+        server
+    }
+
+    /// Stops the server at once, as a crash or a lost connection would (`pg_ctl -m immediate`).
+    pub fn stop(&self) {
+        let data = self.dir.path().join("data");
         run(
-            &bin,
+            &self.bin,
+            "pg_ctl",
+            &["-D", data.to_str().unwrap(), "-m", "immediate", "stop"],
+        );
+    }
+
+    /// Starts the (stopped) server again on the same port and data.
+    pub fn start_again(&self) {
+        let data = self.dir.path().join("data");
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -c unix_socket_directories={} -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("server.log");
+        run(
+            &self.bin,
             "pg_ctl",
             &[
                 "-D",
@@ -110,7 +129,6 @@ impl Server {
                 "start",
             ],
         );
-        Server { dir, bin, port }
     }
 
     pub fn url(&self) -> String {
@@ -120,11 +138,9 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let data = self.dir.path().join("data");
-        run(
-            &self.bin,
-            "pg_ctl",
-            &["-D", data.to_str().unwrap(), "-m", "immediate", "stop"],
-        );
+        // A test may have left it stopped.
+        if self.dir.path().join("data/postmaster.pid").exists() {
+            self.stop();
+        }
     }
 }
