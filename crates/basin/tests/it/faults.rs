@@ -4,6 +4,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::Basin;
@@ -230,14 +232,21 @@ async fn catalog_outage_answers_503_and_recovers() {
         200
     );
 
-    // Writers and creators run while the catalog goes away and comes back.
+    // Writers and creators run while the catalog goes away and comes back: until it is back
+    // (and at least 30 statements each), so that some of them surely meet the outage.
+    let met_outage = Arc::new(AtomicUsize::new(0));
+    let back = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for client in 0..3 {
         let api = s.client();
         let admin = admin.clone();
+        let (met_outage, back) = (met_outage.clone(), back.clone());
         tasks.push(tokio::spawn(async move {
             let mut answers = Vec::new();
-            for i in 0..30 {
+            for i in 0..400 {
+                if i >= 30 && back.load(Ordering::SeqCst) {
+                    break;
+                }
                 let name = format!("c{client}_{i}");
                 let sql = if i % 2 == 0 {
                     format!("CREATE TABLE ops.{name} (id BIGINT)")
@@ -250,6 +259,9 @@ async fn catalog_outage_answers_503_and_recovers() {
                 let a = tokio::time::timeout(Duration::from_secs(60), api.sql(&admin, &sql))
                     .await
                     .unwrap_or_else(|_| panic!("{sql} hung while the catalog was away"));
+                if a.status == 503 {
+                    met_outage.fetch_add(1, Ordering::SeqCst);
+                }
                 answers.push((name, sql, a.status, a.text));
                 tokio::time::sleep(Duration::from_millis(30)).await;
             }
@@ -265,8 +277,15 @@ async fn catalog_outage_answers_503_and_recovers() {
         "{}",
         during.text
     );
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The outage lasts until a writer has met it (at most 20 s).
+    for _ in 0..200 {
+        if met_outage.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     pg.start_again();
+    back.store(true, Ordering::SeqCst);
 
     let mut created = BTreeSet::new();
     let mut inserted = 0;
