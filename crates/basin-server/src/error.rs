@@ -231,6 +231,12 @@ impl From<basin_tables::TablesError> for ApiError {
             T::NotFound { .. } => Self::not_found(e.to_string()),
             T::Invalid(m) => Self::bad_request(m),
             T::Conflict { .. } => Self::new(StatusCode::CONFLICT, "write_conflict", e.to_string()),
+            // Other writes held the table's turn for longer than the commit wait.
+            T::Busy { .. } => {
+                let mut busy = Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string());
+                busy.retry_after = Some(1);
+                busy
+            }
             T::Catalog(c) => c.into(),
             T::Lake(_) => lake_failure(&e),
             other => Self::new(StatusCode::BAD_REQUEST, "write_failed", other.to_string()),
