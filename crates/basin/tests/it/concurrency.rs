@@ -17,11 +17,21 @@ async fn concurrently(
     clients: usize,
     statements: Vec<String>,
 ) -> Vec<Answer> {
+    each_concurrently(s, token, clients, |_| statements.clone()).await
+}
+
+/// Runs `statements(client)` on `clients` concurrent connections.
+async fn each_concurrently(
+    s: &Server,
+    token: &str,
+    clients: usize,
+    statements: impl Fn(usize) -> Vec<String>,
+) -> Vec<Answer> {
     let tasks: Vec<_> = (0..clients)
-        .map(|_| {
+        .map(|c| {
             let api: Api = s.client();
             let token = token.to_string();
-            let statements = statements.clone();
+            let statements = statements(c);
             tokio::spawn(async move {
                 let mut answers = Vec::new();
                 for sql in statements {
@@ -82,6 +92,48 @@ async fn concurrent_writers_in_one_server_all_commit() {
     let versions = s.client().table_version(&admin, "main.ops.events").await - before;
     println!("160 INSERTs from 8 clients made {versions} versions");
     assert!(versions <= 160, "{versions} versions");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_append_that_breaks_a_key_fails_alone_not_its_group() {
+    let basin = setup();
+    basin.ok(&[
+        "sql",
+        "CREATE TABLE ops.keyed (id BIGINT PRIMARY KEY, client BIGINT)",
+    ]);
+    let s = Server::start(&basin, &[]);
+    let admin = s.client().login("admin", ADMIN_PASSWORD).await;
+    // Each client inserts 10 keys of its own and, in the middle, key 1, which only one of
+    // them can have: the appends grouped with a losing key-1 insert still commit.
+    let answers = each_concurrently(&s, &admin, 8, |c| {
+        let mut statements: Vec<String> = (0..10)
+            .map(|i| format!("INSERT INTO ops.keyed VALUES ({}, {c})", 1000 + c * 100 + i))
+            .collect();
+        statements.insert(5, format!("INSERT INTO ops.keyed VALUES (1, {c})"));
+        statements
+    })
+    .await;
+    let mut refused = 0;
+    for a in &answers {
+        match a.status {
+            200 => {}
+            400 => {
+                let detail = a.body["detail"].as_str().unwrap_or_default();
+                assert!(
+                    detail.contains("'id'") || detail.contains("key"),
+                    "{detail}"
+                );
+                refused += 1;
+            }
+            other => panic!("unexpected {other}: {}", a.text),
+        }
+    }
+    assert_eq!(refused, 7, "only the 7 late inserts of key 1 fail");
+    let n = s
+        .client()
+        .count(&admin, "SELECT count(*) FROM ops.keyed")
+        .await;
+    assert_eq!(n, 81);
 }
 
 #[tokio::test(flavor = "multi_thread")]
