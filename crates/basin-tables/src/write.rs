@@ -293,16 +293,19 @@ impl Tables {
         write: Write,
     ) -> Result<Committed> {
         // A refused write does not wait for a turn.
-        self.check(actor, t, &write.needs()).await?;
+        let entry = self.entry(t).await?;
+        self.decide(actor, &entry, &write.needs()).await?;
+        not_a_view(&entry)?;
         let mut write = match write {
             Write::Append {
                 rows,
                 load_id: None,
                 operation,
                 within_row_filter,
-            } => match buffer(rows).await? {
+            } => match buffer(rows, &entry.location).await? {
                 Buffered::Whole(schema, batches) => {
-                    return Box::pin(self.append_grouped(t, schema, batches, operation)).await;
+                    let job = self.pending(entry, schema, batches, operation)?;
+                    return Box::pin(self.append_grouped(t, job)).await;
                 }
                 Buffered::Large(rows) => Write::Append {
                     rows,
@@ -352,17 +355,16 @@ impl Tables {
         Ok((pii, key))
     }
 
-    /// Appends rows that are all in memory through the table's group commit.
-    async fn append_grouped(
+    /// An append whose rows are all in memory, ready for a group commit.
+    fn pending(
         &self,
-        t: &TableRef,
+        entry: Table,
         schema: SchemaRef,
         batches: Vec<RecordBatch>,
         operation: &'static str,
-    ) -> Result<Committed> {
-        let entry = self.entry(t).await?;
+    ) -> Result<Pending> {
         let (pii, key) = self.protection(&entry, Some(schema.clone()))?;
-        let job = Pending {
+        Ok(Pending {
             rows: batches.iter().map(|b| b.num_rows() as u64).sum(),
             entry,
             schema,
@@ -370,7 +372,11 @@ impl Tables {
             operation,
             key,
             pii,
-        };
+        })
+    }
+
+    /// Appends rows that are all in memory through the table's group commit.
+    async fn append_grouped(&self, t: &TableRef, job: Pending) -> Result<Committed> {
         let (tables, table) = (self.clone(), t.clone());
         self.sequencer
             .join(&t.to_string(), job, Pending::joins, move |group| {
@@ -386,7 +392,7 @@ impl Tables {
         let (jobs, answers): (Vec<_>, Vec<_>) = group.into_iter().unzip();
         let results = match self.append_jobs(t, &jobs).await {
             Ok(c) => {
-                let synced = self.sync_columns(t, &jobs[0].entry.location).await;
+                let synced = self.sync_appended(t, &jobs[0].entry, &c).await;
                 let mut results = Vec::new();
                 for j in &jobs {
                     let each = Committed {
@@ -396,7 +402,7 @@ impl Tables {
                     results.push(match &synced {
                         Ok(()) => Ok(each),
                         // Committed, but the catalog missed it: each request hears why.
-                        Err(_) => self.sync_columns(t, &j.entry.location).await.map(|()| each),
+                        Err(_) => self.sync_appended(t, &j.entry, &c).await.map(|()| each),
                     });
                 }
                 results
@@ -406,7 +412,7 @@ impl Tables {
                 let mut results = Vec::new();
                 for j in &jobs {
                     let alone = match self.append_jobs(t, std::slice::from_ref(j)).await {
-                        Ok(c) => self.sync_columns(t, &j.entry.location).await.map(|()| c),
+                        Ok(c) => self.sync_appended(t, &j.entry, &c).await.map(|()| c),
                         Err(e) => Err(e),
                     };
                     results.push(alone);
@@ -416,6 +422,15 @@ impl Tables {
         };
         for (answer, result) in answers.into_iter().zip(results) {
             let _ = answer.send(result);
+        }
+    }
+
+    /// The catalog's columns after an append: they change only when the append evolved the
+    /// schema (reading the table again for every small append would cost more than it).
+    async fn sync_appended(&self, t: &TableRef, entry: &Table, c: &Committed) -> Result<()> {
+        match c.evolution {
+            Some(_) => self.sync_columns(t, &entry.location).await,
+            None => Ok(()),
         }
     }
 
@@ -875,13 +890,17 @@ enum Buffered {
     Large(SendableRecordBatchStream),
 }
 
-/// Reads an append's rows into memory up to [`GROUP_BYTES`].
-async fn buffer(mut rows: SendableRecordBatchStream) -> Result<Buffered> {
+/// Reads an append's rows into memory up to [`GROUP_BYTES`]; a failure of its input reads as
+/// a failed write to the table at `location`.
+async fn buffer(mut rows: SendableRecordBatchStream, location: &str) -> Result<Buffered> {
     let schema = rows.schema();
     let mut batches = Vec::new();
     let mut size = 0;
     while let Some(batch) = rows.next().await {
-        let batch = batch?;
+        let batch = batch.map_err(|source| LakeError::DataFusion {
+            action: format!("writing to table at {location}"),
+            source,
+        })?;
         size += batch.get_array_memory_size();
         batches.push(batch);
         if size > GROUP_BYTES {
