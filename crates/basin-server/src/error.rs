@@ -267,3 +267,20 @@ impl From<basin_service::ServiceError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_that_waited_too_long_for_its_turn_is_a_503_to_retry() {
+        let e = ApiError::from(basin_tables::TablesError::Busy {
+            table: "main.ops.events".into(),
+            waited: 30,
+        });
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!((e.code, e.retry_after), ("busy", Some(1)));
+        assert!(e.detail.contains("'main.ops.events'"), "{}", e.detail);
+        assert!(e.detail.contains("nothing was committed"), "{}", e.detail);
+    }
+}
