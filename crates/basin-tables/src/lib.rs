@@ -3,7 +3,7 @@
 //! Every write — SQL DML, batch loads, uploads, restore, key rotation — is a [`Write`] handed to
 //! [`Tables::commit`], which runs the same steps in the same order: **decide** (may this actor
 //! make this write on this table, under its policy) → **encrypt** the PII columns → the **Delta
-//! operation** (one commit) → **sync** the catalog's columns → **audit** → announce a
+//! operation** (one commit, in the table's turn: see [`sequencer`]) → **sync** the catalog's columns → **audit** → announce a
 //! [`CommitEvent`] on the bus that pipelines, subscriptions and maintenance listen to. New
 //! tables come into being through [`Tables::create`], with one ownership rule whatever the
 //! surface. Nothing else in Basin calls basin-lake's write builders.

@@ -263,7 +263,8 @@ impl Write {
 }
 
 impl Tables {
-    /// Makes one write on one table for `actor`, as one Delta commit, and records it: the
+    /// Makes one write on one table for `actor`, as one Delta commit (which small appends
+    /// arriving together share, see [`crate::sequencer`]), and records it: the
     /// catalog's columns follow the table's schema, the audit log gets a row (also for a refused
     /// or failed write), and a [`CommitEvent`] goes out on the bus. A refused or failed write
     /// leaves the table as it was.
