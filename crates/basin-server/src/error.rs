@@ -231,6 +231,12 @@ impl From<basin_tables::TablesError> for ApiError {
             T::NotFound { .. } => Self::not_found(e.to_string()),
             T::Invalid(m) => Self::bad_request(m),
             T::Conflict { .. } => Self::new(StatusCode::CONFLICT, "write_conflict", e.to_string()),
+            // Other writes held the table's turn for longer than the commit wait.
+            T::Busy { .. } => {
+                let mut busy = Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string());
+                busy.retry_after = Some(1);
+                busy
+            }
             T::Catalog(c) => c.into(),
             T::Lake(_) => lake_failure(&e),
             other => Self::new(StatusCode::BAD_REQUEST, "write_failed", other.to_string()),
@@ -259,5 +265,22 @@ impl From<basin_service::ServiceError> for ApiError {
             S::Lake(_) => lake_failure(&e),
             S::Name(e) => Self::new(StatusCode::BAD_REQUEST, "invalid_name", e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_that_waited_too_long_for_its_turn_is_a_503_to_retry() {
+        let e = ApiError::from(basin_tables::TablesError::Busy {
+            table: "main.ops.events".into(),
+            waited: 30,
+        });
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!((e.code, e.retry_after), ("busy", Some(1)));
+        assert!(e.detail.contains("'main.ops.events'"), "{}", e.detail);
+        assert!(e.detail.contains("nothing was committed"), "{}", e.detail);
     }
 }

@@ -16,6 +16,12 @@ pub enum TablesError {
         "the write to '{table}' conflicts with another write that committed first; nothing was committed, so running it again is safe"
     )]
     Conflict { table: String },
+    /// The write did not get its turn on the table in time (other writes of this process held
+    /// it): nothing was committed.
+    #[error(
+        "table '{table}' is busy: this write waited {waited}s for its turn behind other writes to it; nothing was committed, so retrying in a moment is safe"
+    )]
+    Busy { table: String, waited: u64 },
     /// The write is not acceptable as asked.
     #[error("{0}")]
     Invalid(String),

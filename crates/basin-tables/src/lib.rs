@@ -3,7 +3,7 @@
 //! Every write — SQL DML, batch loads, uploads, restore, key rotation — is a [`Write`] handed to
 //! [`Tables::commit`], which runs the same steps in the same order: **decide** (may this actor
 //! make this write on this table, under its policy) → **encrypt** the PII columns → the **Delta
-//! operation** (one commit) → **sync** the catalog's columns → **audit** → announce a
+//! operation** (one commit, in the table's turn: see [`sequencer`]) → **sync** the catalog's columns → **audit** → announce a
 //! [`CommitEvent`] on the bus that pipelines, subscriptions and maintenance listen to. New
 //! tables come into being through [`Tables::create`], with one ownership rule whatever the
 //! surface. Nothing else in Basin calls basin-lake's write builders.
@@ -15,17 +15,22 @@ mod event;
 mod keys;
 mod log;
 pub mod pii;
+mod sequencer;
 mod view;
 mod write;
 
 use basin_catalog::Catalog;
 use basin_catalog::access::Principal;
 use basin_keys::{HubKey, Keystore};
+use std::sync::Arc;
+use std::time::Duration;
+
 use tokio::sync::broadcast;
 
 pub use create::NewTableSpec;
 pub use error::TablesError;
 pub use event::CommitEvent;
+pub use sequencer::DEFAULT_COMMIT_WAIT;
 pub use write::{ColumnChange, Committed, Write, WriteNeeds};
 
 /// Result type of this crate.
@@ -58,6 +63,8 @@ pub struct Tables {
     catalog: Catalog,
     keys: Option<Keystore>,
     events: broadcast::Sender<CommitEvent>,
+    /// The turns of this process's writes on each table (see [`sequencer`]).
+    sequencer: Arc<sequencer::Sequencer<write::Pending, Committed>>,
 }
 
 impl Tables {
@@ -65,10 +72,17 @@ impl Tables {
     /// without a keystore is refused).
     pub fn new(catalog: Catalog, keys: Option<Keystore>) -> Self {
         let (events, _) = broadcast::channel(1024);
+        // An operator may let writes wait longer (or shorter) for their turn on a busy table.
+        let wait = std::env::var("BASIN_COMMIT_WAIT")
+            .ok()
+            .and_then(|s| s.parse::<f64>().ok())
+            .filter(|s| *s > 0.0)
+            .map_or(DEFAULT_COMMIT_WAIT, Duration::from_secs_f64);
         Tables {
             catalog,
             keys,
             events,
+            sequencer: Arc::new(sequencer::Sequencer::new(wait)),
         }
     }
 

@@ -2,18 +2,22 @@
 
 use std::sync::{Arc, Mutex};
 
-use arrow::datatypes::DataType;
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, SchemaRef};
 use basin_catalog::access::{Action, Privilege};
 use basin_catalog::{Column, Table};
 use basin_core::TableRef;
 use basin_lake::evolution::Evolution;
-use basin_lake::{LakeTable, MergeClause, MergeTable, WriteMode};
+use basin_lake::{LakeError, LakeTable, MergeClause, MergeTable, WriteMode};
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{DataFrame, Expr};
+use futures::StreamExt;
 use serde_json::json;
 
 use crate::keys;
 use crate::pii::{self, Direction};
+use crate::sequencer::{self, Answer};
 use crate::{Actor, CommitEvent, Result, Tables, TablesError};
 
 /// One write to one table: what it does, not how it is committed.
@@ -137,6 +141,52 @@ impl Write {
         }
     }
 
+    /// The same write again, for a retry on a newer snapshot: `None` for writes whose rows
+    /// come as a stream, which can be read only once (delta-rs itself rebases plain appends).
+    fn replay(&self) -> Option<Write> {
+        Some(match self {
+            Write::Append { .. } | Write::Overwrite { .. } | Write::Replace { .. } => return None,
+            Write::Upsert {
+                source,
+                key,
+                load_id,
+            } => Write::Upsert {
+                source: source.clone(),
+                key: key.clone(),
+                load_id: load_id.clone(),
+            },
+            Write::Update { predicate, set } => Write::Update {
+                predicate: predicate.clone(),
+                set: set.clone(),
+            },
+            Write::Delete { predicate } => Write::Delete {
+                predicate: predicate.clone(),
+            },
+            Write::Merge {
+                source,
+                on,
+                target_alias,
+                source_alias,
+                clauses,
+            } => Write::Merge {
+                source: source.clone(),
+                on: on.clone(),
+                target_alias: target_alias.clone(),
+                source_alias: source_alias.clone(),
+                clauses: clauses.clone(),
+            },
+            Write::Restore { version } => Write::Restore { version: *version },
+            Write::AddColumns { columns } => Write::AddColumns {
+                columns: columns.clone(),
+            },
+            Write::Truncate => Write::Truncate,
+            Write::AlterColumn(change) => Write::AlterColumn(change.clone()),
+            Write::Protect { newly_pii } => Write::Protect {
+                newly_pii: newly_pii.clone(),
+            },
+        })
+    }
+
     /// What the write needs of the actor's policy.
     pub fn needs(&self) -> WriteNeeds {
         let (privilege, full_view) = match self {
@@ -213,7 +263,8 @@ impl Write {
 }
 
 impl Tables {
-    /// Makes one write on one table for `actor`, as one Delta commit, and records it: the
+    /// Makes one write on one table for `actor`, as one Delta commit (which small appends
+    /// arriving together share, see [`crate::sequencer`]), and records it: the
     /// catalog's columns follow the table's schema, the audit log gets a row (also for a refused
     /// or failed write), and a [`CommitEvent`] goes out on the bus. A refused or failed write
     /// leaves the table as it was.
@@ -234,21 +285,63 @@ impl Tables {
         result
     }
 
+    /// Takes the write's turn on the table (see [`crate::sequencer`]): a small append joins
+    /// the table's next group commit; every other write runs alone on the latest snapshot and,
+    /// when it loses to another process, runs again on the new one (as PostgreSQL's READ
+    /// COMMITTED re-evaluates a row) when it can be replayed.
     async fn commit_unrecorded(
         &self,
         actor: &Actor,
         t: &TableRef,
         write: Write,
     ) -> Result<Committed> {
+        // A refused write does not wait for a turn.
         let entry = self.entry(t).await?;
         self.decide(actor, &entry, &write.needs()).await?;
         not_a_view(&entry)?;
-        let mut pii = pii::columns(&entry);
-        let incoming = match &write {
-            Write::Append { rows, .. } | Write::Overwrite { rows, .. } => Some(rows.schema()),
-            Write::Upsert { source, .. } => Some(source.schema().inner().clone()),
-            _ => None,
+        let mut write = match write {
+            Write::Append {
+                rows,
+                load_id: None,
+                operation,
+                within_row_filter,
+            } => match buffer(rows, &entry.location).await? {
+                Buffered::Whole(schema, batches) => {
+                    let job = self.pending(entry, schema, batches, operation)?;
+                    return Box::pin(self.append_grouped(t, job)).await;
+                }
+                Buffered::Large(rows) => Write::Append {
+                    rows,
+                    load_id: None,
+                    operation,
+                    within_row_filter,
+                },
+            },
+            other => other,
         };
+        let _turn = self.sequencer.turn(&t.to_string()).await?;
+        let mut attempt = 0;
+        loop {
+            let replay = write.replay();
+            match (Box::pin(self.apply(actor, t, write)).await, replay) {
+                (Err(e), Some(again)) if is_conflict(&e) && attempt < CONFLICT_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(sequencer::backoff(attempt)).await;
+                    write = again;
+                }
+                (result, _) => return result,
+            }
+        }
+    }
+
+    /// The PII columns a write to `entry` encrypts (with `incoming` columns, when it brings
+    /// rows) and the key that encrypts them.
+    fn protection(
+        &self,
+        entry: &Table,
+        incoming: Option<SchemaRef>,
+    ) -> Result<(Vec<String>, Option<basin_keys::HubKey>)> {
+        let mut pii = pii::columns(entry);
         if let Some(schema) = incoming {
             // New text columns of a table or dataset tagged pii are PII from their first value.
             pii.extend(pii::new_text_columns(
@@ -262,6 +355,135 @@ impl Tables {
         } else {
             Some(self.hub_key(&entry.hub)?)
         };
+        Ok((pii, key))
+    }
+
+    /// An append whose rows are all in memory, ready for a group commit.
+    fn pending(
+        &self,
+        entry: Table,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        operation: &'static str,
+    ) -> Result<Pending> {
+        let (pii, key) = self.protection(&entry, Some(schema.clone()))?;
+        Ok(Pending {
+            rows: batches.iter().map(|b| b.num_rows() as u64).sum(),
+            entry,
+            schema,
+            batches,
+            operation,
+            key,
+            pii,
+        })
+    }
+
+    /// Appends rows that are all in memory through the table's group commit.
+    async fn append_grouped(&self, t: &TableRef, job: Pending) -> Result<Committed> {
+        let (tables, table) = (self.clone(), t.clone());
+        self.sequencer
+            .join(&t.to_string(), job, Pending::joins, move |group| {
+                Box::pin(async move { tables.commit_group(&table, group).await })
+            })
+            .await
+    }
+
+    /// Commits a group of appends as one Delta version and answers each. When the group
+    /// fails, each append is committed alone, so one request's rows (a duplicate key, a value
+    /// that does not fit) fail only that request.
+    async fn commit_group(&self, t: &TableRef, group: Vec<(Pending, Answer<Committed>)>) {
+        let (jobs, answers): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+        let results = match self.append_jobs(t, &jobs).await {
+            Ok(c) => {
+                let synced = self.sync_appended(t, &jobs[0].entry, &c).await;
+                let mut results = Vec::new();
+                for j in &jobs {
+                    let each = Committed {
+                        rows: j.rows,
+                        ..c.clone()
+                    };
+                    results.push(match &synced {
+                        Ok(()) => Ok(each),
+                        // Committed, but the catalog missed it: each request hears why.
+                        Err(_) => self.sync_appended(t, &j.entry, &c).await.map(|()| each),
+                    });
+                }
+                results
+            }
+            Err(e) if jobs.len() == 1 => vec![Err(e)],
+            Err(_) => {
+                let mut results = Vec::new();
+                for j in &jobs {
+                    let alone = match self.append_jobs(t, std::slice::from_ref(j)).await {
+                        Ok(c) => self.sync_appended(t, &j.entry, &c).await.map(|()| c),
+                        Err(e) => Err(e),
+                    };
+                    results.push(alone);
+                }
+                results
+            }
+        };
+        for (answer, result) in answers.into_iter().zip(results) {
+            let _ = answer.send(result);
+        }
+    }
+
+    /// The catalog's columns after an append: they change only when the append evolved the
+    /// schema (reading the table again for every small append would cost more than it).
+    async fn sync_appended(&self, t: &TableRef, entry: &Table, c: &Committed) -> Result<()> {
+        match c.evolution {
+            Some(_) => self.sync_columns(t, &entry.location).await,
+            None => Ok(()),
+        }
+    }
+
+    /// One Delta commit of the rows of `jobs` (each encrypted with its own PII columns),
+    /// retried on the new snapshot when another process committed first.
+    async fn append_jobs(&self, t: &TableRef, jobs: &[Pending]) -> Result<Committed> {
+        let entry = &jobs[0].entry;
+        let mut attempt = 0;
+        loop {
+            let lake = LakeTable::open(&entry.location).await?;
+            let streams: Vec<SendableRecordBatchStream> = jobs
+                .iter()
+                .map(|j| {
+                    let rows = in_memory(j.schema.clone(), j.batches.clone());
+                    match &j.key {
+                        Some(key) => pii::encrypt_stream(rows, key.clone(), j.pii.clone()),
+                        None => rows,
+                    }
+                })
+                .collect();
+            let schema = streams[0].schema();
+            let rows = Rows {
+                rows: Box::pin(RecordBatchStreamAdapter::new(
+                    schema,
+                    futures::stream::iter(streams).flatten(),
+                )),
+                load_id: None,
+                operation: jobs[0].operation,
+            };
+            match write_rows(&lake, entry, rows, WriteMode::Append, None, &[]).await {
+                Err(e) if is_conflict(&e) && attempt < CONFLICT_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(sequencer::backoff(attempt)).await;
+                }
+                result => return result.map_err(|e| e.about(t)),
+            }
+        }
+    }
+
+    /// One attempt at a write, on the table's latest snapshot.
+    async fn apply(&self, actor: &Actor, t: &TableRef, write: Write) -> Result<Committed> {
+        let entry = self.entry(t).await?;
+        self.decide(actor, &entry, &write.needs()).await?;
+        not_a_view(&entry)?;
+        let incoming = match &write {
+            Write::Append { rows, .. } | Write::Overwrite { rows, .. } => Some(rows.schema()),
+            Write::Upsert { source, .. } => Some(source.schema().inner().clone()),
+            _ => None,
+        };
+        let (pii, key) = self.protection(&entry, incoming)?;
         let lake = LakeTable::open(&entry.location).await?;
         let committed = match write {
             Write::Append {
@@ -646,6 +868,73 @@ fn check_merge_pii(
         }
     }
     Ok(())
+}
+
+/// Times a write that lost to another process's commit runs again before it reports the
+/// conflict.
+const CONFLICT_RETRIES: u32 = 5;
+
+/// Appends up to this size (in memory) join group commits; larger ones commit alone.
+const GROUP_BYTES: usize = 8 << 20;
+
+fn is_conflict(e: &TablesError) -> bool {
+    matches!(e, TablesError::Lake(LakeError::Conflict { .. }))
+}
+
+/// An append waiting for its group commit: its rows, in clear, and how to protect them.
+pub(crate) struct Pending {
+    entry: Table,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    operation: &'static str,
+    key: Option<basin_keys::HubKey>,
+    pii: Vec<String>,
+    rows: u64,
+}
+
+impl Pending {
+    /// Appends share a commit when they bring the same columns to the same table in the same
+    /// way (the commit has one operation name).
+    fn joins(a: &Pending, b: &Pending) -> bool {
+        a.entry.location == b.entry.location && a.operation == b.operation && a.schema == b.schema
+    }
+}
+
+/// An append's rows: all of them in memory, or a large input still streaming.
+enum Buffered {
+    Whole(SchemaRef, Vec<RecordBatch>),
+    Large(SendableRecordBatchStream),
+}
+
+/// Reads an append's rows into memory up to [`GROUP_BYTES`]; a failure of its input reads as
+/// a failed write to the table at `location`.
+async fn buffer(mut rows: SendableRecordBatchStream, location: &str) -> Result<Buffered> {
+    let schema = rows.schema();
+    let mut batches = Vec::new();
+    let mut size = 0;
+    while let Some(batch) = rows.next().await {
+        let batch = batch.map_err(|source| LakeError::DataFusion {
+            action: format!("writing to table at {location}"),
+            source,
+        })?;
+        size += batch.get_array_memory_size();
+        batches.push(batch);
+        if size > GROUP_BYTES {
+            let read = futures::stream::iter(batches.into_iter().map(Ok));
+            return Ok(Buffered::Large(Box::pin(RecordBatchStreamAdapter::new(
+                schema,
+                read.chain(rows),
+            ))));
+        }
+    }
+    Ok(Buffered::Whole(schema, batches))
+}
+
+fn in_memory(schema: SchemaRef, batches: Vec<RecordBatch>) -> SendableRecordBatchStream {
+    Box::pin(RecordBatchStreamAdapter::new(
+        schema,
+        futures::stream::iter(batches.into_iter().map(Ok)),
+    ))
 }
 
 /// The rows of an append or overwrite.
