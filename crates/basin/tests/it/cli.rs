@@ -4,30 +4,28 @@ use crate::*;
 
 #[test]
 fn every_command_has_help() {
+    // Walks the command tree from the top-level help, so a new command is covered too.
     let b = Basin::new();
-    for cmd in [
-        vec!["--help"],
-        vec!["init", "--help"],
-        vec!["demo", "--help"],
-        vec!["hub", "create", "--help"],
-        vec!["hub", "list", "--help"],
-        vec!["hub", "update", "--help"],
-        vec!["hub", "delete", "--help"],
-        vec!["dataset", "update", "--help"],
-        vec!["dataset", "delete", "--help"],
-        vec!["table", "comment", "--help"],
-        vec!["dataset", "create", "--help"],
-        vec!["dataset", "list", "--help"],
-        vec!["dataset", "show", "--help"],
-        vec!["table", "show", "--help"],
-        vec!["table", "history", "--help"],
-        vec!["table", "restore", "--help"],
-        vec!["ingest", "--help"],
-        vec!["sql", "--help"],
-    ] {
-        let out = b.ok(&cmd);
-        assert!(out.contains("Usage:"), "{cmd:?}: {out}");
+    let mut pending = vec![Vec::<String>::new()];
+    let mut seen = 0;
+    while let Some(path) = pending.pop() {
+        let args: Vec<&str> = path.iter().map(String::as_str).chain(["--help"]).collect();
+        let out = b.ok(&args);
+        assert!(out.contains("Usage:"), "{args:?}: {out}");
+        seen += 1;
+        let commands = out
+            .lines()
+            .skip_while(|l| !l.starts_with("Commands:"))
+            .skip(1)
+            .take_while(|l| !l.trim().is_empty());
+        for line in commands {
+            let name = line.split_whitespace().next().unwrap_or_default();
+            if name != "help" {
+                pending.push(path.iter().cloned().chain([name.to_string()]).collect());
+            }
+        }
     }
+    assert!(seen > 40, "only {seen} commands have help");
 }
 
 #[test]
