@@ -115,8 +115,8 @@ impl Tables {
     }
 
     /// Appends to the audit log for someone who is not a principal (yet): a sign-in, a refused
-    /// request. The action has happened (or not) either way: a lost audit row is reported on
-    /// stderr and must not undo it.
+    /// request. The action has happened (or not) either way: a lost audit row is logged as an
+    /// error and must not undo it.
     pub async fn audit_as(
         &self,
         name: &str,
@@ -136,7 +136,7 @@ impl Tables {
             detail: detail.to_string(),
         };
         if let Err(e) = self.catalog.audit(&event).await {
-            eprintln!("basin: cannot write the audit log: {e}");
+            tracing::error!(action, target, outcome, "cannot write the audit log: {e}");
         }
     }
 

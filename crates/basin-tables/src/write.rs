@@ -677,9 +677,10 @@ impl Tables {
         if !committed.skipped
             && let Err(e) = self.sync_columns(t, &entry.location).await
         {
-            eprintln!(
-                "basin: '{t}' committed version {}, but its columns were not synced to the catalog: {e}",
-                committed.version
+            tracing::error!(
+                table = %t,
+                version = committed.version,
+                "the commit landed, but its columns were not synced to the catalog (the next write syncs them): {e}"
             );
         }
         Ok(committed)

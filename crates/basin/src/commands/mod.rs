@@ -22,6 +22,16 @@ pub(crate) const ADMIN_USER: &str = "admin";
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let g = cli.global;
+    if !matches!(cli.command, Command::Serve(_)) {
+        // The server logs what it does (see serve.rs); a command tells its user only what went
+        // wrong beside its answer (an audit row that could not be written, …).
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("off,basin=error")
+            .with_writer(std::io::stderr)
+            .without_time()
+            .with_target(false)
+            .try_init();
+    }
     match cli.command {
         Command::Init => {
             let session = session(&g).await?;
