@@ -74,9 +74,16 @@ impl Server {
 
     /// Starts `basin serve` with the key set at `jwks` (a file path or URL); waits until it listens.
     pub fn start_with_jwks(basin: &Basin, jwks: &str, extra: &[&str]) -> Server {
-        let mut child = serve_command(basin, jwks, extra)
+        let mut command = serve_command(basin, jwks, extra);
+        command.stderr(Stdio::null());
+        Server::spawn(command)
+    }
+
+    /// Runs a `basin serve` command (see [`serve_command`]; its stderr as the caller set it);
+    /// waits until it listens.
+    pub fn spawn(mut command: Command) -> Server {
+        let mut child = command
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
             .spawn()
             .expect("basin serve starts");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();

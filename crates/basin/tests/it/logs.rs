@@ -2,14 +2,12 @@
 //! commit, no library internals at the default level, a constant volume per commit however long
 //! a table's history, `--log-format json` for log shippers, and no secrets or values.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 
 use serde_json::Value;
 
 use crate::Basin;
-use crate::server::{ADMIN_PASSWORD, Api};
+use crate::server::{ADMIN_PASSWORD, Server};
 
 const READER_PASSWORD: &str = "reader-password-77";
 /// A value of a written row, as personal data may be: it must not reach the log.
@@ -17,47 +15,22 @@ const LITERAL: &str = "alice-secret@example.com";
 
 /// `basin serve` (default log filter, `format`) with its stderr in a file; killed when dropped.
 struct Logged {
-    child: Child,
-    api: Api,
+    api: Server,
     stderr: PathBuf,
-}
-
-impl Drop for Logged {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Logged {
     fn start(basin: &Basin, format: &str) -> Logged {
         let jwks = basin.file("jwks.json", &basin_testkit::server::jwks().to_string());
         let stderr = basin.dir.path().join(format!("serve-{format}.log"));
-        let mut child =
-            basin_testkit::server::serve_command(basin, &jwks, &["--log-format", format])
-                .env_remove("BASIN_LOG")
-                .env_remove("BASIN_LOG_FORMAT")
-                .stdout(Stdio::piped())
-                .stderr(std::fs::File::create(&stderr).unwrap())
-                .spawn()
-                .expect("basin serve starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let url = loop {
-            let line = lines
-                .next()
-                .expect("basin serve printed its address")
-                .unwrap();
-            if let Some(u) = line.strip_prefix("basin: listening on ") {
-                break u.trim().to_string();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
+        let mut command =
+            basin_testkit::server::serve_command(basin, &jwks, &["--log-format", format]);
+        command
+            .env_remove("BASIN_LOG")
+            .env_remove("BASIN_LOG_FORMAT")
+            .stderr(std::fs::File::create(&stderr).unwrap());
         Logged {
-            child,
-            api: Api {
-                url,
-                http: reqwest::Client::new(),
-            },
+            api: Server::spawn(command),
             stderr,
         }
     }
