@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `basin` binary on a fresh data directory.
 
+mod access_requests;
 mod backup;
 mod browse;
 mod cli;
@@ -15,6 +16,7 @@ mod logs;
 mod multiprocess;
 mod oidc_gaps;
 mod paths;
+mod search;
 mod server;
 mod server_keys;
 mod sql_errors;
