@@ -430,7 +430,7 @@ impl Session {
         let ix = &built.index;
 
         let mut counts: [HashMap<&str, usize>; 5] = Default::default();
-        let mut hits = Vec::new();
+        let mut hits: Vec<Hit<'_>> = Vec::new();
         for (d, tier) in ix.matches(&q) {
             let doc = &ix.docs[d as usize];
             if !view.sees(doc) {
@@ -479,10 +479,17 @@ impl Session {
                 hits.push((tier, view.usage(doc), doc.kind, doc.qualified.as_str(), d));
             }
         }
-        hits.sort_by(|a, b| {
-            (a.0, std::cmp::Reverse(a.1), a.2, a.3).cmp(&(b.0, std::cmp::Reverse(b.1), b.2, b.3))
-        });
         let total = hits.len();
+        // Only the hits up to the end of the page need their order.
+        let rank = |a: &Hit<'_>, b: &Hit<'_>| {
+            (a.0, std::cmp::Reverse(a.1), a.2, a.3).cmp(&(b.0, std::cmp::Reverse(b.1), b.2, b.3))
+        };
+        let end = offset.saturating_add(limit);
+        if end < hits.len() {
+            hits.select_nth_unstable_by(end, rank);
+            hits.truncate(end);
+        }
+        hits.sort_unstable_by(rank);
         let page: Vec<SearchHit> = hits
             .iter()
             .skip(offset)
@@ -517,6 +524,9 @@ impl Session {
         })
     }
 }
+
+/// A hit while ranking: tier, usage, kind, qualified name, document.
+type Hit<'a> = (u8, u64, Kind, &'a str, u32);
 
 fn hit(ix: &Index, d: u32, tier: u8, usage: u64) -> SearchHit {
     let doc = &ix.docs[d as usize];

@@ -272,11 +272,16 @@ impl Index {
         if tokens.is_empty() {
             return Vec::new();
         }
-        let per_token: Vec<HashMap<u32, u8>> =
-            tokens.iter().map(|t| self.token_matches(t)).collect();
-        let mut candidates: Vec<u32> = per_token.iter().flat_map(|m| m.keys().copied()).collect();
-        candidates.sort_unstable();
-        candidates.dedup();
+        let per_token: Vec<TokenHits> = tokens.iter().map(|t| self.token_matches(t)).collect();
+        // Candidates match at least one token themselves.
+        let mut candidates: Vec<u32> = per_token
+            .iter()
+            .flat_map(|m| m.docs.iter().copied())
+            .collect();
+        if per_token.len() > 1 {
+            candidates.sort_unstable();
+            candidates.dedup();
+        }
         let whole = query.trim().to_lowercase();
         let suffix = format!(".{whole}");
         let mut out = Vec::new();
@@ -284,26 +289,20 @@ impl Index {
             let doc = &self.docs[d as usize];
             let mut worst = class::NAME_EXACT;
             for m in &per_token {
-                let own = m.get(&d).copied();
+                let mut best = m.class[d as usize];
                 // A parent's name matches as context, no better than text.
-                let parent = doc
-                    .parents
-                    .iter()
-                    .filter(|p| **p != NONE)
-                    .filter_map(|p| m.get(p))
-                    .filter(|c| **c <= class::NAME_PREFIX || **c == class::FUZZY)
-                    .map(|c| {
-                        if *c == class::FUZZY {
-                            class::FUZZY
-                        } else {
-                            class::TEXT
-                        }
-                    })
-                    .min();
-                match own.into_iter().chain(parent).min() {
-                    Some(c) => worst = worst.max(c),
-                    None => continue 'doc,
+                for p in doc.parents.iter().filter(|p| **p != NONE) {
+                    let c = match m.class[*p as usize] {
+                        class::NAME_EXACT | class::NAME_PREFIX => class::TEXT,
+                        class::FUZZY => class::FUZZY,
+                        _ => continue,
+                    };
+                    best = best.min(c);
                 }
+                if best == NO_MATCH {
+                    continue 'doc;
+                }
+                worst = worst.max(best);
             }
             let exact =
                 doc.name == whole || doc.qualified == whole || doc.qualified.ends_with(&suffix);
@@ -314,8 +313,11 @@ impl Index {
 
     /// The documents holding a token that is `token`, starts with it (2 characters or more),
     /// or is within the typos allowed, with the best class each reaches.
-    fn token_matches(&self, token: &str) -> HashMap<u32, u8> {
-        let mut hits: HashMap<u32, u8> = HashMap::new();
+    fn token_matches(&self, token: &str) -> TokenHits {
+        let mut hits = TokenHits {
+            class: vec![NO_MATCH; self.docs.len()],
+            docs: Vec::new(),
+        };
         let mut add = |postings: &[(u32, u8)], exact: bool, fuzzy: bool| {
             for &(doc, field) in postings {
                 let c = match (fuzzy, field, exact) {
@@ -324,19 +326,23 @@ impl Index {
                     (false, FIELD_NAME, false) => class::NAME_PREFIX,
                     _ => class::TEXT,
                 };
-                let best = hits.entry(doc).or_insert(c);
+                let best = &mut hits.class[doc as usize];
+                if *best == NO_MATCH {
+                    hits.docs.push(doc);
+                }
                 *best = (*best).min(c);
             }
         };
+        // Tokens starting with `token` are one run of the sorted vocabulary.
         let start = self.vocabulary.partition_point(|v| v.as_str() < token);
         let prefix_ok = token.chars().count() >= 2;
-        let mut matched = Vec::new();
-        for (id, v) in self.vocabulary[start..].iter().enumerate() {
+        let mut end = start;
+        for v in &self.vocabulary[start..] {
             if !v.starts_with(token) || (!prefix_ok && v != token) {
                 break;
             }
-            matched.push(start + id);
-            add(&self.postings[start + id], v == token, false);
+            add(&self.postings[end], v == token, false);
+            end += 1;
         }
         let typos = typos_allowed(token);
         if typos > 0 {
@@ -344,7 +350,7 @@ impl Index {
             for len in n.saturating_sub(typos)..=n + typos {
                 for &id in self.by_length.get(len).into_iter().flatten() {
                     let id = id as usize;
-                    if matched.contains(&id) {
+                    if (start..end).contains(&id) {
                         continue;
                     }
                     if strsim::osa_distance(token, &self.vocabulary[id]) <= typos {
@@ -355,6 +361,16 @@ impl Index {
         }
         hits
     }
+}
+
+/// No match for a token in a document.
+const NO_MATCH: u8 = u8::MAX;
+
+/// The best [`class`] each document reaches for one query token (`NO_MATCH` where none), and
+/// the documents that reach one.
+struct TokenHits {
+    class: Vec<u8>,
+    docs: Vec<u32>,
 }
 
 #[cfg(test)]
