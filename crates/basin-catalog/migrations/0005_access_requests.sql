@@ -20,8 +20,8 @@ CREATE UNIQUE INDEX access_requests_pending ON access_requests (requester, objec
 CREATE INDEX access_requests_object ON access_requests (object, status);
 
 -- Bumped by every change to the names, descriptions, tags, domains and owners of hubs,
--- datasets, tables and columns that the access version does not cover, so that what is built
--- from them (the search index) can be cached.
+-- datasets, tables and columns, so that what is built from them (the search index) can be
+-- cached.
 CREATE TABLE catalog_version (
     id BIGINT PRIMARY KEY,
     version BIGINT NOT NULL

@@ -2,10 +2,11 @@
 //! columns, with facets, for what the viewer may see.
 //!
 //! The index ([`index::Index`]) holds the whole catalog; one is shared by every session of a
-//! [`crate::Hub`] and rebuilt, on the next search, once the catalog's versions change. What a
-//! principal sees of it is decided by the access snapshot, as the listings decide it
+//! [`crate::Hub`] and rebuilt, on the next search, once the catalog's metadata version changes.
+//! What a principal sees of it is decided by the access snapshot, as the listings decide it
 //! (`table_policy` for tables and their columns, `roll_up` for datasets and hubs), and cached with
-//! the index per set of roles. A hidden object is never a hit and never counts in a facet.
+//! the index per set of roles until the access version changes. A hidden object is never a hit
+//! and never counts in a facet.
 //!
 //! Ranking: the query as an object's whole name (or the end of its qualified name) first, then
 //! objects whose name holds every word (in full or as a prefix), then those with some words only
@@ -122,9 +123,9 @@ pub struct FacetCount {
 #[derive(Clone, Default)]
 pub(crate) struct SearchCache(Arc<tokio::sync::Mutex<Option<Arc<Built>>>>);
 
-/// An index at one pair of catalog versions, with what principals see of it.
+/// An index at one metadata version, with what principals see of it.
 struct Built {
-    versions: (i64, i64),
+    version: i64,
     index: Index,
     /// Table (by index) of each lower-case qualified name.
     table_ids: HashMap<String, u32>,
@@ -134,8 +135,9 @@ struct Built {
 struct State {
     /// Query counts per table, and when they were counted.
     usage: Arc<(Vec<u64>, Instant)>,
-    /// What each set of roles sees (cleared with new counts).
+    /// What each set of roles sees at access version `views_version` (cleared with new counts).
     views: HashMap<Vec<String>, Arc<View>>,
+    views_version: i64,
 }
 
 /// What one principal sees of an index.
@@ -151,24 +153,24 @@ struct View {
 }
 
 impl SearchCache {
-    /// The index at the catalog's current versions (built now if they changed).
+    /// The index at the catalog's current metadata version (built now if it changed).
     async fn current(&self, catalog: &Catalog) -> Result<Arc<Built>> {
-        // Versions are read before the catalog, so a change during a build leads to another.
-        let versions = catalog.versions().await?;
+        // The version is read before the catalog, so a change during a build leads to another.
+        let (version, _) = catalog.versions().await?;
         let mut slot = self.0.lock().await;
         if let Some(b) = slot.as_ref()
-            && b.versions == versions
+            && b.version == version
         {
             return Ok(b.clone());
         }
-        let built = Arc::new(Built::new(catalog, versions).await?);
+        let built = Arc::new(Built::new(catalog, version).await?);
         *slot = Some(built.clone());
         Ok(built)
     }
 }
 
 impl Built {
-    async fn new(catalog: &Catalog, versions: (i64, i64)) -> Result<Built> {
+    async fn new(catalog: &Catalog, version: i64) -> Result<Built> {
         let hubs = catalog.hubs().await?;
         let datasets = catalog.datasets(None).await?;
         let mut tables = catalog.tables(None, None).await?;
@@ -190,12 +192,13 @@ impl Built {
             })
             .collect();
         let mut built = Built {
-            versions,
+            version,
             index,
             table_ids,
             state: Mutex::new(State {
                 usage: Arc::new((Vec::new(), Instant::now())),
                 views: HashMap::new(),
+                views_version: 0,
             }),
         };
         let usage = built.count_usage(catalog).await?;
@@ -243,7 +246,11 @@ impl Built {
         }
         let key: Vec<String> = p.roles.iter().cloned().collect();
         let usage = {
-            let state = self.state.lock().expect("state lock");
+            let mut state = self.state.lock().expect("state lock");
+            if state.views_version != snapshot.version() {
+                state.views.clear();
+                state.views_version = snapshot.version();
+            }
             if let Some(v) = state.views.get(&key) {
                 return Ok(v.clone());
             }
@@ -254,7 +261,10 @@ impl Built {
         if state.views.len() >= 256 {
             state.views.clear();
         }
-        state.views.insert(key, view.clone());
+        // Decided at an access version that is no longer current: not kept.
+        if state.views_version == snapshot.version() {
+            state.views.insert(key, view.clone());
+        }
         Ok(view)
     }
 

@@ -216,7 +216,7 @@ impl Catalog {
                     .execute(&mut **tx)
                     .await
                     .ctx(|| format!("deleting dataset '{hub}.{name}'"))?;
-                Ok(())
+                super::metadata_changed(&mut **tx).await
             })
         })
         .await

@@ -146,7 +146,7 @@ impl Catalog {
                     .execute(&mut **tx)
                     .await
                     .ctx(|| format!("deleting hub '{hub}'"))?;
-                Ok(())
+                super::metadata_changed(&mut **tx).await
             })
         })
         .await

@@ -77,9 +77,10 @@ impl Catalog {
         Self::connect(&format!("sqlite://{}?mode=rwc", path.display())).await
     }
 
-    /// The catalog's versions: (metadata, access). Together they change with every change of
-    /// the names, descriptions, tags, domains and owners of hubs, datasets, tables and columns,
-    /// so that what is built from them (the search index) can be cached between changes.
+    /// The catalog's versions: (metadata, access). The metadata version changes with every
+    /// change of the names, descriptions, tags, domains and owners of hubs, datasets, tables and
+    /// columns, so that what is built from them (the search index) can be cached between
+    /// changes; the access version with every change of what principals may see.
     pub async fn versions(&self) -> Result<(i64, i64)> {
         sqlx::query_as(
             "SELECT c.version, a.version FROM catalog_version c, access_version a WHERE c.id = 1 AND a.id = 1",

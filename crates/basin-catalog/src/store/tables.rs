@@ -378,13 +378,14 @@ impl Catalog {
     }
 }
 
-/// Cached decisions are stale once a table's grants, policies or columns change.
+/// Cached decisions are stale once a table's grants, policies or columns change (and the
+/// search index once its columns do).
 async fn bump_access_version(tx: &mut Tx<'_>, table: &TableRef) -> Result<()> {
     sqlx::query("UPDATE access_version SET version = version + 1 WHERE id = 1")
         .execute(&mut **tx)
         .await
         .ctx(|| format!("updating '{table}'"))?;
-    Ok(())
+    super::metadata_changed(&mut **tx).await
 }
 
 async fn insert_columns(tx: &mut Tx<'_>, table: &TableRef, columns: &[Column]) -> Result<()> {

@@ -411,6 +411,21 @@ async fn the_index_follows_the_catalog_and_usage_breaks_ties() {
         names(&search(&admin, "billing").await),
         ["main.sales.invoices"]
     );
+    admin
+        .define_tag("quality", &["gold".to_string()])
+        .await
+        .unwrap();
+    admin
+        .set_tags(&basin_service::TagAssignment {
+            object: "table main.sales.invoices".into(),
+            column: None,
+            tags: vec!["quality=gold".into()],
+        })
+        .await
+        .unwrap();
+    let gold = search(&admin, "gold").await;
+    assert_eq!(names(&gold)[0], "main.sales.invoices");
+    assert!(gold.facets.tag.iter().any(|f| f.value == "quality=gold"));
     // Usage: successful queries naming a table (audited) rank it above an equal match.
     let before = names(&search(&admin, "orders").await)
         .iter()
