@@ -11,10 +11,10 @@
 //! Ranking: the query as an object's whole name (or the end of its qualified name) first, then
 //! objects whose name holds every word (in full or as a prefix), then those with some words only
 //! in their description, tags, domain, owner or parents' names, then those with some words
-//! matched only with a typo. Ties go to the most used (successful queries naming the table in
-//! the last 30 days, from the audit log, recounted every 10 minutes; a dataset or hub counts
-//! the queries of the tables in it the viewer sees), then hubs before datasets before tables
-//! before columns, then by name.
+//! matched only with a typo. Ties go to the most used (successful SELECT queries naming the
+//! table in the last 30 days, from the audit log, recounted every 10 minutes; a dataset or hub
+//! counts the queries of the tables in it the viewer sees), then hubs before datasets before
+//! tables before columns, then by name.
 
 pub(crate) mod index;
 

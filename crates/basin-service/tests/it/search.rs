@@ -432,16 +432,30 @@ async fn the_index_follows_the_catalog_and_usage_breaks_ties() {
         .map(|s| s.to_string())
         .collect::<Vec<_>>();
     assert_eq!(before[0], "eu.sales.orders", "by name when unused");
-    for _ in 0..3 {
-        hub.audit(
-            "admin",
-            "test",
-            "query",
-            "SELECT 1",
+    // Three reads of main.sales.orders count; failed reads, writes and DDL do not.
+    for (target, outcome, table) in [
+        ("SELECT * FROM sales.orders", "ok", "sales.orders"),
+        (
+            "with x AS (SELECT 1) SELECT * FROM main.sales.orders",
             "ok",
-            serde_json::json!({"tables": ["sales.orders"]}),
-        )
-        .await;
+            "main.sales.orders",
+        ),
+        ("SELECT * FROM orders", "ok", "sales.orders"),
+        ("SELECT * FROM sales.orders", "error", "sales.orders"),
+        (
+            "INSERT INTO eu.sales.orders VALUES (1)",
+            "ok",
+            "eu.sales.orders",
+        ),
+        (
+            "COMMENT ON TABLE eu.sales.orders IS 'x'",
+            "ok",
+            "eu.sales.orders",
+        ),
+    ] {
+        let detail = serde_json::json!({"tables": [table]});
+        hub.audit("admin", "test", "query", target, outcome, detail)
+            .await;
     }
     // Counts are taken with a new index (or after 10 minutes).
     table(&data.catalog, "sales.refunds", "", vec![]).await;

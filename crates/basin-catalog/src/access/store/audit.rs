@@ -60,13 +60,14 @@ impl Catalog {
 
 impl Catalog {
     /// How often each table name (as written in the statement) was named by a successful
-    /// query since `since` (an RFC 3339 time), from the audit log.
+    /// read — a `query` event whose statement is a SELECT (or WITH) — since `since` (an RFC 3339
+    /// time), from the audit log.
     pub async fn query_counts(
         &self,
         since: &str,
     ) -> Result<std::collections::HashMap<String, u64>> {
         let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT detail FROM audit_log WHERE at >= $1 AND action = 'query' AND outcome = 'ok'",
+            "SELECT detail FROM audit_log WHERE at >= $1 AND action = 'query' AND outcome = 'ok' AND (upper(substr(target, 1, 6)) = 'SELECT' OR upper(substr(target, 1, 4)) = 'WITH')",
         )
         .bind(since)
         .fetch_all(&self.pool)
