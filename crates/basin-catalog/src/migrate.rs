@@ -14,6 +14,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "access_requests",
         include_str!("../migrations/0005_access_requests.sql"),
     ),
+    (
+        6,
+        "web_sessions",
+        include_str!("../migrations/0006_web_sessions.sql"),
+    ),
 ];
 
 /// Applies every migration that the database has not seen yet, each in its own transaction.

@@ -223,6 +223,22 @@ pub struct ServeArgs {
     /// JWT claim naming the user.
     #[arg(long, default_value = "preferred_username")]
     pub oidc_user_claim: String,
+    /// The portal's client id at the OIDC provider: enables "Sign in with SSO" (authorization
+    /// code with PKCE, via the issuer's /.well-known/openid-configuration).
+    #[arg(long, env = "BASIN_OIDC_CLIENT_ID", requires = "oidc_issuer")]
+    pub oidc_client_id: Option<String>,
+    /// The portal client's secret (confidential clients; omit for a public client).
+    #[arg(
+        long,
+        env = "BASIN_OIDC_CLIENT_SECRET",
+        requires = "oidc_client_id",
+        hide_env_values = true
+    )]
+    pub oidc_client_secret: Option<String>,
+    /// The callback URL registered at the provider, e.g. https://basin.example.com/auth/callback
+    /// (default: derived from the request's Host and X-Forwarded-Proto).
+    #[arg(long, env = "BASIN_OIDC_REDIRECT_URL", requires = "oidc_client_id")]
+    pub oidc_redirect_url: Option<String>,
     /// Lifetime of login sessions, in hours.
     #[arg(long, default_value_t = 12)]
     pub session_hours: u64,

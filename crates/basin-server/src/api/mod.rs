@@ -213,6 +213,7 @@ pub(crate) fn router(state: State) -> Router {
         .route("/health", get(health))
         .route("/api/v1/login", login_route)
         .merge(authed)
+        .merge(crate::portal::router())
         .fallback(|| async { ApiError::not_found("no such endpoint; see /api/v1/openapi.json") })
         // JSON bodies; the upload route reads its body itself, under its own limit.
         .layer(axum::extract::DefaultBodyLimit::max(

@@ -16,6 +16,7 @@ mod logs;
 mod multiprocess;
 mod oidc_gaps;
 mod paths;
+mod portal;
 mod search;
 mod server;
 mod server_keys;

@@ -11,6 +11,7 @@ mod roles;
 mod tags;
 mod tokens;
 mod users;
+mod web_sessions;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
