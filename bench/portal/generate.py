@@ -218,24 +218,26 @@ def generate(binary, data, n, workers=8):
 
     # Tags through REST, many requests at once: every tenth table, and the planted ones.
     s = Server(binary, data)
-    admin = s.login("admin", ADMIN_PASSWORD)
-    s.ok("PUT", "/api/v1/tags/classification", {"allowed_values": CLASSIFICATION}, admin)
-    s.ok("PUT", "/api/v1/tags/quality", {"allowed_values": QUALITY}, admin)
-    planted = {name for rows in PLANTED.values() for _, name, _, _ in rows}
+    try:
+        admin = s.login("admin", ADMIN_PASSWORD)
+        s.ok("PUT", "/api/v1/tags/classification", {"allowed_values": CLASSIFICATION}, admin)
+        s.ok("PUT", "/api/v1/tags/quality", {"allowed_values": QUALITY}, admin)
+        planted = {name for rows in PLANTED.values() for _, name, _, _ in rows}
 
-    def tag(item):
-        ds, t, _, tags, _ = item
-        s.ok("PUT", "/api/v1/tags", {"object": f"table main.{ds}.{t}", "tags": tags}, admin)
+        def tag(item):
+            ds, t, _, tags, _ = item
+            s.ok("PUT", "/api/v1/tags", {"object": f"table main.{ds}.{t}", "tags": tags}, admin)
 
-    tagged = [x for k, x in enumerate(all_tables) if k % 10 == 0 or x[1] in planted]
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        list(pool.map(tag, tagged))
-    # A viewer who reads two domains and sees the other datasets (USAGE) without their tables.
-    s.ok("POST", "/api/v1/users", {"name": "viewer", "password": VIEWER_PASSWORD}, admin)
-    for domain, _, name, *_ in dataset_names():
-        privilege = "SELECT" if domain in ("finance", "marketing") else "USAGE"
-        s.ok("POST", "/api/v1/grants", {"privilege": privilege, "object": f"dataset main.{name}", "grantee": "viewer"}, admin)
-    s.stop()
+        tagged = [x for k, x in enumerate(all_tables) if k % 10 == 0 or x[1] in planted]
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            list(pool.map(tag, tagged))
+        # A viewer who reads two domains and sees the other datasets (USAGE) without their tables.
+        s.ok("POST", "/api/v1/users", {"name": "viewer", "password": VIEWER_PASSWORD}, admin)
+        for domain, _, name, *_ in dataset_names():
+            privilege = "SELECT" if domain in ("finance", "marketing") else "USAGE"
+            s.ok("POST", "/api/v1/grants", {"privilege": privilege, "object": f"dataset main.{name}", "grantee": "viewer"}, admin)
+    finally:
+        s.stop()
     print(f"  {len(tagged)} tables tagged in {time.perf_counter() - created:.0f} s", file=sys.stderr)
     (data / "ready").write_text(f"{len(all_tables)}\n")
 
