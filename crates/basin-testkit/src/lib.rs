@@ -3,6 +3,7 @@
 
 pub mod basin;
 pub mod fixtures;
+pub mod objstore;
 pub mod postgres;
 pub mod rows;
 pub mod server;

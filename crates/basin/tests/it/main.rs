@@ -13,6 +13,7 @@ mod interop;
 mod limits;
 mod logs;
 mod multiprocess;
+mod objstore;
 mod oidc_gaps;
 mod paths;
 mod server;
