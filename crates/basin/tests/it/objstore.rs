@@ -227,3 +227,127 @@ async fn object_store_faults_fail_cleanly_and_the_retry_lands_once() {
         before.rows.len() + 1
     );
 }
+
+/// A `CREATE TABLE` that meets a catalog outage between its Delta commit and its catalog entry
+/// (the real PostgreSQL stopped while the store holds the log commit for 3 s) is all or nothing:
+/// answered `503`, not registered and without grants; its Delta files are cleared by the next
+/// `CREATE TABLE` of the name once they are old enough (before that: `503 busy`, another
+/// creation could be under way), which then creates a table that works and is owned.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_create_table_cut_short_by_a_catalog_outage_is_all_or_nothing() {
+    let pg = basin_testkit::postgres::Server::start();
+    let data = tempfile::tempdir().unwrap();
+    let lake = tempfile::tempdir().unwrap();
+    let hub = Hub::open(&HubConfig {
+        data_dir: data.path().to_path_buf(),
+        catalog_url: Some(pg.url()),
+        keystore_dir: None,
+        master_key: None,
+    })
+    .await
+    .unwrap();
+    let faults = Faults::new();
+    hub.catalog()
+        .create_hub(NewHub {
+            name: Name::parse("hub", "lake").unwrap(),
+            storage_root: faults.root(lake.path()),
+            description: String::new(),
+        })
+        .await
+        .unwrap();
+    hub.catalog()
+        .create_dataset(NewDataset {
+            dataset: DatasetRef::parse("lake.d").unwrap(),
+            layer: Layer::Source,
+            domain: None,
+            owner: None,
+            description: String::new(),
+            tags: vec![],
+            contract: Contract::default(),
+        })
+        .await
+        .unwrap();
+    let api = serve(hub).await;
+    let admin = api.login("admin", ADMIN_PASSWORD).await;
+    let create = "CREATE TABLE lake.d.t (id BIGINT)";
+
+    faults.inject(Op::Put, "_delta_log/", Fault::Delay(Duration::from_secs(3)));
+    let creating = {
+        let api = Api {
+            url: api.url.clone(),
+            http: api.http.clone(),
+        };
+        let admin = admin.clone();
+        tokio::spawn(async move { api.sql(&admin, create).await })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    pg.stop();
+    let a = creating.await.unwrap();
+    problem(&a, 503);
+    assert!(a.text.contains("catalog"), "{}", a.text);
+    faults.clear();
+    let log = lake.path().join("d/t/_delta_log");
+    assert!(
+        log.join("00000000000000000000.json").is_file(),
+        "the Delta commit did not land before the outage: the test did not meet its moment"
+    );
+    pg.start_again();
+
+    let mut listed = api
+        .sql(&admin, "SELECT name FROM system.tables WHERE hub = 'lake'")
+        .await;
+    for _ in 0..50 {
+        if listed.status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        listed = api
+            .sql(&admin, "SELECT name FROM system.tables WHERE hub = 'lake'")
+            .await;
+    }
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    assert_eq!(
+        listed.body["rows"],
+        serde_json::json!([]),
+        "half registered"
+    );
+    let owner_grants = async || -> usize {
+        let grants = api.call("GET", "/api/v1/grants", Some(&admin), None).await;
+        grants.body["grants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|g| g["object"] == "table lake.d.t")
+            .count()
+    };
+    assert_eq!(owner_grants().await, 0, "grants without a table");
+
+    // The orphan is moments old: another creation could be under way, so "try again shortly".
+    let a = api.sql(&admin, create).await;
+    problem(&a, 503);
+    assert_eq!(a.body["code"], "busy", "{}", a.text);
+    assert!(a.text.contains("retrying in"), "{}", a.text);
+    let mut a = a;
+    for _ in 0..40 {
+        if a.status == 200 {
+            break;
+        }
+        assert_eq!(a.body["code"], "busy", "{}", a.text);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        a = api.sql(&admin, create).await;
+    }
+    assert_eq!(a.status, 200, "{}", a.text);
+    let a = api.sql(&admin, "INSERT INTO lake.d.t VALUES (7)").await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(api.count(&admin, "SELECT count(*) FROM lake.d.t").await, 1);
+    assert_eq!(
+        owner_grants().await,
+        3,
+        "SELECT, MODIFY and MANAGE for its owner"
+    );
+    assert_eq!(
+        api.table_version(&admin, "lake.d.t").await,
+        1,
+        "the new table starts over (the orphan's log is gone)"
+    );
+}

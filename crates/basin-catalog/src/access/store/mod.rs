@@ -23,6 +23,8 @@ use crate::store::{Tx, not_found};
 use crate::{Catalog, Result, Table};
 use users::attributes_from_json;
 
+pub(crate) use grants::insert_grant;
+
 /// The last loaded snapshot, reused while the catalog's access version is unchanged.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct AccessCache(Arc<Mutex<Option<Arc<AccessSnapshot>>>>);
