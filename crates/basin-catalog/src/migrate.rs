@@ -9,6 +9,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "core", include_str!("../migrations/0001_core.sql")),
     (2, "access", include_str!("../migrations/0002_access.sql")),
     (3, "views", include_str!("../migrations/0003_views.sql")),
+    (4, "leases", include_str!("../migrations/0004_leases.sql")),
     (
         5,
         "access_requests",

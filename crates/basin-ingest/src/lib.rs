@@ -17,7 +17,7 @@ pub use infer::normalize_column_name;
 pub use inputs::{Compression, InputFile, resolve_inputs};
 pub use load::{LoadMode, LoadReport, LoadRequest, Progress, check_load, load};
 pub use options::{CsvOptions, Format, ReadOptions, parse_schema};
-pub use read::BadRow;
+pub use read::{BadRow, Decoded, decode};
 
 /// Result type of this crate.
 pub type Result<T, E = IngestError> = std::result::Result<T, E>;

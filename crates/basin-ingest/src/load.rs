@@ -341,7 +341,7 @@ fn unknown_column(name: &str, what: &str, schema: &Schema) -> IngestError {
 /// plus the columns of hive-style folders. Columns the table has already are read with the
 /// table's type, unless the data needs a wider one (which widens the table): so a value that does
 /// not fit the table's column is a bad row, not a schema change.
-fn load_schema(
+pub(crate) fn load_schema(
     files: &[InputFile],
     options: &ReadOptions,
     table: Option<&Schema>,

@@ -237,6 +237,11 @@ impl From<basin_tables::TablesError> for ApiError {
                 busy.retry_after = Some(1);
                 busy
             }
+            T::Creating { retry_after, .. } => {
+                let mut busy = Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string());
+                busy.retry_after = Some(retry_after);
+                busy
+            }
             T::Catalog(c) => c.into(),
             T::Lake(_) => lake_failure(&e),
             other => Self::new(StatusCode::BAD_REQUEST, "write_failed", other.to_string()),

@@ -100,13 +100,9 @@ pub async fn ensure_admin(
     Ok(generated.then_some(password))
 }
 
-/// Serves until `shutdown` resolves; then stops accepting and lets in-flight requests (and the
-/// writes they make) finish.
-pub async fn serve(
-    hub: Hub,
-    config: ServerConfig,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), String> {
+/// The whole HTTP application over `hub` (routes, authentication, limits), without a listener:
+/// [`serve`] runs it on a socket; tests and fuzz targets call it in-process.
+pub async fn app(hub: Hub, config: ServerConfig) -> Result<axum::Router, String> {
     let oidc = match &config.oidc {
         Some(c) => Some(auth::Oidc::load(c.clone()).await?),
         None => None,
@@ -126,9 +122,19 @@ pub async fn serve(
         metrics: Default::default(),
         query_slots: limits::Slots::new(concurrency, limits::QUERY_QUEUE_WAIT, "queries"),
         hash_slots: limits::Slots::new(limits::cores(), limits::HASH_QUEUE_WAIT, "logins"),
-        config: config.clone(),
+        config,
     });
-    let app = api::router(state);
+    Ok(api::router(state))
+}
+
+/// Serves until `shutdown` resolves; then stops accepting and lets in-flight requests (and the
+/// writes they make) finish.
+pub async fn serve(
+    hub: Hub,
+    config: ServerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let app = app(hub, config.clone()).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;

@@ -11,6 +11,7 @@ mod admin;
 mod backup;
 pub mod credentials;
 mod error;
+mod lease;
 mod listing;
 mod requests;
 mod search;
@@ -28,6 +29,7 @@ use basin_tables::Tables;
 pub use admin::{MAX_TOKEN_DAYS, NewUser, TagAssignment, grants_of};
 pub use backup::{BackupReport, restore};
 pub use error::ServiceError;
+pub use lease::Exclusive;
 pub use listing::{Page, Paged};
 pub use requests::RequestScope;
 pub use search::{

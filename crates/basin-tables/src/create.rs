@@ -1,9 +1,10 @@
 //! [`Tables::create`]: a new table, the same way from every surface.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use arrow::datatypes::Schema;
-use basin_catalog::access::{Action, Grant, Privilege, Securable};
+use basin_catalog::access::Action;
 use basin_catalog::{CatalogError, NewTable};
 use basin_core::TableRef;
 use basin_lake::{CreateTable, LakeTable, WriteTable};
@@ -106,6 +107,7 @@ impl Tables {
             t.dataset,
             t.table
         );
+        clear_orphan(t, &location).await?;
         let committed = match (rows, &spec.schema) {
             (Some(rows), _) => {
                 // A dataset tagged pii makes the text columns of its new tables PII.
@@ -156,31 +158,54 @@ impl Tables {
                 )));
             }
         };
+        // The entry and the owner's grants in one catalog transaction: if the catalog goes away
+        // now, neither is there, and the Delta table just created is an orphan that the next
+        // attempt clears (`clear_orphan`).
         let lake = LakeTable::open(&location).await?;
         self.catalog
-            .create_table(NewTable {
-                table: t.clone(),
-                location,
-                description: spec.description,
-                primary_key: spec.primary_key,
-                partition_columns: spec.partition_columns,
-                columns: columns_of(&lake)?,
-            })
+            .create_owned_table(
+                NewTable {
+                    table: t.clone(),
+                    location,
+                    description: spec.description,
+                    primary_key: spec.primary_key,
+                    partition_columns: spec.partition_columns,
+                    columns: columns_of(&lake)?,
+                },
+                actor.principal.as_ref().map(|p| p.name.as_str()),
+            )
             .await?;
-        if let Some(p) = &actor.principal {
-            for privilege in [Privilege::Select, Privilege::Modify, Privilege::Manage] {
-                self.catalog
-                    .grant(&Grant {
-                        grantee: p.name.clone(),
-                        privilege,
-                        object: Securable::table(t),
-                        column: None,
-                        granted_by: p.name.clone(),
-                        granted_at: String::new(),
-                    })
-                    .await?;
-            }
-        }
         Ok(committed)
     }
+}
+
+/// How old an unregistered Delta table at a new table's location must be before a creation
+/// removes it. A creation registers its table right after its Delta commit (a few catalog
+/// statements); one younger than this may still be on its way and is left alone.
+const ORPHAN_AGE: Duration = Duration::from_secs(30);
+
+/// Clears what a creation cut short left at `location` — a Delta table the catalog does not know
+/// (the caller has checked), committed but never registered because the catalog went away — so
+/// that creating the table again works. A Delta table written less than [`ORPHAN_AGE`] ago may
+/// belong to a creation still under way: the answer is then "try again shortly".
+async fn clear_orphan(t: &TableRef, location: &str) -> Result<()> {
+    let Ok(orphan) = LakeTable::open(location).await else {
+        return Ok(()); // nothing there (or nothing readable as a table)
+    };
+    let written = orphan
+        .history(Some(1))
+        .await?
+        .first()
+        .and_then(|c| c.timestamp)
+        .unwrap_or_default();
+    let age = (chrono::Utc::now() - written).to_std().unwrap_or_default();
+    if age < ORPHAN_AGE {
+        return Err(TablesError::Creating {
+            table: t.to_string(),
+            retry_after: (ORPHAN_AGE - age).as_secs() + 1,
+        });
+    }
+    tracing::warn!(table = %t, location, "removing the files of a creation cut short");
+    orphan.drop_files().execute().await?;
+    Ok(())
 }

@@ -22,6 +22,13 @@ pub enum TablesError {
         "table '{table}' is busy: this write waited {waited}s for its turn behind other writes to it; nothing was committed, so retrying in a moment is safe"
     )]
     Busy { table: String, waited: u64 },
+    /// A Delta table lies at the new table's location without a catalog entry, written moments
+    /// ago: another request is creating the table, or one was cut short (by a catalog outage)
+    /// and its files are cleared by the next attempt once they are old enough. Nothing was done.
+    #[error(
+        "table '{table}' is being created by another request, or a creation cut short moments ago left its files; nothing was done, so retrying in {retry_after}s is safe"
+    )]
+    Creating { table: String, retry_after: u64 },
     /// The write is not acceptable as asked.
     #[error("{0}")]
     Invalid(String),

@@ -5,6 +5,7 @@ pub mod basin;
 pub mod browser;
 pub mod fixtures;
 pub mod oidc;
+pub mod objstore;
 pub mod postgres;
 pub mod rows;
 pub mod server;

@@ -6,7 +6,7 @@
 
 mod decision;
 mod model;
-mod store;
+pub(crate) mod store;
 
 pub use decision::{AccessSnapshot, Action, ColumnPolicy, TablePolicy, is_pii};
 pub use model::*;

@@ -7,10 +7,12 @@ mod backup;
 mod datasets;
 mod descriptions;
 mod hubs;
+mod leases;
 mod paths;
 mod tables;
 
 pub use descriptions::MAX_DESCRIPTION_CHARS;
+pub use leases::Lease;
 
 use std::path::Path;
 

@@ -4,6 +4,7 @@ use basin_core::TableRef;
 use sqlx::any::AnyRow;
 
 use super::{Tx, from_json, get, normalize_tags, not_found, now, to_json, unique_violation};
+use crate::access::{Grant, Privilege, Securable};
 use crate::error::DbContext;
 use crate::model::*;
 use crate::{Catalog, CatalogError, Result};
@@ -24,12 +25,21 @@ macro_rules! column_select {
 impl Catalog {
     /// Registers a table (whose Delta table the caller has created at `location`).
     pub async fn create_table(&self, new: NewTable) -> Result<Table> {
+        self.create_owned_table(new, None).await
+    }
+
+    /// Registers a table and makes `owner` its owner (SELECT, MODIFY and MANAGE on it) in one
+    /// transaction: after a failure (the catalog database gone half-way) neither is there.
+    pub async fn create_owned_table(&self, new: NewTable, owner: Option<&str>) -> Result<Table> {
         self.require_dataset(&new.table.dataset_ref()).await?;
         if self.table(&new.table).await?.is_some() {
             return Err(CatalogError::AlreadyExists {
                 kind: "table",
                 name: new.table.to_string(),
             });
+        }
+        if let Some(owner) = owner {
+            self.require_grantee(owner).await?;
         }
         let now = now();
         let t = &new.table;
@@ -51,6 +61,23 @@ impl Catalog {
         .await
         .map_err(|e| unique_violation(e, "table", &t.to_string()))?;
         insert_columns(&mut tx, t, &new.columns).await?;
+        if let Some(owner) = owner {
+            for privilege in [Privilege::Select, Privilege::Modify, Privilege::Manage] {
+                let grant = Grant {
+                    grantee: owner.to_string(),
+                    privilege,
+                    object: Securable::table(t),
+                    column: None,
+                    granted_by: owner.to_string(),
+                    granted_at: String::new(),
+                };
+                crate::access::store::insert_grant(&mut tx, &grant).await?;
+            }
+            sqlx::query("UPDATE access_version SET version = version + 1 WHERE id = 1")
+                .execute(&mut *tx)
+                .await
+                .ctx(|| format!("granting the owner of '{t}'"))?;
+        }
         super::metadata_changed(&mut *tx).await?;
         tx.commit()
             .await

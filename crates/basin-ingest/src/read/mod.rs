@@ -96,6 +96,35 @@ pub(crate) fn infer_file_schema(file: &InputFile, opts: &ReadOptions) -> Result<
 
 // ---- reading ------------------------------------------------------------------------------------
 
+/// What [`decode`] read: the schema a load would use, the rows that fit it, the bad rows.
+#[derive(Debug)]
+pub struct Decoded {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    pub bad_rows: Vec<BadRow>,
+}
+
+/// Reads `files` as a load into a new table would (the same schema inference, decoders and
+/// validation), without a table: every row in memory. For previews and the fuzz targets.
+pub fn decode(files: &[InputFile], options: &ReadOptions) -> Result<Decoded> {
+    let schema = crate::load::load_schema(files, options, None)?;
+    let (mut batches, mut bad_rows) = (Vec::new(), Vec::new());
+    for file in files {
+        read_file(file, &schema, options, Arc::default(), &mut |emit| {
+            match emit {
+                Emit::Batch(b) => batches.push(b),
+                Emit::Bad(row) => bad_rows.push(row),
+            }
+            Ok(())
+        })?;
+    }
+    Ok(Decoded {
+        schema,
+        batches,
+        bad_rows,
+    })
+}
+
 /// Reads `file` into batches of `schema` (the load's columns, partition columns included).
 pub(crate) fn read_file(
     file: &InputFile,

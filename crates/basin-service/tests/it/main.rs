@@ -1,6 +1,7 @@
 //! The service layer over a real catalog: listings in pages, search, access requests.
 
 mod backup;
+mod lease;
 mod listing;
 mod requests;
 mod search;

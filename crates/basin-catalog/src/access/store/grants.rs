@@ -11,20 +11,7 @@ impl Catalog {
         self.check_grant(grant).await?;
         let g = grant.clone();
         self.change("granting", move |tx| {
-            Box::pin(async move {
-                delete_grant(tx, &g).await?;
-                sqlx::query("INSERT INTO grants (grantee, privilege, object, column_name, granted_by, granted_at) VALUES ($1, $2, $3, $4, $5, $6)")
-                    .bind(&g.grantee)
-                    .bind(g.privilege.to_string())
-                    .bind(g.object.to_string())
-                    .bind(g.column.clone().unwrap_or_default())
-                    .bind(&g.granted_by)
-                    .bind(now())
-                    .execute(&mut **tx)
-                    .await
-                    .ctx(|| "granting".into())?;
-                Ok(())
-            })
+            Box::pin(async move { insert_grant(tx, &g).await })
         })
         .await
     }
@@ -110,6 +97,23 @@ impl Catalog {
         }
         Ok(())
     }
+}
+
+/// Adds a grant inside a transaction (replacing the same grant); the caller bumps the access
+/// version.
+pub(crate) async fn insert_grant(tx: &mut Tx<'_>, g: &Grant) -> Result<()> {
+    delete_grant(tx, g).await?;
+    sqlx::query("INSERT INTO grants (grantee, privilege, object, column_name, granted_by, granted_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(&g.grantee)
+        .bind(g.privilege.to_string())
+        .bind(g.object.to_string())
+        .bind(g.column.clone().unwrap_or_default())
+        .bind(&g.granted_by)
+        .bind(now())
+        .execute(&mut **tx)
+        .await
+        .ctx(|| "granting".into())?;
+    Ok(())
 }
 
 async fn delete_grant(tx: &mut Tx<'_>, g: &Grant) -> Result<()> {

@@ -25,6 +25,7 @@ use crate::store::{Tx, not_found};
 use crate::{Catalog, Result, Table};
 use users::attributes_from_json;
 
+pub(crate) use grants::insert_grant;
 pub use requests::{AccessRequest, RequestStatus};
 
 /// The last loaded snapshot, reused while the catalog's access version is unchanged.
