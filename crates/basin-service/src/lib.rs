@@ -12,6 +12,8 @@ mod backup;
 pub mod credentials;
 mod error;
 mod listing;
+mod requests;
+mod search;
 mod session;
 
 use std::path::PathBuf;
@@ -27,6 +29,10 @@ pub use admin::{MAX_TOKEN_DAYS, NewUser, TagAssignment, grants_of};
 pub use backup::{BackupReport, restore};
 pub use error::ServiceError;
 pub use listing::{Page, Paged};
+pub use requests::RequestScope;
+pub use search::{
+    FacetCount, Facets, MAX_QUERY_CHARS, MAX_SEARCH_LIMIT, SearchHit, SearchQuery, SearchResults,
+};
 pub use session::{Session, TableInfo};
 
 /// Result type of this crate.
@@ -52,6 +58,7 @@ pub struct Hub {
     keystore: Keystore,
     data_dir: PathBuf,
     keys_dir: PathBuf,
+    search: search::SearchCache,
 }
 
 impl Hub {
@@ -90,6 +97,7 @@ impl Hub {
             keystore,
             keys_dir: data_dir.join("keys"),
             data_dir,
+            search: Default::default(),
         }
     }
 
@@ -111,6 +119,7 @@ impl Hub {
             self.data_dir.clone(),
         )
         .with_keys_dir(self.keys_dir.clone())
+        .with_search(self.search.clone())
     }
 
     /// A session of the catalog user `name`, acting in its roles plus `extra_roles`; a missing

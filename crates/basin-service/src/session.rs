@@ -25,6 +25,8 @@ pub struct Session {
     pub(crate) data_dir: PathBuf,
     /// The keystore's directory (for backups).
     pub(crate) keys_dir: PathBuf,
+    /// The hub's search index.
+    pub(crate) search: crate::search::SearchCache,
 }
 
 /// A table as the session's principal may see it.
@@ -43,11 +45,17 @@ impl Session {
             keystore,
             keys_dir: data_dir.join("keys"),
             data_dir,
+            search: Default::default(),
         }
     }
 
     pub(crate) fn with_keys_dir(mut self, keys_dir: PathBuf) -> Session {
         self.keys_dir = keys_dir;
+        self
+    }
+
+    pub(crate) fn with_search(mut self, search: crate::search::SearchCache) -> Session {
+        self.search = search;
         self
     }
 

@@ -30,6 +30,7 @@ impl Catalog {
             .execute(&self.pool)
             .await
             .map_err(|e| unique_violation(e, "hub", &created.name))?;
+        super::metadata_changed(&self.pool).await?;
         self.require_hub(&created.name).await
     }
 

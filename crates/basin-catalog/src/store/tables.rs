@@ -51,6 +51,7 @@ impl Catalog {
         .await
         .map_err(|e| unique_violation(e, "table", &t.to_string()))?;
         insert_columns(&mut tx, t, &new.columns).await?;
+        super::metadata_changed(&mut *tx).await?;
         tx.commit()
             .await
             .ctx(|| format!("registering table '{t}'"))?;
@@ -96,6 +97,7 @@ impl Catalog {
         .execute(&mut *tx)
         .await
         .ctx(|| format!("updating '{table}'"))?;
+        super::metadata_changed(&mut *tx).await?;
         tx.commit()
             .await
             .ctx(|| format!("updating the columns of '{table}'"))

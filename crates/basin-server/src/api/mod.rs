@@ -3,6 +3,7 @@
 //! the router, the OpenAPI document, and the middleware (request ids, authentication, metrics,
 //! audit of denials).
 
+mod access_requests;
 mod audit;
 mod catalog;
 mod grants;
@@ -10,6 +11,7 @@ mod keys;
 mod login;
 mod policies;
 mod query;
+mod search;
 mod tables;
 mod tags;
 mod tokens;
@@ -89,6 +91,12 @@ pub(crate) struct Caller {
         tokens::revoke_token,
         audit::audit,
         keys::rotate_key,
+        search::search,
+        access_requests::create,
+        access_requests::list,
+        access_requests::approve,
+        access_requests::deny,
+        access_requests::cancel,
     ),
     components(schemas(crate::error::Problem))
 )]
@@ -175,6 +183,23 @@ pub(crate) fn router(state: State) -> Router {
         )
         .route("/api/v1/tokens/{id}", delete(tokens::revoke_token))
         .route("/api/v1/audit", get(audit::audit))
+        .route("/api/v1/search", get(search::search))
+        .route(
+            "/api/v1/access-requests",
+            get(access_requests::list).post(access_requests::create),
+        )
+        .route(
+            "/api/v1/access-requests/{id}/approve",
+            post(access_requests::approve),
+        )
+        .route(
+            "/api/v1/access-requests/{id}/deny",
+            post(access_requests::deny),
+        )
+        .route(
+            "/api/v1/access-requests/{id}/cancel",
+            post(access_requests::cancel),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     // Login is unauthenticated: its body is refused beyond a few KiB before anything is read.
     let login_route = post(login::login)

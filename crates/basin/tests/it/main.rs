@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `basin` binary on a fresh data directory.
 
+mod access_requests;
 mod backup;
 mod browse;
 mod cli;
@@ -16,6 +17,7 @@ mod multiprocess;
 mod oidc_gaps;
 mod paths;
 mod portal;
+mod search;
 mod server;
 mod server_keys;
 mod sql_errors;
