@@ -627,3 +627,43 @@ async fn portal_in_a_browser_search_request_approve_and_hidden_objects() {
     );
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn portal_sign_in_shares_the_login_rate_limit() {
+    let basin = Basin::new();
+    seed(&basin);
+    let s = Server::start(&basin, &[]);
+    let web = Web::new(&s);
+    let form = web.get("/signin").await;
+    let token = form.cookie_value("basin_signin").unwrap();
+    let attempt = |password: &'static str| {
+        let (web, token) = (&web, token.clone());
+        async move {
+            web.send(
+                web.http.post(format!("{}/signin", web.url)).form(&[
+                    ("_csrf", token.as_str()),
+                    ("user", "alice"),
+                    ("password", password),
+                ]),
+                &[("basin_signin", token.as_str())],
+            )
+            .await
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(attempt("wrong").await.status, 401);
+    }
+    // Locked out now, even with the right password — in the portal and over REST alike.
+    let locked = attempt("alice-password").await;
+    assert_eq!(locked.status, 429, "{}", locked.text);
+    assert!(locked.text.contains("Too many failed sign-ins"));
+    let a = s
+        .call(
+            "POST",
+            "/api/v1/login",
+            None,
+            Some(json!({"user": "alice", "password": "alice-password"})),
+        )
+        .await;
+    assert_eq!(a.status, 429, "{}", a.text);
+}
