@@ -249,6 +249,22 @@ async fn portal_sign_in_cookies_csrf_and_sign_out() {
     assert_eq!(after.status, 303);
     assert!(after.location().starts_with("/signin"));
 
+    // A new password ends the user's portal sign-ins (they were made with the old one).
+    let mut alice = Web::new(&s);
+    alice.sign_in("alice", "alice-password").await;
+    assert_eq!(alice.get("/").await.status, 200);
+    let admin = s.login("admin", ADMIN_PASSWORD).await;
+    let a = s
+        .call(
+            "PUT",
+            "/api/v1/users/alice/password",
+            Some(&admin),
+            Some(json!({"new_password": "alice-new-password-1"})),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(alice.get("/").await.status, 303);
+
     // A disabled user cannot sign in, and one disabled while signed in is signed out.
     let mut carol = Web::new(&s);
     carol.sign_in("carol", "carol-password").await;
