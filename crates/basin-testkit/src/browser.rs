@@ -93,6 +93,8 @@ impl Browser {
                 ]
             }),
         );
+        // The WebDriver client's TLS stack needs a process-wide provider (more than one is linked).
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let client = ClientBuilder::rustls()
             .expect("TLS roots for the WebDriver client")
             .capabilities(caps)
@@ -162,8 +164,33 @@ impl Browser {
         field.send_keys(value).await.expect("typing into a field");
     }
 
-    /// Clicks the element matched by `css` and waits for the next page to load.
+    /// Clicks the element matched by `css` (a link or submit button) and waits (at most 15 s)
+    /// until the browser has moved to another URL and loaded it.
     pub async fn click(&self, css: &str) {
+        let before = self.client.current_url().await.expect("the current URL");
+        self.press(css).await;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let now = self.client.current_url().await.expect("the current URL");
+            let ready = self
+                .client
+                .execute("return document.readyState", vec![])
+                .await
+                .ok()
+                .is_some_and(|v| v == "complete");
+            if now != before && ready {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "clicking {css} did not lead to another page (still at {now})"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Clicks the element matched by `css` without waiting for a page (a `<summary>`, say).
+    pub async fn press(&self, css: &str) {
         self.client
             .find(Locator::Css(css))
             .await
@@ -200,9 +227,14 @@ impl Browser {
 
     /// Signs out through the user menu.
     pub async fn sign_out(&self) {
-        self.click("details.user summary").await;
+        self.press("details.user summary").await;
         self.click("form[action='/signout'] button").await;
-        assert!(self.path().await.starts_with("/signin"));
+        let path = self.path().await;
+        assert!(
+            path.starts_with("/signin"),
+            "signing out left the browser at {path}: {}",
+            self.text().await
+        );
     }
 
     /// Ends the browser session.

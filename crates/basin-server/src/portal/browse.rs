@@ -213,7 +213,7 @@ pub(crate) async fn dataset(
             @if d.description.trim().is_empty() { p.muted { "No description yet." } }
             @else { div.markdown { (markdown(&d.description)) } }
         }
-        @if !reads_all { (request_access(&format!("{}.{}", d.hub, d.name))) }
+        @if !reads_all { (request_access(&object)) }
         section aria-labelledby="tables" {
             h2 #tables { "Tables" }
             @if tables.items.is_empty() { p { "No tables you can see in this dataset." } }
@@ -256,11 +256,11 @@ fn access_summary(p: &TablePolicy) -> Markup {
     }
 }
 
-/// The button asking for SELECT on `object` (`hub.dataset` or `hub.dataset.table`).
-fn request_access(object: &str) -> Markup {
+/// The button asking for SELECT on `object` (leads to the request form of `/requests`).
+fn request_access(object: &Securable) -> Markup {
     html! {
         p.request {
-            a.button href={ "/requests?object=" (url_encode(object)) } { "Request access" }
+            a.button href={ "/requests?object=" (url_encode(&object.to_string())) } { "Request access" }
             " "
             span.muted { "You cannot read all of this yet; ask its owners for SELECT." }
         }
@@ -383,7 +383,9 @@ pub(crate) async fn table(
             p { span.marker.filtered { "row-filtered" } " A row filter limits the rows you see." }
         }
         @if !policy.all_columns { p { span.marker.masked { "columns hidden" } " Some columns are hidden from you." } }
-        @if !reads || !policy.sees_everything() { (request_access(&t.to_string())) }
+        @if !reads || !policy.sees_everything() {
+            (request_access(&Securable::Table { hub: t.hub.to_string(), dataset: t.dataset.to_string(), table: t.table.to_string() }))
+        }
         (columns(entry, policy))
         section aria-labelledby="stats" {
             h2 #stats { "Statistics" }

@@ -21,6 +21,8 @@
 //! - Static assets (`/static/…`), embedded with `include_bytes!`: `portal.css`, `htmx.min.js`.
 
 mod browse;
+mod requests;
+mod search;
 mod signin;
 
 use std::net::SocketAddr;
@@ -53,6 +55,10 @@ pub(crate) fn router() -> Router<State> {
             get(browse::dataset).post(browse::edit_dataset),
         )
         .route("/hubs/{hub}/{dataset}/{table}", get(browse::table))
+        .route("/search", get(search::search))
+        .route("/requests", get(requests::list).post(requests::create))
+        .route("/requests/{id}/decide", post(requests::decide))
+        .route("/requests/{id}/cancel", post(requests::cancel))
         .route("/signin", get(signin::form).post(signin::submit))
         .route("/signout", post(signin::signout))
         .route("/auth/sso", get(signin::sso))

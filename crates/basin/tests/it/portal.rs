@@ -249,6 +249,22 @@ async fn portal_sign_in_cookies_csrf_and_sign_out() {
     assert_eq!(after.status, 303);
     assert!(after.location().starts_with("/signin"));
 
+    // A new password ends the user's portal sign-ins (they were made with the old one).
+    let mut alice = Web::new(&s);
+    alice.sign_in("alice", "alice-password").await;
+    assert_eq!(alice.get("/").await.status, 200);
+    let admin = s.login("admin", ADMIN_PASSWORD).await;
+    let a = s
+        .call(
+            "PUT",
+            "/api/v1/users/alice/password",
+            Some(&admin),
+            Some(json!({"new_password": "alice-new-password-1"})),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(alice.get("/").await.status, 303);
+
     // A disabled user cannot sign in, and one disabled while signed in is signed out.
     let mut carol = Web::new(&s);
     carol.sign_in("carol", "carol-password").await;
@@ -284,17 +300,34 @@ async fn portal_renders_hostile_text_inert_and_hides_what_is_hidden() {
             "PATCH",
             "/api/v1/hubs/main/datasets/sales",
             Some(&admin),
-            Some(json!({"description": format!("# Sales\n{script} <img src=x onerror=alert(2)> [click](javascript:alert(3))")})),
+            Some(json!({"description": format!("# Sales\n\n{script}\n\nSee <img src=x onerror=alert(2)> and [click](javascript:alert(3))")})),
         )
         .await;
     assert_eq!(a.status, 200, "{}", a.text);
+    // Column names cannot carry markup at all (names are [a-z][a-z0-9_]*): refused on creation.
+    let refused = s
+        .sql(
+            &admin,
+            "CREATE TABLE sales.bad (\"<b onmouseover=alert(4)>x</b>\" VARCHAR)",
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
     for sql in [
-        "CREATE TABLE sales.evil (\"<b onmouseover=alert(4)>x</b>\" VARCHAR, note VARCHAR)",
+        "CREATE TABLE sales.evil (label VARCHAR, note VARCHAR)",
         "INSERT INTO sales.evil VALUES ('<script>alert(5)</script>', '<img src=x onerror=alert(6)>')",
     ] {
         let a = s.sql(&admin, sql).await;
         assert_eq!(a.status, 200, "{sql}: {}", a.text);
     }
+    let a = s
+        .call(
+            "PATCH",
+            "/api/v1/hubs/main/datasets/sales/tables/evil",
+            Some(&admin),
+            Some(json!({"description": "<script>alert(8)</script>", "columns": {"label": "<b onmouseover=alert(4)>x</b>"}})),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
     let a = s
         .call(
             "PUT",
@@ -303,7 +336,8 @@ async fn portal_renders_hostile_text_inert_and_hides_what_is_hidden() {
             Some(json!({"object": "table main.sales.evil", "tags": ["note=<script>alert(7)</script>"]})),
         )
         .await;
-    assert_eq!(a.status, 200, "{}", a.text);
+    // Tag values cannot carry markup either (a-z, 0-9, '_' and '-').
+    assert_eq!(a.status, 400, "{}", a.text);
 
     let mut web = Web::new(&s);
     web.sign_in("admin", ADMIN_PASSWORD).await;
@@ -314,7 +348,7 @@ async fn portal_renders_hostile_text_inert_and_hides_what_is_hidden() {
             "<script>alert",
             "<img src=x",
             "<b onmouseover",
-            "javascript:alert",
+            "href=\"javascript",
         ] {
             assert!(
                 !p.text.contains(raw),
@@ -331,13 +365,56 @@ async fn portal_renders_hostile_text_inert_and_hides_what_is_hidden() {
     let hidden = bob.get("/hubs/main/hr").await;
     let missing = bob.get("/hubs/main/hx").await;
     assert_eq!((hidden.status, missing.status), (404, 404));
-    assert_eq!(hidden.text.replace("hr", "hx"), missing.text);
+    assert_eq!(hidden.text.replace("main.hr", "main.hx"), missing.text);
     let hidden = bob.get("/hubs/main/hr/salaries").await;
-    let missing = bob.get("/hubs/main/hr/salarieX").await;
+    let missing = bob.get("/hubs/main/hr/salariez").await;
     assert_eq!((hidden.status, missing.status), (404, 404));
-    assert_eq!(hidden.text.replace("salaries", "salarieX"), missing.text);
+    assert_eq!(hidden.text.replace("salaries", "salariez"), missing.text);
     let hub = bob.get("/hubs/main").await;
     assert!(!hub.text.contains("/hubs/main/hr"), "{}", hub.text);
+    let found = bob.get("/search?q=salaries").await;
+    assert_eq!(found.status, 200);
+    assert!(!found.text.contains("main.hr"), "{}", found.text);
+    // Asking for a hidden object answers like asking for a missing one.
+    let csrf = bob.csrf().await;
+    let hidden = bob
+        .post(
+            "/requests",
+            &[
+                ("_csrf", csrf.as_str()),
+                ("object", "table main.hr.salaries"),
+                ("reason", "x"),
+            ],
+        )
+        .await;
+    let missing = bob
+        .post(
+            "/requests",
+            &[
+                ("_csrf", csrf.as_str()),
+                ("object", "table main.hr.salariez"),
+                ("reason", "x"),
+            ],
+        )
+        .await;
+    assert_eq!((hidden.status, missing.status), (404, 404));
+    assert_eq!(hidden.text.replace("salaries", "salariez"), missing.text);
+    // Every form needs the session's token: without it nothing happens.
+    let forged = bob
+        .post(
+            "/requests",
+            &[("object", "dataset main.sales"), ("reason", "x")],
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    let edit = web
+        .post(
+            "/hubs/main/sales",
+            &[("_csrf", "forged"), ("description", "defaced")],
+        )
+        .await;
+    assert_eq!(edit.status, 403);
+    assert!(!web.get("/hubs/main/sales").await.text.contains("defaced"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -474,4 +551,135 @@ async fn portal_sso_against_a_real_oidc_provider() {
     let web = Web::new(&s);
     let p = web.get("/auth/callback?code=stolen&state=forged").await;
     assert_eq!(p.status, 403);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn portal_in_a_browser_search_request_approve_and_hidden_objects() {
+    let (_basin, s, admin) = started().await;
+    // bob may see the dataset sales (USAGE) but read none of its tables.
+    let a = s.sql(&admin, "GRANT USAGE ON DATASET sales TO bob").await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let b = Browser::start(&s.url, "requests").await;
+
+    // Search and find, forgiving a typo, from the header's box; facets narrow the hits.
+    b.sign_in("admin", ADMIN_PASSWORD).await;
+    b.fill("#header-q", "custmers").await;
+    b.click("header form.search button").await;
+    b.screenshot("search-typo").await;
+    assert!(b.path().await.starts_with("/search?q=custmers"));
+    let text = b.text().await;
+    assert!(text.contains("main.sales.customers"), "{text}");
+    assert!(b.has("aside.facets a[href*='layer=prepared']").await);
+    b.click("aside.facets a[href*='layer=prepared']").await;
+    b.screenshot("search-facet").await;
+    assert!(b.text().await.contains("Filtered by"));
+    b.click("ol.results a[href='/hubs/main/sales/customers']")
+        .await;
+    assert_eq!(b.path().await, "/hubs/main/sales/customers");
+    b.sign_out().await;
+
+    // bob: hidden objects are absent from search and their pages answer like missing ones.
+    b.sign_in("bob", "bob-password").await;
+    b.open("/search?q=salaries", "search-hidden").await;
+    let text = b.text().await;
+    assert!(
+        text.contains("0 results") && !text.contains("main.hr"),
+        "{text}"
+    );
+    b.open("/search?q=products", "search-not-yet").await;
+    assert!(!b.text().await.contains("main.sales.products"));
+    b.open("/hubs/main/hr/salaries", "hidden-table").await;
+    let hidden = b.text().await;
+    b.open("/hubs/main/hr/salariez", "missing-table").await;
+    assert_eq!(hidden.replace("salaries", "salariez"), b.text().await);
+    assert!(hidden.contains("not found"), "{hidden}");
+
+    // bob asks for SELECT on the dataset, with a reason.
+    b.open("/hubs/main/sales", "dataset-usage-only").await;
+    b.click("a.button[href^='/requests?object=']").await;
+    b.screenshot("request-form").await;
+    b.fill("#reason", "Quarterly product report").await;
+    b.click("form[action='/requests'] button[type=submit]")
+        .await;
+    b.screenshot("request-sent").await;
+    let text = b.text().await;
+    assert!(
+        text.contains("sent to the object's owners") && text.contains("pending"),
+        "{text}"
+    );
+    b.sign_out().await;
+
+    // The admin (who may manage sales) approves it.
+    b.sign_in("admin", ADMIN_PASSWORD).await;
+    b.open("/requests", "to-review").await;
+    let text = b.text().await;
+    assert!(
+        text.contains("Quarterly product report") && text.contains("bob"),
+        "{text}"
+    );
+    b.fill("form.decide input[name=comment]", "ok for the report")
+        .await;
+    b.click("form.decide button[value=approve]").await;
+    b.screenshot("approved").await;
+    assert!(b.text().await.contains("Approved"));
+    b.sign_out().await;
+
+    // Now bob finds and reads the table.
+    b.sign_in("bob", "bob-password").await;
+    b.open("/search?q=products", "search-after-approval").await;
+    assert!(b.text().await.contains("main.sales.products"));
+    b.open("/hubs/main/sales/products", "table-after-approval")
+        .await;
+    let text = b.text().await;
+    assert!(
+        text.contains("Kettle") && text.contains("Toaster"),
+        "{text}"
+    );
+    b.open("/requests", "my-requests").await;
+    let text = b.text().await;
+    assert!(
+        text.contains("approved") && text.contains("ok for the report"),
+        "{text}"
+    );
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn portal_sign_in_shares_the_login_rate_limit() {
+    let basin = Basin::new();
+    seed(&basin);
+    let s = Server::start(&basin, &[]);
+    let web = Web::new(&s);
+    let form = web.get("/signin").await;
+    let token = form.cookie_value("basin_signin").unwrap();
+    let attempt = |password: &'static str| {
+        let (web, token) = (&web, token.clone());
+        async move {
+            web.send(
+                web.http.post(format!("{}/signin", web.url)).form(&[
+                    ("_csrf", token.as_str()),
+                    ("user", "alice"),
+                    ("password", password),
+                ]),
+                &[("basin_signin", token.as_str())],
+            )
+            .await
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(attempt("wrong").await.status, 401);
+    }
+    // Locked out now, even with the right password — in the portal and over REST alike.
+    let locked = attempt("alice-password").await;
+    assert_eq!(locked.status, 429, "{}", locked.text);
+    assert!(locked.text.contains("Too many failed sign-ins"));
+    let a = s
+        .call(
+            "POST",
+            "/api/v1/login",
+            None,
+            Some(json!({"user": "alice", "password": "alice-password"})),
+        )
+        .await;
+    assert_eq!(a.status, 429, "{}", a.text);
 }

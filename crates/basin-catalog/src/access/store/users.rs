@@ -116,7 +116,8 @@ impl Catalog {
     }
 
     /// Replaces a user's password hash and, in the same transaction, revokes its session
-    /// tokens: they were signed in with the old password. Service tokens stay.
+    /// tokens and ends its portal sign-ins: they were signed in with the old password. Service
+    /// tokens stay.
     pub async fn set_password_hash(&self, user: &str, hash: &str) -> Result<()> {
         self.require_user(user).await?;
         let (u, h) = (user.to_string(), hash.to_string());
@@ -134,6 +135,11 @@ impl Catalog {
                     .execute(&mut **tx)
                     .await
                     .ctx(|| "ending the sessions of a new password's user".into())?;
+                sqlx::query("DELETE FROM web_sessions WHERE user_name = $1")
+                    .bind(&u)
+                    .execute(&mut **tx)
+                    .await
+                    .ctx(|| "ending the portal sign-ins of a new password's user".into())?;
                 Ok(())
             })
         })
