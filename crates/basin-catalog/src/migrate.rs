@@ -9,6 +9,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "core", include_str!("../migrations/0001_core.sql")),
     (2, "access", include_str!("../migrations/0002_access.sql")),
     (3, "views", include_str!("../migrations/0003_views.sql")),
+    (
+        7,
+        "query_history",
+        include_str!("../migrations/0007_query_history.sql"),
+    ),
 ];
 
 /// Applies every migration that the database has not seen yet, each in its own transaction.

@@ -9,9 +9,11 @@
 
 mod admin;
 mod backup;
+mod completion;
 pub mod credentials;
 mod error;
 mod listing;
+mod queries;
 mod session;
 
 use std::path::PathBuf;
@@ -25,8 +27,10 @@ use basin_tables::Tables;
 
 pub use admin::{MAX_TOKEN_DAYS, NewUser, TagAssignment, grants_of};
 pub use backup::{BackupReport, restore};
+pub use completion::{Completion, MAX_COMPLETIONS};
 pub use error::ServiceError;
 pub use listing::{Page, Paged};
+pub use queries::{HistoryEntry, MAX_HISTORY, RunningQuery};
 pub use session::{Session, TableInfo};
 
 /// Result type of this crate.
@@ -49,6 +53,8 @@ pub struct HubConfig {
 #[derive(Clone)]
 pub struct Hub {
     engine: Engine,
+    /// Queries running in this process (to cancel them).
+    queries: std::sync::Arc<queries::Registry>,
     keystore: Keystore,
     data_dir: PathBuf,
     keys_dir: PathBuf,
@@ -87,6 +93,7 @@ impl Hub {
         let tables = Tables::new(catalog, Some(keystore.clone()));
         Hub {
             engine: Engine::new(tables),
+            queries: Default::default(),
             keystore,
             keys_dir: data_dir.join("keys"),
             data_dir,
@@ -111,6 +118,7 @@ impl Hub {
             self.data_dir.clone(),
         )
         .with_keys_dir(self.keys_dir.clone())
+        .with_queries(self.queries.clone())
     }
 
     /// A session of the catalog user `name`, acting in its roles plus `extra_roles`; a missing

@@ -25,6 +25,8 @@ pub struct Session {
     pub(crate) data_dir: PathBuf,
     /// The keystore's directory (for backups).
     pub(crate) keys_dir: PathBuf,
+    /// The hub's running queries (to cancel them).
+    pub(crate) queries: Arc<crate::queries::Registry>,
 }
 
 /// A table as the session's principal may see it.
@@ -43,7 +45,13 @@ impl Session {
             keystore,
             keys_dir: data_dir.join("keys"),
             data_dir,
+            queries: Default::default(),
         }
+    }
+
+    pub(crate) fn with_queries(mut self, queries: Arc<crate::queries::Registry>) -> Session {
+        self.queries = queries;
+        self
     }
 
     pub(crate) fn with_keys_dir(mut self, keys_dir: PathBuf) -> Session {

@@ -9,6 +9,7 @@ mod grants;
 mod keys;
 mod login;
 mod policies;
+mod queries;
 mod query;
 mod tables;
 mod tags;
@@ -89,6 +90,9 @@ pub(crate) struct Caller {
         tokens::revoke_token,
         audit::audit,
         keys::rotate_key,
+        queries::cancel_query,
+        queries::query_history,
+        queries::completion,
     ),
     components(schemas(crate::error::Problem))
 )]
@@ -133,6 +137,9 @@ pub(crate) fn router(state: State) -> Router {
         )
         .route("/api/v1/hubs/{hub}/keys/rotate", post(keys::rotate_key))
         .route("/api/v1/query", post(query::query))
+        .route("/api/v1/queries/{id}", delete(queries::cancel_query))
+        .route("/api/v1/queries/history", get(queries::query_history))
+        .route("/api/v1/completion", get(queries::completion))
         .route(
             "/api/v1/users",
             get(users::list_users).post(users::create_user),

@@ -15,6 +15,7 @@ mod logs;
 mod multiprocess;
 mod oidc_gaps;
 mod paths;
+mod portal_sql;
 mod server;
 mod server_keys;
 mod sql_errors;
