@@ -195,16 +195,25 @@ impl Session {
         }
         let catalog = self.engine().catalog();
         let snapshot = catalog.access_snapshot().await?;
+        let p = self.principal();
+        // A grant on a hub, dataset or table makes its dataset visible by itself; only a tag
+        // grant can show a table of a dataset that is not: then its tables are looked at.
+        let tag_grants = !p.is_admin()
+            && self
+                .grants()
+                .await?
+                .iter()
+                .any(|g| matches!(g.object, basin_catalog::access::Securable::Tag { .. }));
         let mut out = Vec::new();
         for d in catalog.datasets(Some(hub)).await? {
             if !d.name.starts_with(word) || out.len() >= MAX_COMPLETIONS {
                 continue;
             }
-            // Visible by a grant of its own, or through a table the principal may see.
-            let visible = snapshot.dataset_visible(self.principal(), &d)
-                || !basin_sql::access::visible_tables(self.engine(), Some(hub), Some(&d.name))
-                    .await?
-                    .is_empty();
+            let visible = snapshot.dataset_visible(p, &d)
+                || tag_grants
+                    && !basin_sql::access::visible_tables(self.engine(), Some(hub), Some(&d.name))
+                        .await?
+                        .is_empty();
             if visible {
                 out.push(Completion {
                     detail: format!("dataset {hub}.{}", d.name),
@@ -216,25 +225,80 @@ impl Session {
         Ok(out)
     }
 
-    /// Visible tables of `hub.dataset` whose names start with `word`.
+    /// Visible tables of `hub.dataset` whose names start with `word`: the candidates decided
+    /// one by one, in name order, until enough are found; when the first few hundred show too
+    /// few, the dataset's visible tables at once.
     async fn tables_of(&self, hub: &str, dataset: &str, word: &str) -> Result<Vec<Completion>> {
-        if basin_core::Name::parse("hub", hub).is_err()
-            || basin_core::Name::parse("dataset", dataset).is_err()
-        {
+        const ONE_BY_ONE: usize = 200;
+        let Ok(scope) = basin_core::DatasetRef::new(hub, dataset) else {
             return Ok(Vec::new());
+        };
+        let catalog = self.engine().catalog();
+        let Some(entry) = catalog.dataset(&scope).await? else {
+            return Ok(Vec::new());
+        };
+        let snapshot = catalog.access_snapshot().await?;
+        let candidates: Vec<String> = catalog
+            .tables(Some(hub), Some(dataset))
+            .await?
+            .into_iter()
+            .map(|t| t.name)
+            .filter(|n| n.starts_with(word))
+            .collect();
+        let mut names = Vec::new();
+        for name in candidates.iter().take(ONE_BY_ONE) {
+            if names.len() >= MAX_COMPLETIONS {
+                break;
+            }
+            let Ok(t) = basin_core::TableRef::new(hub, dataset, name) else {
+                continue;
+            };
+            if let Some(table) = catalog.table(&t).await?
+                && snapshot
+                    .table_policy(self.principal(), &entry, &table)
+                    .is_some()
+            {
+                names.push(name.clone());
+            }
         }
-        Ok(
-            basin_sql::access::visible_tables(self.engine(), Some(hub), Some(dataset))
+        if names.len() < MAX_COMPLETIONS && candidates.len() > ONE_BY_ONE {
+            names = basin_sql::access::visible_tables(self.engine(), Some(hub), Some(dataset))
                 .await?
                 .into_iter()
-                .filter(|(t, _)| t.name.starts_with(word))
-                .map(|(t, _)| Completion {
-                    detail: format!("table {hub}.{dataset}.{}", t.name),
-                    label: t.name,
-                    kind: "table",
-                })
-                .collect(),
-        )
+                .map(|(t, _)| t.name)
+                .filter(|n| n.starts_with(word))
+                .collect();
+        }
+        Ok(names
+            .into_iter()
+            .take(MAX_COMPLETIONS)
+            .map(|name| Completion {
+                detail: format!("table {scope}.{name}"),
+                label: name,
+                kind: "table",
+            })
+            .collect())
+    }
+
+    /// A table as the principal sees it (only its visible columns); `None` when it is missing
+    /// or hidden. Asks the catalog's decision for this one table only.
+    async fn seen_table(&self, t: &basin_core::TableRef) -> Result<Option<basin_catalog::Table>> {
+        let catalog = self.engine().catalog();
+        let Some(mut table) = catalog.table(t).await? else {
+            return Ok(None);
+        };
+        let Some(dataset) = catalog.dataset(&t.dataset_ref()).await? else {
+            return Ok(None);
+        };
+        let snapshot = catalog.access_snapshot().await?;
+        Ok(snapshot
+            .table_policy(self.principal(), &dataset, &table)
+            .map(|policy| {
+                table
+                    .columns
+                    .retain(|c| policy.columns.iter().any(|p| p.name == c.name));
+                table
+            }))
     }
 
     /// Visible columns of the table `name` (`dataset.table` or `hub.dataset.table`) whose names
@@ -243,16 +307,11 @@ impl Session {
         let Ok(t) = basin_core::TableRef::parse(name) else {
             return Ok(Vec::new());
         };
-        let tables = basin_sql::access::visible_tables(
-            self.engine(),
-            Some(t.hub.as_str()),
-            Some(t.dataset.as_str()),
-        )
-        .await?;
-        Ok(tables
+        Ok(self
+            .seen_table(&t)
+            .await?
             .into_iter()
-            .filter(|(x, _)| x.name == t.table.as_str())
-            .flat_map(|(x, _)| x.columns)
+            .flat_map(|x| x.columns)
             .filter(|c| c.name.starts_with(word))
             .map(|c| Completion {
                 label: c.name,
