@@ -14,14 +14,14 @@ use crate::{Result, ServiceError, Session};
 /// Most entries a history returns.
 pub const MAX_HISTORY: usize = 500;
 
-/// The queries running in this process, by id.
+/// The queries running in this process, by owner and id (ids are the owners' own: one
+/// principal's ids say nothing about another's).
 #[derive(Default)]
 pub(crate) struct Registry {
-    running: Mutex<HashMap<String, Entry>>,
+    running: Mutex<HashMap<(String, String), Entry>>,
 }
 
 struct Entry {
-    owner: String,
     /// Whether cancelling stops it: a query does; a write runs to completion.
     cancellable: bool,
     /// Set to who cancelled it.
@@ -32,6 +32,7 @@ struct Entry {
 /// [`RunningQuery::cancelled`] let the work it does stop when it is cancelled.
 pub struct RunningQuery {
     id: String,
+    owner: String,
     cancelled: watch::Receiver<Option<String>>,
     registry: Arc<Registry>,
 }
@@ -82,7 +83,7 @@ impl RunningQuery {
 impl Drop for RunningQuery {
     fn drop(&mut self) {
         if let Ok(mut running) = self.registry.running.lock() {
-            running.remove(&self.id);
+            running.remove(&(self.owner.clone(), self.id.clone()));
         }
     }
 }
@@ -134,21 +135,23 @@ impl Session {
             .running
             .lock()
             .map_err(|_| ServiceError::Invalid("the query registry is unusable".into()))?;
-        if running.contains_key(&id) {
+        let owner = self.principal().name.clone();
+        let key = (owner.clone(), id.clone());
+        if running.contains_key(&key) {
             return Err(ServiceError::Invalid(format!(
-                "a query with id '{id}' is already running; give each query its own query_id"
+                "a query of yours with id '{id}' is already running; give each query its own query_id"
             )));
         }
         running.insert(
-            id.clone(),
+            key,
             Entry {
-                owner: self.principal().name.clone(),
                 cancellable,
                 cancel,
             },
         );
         Ok(RunningQuery {
             id,
+            owner,
             cancelled,
             registry: self.queries.clone(),
         })
@@ -165,20 +168,25 @@ impl Session {
                 .running
                 .lock()
                 .map_err(|_| ServiceError::Invalid("the query registry is unusable".into()))?;
-            let entry = running
-                .get(id)
-                .filter(|e| admin || e.owner == me)
-                .ok_or_else(|| {
-                    ServiceError::NotFound(format!(
-                        "no query '{id}' of yours is running (it may have finished)"
-                    ))
-                })?;
-            if !entry.cancellable {
+            // One's own query by that id; administrators: anyone's.
+            let entries: Vec<&Entry> = running
+                .iter()
+                .filter(|((owner, i), _)| i == id && (admin || *owner == me))
+                .map(|(_, e)| e)
+                .collect();
+            if entries.is_empty() {
+                return Err(ServiceError::NotFound(format!(
+                    "no query '{id}' of yours is running (it may have finished)"
+                )));
+            }
+            if entries.iter().any(|e| !e.cancellable) {
                 return Err(ServiceError::Invalid(format!(
                     "'{id}' is a write, which runs to completion and cannot be cancelled"
                 )));
             }
-            entry.cancel.send_replace(Some(me.clone()));
+            for e in entries {
+                e.cancel.send_replace(Some(me.clone()));
+            }
             Ok(())
         })();
         self.audited("query.cancel", id, result).await

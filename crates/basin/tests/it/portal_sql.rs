@@ -125,6 +125,14 @@ async fn a_running_query_is_cancelled_by_its_owner_or_an_admin_only() {
         .await;
     problem(&a, 404);
     assert!(!runner.is_finished(), "the slow query ended by itself");
+    // Ids are each principal's own: bob's "slow-1" neither clashes with alice's nor reveals it.
+    let r = post_query(
+        &s,
+        &e.bob,
+        json!({"sql": "SELECT 1 AS one", "query_id": "slow-1"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
     let a = cancel_when_running(&s, &e.alice, "slow-1").await;
     assert_eq!(a.status, 200, "{}", a.text);
     assert_eq!(a.body, json!({"id": "slow-1", "cancelled": true}));
