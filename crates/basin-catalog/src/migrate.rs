@@ -10,6 +10,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "access", include_str!("../migrations/0002_access.sql")),
     (3, "views", include_str!("../migrations/0003_views.sql")),
     (
+        5,
+        "access_requests",
+        include_str!("../migrations/0005_access_requests.sql"),
+    ),
+    (
+        6,
+        "web_sessions",
+        include_str!("../migrations/0006_web_sessions.sql"),
+    ),
+    (
         7,
         "query_history",
         include_str!("../migrations/0007_query_history.sql"),

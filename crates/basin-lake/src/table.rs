@@ -142,6 +142,21 @@ impl LakeTable {
             .count())
     }
 
+    /// Bytes of the data files at this version, and their rows when every file's statistics
+    /// count them (`None` otherwise).
+    pub fn size(&self) -> Result<(u64, Option<u64>)> {
+        let state = self
+            .delta
+            .snapshot()
+            .ctx(|| format!("reading the files of {}", self.location))?;
+        let (mut bytes, mut rows) = (0u64, Some(0u64));
+        for file in state.log_data().iter() {
+            bytes += file.size().max(0) as u64;
+            rows = rows.zip(file.num_records()).map(|(r, n)| r + n as u64);
+        }
+        Ok((bytes, rows))
+    }
+
     /// A DataFusion table provider that reads this version.
     pub async fn provider(&self) -> Result<Arc<dyn TableProvider>> {
         self.delta

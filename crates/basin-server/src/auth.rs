@@ -151,6 +151,19 @@ pub struct OidcConfig {
     /// How long a fetched key set is trusted before it is fetched again, so that a key the
     /// provider has withdrawn stops being accepted.
     pub jwks_refresh: Duration,
+    /// The portal's client at the provider ("Sign in with SSO"); `None`: bearer JWTs only.
+    pub client: Option<OidcClient>,
+}
+
+/// The portal's registration at the OIDC provider (authorization-code flow with PKCE).
+#[derive(Debug, Clone)]
+pub struct OidcClient {
+    pub id: String,
+    /// Confidential clients' secret; `None` for a public client (PKCE alone).
+    pub secret: Option<String>,
+    /// The callback URL registered at the provider (`https://host/auth/callback`); `None`:
+    /// derived from each request's `Host` (and `X-Forwarded-Proto`).
+    pub redirect_url: Option<String>,
 }
 
 /// Clock difference tolerated on `exp` and `nbf`.
@@ -172,6 +185,8 @@ pub struct Oidc {
     keys: RwLock<(Arc<JwkSet>, Instant)>,
     /// When a fetch was last tried; held while fetching, so one fetch runs at a time.
     fetched: tokio::sync::Mutex<Instant>,
+    /// The discovery document, once read (for the portal's sign-in).
+    discovery: tokio::sync::OnceCell<Discovery>,
 }
 
 /// Reads the key set from the file or URL.
@@ -224,6 +239,7 @@ impl Oidc {
             config,
             keys: RwLock::new((Arc::new(keys), Instant::now())),
             fetched: tokio::sync::Mutex::new(Instant::now()),
+            discovery: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -263,10 +279,47 @@ impl Oidc {
         }
     }
 
-    /// Validates a JWT (signature, `iss`, `aud`, `exp`, `nbf`) and maps its claims to an identity.
+    /// Whether the portal offers "Sign in with SSO" (a client is configured).
+    pub fn signs_in(&self) -> bool {
+        self.config.client.is_some()
+    }
+
+    /// Validates a bearer JWT (signature, `iss`, `aud`, `exp`, `nbf`) and maps its claims to an
+    /// identity.
     pub async fn check(&self, jwt: &str) -> Result<Identity, ApiError> {
+        let claims = self
+            .decode(jwt, &self.config.audience, "bearer JWT")
+            .await?;
+        self.identity(&claims, "bearer JWT")
+    }
+
+    /// Validates an ID token of the portal's sign-in (as [`Oidc::check`], for the portal's
+    /// client id as audience, and with the sign-in's `nonce`).
+    pub async fn check_id_token(&self, jwt: &str, nonce: &str) -> Result<Identity, ApiError> {
+        let client = self
+            .config
+            .client
+            .as_ref()
+            .ok_or_else(|| ApiError::unauthorized("no OIDC client is configured"))?;
+        let claims = self.decode(jwt, &client.id, "ID token").await?;
+        let sent = claims.get("nonce").and_then(|n| n.as_str()).unwrap_or("");
+        if nonce.is_empty() || !crate::portal::constant_time_eq(sent.as_bytes(), nonce.as_bytes()) {
+            return Err(ApiError::unauthorized(
+                "the ID token is not accepted: its nonce is not this sign-in's",
+            ));
+        }
+        self.identity(&claims, "ID token")
+    }
+
+    /// The claims of a JWT whose signature, issuer, audience and times are valid.
+    async fn decode(
+        &self,
+        jwt: &str,
+        audience: &str,
+        what: &str,
+    ) -> Result<serde_json::Value, ApiError> {
         let invalid =
-            |why: &str| ApiError::unauthorized(format!("the bearer JWT is not accepted: {why}"));
+            |why: &str| ApiError::unauthorized(format!("the {what} is not accepted: {why}"));
         let header = jsonwebtoken::decode_header(jwt).map_err(|_| invalid("it is malformed"))?;
         let keys = self.keys_for(header.kid.as_deref()).await;
         let key = match &header.kid {
@@ -285,7 +338,7 @@ impl Oidc {
         }
         let mut validation = Validation::new(header.alg);
         validation.set_issuer(&[&self.config.issuer]);
-        validation.set_audience(&[&self.config.audience]);
+        validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         validation.validate_nbf = true;
         validation.leeway = CLOCK_LEEWAY_SECS;
@@ -304,7 +357,13 @@ impl Oidc {
                 })
             },
         )?;
-        let claims = data.claims;
+        Ok(data.claims)
+    }
+
+    /// The user (named by the user claim) and the claimed roles of valid claims.
+    fn identity(&self, claims: &serde_json::Value, what: &str) -> Result<Identity, ApiError> {
+        let invalid =
+            |why: &str| ApiError::unauthorized(format!("the {what} is not accepted: {why}"));
         let name = claims
             .get(&self.config.user_claim)
             .and_then(|v| v.as_str())
@@ -323,6 +382,61 @@ impl Oidc {
         };
         Ok(Identity { name, extra_roles })
     }
+
+    /// The portal's client (when "Sign in with SSO" is configured).
+    pub fn client(&self) -> Option<&OidcClient> {
+        self.config.client.as_ref()
+    }
+
+    /// The provider's endpoints, from its discovery document (fetched once, on first use).
+    pub async fn discovery(&self) -> Result<&Discovery, ApiError> {
+        self.discovery
+            .get_or_try_init(|| async {
+                let url = format!(
+                    "{}/.well-known/openid-configuration",
+                    self.config.issuer.trim_end_matches('/')
+                );
+                let unavailable = |e: String| {
+                    tracing::warn!(%url, error = %e, "cannot read the OIDC discovery document");
+                    ApiError::new(
+                        axum::http::StatusCode::BAD_GATEWAY,
+                        "oidc_unavailable",
+                        format!(
+                            "the identity provider's discovery document ({url}) cannot be read: {e}"
+                        ),
+                    )
+                };
+                let doc: Discovery = reqwest::Client::builder()
+                    .timeout(JWKS_TIMEOUT)
+                    .build()
+                    .map_err(|e| unavailable(e.to_string()))?
+                    .get(&url)
+                    .send()
+                    .await
+                    .and_then(|r| r.error_for_status())
+                    .map_err(|e| unavailable(e.to_string()))?
+                    .json()
+                    .await
+                    .map_err(|e| unavailable(e.to_string()))?;
+                // OpenID Connect Discovery §4.3: the document must name the issuer asked.
+                if doc.issuer.trim_end_matches('/') != self.config.issuer.trim_end_matches('/') {
+                    return Err(unavailable(format!(
+                        "it names the issuer '{}', not '{}'",
+                        doc.issuer, self.config.issuer
+                    )));
+                }
+                Ok(doc)
+            })
+            .await
+    }
+}
+
+/// The parts of a provider's `/.well-known/openid-configuration` the portal uses.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Discovery {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
 }
 
 /// Failed logins per (user, address): after [`MAX_FAILURES`] within [`WINDOW`], further

@@ -1,5 +1,5 @@
 //! Basin's hub server: the REST API under `/api/v1` (with its OpenAPI document), authentication,
-//! `/health` and `/metrics`.
+//! `/health` and `/metrics`, and the data portal's HTML pages at `/` (see `portal`).
 //!
 //! Every request other than `/health` and login is authenticated; every read of data goes
 //! through basin-sql as the request's principal, so the policies of basin-catalog apply the same
@@ -10,6 +10,7 @@ pub mod auth;
 mod error;
 pub mod limits;
 mod metrics;
+mod portal;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

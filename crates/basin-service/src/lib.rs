@@ -14,6 +14,8 @@ pub mod credentials;
 mod error;
 mod listing;
 mod queries;
+mod requests;
+mod search;
 mod session;
 
 use std::path::PathBuf;
@@ -31,6 +33,10 @@ pub use completion::{Completion, MAX_COMPLETIONS};
 pub use error::ServiceError;
 pub use listing::{Page, Paged};
 pub use queries::{HistoryEntry, MAX_HISTORY, RunningQuery};
+pub use requests::RequestScope;
+pub use search::{
+    FacetCount, Facets, MAX_QUERY_CHARS, MAX_SEARCH_LIMIT, SearchHit, SearchQuery, SearchResults,
+};
 pub use session::{Session, TableInfo};
 
 /// Result type of this crate.
@@ -58,6 +64,7 @@ pub struct Hub {
     keystore: Keystore,
     data_dir: PathBuf,
     keys_dir: PathBuf,
+    search: search::SearchCache,
 }
 
 impl Hub {
@@ -97,6 +104,7 @@ impl Hub {
             keystore,
             keys_dir: data_dir.join("keys"),
             data_dir,
+            search: Default::default(),
         }
     }
 
@@ -118,6 +126,7 @@ impl Hub {
             self.data_dir.clone(),
         )
         .with_keys_dir(self.keys_dir.clone())
+        .with_search(self.search.clone())
         .with_queries(self.queries.clone())
     }
 

@@ -115,6 +115,17 @@ impl Session {
         tables.sort_by(|a, b| a.0.name.cmp(&b.0.name));
         page.apply(tables, |(t, _)| t.name.clone())
     }
+
+    /// One dataset the principal may see; a hidden one is "not found", like a missing one.
+    pub async fn dataset(&self, hub: &str, dataset: &str) -> Result<Dataset> {
+        let (hub, dataset) = (Name::parse("hub", hub)?, Name::parse("dataset", dataset)?);
+        basin_sql::access::visible(self.engine(), Some(hub.as_str()), Some(dataset.as_str()))
+            .await?
+            .datasets
+            .into_iter()
+            .find(|d| d.name == dataset.as_str())
+            .ok_or_else(|| ServiceError::NotFound(format!("dataset '{hub}.{dataset}' not found")))
+    }
 }
 
 #[cfg(test)]

@@ -25,6 +25,8 @@ pub struct Session {
     pub(crate) data_dir: PathBuf,
     /// The keystore's directory (for backups).
     pub(crate) keys_dir: PathBuf,
+    /// The hub's search index.
+    pub(crate) search: crate::search::SearchCache,
     /// The hub's running queries (to cancel them).
     pub(crate) queries: Arc<crate::queries::Registry>,
 }
@@ -45,6 +47,7 @@ impl Session {
             keystore,
             keys_dir: data_dir.join("keys"),
             data_dir,
+            search: Default::default(),
             queries: Default::default(),
         }
     }
@@ -56,6 +59,11 @@ impl Session {
 
     pub(crate) fn with_keys_dir(mut self, keys_dir: PathBuf) -> Session {
         self.keys_dir = keys_dir;
+        self
+    }
+
+    pub(crate) fn with_search(mut self, search: crate::search::SearchCache) -> Session {
+        self.search = search;
         self
     }
 

@@ -214,6 +214,11 @@ fn visible_commit(policy: &TablePolicy, mut commit: Commit) -> Commit {
 pub struct TableStats {
     pub version: i64,
     pub files: usize,
+    /// Bytes of the data files.
+    pub bytes: u64,
+    /// Rows of the table (all of them, row filters aside); `None` when the files' statistics
+    /// do not count them.
+    pub rows: Option<u64>,
 }
 
 /// A table as the principal may see it: its catalog entry, its policy and its statistics. The
@@ -227,12 +232,17 @@ pub async fn table_details(
         true => TableStats {
             version: -1,
             files: 0,
+            bytes: 0,
+            rows: None,
         },
         false => {
             let lake = LakeTable::open(&entry.location).await?;
+            let (bytes, rows) = lake.size()?;
             TableStats {
                 version: lake.version(),
                 files: lake.file_count()?,
+                bytes,
+                rows,
             }
         }
     };

@@ -2,7 +2,9 @@
 //! only (the layering test refuses anything else).
 
 pub mod basin;
+pub mod browser;
 pub mod fixtures;
+pub mod oidc;
 pub mod postgres;
 pub mod rows;
 pub mod server;

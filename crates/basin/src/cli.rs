@@ -122,6 +122,81 @@ pub enum Command {
         /// A directory written by `basin backup`.
         dir: PathBuf,
     },
+    /// Search the names, descriptions, tags, domains and owners of the hubs, datasets, tables
+    /// and columns the user may see (typos forgiven; exact names first, then the most used).
+    Search(SearchArgs),
+    /// Ask for access to a dataset or table, and approve or deny others' requests.
+    #[command(subcommand)]
+    Access(AccessCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// Words to search for.
+    pub query: String,
+    /// Only hits in this hub.
+    #[arg(long)]
+    pub hub: Option<String>,
+    /// Only hits in datasets of this layer (source, prepared, semantic).
+    #[arg(long)]
+    pub layer: Option<String>,
+    /// Only hits in datasets of this domain.
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// Only hits carrying this tag (KEY or KEY=VALUE), inherited tags included.
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Only hits in datasets of this owner.
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// Hits per page (1–100).
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// Continue after the page that printed this token.
+    #[arg(long)]
+    pub page_token: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AccessCommand {
+    /// Ask for SELECT on a hub, dataset or table you can see:
+    /// `basin access request dataset sales --reason "monthly report"`.
+    Request {
+        /// The object: `hub NAME`, `dataset [HUB.]NAME` or `table [HUB.]DATASET.NAME`.
+        #[arg(required = true, num_args = 1..)]
+        object: Vec<String>,
+        /// Why you need it, for those who decide.
+        #[arg(long)]
+        reason: String,
+        /// The privilege asked for (only SELECT can be requested).
+        #[arg(long, default_value = "SELECT")]
+        privilege: String,
+    },
+    /// List your requests, or with --review those you may decide.
+    List {
+        /// Others' requests on objects you may manage, instead of your own.
+        #[arg(long)]
+        review: bool,
+        /// Only requests with this status: pending, approved, denied, cancelled.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Approve a pending request: the privilege is granted to the requester.
+    Approve {
+        id: String,
+        /// A note for the requester.
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Deny a pending request, saying why.
+    Deny {
+        id: String,
+        /// Why, for the requester (required).
+        #[arg(long)]
+        comment: String,
+    },
+    /// Cancel your own pending request.
+    Cancel { id: String },
 }
 
 #[derive(Args, Debug)]
@@ -148,6 +223,22 @@ pub struct ServeArgs {
     /// JWT claim naming the user.
     #[arg(long, default_value = "preferred_username")]
     pub oidc_user_claim: String,
+    /// The portal's client id at the OIDC provider: enables "Sign in with SSO" (authorization
+    /// code with PKCE, via the issuer's /.well-known/openid-configuration).
+    #[arg(long, env = "BASIN_OIDC_CLIENT_ID", requires = "oidc_issuer")]
+    pub oidc_client_id: Option<String>,
+    /// The portal client's secret (confidential clients; omit for a public client).
+    #[arg(
+        long,
+        env = "BASIN_OIDC_CLIENT_SECRET",
+        requires = "oidc_client_id",
+        hide_env_values = true
+    )]
+    pub oidc_client_secret: Option<String>,
+    /// The callback URL registered at the provider, e.g. https://basin.example.com/auth/callback
+    /// (default: derived from the request's Host and X-Forwarded-Proto).
+    #[arg(long, env = "BASIN_OIDC_REDIRECT_URL", requires = "oidc_client_id")]
+    pub oidc_redirect_url: Option<String>,
     /// Lifetime of login sessions, in hours.
     #[arg(long, default_value_t = 12)]
     pub session_hours: u64,

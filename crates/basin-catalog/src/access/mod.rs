@@ -11,3 +11,4 @@ mod store;
 pub use decision::{AccessSnapshot, Action, ColumnPolicy, TablePolicy, is_pii};
 pub use model::*;
 pub(crate) use store::AccessCache;
+pub use store::{AccessRequest, RequestStatus};

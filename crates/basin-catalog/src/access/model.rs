@@ -418,3 +418,16 @@ impl Principal {
 fn as_text<S: serde::Serializer>(v: &TableRef, s: S) -> std::result::Result<S::Ok, S::Error> {
     s.collect_str(v)
 }
+
+/// A portal sign-in as stored: only the hash of the id the browser's cookie holds is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSession {
+    pub id_hash: String,
+    pub user: String,
+    /// Roles the identity provider granted at sign-in (empty for local users).
+    pub roles: Vec<String>,
+    /// The token every form of this session carries (CSRF protection).
+    pub csrf_token: String,
+    pub created_at: String,
+    pub expires_at: String,
+}

@@ -66,6 +66,7 @@ impl Catalog {
         .execute(&self.pool)
         .await
         .map_err(|e| unique_violation(e, "dataset", &new.dataset.to_string()))?;
+        super::metadata_changed(&self.pool).await?;
         Ok(dataset)
     }
 
@@ -181,6 +182,7 @@ impl Catalog {
         .execute(&self.pool)
         .await
         .ctx(|| format!("updating dataset '{dataset}'"))?;
+        super::metadata_changed(&self.pool).await?;
         Ok(d)
     }
 
@@ -214,7 +216,7 @@ impl Catalog {
                     .execute(&mut **tx)
                     .await
                     .ctx(|| format!("deleting dataset '{hub}.{name}'"))?;
-                Ok(())
+                super::metadata_changed(&mut **tx).await
             })
         })
         .await

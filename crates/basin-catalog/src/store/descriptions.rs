@@ -69,7 +69,7 @@ impl Catalog {
         q.execute(&self.pool)
             .await
             .ctx(|| format!("setting the description of {object}"))?;
-        Ok(())
+        super::metadata_changed(&self.pool).await
     }
 }
 

@@ -30,6 +30,7 @@ impl Catalog {
             .execute(&self.pool)
             .await
             .map_err(|e| unique_violation(e, "hub", &created.name))?;
+        super::metadata_changed(&self.pool).await?;
         self.require_hub(&created.name).await
     }
 
@@ -145,7 +146,7 @@ impl Catalog {
                     .execute(&mut **tx)
                     .await
                     .ctx(|| format!("deleting hub '{hub}'"))?;
-                Ok(())
+                super::metadata_changed(&mut **tx).await
             })
         })
         .await

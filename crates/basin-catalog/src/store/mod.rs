@@ -77,6 +77,19 @@ impl Catalog {
         Self::connect(&format!("sqlite://{}?mode=rwc", path.display())).await
     }
 
+    /// The catalog's versions: (metadata, access). The metadata version changes with every
+    /// change of the names, descriptions, tags, domains and owners of hubs, datasets, tables and
+    /// columns, so that what is built from them (the search index) can be cached between
+    /// changes; the access version with every change of what principals may see.
+    pub async fn versions(&self) -> Result<(i64, i64)> {
+        sqlx::query_as(
+            "SELECT c.version, a.version FROM catalog_version c, access_version a WHERE c.id = 1 AND a.id = 1",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .ctx(|| "reading the catalog version".into())
+    }
+
     /// Starts a transaction on the catalog.
     pub(crate) async fn begin(&self) -> Result<Tx<'_>> {
         self.pool
@@ -84,6 +97,18 @@ impl Catalog {
             .await
             .ctx(|| "starting a catalog transaction".into())
     }
+}
+
+/// Bumps the metadata version (see [`Catalog::versions`]).
+pub(crate) async fn metadata_changed<'e, E>(executor: E) -> Result<()>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    sqlx::query("UPDATE catalog_version SET version = version + 1 WHERE id = 1")
+        .execute(executor)
+        .await
+        .ctx(|| "updating the catalog version".into())?;
+    Ok(())
 }
 
 /// A catalog transaction.

@@ -51,6 +51,7 @@ impl Catalog {
         .await
         .map_err(|e| unique_violation(e, "table", &t.to_string()))?;
         insert_columns(&mut tx, t, &new.columns).await?;
+        super::metadata_changed(&mut *tx).await?;
         tx.commit()
             .await
             .ctx(|| format!("registering table '{t}'"))?;
@@ -96,6 +97,7 @@ impl Catalog {
         .execute(&mut *tx)
         .await
         .ctx(|| format!("updating '{table}'"))?;
+        super::metadata_changed(&mut *tx).await?;
         tx.commit()
             .await
             .ctx(|| format!("updating the columns of '{table}'"))
@@ -376,13 +378,14 @@ impl Catalog {
     }
 }
 
-/// Cached decisions are stale once a table's grants, policies or columns change.
+/// Cached decisions are stale once a table's grants, policies or columns change (and the
+/// search index once its columns do).
 async fn bump_access_version(tx: &mut Tx<'_>, table: &TableRef) -> Result<()> {
     sqlx::query("UPDATE access_version SET version = version + 1 WHERE id = 1")
         .execute(&mut **tx)
         .await
         .ctx(|| format!("updating '{table}'"))?;
-    Ok(())
+    super::metadata_changed(&mut **tx).await
 }
 
 async fn insert_columns(tx: &mut Tx<'_>, table: &TableRef, columns: &[Column]) -> Result<()> {

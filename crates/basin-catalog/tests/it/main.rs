@@ -2,6 +2,7 @@
 //! starts itself (initdb + pg_ctl on a free loopback port).
 
 mod access;
+mod requests;
 
 use basin_catalog::access::{Grant, Privilege, Securable};
 use basin_catalog::{

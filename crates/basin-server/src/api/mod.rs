@@ -3,6 +3,7 @@
 //! the router, the OpenAPI document, and the middleware (request ids, authentication, metrics,
 //! audit of denials).
 
+mod access_requests;
 mod audit;
 mod catalog;
 mod grants;
@@ -10,7 +11,8 @@ mod keys;
 mod login;
 mod policies;
 mod queries;
-mod query;
+pub(crate) mod query;
+mod search;
 mod tables;
 mod tags;
 mod tokens;
@@ -90,6 +92,12 @@ pub(crate) struct Caller {
         tokens::revoke_token,
         audit::audit,
         keys::rotate_key,
+        search::search,
+        access_requests::create,
+        access_requests::list,
+        access_requests::approve,
+        access_requests::deny,
+        access_requests::cancel,
         queries::cancel_query,
         queries::query_history,
         queries::completion,
@@ -182,6 +190,23 @@ pub(crate) fn router(state: State) -> Router {
         )
         .route("/api/v1/tokens/{id}", delete(tokens::revoke_token))
         .route("/api/v1/audit", get(audit::audit))
+        .route("/api/v1/search", get(search::search))
+        .route(
+            "/api/v1/access-requests",
+            get(access_requests::list).post(access_requests::create),
+        )
+        .route(
+            "/api/v1/access-requests/{id}/approve",
+            post(access_requests::approve),
+        )
+        .route(
+            "/api/v1/access-requests/{id}/deny",
+            post(access_requests::deny),
+        )
+        .route(
+            "/api/v1/access-requests/{id}/cancel",
+            post(access_requests::cancel),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     // Login is unauthenticated: its body is refused beyond a few KiB before anything is read.
     let login_route = post(login::login)
@@ -195,6 +220,7 @@ pub(crate) fn router(state: State) -> Router {
         .route("/health", get(health))
         .route("/api/v1/login", login_route)
         .merge(authed)
+        .merge(crate::portal::router())
         .fallback(|| async { ApiError::not_found("no such endpoint; see /api/v1/openapi.json") })
         // JSON bodies; the upload route reads its body itself, under its own limit.
         .layer(axum::extract::DefaultBodyLimit::max(

@@ -1,5 +1,7 @@
-//! The service layer over a real catalog: listings in pages.
+//! The service layer over a real catalog: listings in pages, search, access requests.
 
 mod backup;
 mod listing;
+mod requests;
+mod search;
 mod tags;

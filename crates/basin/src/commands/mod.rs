@@ -1,12 +1,14 @@
 //! One module per noun of the CLI. Each parses its arguments, calls a
 //! [`basin_service::Session`] of the user the CLI runs as (`--as`, default `admin`), and prints.
 
+mod access;
 mod backup;
 mod dataset;
 mod demo;
 mod governance;
 mod hub;
 mod ingest;
+mod search;
 mod serve;
 mod sql;
 mod table;
@@ -79,6 +81,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Backup { dir } => backup::backup(&g, &session(&g).await?, &dir).await,
         Command::Restore { dir } => backup::restore(&g, &dir).await,
+        Command::Search(args) => search::run(&g, &session(&g).await?, args).await,
+        Command::Access(cmd) => access::run(&g, &session(&g).await?, cmd).await,
         Command::Revoke { words } => {
             print_sql(
                 &g,

@@ -29,6 +29,13 @@ pub async fn run(g: &Global, args: ServeArgs) -> anyhow::Result<()> {
             roles_claim: args.oidc_roles_claim,
             user_claim: args.oidc_user_claim,
             jwks_refresh: Duration::from_secs(args.oidc_jwks_refresh_secs),
+            client: args
+                .oidc_client_id
+                .map(|id| basin_server::auth::OidcClient {
+                    id,
+                    secret: args.oidc_client_secret,
+                    redirect_url: args.oidc_redirect_url,
+                }),
         }),
         _ => None,
     };

@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `basin` binary on a fresh data directory.
 
+mod access_requests;
 mod backup;
 mod browse;
 mod cli;
@@ -15,7 +16,9 @@ mod logs;
 mod multiprocess;
 mod oidc_gaps;
 mod paths;
+mod portal;
 mod portal_sql;
+mod search;
 mod server;
 mod server_keys;
 mod sql_errors;

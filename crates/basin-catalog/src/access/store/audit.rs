@@ -90,6 +90,36 @@ impl Catalog {
     }
 }
 
+impl Catalog {
+    /// How often each table name (as written in the statement) was named by a successful
+    /// read — a `query` event whose statement is a SELECT (or WITH) — since `since` (an RFC 3339
+    /// time), from the audit log.
+    pub async fn query_counts(
+        &self,
+        since: &str,
+    ) -> Result<std::collections::HashMap<String, u64>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT detail FROM audit_log WHERE at >= $1 AND action = 'query' AND outcome = 'ok' AND (upper(substr(target, 1, 6)) = 'SELECT' OR upper(substr(target, 1, 4)) = 'WITH')",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await
+        .ctx(|| "reading query counts from the audit log".into())?;
+        let mut counts = std::collections::HashMap::new();
+        for (detail,) in rows {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&detail) else {
+                continue;
+            };
+            for name in v["tables"].as_array().into_iter().flatten() {
+                if let Some(name) = name.as_str() {
+                    *counts.entry(name.to_string()).or_insert(0) += 1;
+                }
+            }
+        }
+        Ok(counts)
+    }
+}
+
 /// A random number for ids, from the process's hasher seed and a counter (no extra crate).
 fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};

@@ -6,10 +6,12 @@
 mod audit;
 mod grants;
 mod policies;
+mod requests;
 mod roles;
 mod tags;
 mod tokens;
 mod users;
+mod web_sessions;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -22,6 +24,8 @@ use crate::error::DbContext;
 use crate::store::{Tx, not_found};
 use crate::{Catalog, Result, Table};
 use users::attributes_from_json;
+
+pub use requests::{AccessRequest, RequestStatus};
 
 /// The last loaded snapshot, reused while the catalog's access version is unchanged.
 #[derive(Debug, Default, Clone)]

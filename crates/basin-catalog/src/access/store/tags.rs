@@ -145,6 +145,7 @@ impl Catalog {
                     q = q.bind(b);
                 }
                 q.execute(&mut **tx).await.ctx(|| "setting tags".into())?;
+                crate::store::metadata_changed(&mut **tx).await?;
                 Ok(())
             })
         })

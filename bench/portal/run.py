@@ -1,0 +1,92 @@
+"""Portal benchmark: a catalog of N tables × 20 columns (generate.py), served by `basin serve`;
+latency of GET /api/v1/search (p50/p99) for an administrator and for a user who sees a fifth of
+the catalog, and search quality on the judged queries of queries.tsv (precision@1, MRR@10)."""
+import argparse, platform, statistics, sys, time
+from pathlib import Path
+from urllib.parse import quote
+
+sys.path.insert(0, str(Path(__file__).parent))
+import generate  # noqa: E402
+
+ROOT = Path("bench/data/portal")
+
+
+def judged():
+    for line in (Path(__file__).parent / "queries.tsv").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            query, expected = line.split("\t")
+            yield query, expected
+
+
+def search(s, token, query, limit=10):
+    started = time.perf_counter()
+    status, data = s.call("GET", f"/api/v1/search?q={quote(query)}&limit={limit}", token=token)
+    elapsed = (time.perf_counter() - started) * 1000
+    assert status == 200, (status, data[:300])
+    import json
+    return json.loads(data), elapsed
+
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--basin", required=True)
+    p.add_argument("--tables", type=int, default=10_000)
+    p.add_argument("--rounds", type=int, default=20, help="times each judged query is timed per user")
+    p.add_argument("--label", default="release build")
+    a = p.parse_args()
+    data = ROOT / f"catalog_{a.tables}"
+    generate.generate(a.basin, data, a.tables)
+
+    s = generate.Server(a.basin, data)
+    try:
+        admin = s.login("admin", generate.ADMIN_PASSWORD)
+        viewer = s.login("viewer", generate.VIEWER_PASSWORD)
+        queries = list(judged())
+        # The first search builds the index.
+        _, build_ms = search(s, admin, "warm up")
+        # Quality, as the administrator (who sees every expected hit).
+        hits1, rr, misses = 0, 0.0, []
+        for query, expected in queries:
+            answer, _ = search(s, admin, query)
+            names = [h["name"] for h in answer["hits"]]
+            rank = names.index(expected) + 1 if expected in names else None
+            hits1 += rank == 1
+            rr += 1 / rank if rank else 0
+            if rank != 1:
+                misses.append(f"{query!r}: expected {expected} at {rank}, first {names[:3]}")
+        # Latency, both users alternating.
+        times = {"admin": [], "viewer": []}
+        totals = {"admin": [], "viewer": []}
+        for who, token in (("admin", admin), ("viewer", viewer)):
+            search(s, token, "warm up")  # decides what the user sees, once per index
+        for _ in range(a.rounds):
+            for query, _ in queries:
+                for who, token in (("admin", admin), ("viewer", viewer)):
+                    answer, ms = search(s, token, query, limit=20)
+                    times[who].append(ms)
+                    totals[who].append(answer["total"])
+    finally:
+        s.stop()
+
+    print(f"\nPortal search over {a.tables:,} tables × 20 columns ({a.tables * 21 + 50:,} searchable objects); "
+          f"{a.label}, {platform.machine()}, {time.strftime('%Y-%m-%d')}\n")
+    print("| user | sees | requests | p50 ms | p99 ms | max ms | median hits |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for who, sees in (("admin", "everything"), ("viewer", "2 of 10 domains")):
+        t = times[who]
+        print(f"| {who} | {sees} | {len(t)} | {pct(t, 50):.1f} | {pct(t, 99):.1f} | {max(t):.1f} | "
+              f"{statistics.median(totals[who]):.0f} |")
+    print(f"\nFirst search (builds the index): {build_ms:.0f} ms.")
+    print(f"Quality on {len(queries)} judged queries (queries.tsv): precision@1 {hits1 / len(queries):.2f}, "
+          f"MRR@10 {rr / len(queries):.2f}.")
+    for m in misses:
+        print(f"- miss: {m}")
+
+
+if __name__ == "__main__":
+    main()
