@@ -7,6 +7,7 @@ use tokio::sync::OnceCell;
 
 use crate::Basin;
 use crate::server::{ADMIN_PASSWORD, Api, Server, problem};
+use basin_testkit::browser::Browser;
 
 pub(crate) struct Editor {
     pub(crate) basin: Basin,
@@ -506,4 +507,229 @@ async fn results_download_as_parquet_and_csv_files() {
             .await,
         400,
     );
+}
+
+// ---- in a real browser -------------------------------------------------------------------------
+
+/// A browser for `test` on the module's server (the WebDriver client needs a TLS provider).
+async fn browser(e: &Editor, test: &str) -> Browser {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    Browser::start(&e.server.url, test).await
+}
+
+/// Waits (at most 30 s) until the page's text holds `needle`; returns the text.
+async fn wait_text(b: &Browser, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let text = b.text().await;
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "'{needle}' never showed on {}: {text}",
+            b.path().await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs JavaScript in the page (an async body whose value is returned).
+async fn js(b: &Browser, body: &str) -> Value {
+    b.client
+        .execute_async(
+            &format!("const done = arguments[arguments.length - 1]; (async () => {{ {body} }})().then(done, e => done('error: ' + e));"),
+            vec![],
+        )
+        .await
+        .expect("the script runs")
+}
+
+/// The editor's suggestions now.
+async fn suggestions(b: &Browser) -> Vec<String> {
+    match js(
+        b,
+        "return [...document.querySelectorAll('#completions button')].map(x => x.textContent);",
+    )
+    .await
+    {
+        Value::Array(v) => v
+            .into_iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect(),
+        other => panic!("{other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_runs_pages_completes_downloads_and_cancels_a_query() {
+    let (e, _) = editor().await;
+    let b = browser(e, "sql-editor").await;
+    b.sign_in("alice", "alice-password").await;
+    b.open("/sql", "editor").await;
+    // Completion of what alice may see.
+    b.fill("#sql", "SELECT * FROM sales.").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while suggestions(&b).await != ["orders"] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            suggestions(&b).await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    b.screenshot("completion").await;
+    b.click("#completions button").await;
+    let text = js(&b, "return document.getElementById('sql').value;").await;
+    assert_eq!(text, "SELECT * FROM sales.orders");
+    // Run, page through.
+    b.fill("#sql", "SELECT id, amount FROM sales.orders ORDER BY id")
+        .await;
+    b.click("#run").await;
+    wait_text(&b, "Rows 1–50").await;
+    b.screenshot("result").await;
+    b.click("#next").await;
+    let text = wait_text(&b, "Rows 51–100").await;
+    assert!(
+        text.contains("\n50\t") || text.contains("50\t0.5") || text.contains("50"),
+        "{text}"
+    );
+    b.click("#prev").await;
+    wait_text(&b, "Rows 1–50").await;
+    // Download the current query as CSV and Parquet (the page's own form, with its CSRF token).
+    let csv = js(&b, "const f = new FormData(document.getElementById('sql-form')); f.set('format', 'csv'); const r = await fetch('/sql/download', {method: 'POST', body: new URLSearchParams(f)}); return [r.status, r.headers.get('content-disposition'), (await r.text()).split('\\n').length];").await;
+    assert_eq!(csv[0], 200, "{csv}");
+    assert!(
+        csv[1]
+            .as_str()
+            .unwrap()
+            .starts_with("attachment; filename=\"query-"),
+        "{csv}"
+    );
+    assert!(csv[1].as_str().unwrap().ends_with(".csv\""), "{csv}");
+    assert_eq!(
+        csv[2],
+        ORDERS as u64 + 2,
+        "header, rows and the last newline: {csv}"
+    );
+    let parquet = js(&b, "const f = new FormData(document.getElementById('sql-form')); f.set('format', 'parquet'); const r = await fetch('/sql/download', {method: 'POST', body: new URLSearchParams(f)}); const bytes = new Uint8Array(await r.arrayBuffer()); return [r.status, String.fromCharCode(...bytes.slice(0, 4)), String.fromCharCode(...bytes.slice(-4))];").await;
+    assert_eq!(parquet, json!([200, "PAR1", "PAR1"]));
+    // Without the CSRF token, nothing is downloaded.
+    let refused = js(&b, "const r = await fetch('/sql/download', {method: 'POST', body: new URLSearchParams({sql: 'SELECT 1', format: 'csv'})}); return r.status;").await;
+    assert_eq!(refused, 403);
+    // An error with its position marked.
+    b.fill("#sql", "SELECT id,\n  nope FROM sales.orders").await;
+    b.click("#run").await;
+    wait_text(&b, "column 'nope' not found").await;
+    assert!(
+        wait_text(&b, "Line 2, column 3")
+            .await
+            .contains("Line 2, column 3")
+    );
+    let marked = js(
+        &b,
+        "return document.querySelector('#sql-error mark').textContent;",
+    )
+    .await;
+    assert_eq!(marked, "nope");
+    b.screenshot("error").await;
+    // Cancel a query that would run for minutes.
+    b.fill("#sql", SLOW).await;
+    b.click("#run").await;
+    wait_text(&b, "Running").await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    b.click("#cancel").await;
+    let text = wait_text(&b, "was cancelled by alice").await;
+    assert!(text.contains("query '"), "{text}");
+    b.screenshot("cancelled").await;
+    // The history holds the queries; a click loads one into the editor.
+    b.open("/sql", "history").await;
+    let text = b.text().await;
+    assert!(
+        text.contains("SELECT id, amount FROM sales.orders ORDER BY id"),
+        "{text}"
+    );
+    assert!(text.contains("cancelled"), "{text}");
+    b.click("#history li:nth-child(2) a").await;
+    let loaded = js(&b, "return document.getElementById('sql').value;").await;
+    assert_eq!(loaded, "SELECT id,\n  nope FROM sales.orders");
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_admin_creates_a_user_and_a_grant_that_then_works() {
+    let (e, _) = editor().await;
+    let b = browser(e, "sql-admin").await;
+    b.sign_in("admin", ADMIN_PASSWORD).await;
+    b.open("/admin", "admin").await;
+    b.open("/admin/users", "users").await;
+    b.fill("#f-name", "dave").await;
+    b.fill("#f-password", "dave-password-1").await;
+    b.click("form.admin button").await;
+    wait_text(&b, "User 'dave' created.").await;
+    b.screenshot("user-created").await;
+    // An error is shown inline, and changes nothing.
+    b.fill("#f-name", "dave").await;
+    b.click("form.admin button").await;
+    wait_text(&b, "already exists").await;
+    b.open("/admin/grants", "grants").await;
+    b.fill("#f-object", "table main.sales.orders").await;
+    b.fill("#f-columns", "id").await;
+    b.fill("#f-grantee", "dave").await;
+    b.click("form.admin button").await;
+    wait_text(&b, "Granted SELECT on table main.sales.orders to 'dave'.").await;
+    b.screenshot("granted").await;
+    b.sign_out().await;
+    b.sign_in("dave", "dave-password-1").await;
+    b.open("/sql", "dave-editor").await;
+    b.fill("#sql", "SELECT * FROM sales.orders ORDER BY id LIMIT 3")
+        .await;
+    b.click("#run").await;
+    let text = wait_text(&b, "Rows 1–3").await;
+    assert!(!text.contains("amount"), "only the granted column: {text}");
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_a_user_without_access_sees_no_hidden_names() {
+    let (e, _) = editor().await;
+    let b = browser(e, "sql-no-access").await;
+    b.sign_in("bob", "bob-password").await;
+    b.open("/sql", "editor").await;
+    for typed in [
+        "SELECT * FROM sales.",
+        "SELECT * FROM hr.",
+        "SELECT * FROM sales.orders o WHERE o.",
+        "SELECT * FROM h",
+    ] {
+        b.fill("#sql", typed).await;
+        tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+        let found = suggestions(&b).await;
+        assert!(
+            found
+                .iter()
+                .all(|s| !s.chars().any(|c| c.is_ascii_lowercase())),
+            "{typed}: {found:?}"
+        );
+    }
+    let mut answers = Vec::new();
+    for sql in ["SELECT * FROM hr.salaries", "SELECT * FROM hr.salariez"] {
+        b.fill("#sql", sql).await;
+        b.click("#run").await;
+        let text = wait_text(&b, "not found").await;
+        assert!(!text.contains("did you mean"), "{text}");
+        answers.push(
+            js(
+                &b,
+                "return document.getElementById('sql-error').textContent;",
+            )
+            .await,
+        );
+    }
+    b.screenshot("hidden").await;
+    assert_eq!(
+        answers[0].as_str().unwrap().replace("salaries", "X"),
+        answers[1].as_str().unwrap().replace("salariez", "X")
+    );
+    b.close().await;
 }
