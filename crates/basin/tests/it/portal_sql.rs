@@ -517,6 +517,39 @@ async fn browser(e: &Editor, test: &str) -> Browser {
     Browser::start(&e.server.url, test).await
 }
 
+/// Signs in through the form and waits for the next page (the harness's `sign_in` reads the
+/// path at once, which a busy machine has not left yet).
+async fn sign_in(b: &Browser, user: &str, password: &str) {
+    b.open("/signin", &format!("signin-{user}")).await;
+    b.fill("#user", user).await;
+    b.fill("#password", password).await;
+    b.click("form[action='/signin'] button[type=submit]").await;
+    wait_path(b, |p| !p.starts_with("/signin")).await;
+}
+
+/// Signs out through the user menu and waits for the sign-in page.
+async fn sign_out(b: &Browser) {
+    b.click("details.user summary").await;
+    b.click("form[action='/signout'] button").await;
+    wait_path(b, |p| p.starts_with("/signin")).await;
+}
+
+async fn wait_path(b: &Browser, ok: impl Fn(&str) -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let path = b.path().await;
+        if ok(&path) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stuck at {path}: {}",
+            b.text().await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits (at most 30 s) until the page's text holds `needle`; returns the text.
 async fn wait_text(b: &Browser, needle: &str) -> String {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -565,7 +598,7 @@ async fn suggestions(b: &Browser) -> Vec<String> {
 async fn browser_runs_pages_completes_downloads_and_cancels_a_query() {
     let (e, _) = editor().await;
     let b = browser(e, "sql-editor").await;
-    b.sign_in("alice", "alice-password").await;
+    sign_in(&b, "alice", "alice-password").await;
     b.open("/sql", "editor").await;
     // Completion of what alice may see.
     b.fill("#sql", "SELECT * FROM sales.").await;
@@ -637,8 +670,14 @@ async fn browser_runs_pages_completes_downloads_and_cancels_a_query() {
     b.fill("#sql", SLOW).await;
     b.click("#run").await;
     wait_text(&b, "Running").await;
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    b.click("#cancel").await;
+    // The query may not be registered yet on a busy machine: cancel until it is.
+    for _ in 0..100 {
+        b.click("#cancel").await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        if b.text().await.contains("was cancelled by alice") {
+            break;
+        }
+    }
     let text = wait_text(&b, "was cancelled by alice").await;
     assert!(text.contains("query '"), "{text}");
     b.screenshot("cancelled").await;
@@ -660,7 +699,7 @@ async fn browser_runs_pages_completes_downloads_and_cancels_a_query() {
 async fn browser_admin_creates_a_user_and_a_grant_that_then_works() {
     let (e, _) = editor().await;
     let b = browser(e, "sql-admin").await;
-    b.sign_in("admin", ADMIN_PASSWORD).await;
+    sign_in(&b, "admin", ADMIN_PASSWORD).await;
     b.open("/admin", "admin").await;
     b.open("/admin/users", "users").await;
     b.fill("#f-name", "dave").await;
@@ -679,8 +718,8 @@ async fn browser_admin_creates_a_user_and_a_grant_that_then_works() {
     b.click("form.admin button").await;
     wait_text(&b, "Granted SELECT on table main.sales.orders to 'dave'.").await;
     b.screenshot("granted").await;
-    b.sign_out().await;
-    b.sign_in("dave", "dave-password-1").await;
+    sign_out(&b).await;
+    sign_in(&b, "dave", "dave-password-1").await;
     b.open("/sql", "dave-editor").await;
     b.fill("#sql", "SELECT * FROM sales.orders ORDER BY id LIMIT 3")
         .await;
@@ -694,7 +733,7 @@ async fn browser_admin_creates_a_user_and_a_grant_that_then_works() {
 async fn browser_a_user_without_access_sees_no_hidden_names() {
     let (e, _) = editor().await;
     let b = browser(e, "sql-no-access").await;
-    b.sign_in("bob", "bob-password").await;
+    sign_in(&b, "bob", "bob-password").await;
     b.open("/sql", "editor").await;
     for typed in [
         "SELECT * FROM sales.",
@@ -713,10 +752,10 @@ async fn browser_a_user_without_access_sees_no_hidden_names() {
         );
     }
     let mut answers = Vec::new();
-    for sql in ["SELECT * FROM hr.salaries", "SELECT * FROM hr.salariez"] {
-        b.fill("#sql", sql).await;
+    for table in ["salaries", "salariez"] {
+        b.fill("#sql", &format!("SELECT * FROM hr.{table}")).await;
         b.click("#run").await;
-        let text = wait_text(&b, "not found").await;
+        let text = wait_text(&b, &format!("'main.hr.{table}' not found")).await;
         assert!(!text.contains("did you mean"), "{text}");
         answers.push(
             js(
