@@ -20,6 +20,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "web_sessions",
         include_str!("../migrations/0006_web_sessions.sql"),
     ),
+    (
+        7,
+        "query_history",
+        include_str!("../migrations/0007_query_history.sql"),
+    ),
 ];
 
 /// Applies every migration that the database has not seen yet, each in its own transaction.

@@ -16,6 +16,8 @@ pub struct ApiError {
     pub detail: String,
     /// Seconds after which a retry may succeed (rate limits).
     pub retry_after: Option<u64>,
+    /// Where in the SQL text the error is, when known.
+    pub position: Option<basin_sql::Position>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -26,6 +28,11 @@ pub struct Problem {
     pub status: u16,
     pub code: String,
     pub detail: String,
+    /// Where in the SQL text the error is (line and column from 1), when the parser or the
+    /// planner says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub position: Option<basin_sql::Position>,
 }
 
 impl ApiError {
@@ -35,6 +42,7 @@ impl ApiError {
             code,
             detail: detail.into(),
             retry_after: None,
+            position: None,
         }
     }
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -120,6 +128,7 @@ impl ApiError {
             status: self.status.as_u16(),
             code: self.code.to_string(),
             detail: self.detail.clone(),
+            position: self.position,
         }
     }
 
@@ -169,6 +178,15 @@ impl From<CatalogError> for ApiError {
 
 impl From<SqlError> for ApiError {
     fn from(e: SqlError) -> Self {
+        let position = e.position();
+        let mut api = Self::from_sql(e);
+        api.position = position;
+        api
+    }
+}
+
+impl ApiError {
+    fn from_sql(e: SqlError) -> Self {
         match e {
             SqlError::Parse(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_sql", e.to_string()),
             SqlError::NotFound { .. } => Self::not_found(e.to_string()),
@@ -194,6 +212,7 @@ impl From<SqlError> for ApiError {
                 api.detail = format!("{statement}: {}", api.detail);
                 api
             }
+            SqlError::At { error, .. } => Self::from(*error),
         }
     }
 }
@@ -262,6 +281,7 @@ impl From<basin_service::ServiceError> for ApiError {
             S::Denied(m) => Self::forbidden(m),
             S::NotFound(m) => Self::not_found(m),
             S::Invalid(m) => Self::bad_request(m),
+            S::Cancelled(m) => Self::new(StatusCode::CONFLICT, "cancelled", m),
             S::Sql(e) => e.into(),
             S::Ingest(e) => e.into(),
             S::Catalog(e) => e.into(),

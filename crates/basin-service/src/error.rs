@@ -16,6 +16,9 @@ pub enum ServiceError {
     /// The request is not acceptable as given; the message says what to change.
     #[error("{0}")]
     Invalid(String),
+    /// A running query was cancelled; the message says by whom.
+    #[error("{0}")]
+    Cancelled(String),
     #[error(transparent)]
     Sql(#[from] SqlError),
     #[error(transparent)]

@@ -9,10 +9,12 @@
 
 mod admin;
 mod backup;
+mod completion;
 pub mod credentials;
 mod error;
 mod lease;
 mod listing;
+mod queries;
 mod requests;
 mod search;
 mod session;
@@ -28,9 +30,11 @@ use basin_tables::Tables;
 
 pub use admin::{MAX_TOKEN_DAYS, NewUser, TagAssignment, grants_of};
 pub use backup::{BackupReport, restore};
+pub use completion::{Completion, MAX_COMPLETIONS};
 pub use error::ServiceError;
 pub use lease::Exclusive;
 pub use listing::{Page, Paged};
+pub use queries::{HistoryEntry, MAX_HISTORY, RunningQuery};
 pub use requests::RequestScope;
 pub use search::{
     FacetCount, Facets, MAX_QUERY_CHARS, MAX_SEARCH_LIMIT, SearchHit, SearchQuery, SearchResults,
@@ -57,6 +61,8 @@ pub struct HubConfig {
 #[derive(Clone)]
 pub struct Hub {
     engine: Engine,
+    /// Queries running in this process (to cancel them).
+    queries: std::sync::Arc<queries::Registry>,
     keystore: Keystore,
     data_dir: PathBuf,
     keys_dir: PathBuf,
@@ -96,6 +102,7 @@ impl Hub {
         let tables = Tables::new(catalog, Some(keystore.clone()));
         Hub {
             engine: Engine::new(tables),
+            queries: Default::default(),
             keystore,
             keys_dir: data_dir.join("keys"),
             data_dir,
@@ -122,6 +129,7 @@ impl Hub {
         )
         .with_keys_dir(self.keys_dir.clone())
         .with_search(self.search.clone())
+        .with_queries(self.queries.clone())
     }
 
     /// A session of the catalog user `name`, acting in its roles plus `extra_roles`; a missing

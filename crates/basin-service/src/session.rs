@@ -27,6 +27,8 @@ pub struct Session {
     pub(crate) keys_dir: PathBuf,
     /// The hub's search index.
     pub(crate) search: crate::search::SearchCache,
+    /// The hub's running queries (to cancel them).
+    pub(crate) queries: Arc<crate::queries::Registry>,
 }
 
 /// A table as the session's principal may see it.
@@ -46,7 +48,13 @@ impl Session {
             keys_dir: data_dir.join("keys"),
             data_dir,
             search: Default::default(),
+            queries: Default::default(),
         }
+    }
+
+    pub(crate) fn with_queries(mut self, queries: Arc<crate::queries::Registry>) -> Session {
+        self.queries = queries;
+        self
     }
 
     pub(crate) fn with_keys_dir(mut self, keys_dir: PathBuf) -> Session {

@@ -195,10 +195,12 @@ impl Engine {
     /// statement may use [`default_memory_limit`] bytes.
     pub fn new(tables: Tables) -> Self {
         let memory_limit = default_memory_limit();
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_default_catalog_and_schema(DEFAULT_HUB, "default")
             .with_information_schema(false)
             .with_create_default_catalog_and_schema(false);
+        // Identifiers keep where they were written, so that planning errors can say where.
+        config.options_mut().sql_parser.collect_spans = true;
         let mut base = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
@@ -414,7 +416,7 @@ impl Engine {
         let mut statement = statements.remove(0);
         principal_sql::bind_statement(&mut statement, self.principal())?;
         let text = statement.to_string();
-        match self.plan(statement).await {
+        match self.plan_at(statement).await {
             Ok(df) => Ok(df.execute_stream().await?),
             Err(e) => Err(self.name_locations(e, &text).await),
         }
@@ -438,7 +440,7 @@ impl Engine {
         }
         match statement {
             Statement::Query(_) | Statement::Explain { .. } => {
-                let df = self.plan(statement).await?;
+                let df = self.plan_at(statement).await?;
                 let schema = Arc::new(df.schema().as_arrow().clone());
                 let batches: Vec<RecordBatch> = df.execute_stream().await?.try_collect().await?;
                 Ok(QueryOutput { schema, batches })
@@ -453,9 +455,53 @@ impl Engine {
         Ok(SessionContext::new_with_state(self.base.clone()).read_table(provider)?)
     }
 
+    /// [`Engine::plan`] of a statement as the user wrote it: an error gets the position the
+    /// planner gives, or, for a table that is missing (or hidden), where the statement names it.
+    async fn plan_at(&self, statement: Statement) -> Result<DataFrame> {
+        let mut named = Vec::new();
+        let _ = datafusion::sql::sqlparser::ast::visit_relations(&statement, |name| {
+            let start = datafusion::sql::sqlparser::ast::Spanned::span(name).start;
+            if let Ok(t) = resolve::table_ref_of(name)
+                && start.line > 0
+            {
+                named.push((
+                    t.to_string(),
+                    crate::Position {
+                        line: start.line,
+                        column: start.column,
+                    },
+                ));
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        self.plan_placed(statement)
+            .await
+            .map_err(|(e, at)| match &e {
+                SqlError::NotFound {
+                    kind: "table",
+                    name,
+                    ..
+                } if at.is_none() => {
+                    let at = named.iter().find(|(n, _)| n == name).map(|(_, p)| *p);
+                    e.at(at)
+                }
+                _ => e.at(at),
+            })
+    }
+
     /// Plans a query (or any statement DataFusion plans) against the tables it names.
-    pub(crate) async fn plan(&self, mut statement: Statement) -> Result<DataFrame> {
-        let catalogs = resolve::statement_catalog(self, &mut statement).await?;
+    pub(crate) async fn plan(&self, statement: Statement) -> Result<DataFrame> {
+        self.plan_placed(statement).await.map_err(|(e, _)| e)
+    }
+
+    /// [`Engine::plan`], a planning error with the position DataFusion gives it.
+    async fn plan_placed(
+        &self,
+        mut statement: Statement,
+    ) -> std::result::Result<DataFrame, (SqlError, Option<crate::Position>)> {
+        let catalogs = resolve::statement_catalog(self, &mut statement)
+            .await
+            .map_err(|e| (e, None))?;
         // A pool per statement: the limit is per query, not shared by all queries.
         let state = SessionStateBuilder::new_from_existing(self.base.clone())
             .with_catalog_list(catalogs)
@@ -468,7 +514,11 @@ impl Engine {
             .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
                 statement,
             )))
-            .await?;
+            .await
+            .map_err(|e| {
+                let at = crate::error::Position::of_diagnostic(&e);
+                (SqlError::from(e), at)
+            })?;
         Ok(DataFrame::new(state, plan))
     }
 }

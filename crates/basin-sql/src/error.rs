@@ -44,14 +44,71 @@ pub enum SqlError {
         statement: String,
         error: Box<SqlError>,
     },
+    /// An error the planner placed in the statement's text.
+    #[error("{error}")]
+    At {
+        position: Position,
+        error: Box<SqlError>,
+    },
+}
+
+/// A place in a statement's text: line and column, both from 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Position {
+    pub line: u64,
+    pub column: u64,
+}
+
+impl Position {
+    /// The position sqlparser writes at the end of its messages (`… at Line: 2, Column: 7`).
+    fn in_parser_message(message: &str) -> Option<Position> {
+        let (_, rest) = message.rsplit_once("Line: ")?;
+        let (line, rest) = rest.split_once(", Column: ")?;
+        let column: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let position = Position {
+            line: line.trim().parse().ok()?,
+            column: column.parse().ok()?,
+        };
+        (position.line > 0 && position.column > 0).then_some(position)
+    }
+
+    /// The start of the span a DataFusion diagnostic points at, if it has one.
+    pub(crate) fn of_diagnostic(e: &DataFusionError) -> Option<Position> {
+        let start = e.diagnostic()?.span?.start;
+        (start.line > 0 && start.column > 0).then_some(Position {
+            line: start.line,
+            column: start.column,
+        })
+    }
 }
 
 impl SqlError {
     /// The error itself, without the statement of a script that it happened in.
     pub fn root(&self) -> &SqlError {
         match self {
-            SqlError::InStatement { error, .. } => error.root(),
+            SqlError::InStatement { error, .. } | SqlError::At { error, .. } => error.root(),
             other => other,
+        }
+    }
+
+    /// Where in the SQL text the error is, when the parser or the planner says.
+    pub fn position(&self) -> Option<Position> {
+        match self {
+            SqlError::At { position, .. } => Some(*position),
+            SqlError::InStatement { error, .. } => error.position(),
+            SqlError::Parse(message) => Position::in_parser_message(message),
+            _ => None,
+        }
+    }
+
+    /// The error placed at `position` (unchanged when that is unknown).
+    pub(crate) fn at(self, position: Option<Position>) -> SqlError {
+        match position {
+            Some(position) => SqlError::At {
+                position,
+                error: Box::new(self),
+            },
+            None => self,
         }
     }
 }
@@ -175,7 +232,24 @@ fn dedup_segments(message: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::clean;
+    use super::{Position, clean};
+
+    #[test]
+    fn parser_messages_give_their_position() {
+        assert_eq!(
+            Position::in_parser_message(
+                "sql parser error: Expected: end of statement, found: fro at Line: 2, Column: 10"
+            ),
+            Some(Position {
+                line: 2,
+                column: 10
+            })
+        );
+        assert_eq!(
+            Position::in_parser_message("the SQL text has no statement"),
+            None
+        );
+    }
 
     #[test]
     fn engine_messages_are_said_once_without_wrappers() {

@@ -24,7 +24,7 @@ mod system;
 
 pub use browse::set_description;
 pub use engine::{Engine, QueryOutput};
-pub use error::SqlError;
+pub use error::{Position, SqlError};
 pub use governance::{PolicyExpression, check, check_policy_expression};
 pub use principal_sql::OPERATOR;
 

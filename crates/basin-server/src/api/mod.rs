@@ -10,7 +10,8 @@ mod grants;
 mod keys;
 mod login;
 mod policies;
-mod query;
+mod queries;
+pub(crate) mod query;
 mod search;
 mod tables;
 mod tags;
@@ -97,6 +98,9 @@ pub(crate) struct Caller {
         access_requests::approve,
         access_requests::deny,
         access_requests::cancel,
+        queries::cancel_query,
+        queries::query_history,
+        queries::completion,
     ),
     components(schemas(crate::error::Problem))
 )]
@@ -141,6 +145,9 @@ pub(crate) fn router(state: State) -> Router {
         )
         .route("/api/v1/hubs/{hub}/keys/rotate", post(keys::rotate_key))
         .route("/api/v1/query", post(query::query))
+        .route("/api/v1/queries/{id}", delete(queries::cancel_query))
+        .route("/api/v1/queries/history", get(queries::query_history))
+        .route("/api/v1/completion", get(queries::completion))
         .route(
             "/api/v1/users",
             get(users::list_users).post(users::create_user),

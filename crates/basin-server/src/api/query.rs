@@ -1,11 +1,13 @@
-//! `POST /api/v1/query`: SQL as the caller, rows streamed as JSON, CSV or Arrow IPC, with a row
-//! limit, a timeout and a bounded number of queries at once; every statement is audited.
+//! `POST /api/v1/query`: SQL as the caller, rows streamed as JSON, CSV, Arrow IPC or Parquet,
+//! with a row limit, a timeout and a bounded number of queries at once; every statement is
+//! audited. Each query runs under an id (the client's `query_id`, or made up; sent back in the
+//! `x-query-id` header) by which its owner can cancel it (`DELETE /api/v1/queries/{id}`).
 //!
 //! The status is sent only once the first rows are ready, so that a query failing early gets a
 //! real error status. A failure after rows were sent cannot change the status any more: the body
 //! then ends with an error record (JSON: an `error` member; CSV: a last line `#error,...`) or,
-//! for Arrow IPC, is cut off without its end-of-stream marker and the chunked transfer is
-//! aborted, which HTTP clients report as an error.
+//! for Arrow IPC and Parquet, is cut off without its end-of-stream marker (footer) and the chunked
+//! transfer is aborted, which HTTP clients report as an error.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -26,19 +28,23 @@ use serde_json::json;
 use super::{Body2, Caller};
 use crate::State;
 use crate::error::ApiError;
+use basin_service::RunningQuery;
+use std::sync::Arc;
 
 /// A query request.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct QueryRequest {
     /// One SQL statement (or several, for writes; the last one's result is returned).
-    sql: String,
-    /// `json` (default), `csv` or `arrow` (Arrow IPC stream).
-    format: Option<String>,
+    pub(crate) sql: String,
+    /// `json` (default), `csv`, `arrow` (Arrow IPC stream) or `parquet`.
+    pub(crate) format: Option<String>,
     /// Most rows to return (capped by the server's limit).
-    limit: Option<usize>,
+    pub(crate) limit: Option<usize>,
     /// Longest the query may run, in milliseconds (capped by the server's limit).
-    timeout_ms: Option<u64>,
+    pub(crate) timeout_ms: Option<u64>,
+    /// The id to cancel the query by (1–64 letters, digits, `-`, `_`; default: a new one).
+    pub(crate) query_id: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -46,11 +52,16 @@ enum Format {
     Json,
     Csv,
     Arrow,
+    Parquet,
 }
 
+/// Parquet row groups are cut at this many buffered bytes, so that a large result streams.
+const PARQUET_ROW_GROUP_BYTES: usize = 8 << 20;
+
 #[utoipa::path(post, path = "/api/v1/query", request_body = QueryRequest,
-    responses((status = 200, description = "Rows (application/json, text/csv or application/vnd.apache.arrow.stream)"),
-              (status = 400, description = "Invalid SQL", body = crate::error::Problem),
+    responses((status = 200, description = "Rows (application/json, text/csv, application/vnd.apache.arrow.stream or application/vnd.apache.parquet); the query's id in x-query-id"),
+              (status = 400, description = "Invalid SQL (with its `position` when known)", body = crate::error::Problem),
+              (status = 409, description = "Cancelled", body = crate::error::Problem),
               (status = 404, description = "A table that does not exist or is invisible", body = crate::error::Problem),
               (status = 503, description = "Storage unavailable, or too many queries running (see Retry-After)", body = crate::error::Problem),
               (status = 504, description = "Timed out", body = crate::error::Problem)))]
@@ -59,13 +70,19 @@ pub(crate) async fn query(
     Extension(c): Extension<Caller>,
     Body2(req): Body2<QueryRequest>,
 ) -> Result<Response, ApiError> {
+    run(state, c, req).await
+}
+
+/// Runs a query request as `c` (for the REST endpoint and the portal alike).
+pub(crate) async fn run(state: State, c: Caller, req: QueryRequest) -> Result<Response, ApiError> {
     let format = match req.format.as_deref().unwrap_or("json") {
         "json" => Format::Json,
         "csv" => Format::Csv,
         "arrow" => Format::Arrow,
+        "parquet" => Format::Parquet,
         other => {
             return Err(ApiError::bad_request(format!(
-                "unknown format '{other}': use json, csv or arrow"
+                "unknown format '{other}': use json, csv, arrow or parquet"
             )));
         }
     };
@@ -81,6 +98,9 @@ pub(crate) async fn query(
         .map(Duration::from_millis)
         .unwrap_or(state.config.query_timeout)
         .min(state.config.query_timeout);
+    // A query can be cancelled; a write runs to completion.
+    let is_query = Engine::is_query(&req.sql);
+    let running = Arc::new(c.session.start_query(req.query_id.clone(), is_query)?);
     // Waiting for a slot counts against neither the timeout nor the metrics.
     let permit = state.query_slots.acquire().await?;
     let started = Instant::now();
@@ -92,8 +112,20 @@ pub(crate) async fn query(
         sql: req.sql.clone(),
         tables: Engine::tables_named(&req.sql),
         started,
+        running: running.clone(),
     };
-    let planned = tokio::time::timeout_at(deadline, open(c.session.engine(), &req.sql)).await;
+    let planning = async {
+        let opened = open(c.session.engine(), &req.sql);
+        if is_query {
+            running
+                .guard(async { opened.await.map_err(basin_service::ServiceError::from) })
+                .await
+                .map_err(ApiError::from)
+        } else {
+            opened.await.map_err(ApiError::from)
+        }
+    };
+    let planned = tokio::time::timeout_at(deadline, planning).await;
     let timed_out = || {
         ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
@@ -106,13 +138,14 @@ pub(crate) async fn query(
     };
     let mut stream = match planned {
         Err(_) => return Err(audit.refused(timed_out()).await),
-        Ok(Err(e)) => return Err(audit.refused(ApiError::from(e)).await),
-        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(audit.refused(e).await),
+        Ok(Ok(s)) => cancellable(s, running.clone()),
     };
     let content_type = match format {
         Format::Json => "application/json",
         Format::Csv => "text/csv; charset=utf-8",
         Format::Arrow => "application/vnd.apache.arrow.stream",
+        Format::Parquet => "application/vnd.apache.parquet",
     };
     // Planning (names, policies, DataFusion's plans) is done once the stream exists; the
     // header lets clients and benchmarks see it apart from execution and transfer.
@@ -121,9 +154,13 @@ pub(crate) async fn query(
     // rows: wait for them, so that such a failure still gets its own status.
     let first = match tokio::time::timeout_at(deadline, first_rows(&mut stream)).await {
         Err(_) => return Err(audit.refused(timed_out()).await),
-        Ok(Err(e)) => return Err(audit.refused(ApiError::from(e)).await),
+        Ok(Err(e)) => {
+            let e = audit.failure(e);
+            return Err(audit.refused(e).await);
+        }
         Ok(Ok(first)) => first,
     };
+    let id = running.id().to_string();
     let body = Body::from_stream(encode(
         stream,
         Start {
@@ -136,17 +173,56 @@ pub(crate) async fn query(
         },
         audit,
     ));
-    Ok((
+    let mut response = (
         [
             (header::CONTENT_TYPE, content_type.to_string()),
             (
                 header::HeaderName::from_static("server-timing"),
                 format!("plan;dur={plan_ms:.3}"),
             ),
+            (header::HeaderName::from_static("x-query-id"), id.clone()),
         ],
         body,
     )
-        .into_response())
+        .into_response();
+    // Files to save: named after the query (its id is plain ASCII, so the header is valid).
+    let extension = match format {
+        Format::Csv => Some("csv"),
+        Format::Parquet => Some("parquet"),
+        Format::Json | Format::Arrow => None,
+    };
+    if let Some(ext) = extension
+        && let Ok(v) =
+            header::HeaderValue::from_str(&format!("attachment; filename=\"query-{id}.{ext}\""))
+    {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
+}
+
+/// The rows of `input` until the query is cancelled; then one error, and the input (with the
+/// work of its plan) is dropped.
+fn cancellable(
+    input: SendableRecordBatchStream,
+    running: Arc<RunningQuery>,
+) -> SendableRecordBatchStream {
+    let schema = input.schema();
+    let rows = futures::stream::unfold(Some((input, running)), |state| async move {
+        let (mut input, running) = state?;
+        tokio::select! {
+            next = input.next() => next.map(|batch| (batch, Some((input, running)))),
+            by = running.cancelled() => Some((
+                Err(datafusion::error::DataFusionError::Execution(format!(
+                    "query '{}' was cancelled by {by}",
+                    running.id()
+                ))),
+                None,
+            )),
+        }
+    });
+    Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, rows))
 }
 
 /// The first batch with rows (`None`: the result is empty).
@@ -184,13 +260,26 @@ struct Audit {
     sql: String,
     tables: Vec<String>,
     started: Instant,
+    /// The query's registration, held until its answer ends.
+    running: Arc<RunningQuery>,
 }
 
 impl Audit {
+    /// The answer for an engine failure: "cancelled" when the query was.
+    fn failure(&self, e: impl Into<basin_sql::SqlError>) -> ApiError {
+        if self.running.cancelled_by().is_some() {
+            ApiError::from(self.running.cancelled_error())
+        } else {
+            ApiError::from(e.into())
+        }
+    }
+
     /// Audits a query refused before any rows were sent; returns the error.
     async fn refused(self, e: ApiError) -> ApiError {
         let outcome = if matches!(e.status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND) {
             "denied"
+        } else if e.code == "cancelled" {
+            "cancelled"
         } else {
             "error"
         };
@@ -231,6 +320,7 @@ struct Encoder {
     /// Rows fetched before the answer's status was sent.
     pending: Option<RecordBatch>,
     ipc: Option<arrow::ipc::writer::StreamWriter<Vec<u8>>>,
+    parquet: Option<datafusion::parquet::arrow::ArrowWriter<Vec<u8>>>,
     audit: Option<Audit>,
     /// The query's slot, given back when the answer ends or the client goes away.
     _permit: tokio::sync::OwnedSemaphorePermit,
@@ -253,6 +343,7 @@ fn encode(
         timeout: start.timeout,
         pending: start.first,
         ipc: None,
+        parquet: None,
         audit: Some(audit),
         _permit: start.permit,
     };
@@ -295,7 +386,10 @@ impl Encoder {
                     return self.fail(e, out).await;
                 }
                 Ok(Some(Err(err))) => {
-                    let e = ApiError::from(basin_sql::SqlError::from(err));
+                    let e = match &self.audit {
+                        Some(a) => a.failure(err),
+                        None => ApiError::from(basin_sql::SqlError::from(err)),
+                    };
                     return self.fail(e, out).await;
                 }
                 Ok(Some(Ok(batch))) => Some(batch),
@@ -330,7 +424,12 @@ impl Encoder {
     async fn fail(&mut self, e: ApiError, mut out: Vec<u8>) -> Result<Bytes, std::io::Error> {
         self.done = true;
         if let Some(a) = self.audit.take() {
-            a.finish("error", self.rows, Some(&e.detail)).await;
+            let outcome = if e.code == "cancelled" {
+                "cancelled"
+            } else {
+                "error"
+            };
+            a.finish(outcome, self.rows, Some(&e.detail)).await;
         }
         match self.format {
             Format::Json => out.extend_from_slice(
@@ -348,9 +447,10 @@ impl Encoder {
                     .map_err(std::io::Error::other)?;
                 w.flush()?;
             }
-            // An IPC stream has one schema: no record can carry the error. Failing the body
-            // aborts the chunked transfer, which clients report instead of a short result.
-            Format::Arrow => return Err(std::io::Error::other(e.detail)),
+            // An IPC stream has one schema, a Parquet file a fixed one: no record can carry the
+            // error. Failing the body aborts the chunked transfer, which clients report instead
+            // of a short result.
+            Format::Arrow | Format::Parquet => return Err(std::io::Error::other(e.detail)),
         }
         Ok(Bytes::from(out))
     }
@@ -384,6 +484,12 @@ impl Encoder {
                         .map_err(std::io::Error::other)?,
                 );
                 out.append(self.ipc.as_mut().expect("just set").get_mut());
+            }
+            Format::Parquet => {
+                self.parquet = Some(
+                    datafusion::parquet::arrow::ArrowWriter::try_new(Vec::new(), schema, None)
+                        .map_err(std::io::Error::other)?,
+                );
             }
         }
         Ok(())
@@ -425,6 +531,16 @@ impl Encoder {
                 ipc.write(batch).map_err(std::io::Error::other)?;
                 out.append(ipc.get_mut());
             }
+            Format::Parquet => {
+                let writer = self.parquet.as_mut().expect("header made it");
+                writer.write(batch).map_err(std::io::Error::other)?;
+                // The writer counts what it wrote itself: the bytes of finished row groups
+                // can be sent (taken from its buffer) as they come.
+                if writer.in_progress_size() > PARQUET_ROW_GROUP_BYTES {
+                    writer.flush().map_err(std::io::Error::other)?;
+                }
+                out.append(writer.inner_mut());
+            }
         }
         Ok(())
     }
@@ -443,6 +559,10 @@ impl Encoder {
                 let ipc = self.ipc.as_mut().expect("header wrote it");
                 ipc.finish().map_err(std::io::Error::other)?;
                 out.append(ipc.get_mut());
+            }
+            Format::Parquet => {
+                let writer = self.parquet.take().expect("header made it");
+                out.append(&mut writer.into_inner().map_err(std::io::Error::other)?);
             }
         }
         Ok(())

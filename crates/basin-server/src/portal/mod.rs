@@ -20,10 +20,12 @@
 //!   status (a hidden object is "not found", exactly like a missing one).
 //! - Static assets (`/static/…`), embedded with `include_bytes!`: `portal.css`, `htmx.min.js`.
 
+mod admin;
 mod browse;
 mod requests;
 mod search;
 mod signin;
+mod sql;
 
 use std::net::SocketAddr;
 
@@ -63,6 +65,13 @@ pub(crate) fn router() -> Router<State> {
         .route("/signout", post(signin::signout))
         .route("/auth/sso", get(signin::sso))
         .route("/auth/callback", get(signin::callback))
+        .route("/sql", get(sql::editor))
+        .route("/sql/run", post(sql::run))
+        .route("/sql/cancel", post(sql::cancel))
+        .route("/sql/download", post(sql::download))
+        .route("/sql/complete", get(sql::complete))
+        .route("/admin", get(admin::index))
+        .route("/admin/{section}", get(admin::show).post(admin::act))
         .route("/static/{file}", get(asset))
         .layer(middleware::from_fn(security_headers))
 }
@@ -105,11 +114,13 @@ async fn security_headers(request: Request, next: Next) -> Response {
 
 const PORTAL_CSS: &[u8] = include_bytes!("../../assets/portal.css");
 const HTMX_JS: &[u8] = include_bytes!("../../assets/htmx.min.js");
+const SQL_JS: &[u8] = include_bytes!("../../assets/sql.js");
 
 async fn asset(Path(file): Path<String>) -> Response {
     let (body, kind) = match file.as_str() {
         "portal.css" => (PORTAL_CSS, "text/css; charset=utf-8"),
         "htmx.min.js" => (HTMX_JS, "text/javascript; charset=utf-8"),
+        "sql.js" => (SQL_JS, "text/javascript; charset=utf-8"),
         _ => return PortalError::not_found("no such file").into_response(),
     };
     (

@@ -18,6 +18,7 @@ mod objstore;
 mod oidc_gaps;
 mod paths;
 mod portal;
+mod portal_sql;
 mod search;
 mod server;
 mod server_keys;

@@ -56,6 +56,38 @@ impl Catalog {
             )
             .collect())
     }
+
+    /// The newest `limit` events of one principal and action, newest first.
+    pub async fn audit_of(
+        &self,
+        principal: &str,
+        action: &str,
+        limit: i64,
+    ) -> Result<Vec<AuditEvent>> {
+        let rows = sqlx::query_as::<_, (String, String, String, String, String, String, String)>(
+            "SELECT at, principal, source, action, target, outcome, detail FROM audit_log WHERE principal = $1 AND action = $2 ORDER BY at DESC, id DESC LIMIT $3",
+        )
+        .bind(principal)
+        .bind(action)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .ctx(|| "reading the audit log".into())?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(at, principal, source, action, target, outcome, detail)| AuditEvent {
+                    at,
+                    principal,
+                    source,
+                    action,
+                    target,
+                    outcome,
+                    detail,
+                },
+            )
+            .collect())
+    }
 }
 
 impl Catalog {
