@@ -1,7 +1,8 @@
 """Portal benchmark: a catalog of N tables × 20 columns (generate.py), served by `basin serve`;
 latency of GET /api/v1/search (p50/p99) for an administrator and for a user who sees a fifth of
-the catalog, and search quality on the judged queries of queries.tsv (precision@1, MRR@10)."""
-import argparse, platform, statistics, sys, time
+the catalog, search quality on the judged queries of queries.tsv (precision@1, MRR@10), and the
+server time of the portal's search, dataset and table pages for a signed-in browser."""
+import argparse, platform, random, re, statistics, sys, time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -25,6 +26,36 @@ def search(s, token, query, limit=10):
     assert status == 200, (status, data[:300])
     import json
     return json.loads(data), elapsed
+
+
+def portal_signin(s, user, password):
+    """Signs in through the portal's form, as a browser does; returns the session cookie."""
+    c = s.conn()
+    c.request("GET", "/signin")
+    r = c.getresponse()
+    page = r.read().decode()
+    signin_cookie = r.getheader("set-cookie").split(";")[0]
+    csrf = re.search(r'name="_csrf" value="([^"]+)"', page).group(1)
+    form = f"_csrf={quote(csrf)}&user={quote(user)}&password={quote(password)}"
+    c.request("POST", "/signin", body=form, headers={
+        "content-type": "application/x-www-form-urlencoded", "cookie": signin_cookie})
+    r = c.getresponse()
+    r.read()
+    cookies = [h.split(";")[0] for k, h in r.getheaders() if k.lower() == "set-cookie"]
+    session = [c for c in cookies if c.startswith("basin_session=")]
+    assert r.status in (302, 303) and session, (r.status, cookies)
+    return session[0]
+
+
+def page(s, cookie, path):
+    c = s.conn()
+    started = time.perf_counter()
+    c.request("GET", path, headers={"cookie": cookie})
+    r = c.getresponse()
+    body = r.read()
+    elapsed = (time.perf_counter() - started) * 1000
+    assert r.status == 200, (path, r.status, body[:300])
+    return elapsed
 
 
 def pct(values, p):
@@ -70,6 +101,17 @@ def main():
                     answer, ms = search(s, token, query, limit=20)
                     times[who].append(ms)
                     totals[who].append(answer["total"])
+        # Portal pages as the administrator, on tables spread over the catalog.
+        cookie = portal_signin(s, "admin", generate.ADMIN_PASSWORD)
+        sample = random.Random(7).sample(generate.tables(a.tables), 50)
+        pages = {"search page": [], "dataset page": [], "table page": []}
+        for path in ("/search?q=warm", f"/hubs/main/{sample[0][0]}", f"/hubs/main/{sample[0][0]}/{sample[0][1]}"):
+            page(s, cookie, path)
+        for _ in range(max(1, a.rounds // 10)):
+            for (query, _), (ds, t, *_rest) in zip(queries * 2, sample):
+                pages["search page"].append(page(s, cookie, f"/search?q={quote(query)}"))
+                pages["dataset page"].append(page(s, cookie, f"/hubs/main/{ds}"))
+                pages["table page"].append(page(s, cookie, f"/hubs/main/{ds}/{t}"))
     finally:
         s.stop()
 
@@ -81,6 +123,10 @@ def main():
         t = times[who]
         print(f"| {who} | {sees} | {len(t)} | {pct(t, 50):.1f} | {pct(t, 99):.1f} | {max(t):.1f} | "
               f"{statistics.median(totals[who]):.0f} |")
+    print("\n| portal page (admin) | requests | p50 ms | p99 ms | max ms |")
+    print("|---|---:|---:|---:|---:|")
+    for name, t in pages.items():
+        print(f"| {name} | {len(t)} | {pct(t, 50):.1f} | {pct(t, 99):.1f} | {max(t):.1f} |")
     print(f"\nFirst search (builds the index): {build_ms:.0f} ms.")
     print(f"Quality on {len(queries)} judged queries (queries.tsv): precision@1 {hits1 / len(queries):.2f}, "
           f"MRR@10 {rr / len(queries):.2f}.")

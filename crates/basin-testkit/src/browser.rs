@@ -165,25 +165,32 @@ impl Browser {
     }
 
     /// Clicks the element matched by `css` (a link or submit button) and waits (at most 15 s)
-    /// until the browser has moved to another URL and loaded it.
+    /// until the browser has loaded another document (at another URL or, after a form's
+    /// redirect, the same one: a marker set on the old document tells them apart).
     pub async fn click(&self, css: &str) {
-        let before = self.client.current_url().await.expect("the current URL");
+        self.client
+            .execute("window.__basinOldPage = true", vec![])
+            .await
+            .expect("marking the current page");
         self.press(css).await;
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            let now = self.client.current_url().await.expect("the current URL");
-            let ready = self
+            let loaded = self
                 .client
-                .execute("return document.readyState", vec![])
+                .execute(
+                    "return !window.__basinOldPage && document.readyState === 'complete'",
+                    vec![],
+                )
                 .await
                 .ok()
-                .is_some_and(|v| v == "complete");
-            if now != before && ready {
+                .is_some_and(|v| v == true);
+            if loaded {
                 return;
             }
+            let now = self.client.current_url().await.expect("the current URL");
             assert!(
                 Instant::now() < deadline,
-                "clicking {css} did not lead to another page (still at {now})"
+                "clicking {css} did not load another page (still at {now})"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

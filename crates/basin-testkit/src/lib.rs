@@ -4,8 +4,8 @@
 pub mod basin;
 pub mod browser;
 pub mod fixtures;
-pub mod oidc;
 pub mod objstore;
+pub mod oidc;
 pub mod postgres;
 pub mod rows;
 pub mod server;

@@ -523,14 +523,14 @@ async fn sign_in(b: &Browser, user: &str, password: &str) {
     b.open("/signin", &format!("signin-{user}")).await;
     b.fill("#user", user).await;
     b.fill("#password", password).await;
-    b.click("form[action='/signin'] button[type=submit]").await;
+    b.press("form[action='/signin'] button[type=submit]").await;
     wait_path(b, |p| !p.starts_with("/signin")).await;
 }
 
 /// Signs out through the user menu and waits for the sign-in page.
 async fn sign_out(b: &Browser) {
-    b.click("details.user summary").await;
-    b.click("form[action='/signout'] button").await;
+    b.press("details.user summary").await;
+    b.press("form[action='/signout'] button").await;
     wait_path(b, |p| p.starts_with("/signin")).await;
 }
 
@@ -612,22 +612,22 @@ async fn browser_runs_pages_completes_downloads_and_cancels_a_query() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     b.screenshot("completion").await;
-    b.click("#completions button").await;
+    b.press("#completions button").await;
     let text = js(&b, "return document.getElementById('sql').value;").await;
     assert_eq!(text, "SELECT * FROM sales.orders");
     // Run, page through.
     b.fill("#sql", "SELECT id, amount FROM sales.orders ORDER BY id")
         .await;
-    b.click("#run").await;
+    b.press("#run").await;
     wait_text(&b, "Rows 1–50").await;
     b.screenshot("result").await;
-    b.click("#next").await;
+    b.press("#next").await;
     let text = wait_text(&b, "Rows 51–100").await;
     assert!(
         text.contains("\n50\t") || text.contains("50\t0.5") || text.contains("50"),
         "{text}"
     );
-    b.click("#prev").await;
+    b.press("#prev").await;
     wait_text(&b, "Rows 1–50").await;
     // Download the current query as CSV and Parquet (the page's own form, with its CSRF token).
     let csv = js(&b, "const f = new FormData(document.getElementById('sql-form')); f.set('format', 'csv'); const r = await fetch('/sql/download', {method: 'POST', body: new URLSearchParams(f)}); return [r.status, r.headers.get('content-disposition'), (await r.text()).split('\\n').length];").await;
@@ -652,7 +652,7 @@ async fn browser_runs_pages_completes_downloads_and_cancels_a_query() {
     assert_eq!(refused, 403);
     // An error with its position marked.
     b.fill("#sql", "SELECT id,\n  nope FROM sales.orders").await;
-    b.click("#run").await;
+    b.press("#run").await;
     wait_text(&b, "column 'nope' not found").await;
     assert!(
         wait_text(&b, "Line 2, column 3")
@@ -668,11 +668,11 @@ async fn browser_runs_pages_completes_downloads_and_cancels_a_query() {
     b.screenshot("error").await;
     // Cancel a query that would run for minutes.
     b.fill("#sql", SLOW).await;
-    b.click("#run").await;
+    b.press("#run").await;
     wait_text(&b, "Running").await;
     // The query may not be registered yet on a busy machine: cancel until it is.
     for _ in 0..100 {
-        b.click("#cancel").await;
+        b.press("#cancel").await;
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         if b.text().await.contains("was cancelled by alice") {
             break;
@@ -689,7 +689,7 @@ async fn browser_runs_pages_completes_downloads_and_cancels_a_query() {
         "{text}"
     );
     assert!(text.contains("cancelled"), "{text}");
-    b.click("#history li:nth-child(2) a").await;
+    b.press("#history li:nth-child(2) a").await;
     let loaded = js(&b, "return document.getElementById('sql').value;").await;
     assert_eq!(loaded, "SELECT id,\n  nope FROM sales.orders");
     b.close().await;
@@ -704,18 +704,18 @@ async fn browser_admin_creates_a_user_and_a_grant_that_then_works() {
     b.open("/admin/users", "users").await;
     b.fill("#f-name", "dave").await;
     b.fill("#f-password", "dave-password-1").await;
-    b.click("form.admin button").await;
+    b.press("form.admin button").await;
     wait_text(&b, "User 'dave' created.").await;
     b.screenshot("user-created").await;
     // An error is shown inline, and changes nothing.
     b.fill("#f-name", "dave").await;
-    b.click("form.admin button").await;
+    b.press("form.admin button").await;
     wait_text(&b, "already exists").await;
     b.open("/admin/grants", "grants").await;
     b.fill("#f-object", "table main.sales.orders").await;
     b.fill("#f-columns", "id").await;
     b.fill("#f-grantee", "dave").await;
-    b.click("form.admin button").await;
+    b.press("form.admin button").await;
     wait_text(&b, "Granted SELECT on table main.sales.orders to 'dave'.").await;
     b.screenshot("granted").await;
     sign_out(&b).await;
@@ -723,7 +723,7 @@ async fn browser_admin_creates_a_user_and_a_grant_that_then_works() {
     b.open("/sql", "dave-editor").await;
     b.fill("#sql", "SELECT * FROM sales.orders ORDER BY id LIMIT 3")
         .await;
-    b.click("#run").await;
+    b.press("#run").await;
     let text = wait_text(&b, "Rows 1–3").await;
     assert!(!text.contains("amount"), "only the granted column: {text}");
     b.close().await;
@@ -754,7 +754,7 @@ async fn browser_a_user_without_access_sees_no_hidden_names() {
     let mut answers = Vec::new();
     for table in ["salaries", "salariez"] {
         b.fill("#sql", &format!("SELECT * FROM hr.{table}")).await;
-        b.click("#run").await;
+        b.press("#run").await;
         let text = wait_text(&b, &format!("'main.hr.{table}' not found")).await;
         assert!(!text.contains("did you mean"), "{text}");
         answers.push(
