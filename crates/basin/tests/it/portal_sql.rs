@@ -671,6 +671,7 @@ async fn browser_runs_pages_completes_downloads_and_cancels_a_query() {
     b.press("#run").await;
     wait_text(&b, "Running").await;
     // The query may not be registered yet on a busy machine: cancel until it is.
+    // (Under heavy load the page may miss the run's answer; the history below is the proof.)
     for _ in 0..100 {
         b.press("#cancel").await;
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -678,12 +679,16 @@ async fn browser_runs_pages_completes_downloads_and_cancels_a_query() {
             break;
         }
     }
-    let text = wait_text(&b, "was cancelled by alice").await;
-    assert!(text.contains("query '"), "{text}");
     b.screenshot("cancelled").await;
-    // The history holds the queries; a click loads one into the editor.
+    // The history holds the queries, the slow one cancelled; a click loads one into the editor.
     b.open("/sql", "history").await;
     let text = b.text().await;
+    let slow = SLOW.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        text.lines()
+            .any(|l| l.contains(slow.as_str()) && l.contains("cancelled")),
+        "{text}"
+    );
     assert!(
         text.contains("SELECT id, amount FROM sales.orders ORDER BY id"),
         "{text}"
