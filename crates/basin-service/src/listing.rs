@@ -102,18 +102,7 @@ impl Session {
         dataset: &str,
         page: &Page,
     ) -> Result<Paged<(Table, TablePolicy)>> {
-        let (hub, dataset) = (Name::parse("hub", hub)?, Name::parse("dataset", dataset)?);
-        let seen =
-            basin_sql::access::visible(self.engine(), Some(hub.as_str()), Some(dataset.as_str()))
-                .await?;
-        if seen.datasets.is_empty() {
-            return Err(ServiceError::NotFound(format!(
-                "dataset '{hub}.{dataset}' not found"
-            )));
-        }
-        let mut tables = seen.tables;
-        tables.sort_by(|a, b| a.0.name.cmp(&b.0.name));
-        page.apply(tables, |(t, _)| t.name.clone())
+        Ok(self.dataset_and_tables(hub, dataset, page).await?.1)
     }
 
     /// One dataset the principal may see; a hidden one is "not found", like a missing one.
@@ -125,6 +114,32 @@ impl Session {
             .into_iter()
             .find(|d| d.name == dataset.as_str())
             .ok_or_else(|| ServiceError::NotFound(format!("dataset '{hub}.{dataset}' not found")))
+    }
+
+    /// A dataset the principal may see and a page of its visible tables, from one decision
+    /// (a dataset page needs both); a hidden dataset is "not found", like a missing one.
+    pub async fn dataset_and_tables(
+        &self,
+        hub: &str,
+        dataset: &str,
+        page: &Page,
+    ) -> Result<(Dataset, Paged<(Table, TablePolicy)>)> {
+        let (hub, dataset) = (Name::parse("hub", hub)?, Name::parse("dataset", dataset)?);
+        let seen =
+            basin_sql::access::visible(self.engine(), Some(hub.as_str()), Some(dataset.as_str()))
+                .await?;
+        let Some(found) = seen
+            .datasets
+            .into_iter()
+            .find(|d| d.name == dataset.as_str())
+        else {
+            return Err(ServiceError::NotFound(format!(
+                "dataset '{hub}.{dataset}' not found"
+            )));
+        };
+        let mut tables = seen.tables;
+        tables.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        Ok((found, page.apply(tables, |(t, _)| t.name.clone())?))
     }
 }
 

@@ -186,8 +186,7 @@ pub(crate) async fn dataset(
     Query(q): Query<PageQuery>,
 ) -> PortalResult {
     let s = &viewer.session;
-    let d = s.dataset(&hub, &name).await?;
-    let tables = s.tables(&hub, &name, &q.page()).await?;
+    let (d, tables) = s.dataset_and_tables(&hub, &name, &q.page()).await?;
     let object = dataset_securable(&d);
     let manages = s.may(Action::Manage(&object)).await?;
     let reads_all = !tables.items.is_empty()
