@@ -33,7 +33,7 @@ impl Catalog {
                 .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             Err(_) => s.to_string(),
         });
-        let rows = sqlx::query_as::<_, (String, String, String, String, String, String, String)>(
+        let rows = sqlx::query_as::<_, EventRow>(
             "SELECT at, principal, source, action, target, outcome, detail FROM audit_log WHERE at >= $1 ORDER BY at, id LIMIT $2",
         )
         .bind(since.unwrap_or_default())
@@ -41,20 +41,7 @@ impl Catalog {
         .fetch_all(&self.pool)
         .await
         .ctx(|| "reading the audit log".into())?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(at, principal, source, action, target, outcome, detail)| AuditEvent {
-                    at,
-                    principal,
-                    source,
-                    action,
-                    target,
-                    outcome,
-                    detail,
-                },
-            )
-            .collect())
+        Ok(rows.into_iter().map(event_from_row).collect())
     }
 
     /// The newest `limit` events of one principal and action, newest first.
@@ -64,7 +51,7 @@ impl Catalog {
         action: &str,
         limit: i64,
     ) -> Result<Vec<AuditEvent>> {
-        let rows = sqlx::query_as::<_, (String, String, String, String, String, String, String)>(
+        let rows = sqlx::query_as::<_, EventRow>(
             "SELECT at, principal, source, action, target, outcome, detail FROM audit_log WHERE principal = $1 AND action = $2 ORDER BY at DESC, id DESC LIMIT $3",
         )
         .bind(principal)
@@ -73,20 +60,7 @@ impl Catalog {
         .fetch_all(&self.pool)
         .await
         .ctx(|| "reading the audit log".into())?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(at, principal, source, action, target, outcome, detail)| AuditEvent {
-                    at,
-                    principal,
-                    source,
-                    action,
-                    target,
-                    outcome,
-                    detail,
-                },
-            )
-            .collect())
+        Ok(rows.into_iter().map(event_from_row).collect())
     }
 }
 
@@ -128,4 +102,21 @@ fn rand_u64() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
     h.finish()
+}
+
+/// An `audit_log` row as selected by the readers above.
+type EventRow = (String, String, String, String, String, String, String);
+
+fn event_from_row(
+    (at, principal, source, action, target, outcome, detail): EventRow,
+) -> AuditEvent {
+    AuditEvent {
+        at,
+        principal,
+        source,
+        action,
+        target,
+        outcome,
+        detail,
+    }
 }
