@@ -173,14 +173,7 @@ impl Built {
     async fn new(catalog: &Catalog, version: i64) -> Result<Built> {
         let hubs = catalog.hubs().await?;
         let datasets = catalog.datasets(None).await?;
-        let mut tables = catalog.tables(None, None).await?;
-        let mut columns: HashMap<basin_core::TableRef, Vec<basin_catalog::Column>> = HashMap::new();
-        for (t, c) in catalog.columns_in(None, None).await? {
-            columns.entry(t).or_default().push(c);
-        }
-        for t in &mut tables {
-            t.columns = columns.remove(&t.table_ref()).unwrap_or_default();
-        }
+        let tables = catalog.tables_with_columns(None, None).await?;
         // CPU-bound (about a second for 200,000 objects): off the async workers.
         let index = tokio::task::spawn_blocking(move || Index::build(hubs, datasets, tables))
             .await

@@ -63,14 +63,7 @@ pub async fn visible_tables(
     dataset: Option<&str>,
 ) -> Result<Vec<(Table, TablePolicy)>> {
     let catalog = engine.catalog();
-    let mut tables = catalog.tables(hub, dataset).await?;
-    let mut columns: BTreeMap<TableRef, Vec<basin_catalog::Column>> = BTreeMap::new();
-    for (t, c) in catalog.columns_in(hub, dataset).await? {
-        columns.entry(t).or_default().push(c);
-    }
-    for t in &mut tables {
-        t.columns = columns.remove(&t.table_ref()).unwrap_or_default();
-    }
+    let tables = catalog.tables_with_columns(hub, dataset).await?;
     let Some(principal) = engine.principal() else {
         return Ok(tables
             .into_iter()

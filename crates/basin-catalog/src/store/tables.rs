@@ -1,5 +1,7 @@
 //! Tables and their columns (the Delta table itself is the caller's).
 
+use std::collections::HashMap;
+
 use basin_core::TableRef;
 use sqlx::any::AnyRow;
 
@@ -360,6 +362,24 @@ impl Catalog {
         .await
         .ctx(|| "listing tables".into())?;
         rows.iter().map(|r| self.table_from_row(r)).collect()
+    }
+
+    /// The tables of a hub and/or dataset (all when both are `None`), each with its columns:
+    /// two queries, whatever the number of tables.
+    pub async fn tables_with_columns(
+        &self,
+        hub: Option<&str>,
+        dataset: Option<&str>,
+    ) -> Result<Vec<Table>> {
+        let mut tables = self.tables(hub, dataset).await?;
+        let mut columns: HashMap<TableRef, Vec<Column>> = HashMap::new();
+        for (t, c) in self.columns_in(hub, dataset).await? {
+            columns.entry(t).or_default().push(c);
+        }
+        for t in &mut tables {
+            t.columns = columns.remove(&t.table_ref()).unwrap_or_default();
+        }
+        Ok(tables)
     }
 
     /// The columns of the tables of a hub and/or dataset (all when both are `None`), keyed by
