@@ -138,6 +138,17 @@ impl Slots {
             }
         }
     }
+
+    /// A slot for a registered query; cancelling the query while it waits ends the wait.
+    pub async fn acquire_for(
+        &self,
+        query: &basin_service::RunningQuery,
+    ) -> Result<OwnedSemaphorePermit, ApiError> {
+        tokio::select! {
+            permit = self.acquire() => permit,
+            _ = query.cancelled() => Err(query.cancelled_error().into()),
+        }
+    }
 }
 
 /// Holds a query slot while a (non-streaming) handler that runs SQL works.

@@ -443,16 +443,18 @@ impl Session {
 
     /// Every grant (administrators) or those of the principal's roles.
     pub async fn grants(&self) -> Result<Vec<Grant>> {
-        let all = self.may(Action::Administer).await?;
-        let roles = &self.principal().roles;
-        Ok(self
-            .engine()
-            .catalog()
-            .grants()
-            .await?
-            .into_iter()
-            .filter(|g| all || roles.contains(&g.grantee))
-            .collect())
+        let catalog = self.engine().catalog();
+        if self.may(Action::Administer).await? {
+            return Ok(catalog.grants().await?);
+        }
+        // From the access snapshot: a principal's few grants, not the catalog's every grant.
+        let snapshot = catalog.access_snapshot().await?;
+        let mut held: Vec<Grant> = snapshot.grants_of(self.principal()).cloned().collect();
+        held.sort_by_cached_key(|g| {
+            let column = g.column.clone().unwrap_or_default();
+            (g.object.to_string(), g.grantee.clone(), g.privilege.to_string(), column)
+        });
+        Ok(held)
     }
 
     /// Grants (or, with `revoke`, revokes) privileges on one object. UNMASK only by
@@ -486,6 +488,43 @@ impl Session {
         .await;
         self.audited(if revoke { "revoke" } else { "grant" }, &target, result)
             .await
+    }
+
+    /// The row filters on the tables the principal may manage (administrators: all), by table
+    /// and grantee.
+    pub async fn row_filters(&self) -> Result<Vec<RowFilter>> {
+        let snapshot = self.engine().catalog().access_snapshot().await?;
+        let p = self.principal();
+        let all = self.engine().catalog().row_filters().await?;
+        Ok(all
+            .into_iter()
+            .filter(|f| snapshot.may_manage(p, &Securable::table(&f.table)))
+            .collect())
+    }
+
+    /// The column masks on the tables the principal may manage (administrators: all), by
+    /// table, column and grantee.
+    pub async fn masks(&self) -> Result<Vec<ColumnMask>> {
+        let snapshot = self.engine().catalog().access_snapshot().await?;
+        let p = self.principal();
+        let all = self.engine().catalog().column_masks().await?;
+        Ok(all
+            .into_iter()
+            .filter(|m| snapshot.may_manage(p, &Securable::table(&m.table)))
+            .collect())
+    }
+
+    /// The tag keys and their allowed values, for those who tag: administrators and holders of
+    /// MANAGE on something.
+    pub async fn tag_keys(&self) -> Result<Vec<TagKey>> {
+        let snapshot = self.engine().catalog().access_snapshot().await?;
+        if !snapshot.manages_anything(self.principal()) {
+            return Err(ServiceError::Denied(
+                "permission denied: tag keys are listed for administrators and holders of MANAGE"
+                    .into(),
+            ));
+        }
+        Ok(self.engine().catalog().tag_keys().await?)
     }
 
     /// Sets a row filter, once it is shown to work on the table (MANAGE on the table).

@@ -196,14 +196,7 @@ impl Session {
         let catalog = self.engine().catalog();
         let snapshot = catalog.access_snapshot().await?;
         let p = self.principal();
-        // A grant on a hub, dataset or table makes its dataset visible by itself; only a tag
-        // grant can show a table of a dataset that is not: then its tables are looked at.
-        let tag_grants = !p.is_admin()
-            && self
-                .grants()
-                .await?
-                .iter()
-                .any(|g| matches!(g.object, basin_catalog::access::Securable::Tag { .. }));
+        let tag_grants = snapshot.sees_tables_by_tag(p);
         let mut out = Vec::new();
         for d in catalog.datasets(Some(hub)).await? {
             if !d.name.starts_with(word) || out.len() >= MAX_COMPLETIONS {

@@ -75,9 +75,7 @@ impl Page {
 impl Session {
     /// The hubs the principal may see, by name.
     pub async fn hubs(&self, page: &Page) -> Result<Paged<HubEntry>> {
-        let mut hubs = basin_sql::access::visible(self.engine(), None, None)
-            .await?
-            .hubs;
+        let (mut hubs, _) = basin_sql::access::visible_datasets(self.engine(), None, None).await?;
         hubs.sort_by(|a, b| a.name.cmp(&b.name));
         page.apply(hubs, |h| h.name.clone())
     }
@@ -85,11 +83,11 @@ impl Session {
     /// The datasets of a hub the principal may see, by name; a hidden hub is "not found".
     pub async fn datasets(&self, hub: &str, page: &Page) -> Result<Paged<Dataset>> {
         let hub = Name::parse("hub", hub)?;
-        let seen = basin_sql::access::visible(self.engine(), Some(hub.as_str()), None).await?;
-        if seen.hubs.is_empty() {
+        let (hubs, mut datasets) =
+            basin_sql::access::visible_datasets(self.engine(), Some(hub.as_str()), None).await?;
+        if hubs.is_empty() {
             return Err(ServiceError::NotFound(format!("hub '{hub}' not found")));
         }
-        let mut datasets = seen.datasets;
         datasets.sort_by(|a, b| a.name.cmp(&b.name));
         page.apply(datasets, |d| d.name.clone())
     }
@@ -108,9 +106,9 @@ impl Session {
     /// One dataset the principal may see; a hidden one is "not found", like a missing one.
     pub async fn dataset(&self, hub: &str, dataset: &str) -> Result<Dataset> {
         let (hub, dataset) = (Name::parse("hub", hub)?, Name::parse("dataset", dataset)?);
-        basin_sql::access::visible(self.engine(), Some(hub.as_str()), Some(dataset.as_str()))
+        basin_sql::access::visible_datasets(self.engine(), Some(hub.as_str()), Some(dataset.as_str()))
             .await?
-            .datasets
+            .1
             .into_iter()
             .find(|d| d.name == dataset.as_str())
             .ok_or_else(|| ServiceError::NotFound(format!("dataset '{hub}.{dataset}' not found")))

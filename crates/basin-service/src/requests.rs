@@ -225,15 +225,17 @@ impl Session {
         match object {
             Securable::Hub { hub } => {
                 let hub = Name::parse("hub", hub)?;
-                let seen = basin_sql::access::visible(engine, Some(hub.as_str()), None).await?;
-                if seen.hubs.is_empty() {
+                let (hubs, _) =
+                    basin_sql::access::visible_datasets(engine, Some(hub.as_str()), None).await?;
+                if hubs.is_empty() {
                     return Err(ServiceError::NotFound(format!("hub '{hub}' not found")));
                 }
                 Ok(p.is_admin())
             }
             Securable::Dataset { hub, dataset } => {
-                let seen = basin_sql::access::visible(engine, Some(hub), Some(dataset)).await?;
-                let Some(d) = seen.datasets.first() else {
+                let (_, datasets) =
+                    basin_sql::access::visible_datasets(engine, Some(hub), Some(dataset)).await?;
+                let Some(d) = datasets.first() else {
                     return Err(ServiceError::NotFound(format!(
                         "dataset '{hub}.{dataset}' not found"
                     )));
@@ -246,8 +248,8 @@ impl Session {
                 dataset,
                 table,
             } => {
-                let seen = basin_sql::access::visible(engine, Some(hub), Some(dataset)).await?;
-                let Some((_, policy)) = seen.tables.iter().find(|(t, _)| t.name == *table) else {
+                let seen = basin_sql::access::visible_tables(engine, Some(hub), Some(dataset)).await?;
+                let Some((_, policy)) = seen.iter().find(|(t, _)| t.name == *table) else {
                     return Err(ServiceError::NotFound(format!(
                         "table '{hub}.{dataset}.{table}' not found"
                     )));

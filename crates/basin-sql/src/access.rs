@@ -103,8 +103,39 @@ pub struct Visible {
 /// The hubs, datasets and tables the principal may see in a scope: a dataset is visible when a
 /// grant names it (or its hub) or when one of its tables is visible; a hub likewise.
 pub async fn visible(engine: &Engine, hub: Option<&str>, dataset: Option<&str>) -> Result<Visible> {
-    let catalog = engine.catalog();
     let tables = visible_tables(engine, hub, dataset).await?;
+    let (hubs, datasets) = roll_up(engine, hub, dataset, &tables).await?;
+    Ok(Visible {
+        hubs,
+        datasets,
+        tables,
+    })
+}
+
+/// The hubs and datasets the principal may see in a scope, as [`visible`] decides them, but
+/// without reading tables and columns unless a tag grant could show a table of a dataset that
+/// is not visible by itself: a listing of hubs or datasets costs what the datasets cost.
+pub async fn visible_datasets(
+    engine: &Engine,
+    hub: Option<&str>,
+    dataset: Option<&str>,
+) -> Result<(Vec<Hub>, Vec<Dataset>)> {
+    let tables = match engine.principal() {
+        Some(p) if engine.catalog().access_snapshot().await?.sees_tables_by_tag(p) => {
+            visible_tables(engine, hub, dataset).await?
+        }
+        _ => Vec::new(),
+    };
+    roll_up(engine, hub, dataset, &tables).await
+}
+
+async fn roll_up(
+    engine: &Engine,
+    hub: Option<&str>,
+    dataset: Option<&str>,
+    tables: &[(Table, TablePolicy)],
+) -> Result<(Vec<Hub>, Vec<Dataset>)> {
+    let catalog = engine.catalog();
     let datasets: Vec<Dataset> = catalog
         .datasets(hub)
         .await?
@@ -117,7 +148,7 @@ pub async fn visible(engine: &Engine, hub: Option<&str>, dataset: Option<&str>) 
         .into_iter()
         .filter(|h| hub.is_none_or(|name| h.name == name))
         .collect();
-    let (hubs, datasets) = match engine.principal() {
+    Ok(match engine.principal() {
         None => (hubs, datasets),
         Some(p) => {
             let seen: Vec<(String, String)> = tables
@@ -129,11 +160,6 @@ pub async fn visible(engine: &Engine, hub: Option<&str>, dataset: Option<&str>) 
                 .await?
                 .roll_up(p, hubs, datasets, &seen)
         }
-    };
-    Ok(Visible {
-        hubs,
-        datasets,
-        tables,
     })
 }
 

@@ -134,7 +134,7 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
             ])
         }
         "hubs" => {
-            let hubs = access::visible(engine, None, None).await?.hubs;
+            let hubs = access::visible_datasets(engine, None, None).await?.0;
             let storage = access::may(engine, Action::Administer).await?;
             batch(vec![
                 Col::Text("name", text(hubs.iter().map(|h| h.name.clone()))),
@@ -155,7 +155,7 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
             ])
         }
         "datasets" => {
-            let ds = access::visible(engine, None, None).await?.datasets;
+            let ds = access::visible_datasets(engine, None, None).await?.1;
             batch(vec![
                 Col::Text("hub", text(ds.iter().map(|d| d.hub.clone()))),
                 Col::Text("name", text(ds.iter().map(|d| d.name.clone()))),
@@ -300,7 +300,7 @@ pub(crate) async fn information_schema(
 ) -> Result<Arc<dyn TableProvider>> {
     match name {
         "schemata" => {
-            let ds = access::visible(engine, None, None).await?.datasets;
+            let ds = access::visible_datasets(engine, None, None).await?.1;
             batch(vec![
                 Col::Text("catalog_name", text(ds.iter().map(|d| d.hub.clone()))),
                 Col::Text("schema_name", text(ds.iter().map(|d| d.name.clone()))),

@@ -170,7 +170,8 @@ impl AccessSnapshot {
         }
     }
 
-    fn grants_of<'a>(&'a self, p: &'a Principal) -> impl Iterator<Item = &'a Grant> + 'a {
+    /// The grants a principal holds through any of its roles.
+    pub fn grants_of<'a>(&'a self, p: &'a Principal) -> impl Iterator<Item = &'a Grant> + 'a {
         p.roles.iter().filter_map(|r| self.grants.get(r)).flatten()
     }
 
@@ -322,6 +323,17 @@ impl AccessSnapshot {
             })
     }
 
+    /// Whether a table may be visible in a dataset that is not visible by itself: only a tag
+    /// grant can do that (a grant on a hub, dataset or table makes its dataset visible), so
+    /// without one a roll-up need not look at any table.
+    pub fn sees_tables_by_tag(&self, p: &Principal) -> bool {
+        !p.is_admin()
+            && self.grants_of(p).any(|g| {
+                matches!(g.object, Securable::Tag { .. })
+                    && !matches!(g.privilege, Privilege::Usage | Privilege::Create)
+            })
+    }
+
     /// The hubs and datasets a principal sees, from those in scope and the tables it sees
     /// (`(hub, dataset)` of each): a dataset when it is visible by itself or holds a visible
     /// table; a hub when it is visible by itself or holds a visible dataset.
@@ -332,13 +344,14 @@ impl AccessSnapshot {
         datasets: Vec<Dataset>,
         visible_tables: &[(String, String)],
     ) -> (Vec<crate::Hub>, Vec<Dataset>) {
+        let holding: BTreeSet<(&str, &str)> = visible_tables
+            .iter()
+            .map(|(h, d)| (h.as_str(), d.as_str()))
+            .collect();
         let datasets: Vec<Dataset> = datasets
             .into_iter()
             .filter(|d| {
-                self.dataset_visible(p, d)
-                    || visible_tables
-                        .iter()
-                        .any(|(h, n)| *h == d.hub && *n == d.name)
+                self.dataset_visible(p, d) || holding.contains(&(d.hub.as_str(), d.name.as_str()))
             })
             .collect();
         let hubs = hubs
@@ -351,6 +364,12 @@ impl AccessSnapshot {
     /// Whether a hub is visible without looking at its datasets.
     pub fn hub_visible(&self, p: &Principal, hub: &str) -> bool {
         p.is_admin() || self.grants_of(p).any(|g| g.object.hub() == Some(hub))
+    }
+
+    /// Whether the principal administers or holds MANAGE on some object (and so has grants,
+    /// policies and tags to look after).
+    pub fn manages_anything(&self, p: &Principal) -> bool {
+        p.is_admin() || self.grants_of(p).any(|g| g.privilege == Privilege::Manage)
     }
 
     /// Whether the principal may grant on, and change policies of, an object: administrators,

@@ -352,15 +352,15 @@ impl Catalog {
 
     /// Tables of a hub and/or dataset (all when both are `None`), without their columns.
     pub async fn tables(&self, hub: Option<&str>, dataset: Option<&str>) -> Result<Vec<Table>> {
-        let rows = sqlx::query(concat!(
+        let sql = format!(
+            "{} {} ORDER BY hub, dataset, name",
             table_select!(),
-            " WHERE ($1 = '' OR hub = $1) AND ($2 = '' OR dataset = $2) ORDER BY hub, dataset, name"
-        ))
-        .bind(hub.unwrap_or(""))
-        .bind(dataset.unwrap_or(""))
-        .fetch_all(&self.pool)
-        .await
-        .ctx(|| "listing tables".into())?;
+            scope(hub, dataset)
+        );
+        let rows = bind_scope(sqlx::query(sqlx::AssertSqlSafe(sql)), hub, dataset)
+            .fetch_all(&self.pool)
+            .await
+            .ctx(|| "listing tables".into())?;
         rows.iter().map(|r| self.table_from_row(r)).collect()
     }
 
@@ -389,15 +389,15 @@ impl Catalog {
         hub: Option<&str>,
         dataset: Option<&str>,
     ) -> Result<Vec<(TableRef, Column)>> {
-        let rows = sqlx::query(concat!(
+        let sql = format!(
+            "{} {} ORDER BY hub, dataset, table_name, position",
             column_select!(),
-            " WHERE ($1 = '' OR hub = $1) AND ($2 = '' OR dataset = $2) ORDER BY hub, dataset, table_name, position"
-        ))
-        .bind(hub.unwrap_or(""))
-        .bind(dataset.unwrap_or(""))
-        .fetch_all(&self.pool)
-        .await
-        .ctx(|| "listing columns".into())?;
+            scope(hub, dataset)
+        );
+        let rows = bind_scope(sqlx::query(sqlx::AssertSqlSafe(sql)), hub, dataset)
+            .fetch_all(&self.pool)
+            .await
+            .ctx(|| "listing columns".into())?;
         rows.iter()
             .map(|r| {
                 let t = TableRef::new(
@@ -423,6 +423,28 @@ impl Catalog {
         .ctx(|| format!("reading the columns of '{table}'"))?;
         rows.iter().map(column_from_row).collect()
     }
+}
+
+/// The filter of a hub and/or dataset scope (none when both are `None`), written so that the
+/// primary key's index serves it: `($1 = '' OR hub = $1)` would scan every row.
+fn scope(hub: Option<&str>, dataset: Option<&str>) -> &'static str {
+    match (hub, dataset) {
+        (None, None) => "",
+        (Some(_), None) => "WHERE hub = $1",
+        (None, Some(_)) => "WHERE dataset = $1",
+        (Some(_), Some(_)) => "WHERE hub = $1 AND dataset = $2",
+    }
+}
+
+/// Binds the values [`scope`]'s filter names.
+fn bind_scope<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    hub: Option<&'q str>,
+    dataset: Option<&'q str>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    hub.into_iter()
+        .chain(dataset)
+        .fold(query, |query, value| query.bind(value))
 }
 
 /// Cached decisions are stale once a table's grants, policies or columns change (and the

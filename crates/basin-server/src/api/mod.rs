@@ -81,10 +81,13 @@ pub(crate) struct Caller {
         grants::list_grants,
         grants::create_grant,
         grants::delete_grant,
+        policies::list_row_filters,
         policies::set_row_filter,
         policies::drop_row_filter,
+        policies::list_masks,
         policies::set_mask,
         policies::drop_mask,
+        tags::list_tag_keys,
         tags::define_tag,
         tags::set_tags,
         tokens::list_tokens,
@@ -176,13 +179,17 @@ pub(crate) fn router(state: State) -> Router {
         )
         .route(
             "/api/v1/policies/row-filters",
-            put(policies::set_row_filter).delete(policies::drop_row_filter),
+            get(policies::list_row_filters)
+                .put(policies::set_row_filter)
+                .delete(policies::drop_row_filter),
         )
         .route(
             "/api/v1/policies/masks",
-            put(policies::set_mask).delete(policies::drop_mask),
+            get(policies::list_masks)
+                .put(policies::set_mask)
+                .delete(policies::drop_mask),
         )
-        .route("/api/v1/tags", put(tags::set_tags))
+        .route("/api/v1/tags", get(tags::list_tag_keys).put(tags::set_tags))
         .route("/api/v1/tags/{key}", put(tags::define_tag))
         .route(
             "/api/v1/tokens",

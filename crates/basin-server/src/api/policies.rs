@@ -35,6 +35,53 @@ pub(crate) struct Dropped {
     dropped: bool,
 }
 
+/// The row filters on the tables the caller manages.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct RowFilterList {
+    row_filters: Vec<FilterRequest>,
+}
+
+/// The column masks on the tables the caller manages.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct MaskList {
+    masks: Vec<MaskRequest>,
+}
+
+#[utoipa::path(get, path = "/api/v1/policies/row-filters",
+    responses((status = 200, description = "Row filters on the tables the caller manages (administrators: all)", body = RowFilterList)))]
+pub(crate) async fn list_row_filters(
+    Extension(c): Extension<Caller>,
+) -> ApiResult<Json<RowFilterList>> {
+    let row_filters = c.session.row_filters().await?;
+    Ok(Json(RowFilterList {
+        row_filters: row_filters
+            .into_iter()
+            .map(|f| FilterRequest {
+                table: f.table.to_string(),
+                grantee: f.grantee,
+                expression: Some(f.expression),
+            })
+            .collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/policies/masks",
+    responses((status = 200, description = "Column masks on the tables the caller manages (administrators: all)", body = MaskList)))]
+pub(crate) async fn list_masks(Extension(c): Extension<Caller>) -> ApiResult<Json<MaskList>> {
+    let masks = c.session.masks().await?;
+    Ok(Json(MaskList {
+        masks: masks
+            .into_iter()
+            .map(|m| MaskRequest {
+                table: m.table.to_string(),
+                column: m.column,
+                grantee: m.grantee,
+                mask: Some(m.mask.to_string()),
+            })
+            .collect(),
+    }))
+}
+
 #[utoipa::path(put, path = "/api/v1/policies/row-filters", request_body = FilterRequest,
     responses((status = 200, description = "Row filter set (it was run once on the table first)", body = FilterRequest), (status = 400, description = "The expression fails on the table", body = crate::error::Problem)))]
 pub(crate) async fn set_row_filter(

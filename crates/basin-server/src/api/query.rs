@@ -102,10 +102,8 @@ pub(crate) async fn run(state: State, c: Caller, req: QueryRequest) -> Result<Re
     let is_query = Engine::is_query(&req.sql);
     let running = Arc::new(c.session.start_query(req.query_id.clone(), is_query)?);
     // Waiting for a slot counts against neither the timeout nor the metrics.
-    let permit = state.query_slots.acquire().await?;
+    let permit = state.query_slots.acquire_for(&running).await;
     let started = Instant::now();
-    let deadline = tokio::time::Instant::now() + timeout;
-    state.metrics.queries.fetch_add(1, Relaxed);
     let audit = Audit {
         state: state.clone(),
         caller: c.clone(),
@@ -114,6 +112,13 @@ pub(crate) async fn run(state: State, c: Caller, req: QueryRequest) -> Result<Re
         started,
         running: running.clone(),
     };
+    // Busy, or cancelled while waiting: refused, and audited as such.
+    let permit = match permit {
+        Ok(permit) => permit,
+        Err(e) => return Err(audit.refused(e).await),
+    };
+    let deadline = tokio::time::Instant::now() + timeout;
+    state.metrics.queries.fetch_add(1, Relaxed);
     let planning = async {
         let opened = open(c.session.engine(), &req.sql);
         if is_query {

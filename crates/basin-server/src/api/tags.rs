@@ -42,6 +42,27 @@ pub(crate) struct TagsSet {
     encrypted_version: Option<i64>,
 }
 
+/// The tag keys.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct TagKeyList {
+    tag_keys: Vec<TagKeyView>,
+}
+
+#[utoipa::path(get, path = "/api/v1/tags",
+    responses((status = 200, description = "Tag keys and their allowed values (administrators and MANAGE holders)", body = TagKeyList), (status = 403, description = "Neither an administrator nor a MANAGE holder", body = crate::error::Problem)))]
+pub(crate) async fn list_tag_keys(Extension(c): Extension<Caller>) -> ApiResult<Json<TagKeyList>> {
+    let keys = c.session.tag_keys().await?;
+    Ok(Json(TagKeyList {
+        tag_keys: keys
+            .into_iter()
+            .map(|k| TagKeyView {
+                name: k.name,
+                allowed_values: k.allowed_values,
+            })
+            .collect(),
+    }))
+}
+
 #[utoipa::path(put, path = "/api/v1/tags/{key}", params(("key" = String, Path)), request_body = TagDefinition,
     responses((status = 200, description = "Tag defined", body = TagKeyView)))]
 pub(crate) async fn define_tag(

@@ -303,8 +303,8 @@ async fn render(
         "users" => users(viewer).await?,
         "roles" => roles(viewer).await?,
         "grants" => grants(viewer).await?,
-        "policies" => policies(viewer),
-        "tags" => tags(viewer),
+        "policies" => policies(viewer).await?,
+        "tags" => tags(viewer).await?,
         _ => tokens(viewer).await?,
     };
     let status = match &notice {
@@ -468,8 +468,45 @@ async fn grants(viewer: &Viewer) -> PortalResult<Markup> {
     })
 }
 
-fn policies(viewer: &Viewer) -> Markup {
-    html! {
+async fn policies(viewer: &Viewer) -> PortalResult<Markup> {
+    let filters = viewer.session.row_filters().await?;
+    let masks = viewer.session.masks().await?;
+    Ok(html! {
+        h2 { @if viewer.is_admin { "All row filters" } @else { "Row filters on tables you manage" } }
+        @if filters.is_empty() { p.muted { "None." } } @else {
+            table.filters {
+                thead { tr { th { "Table" } th { "For" } th { "Expression" } th {} } }
+                tbody {
+                    @for f in &filters {
+                        tr {
+                            td { (f.table) } td { (f.grantee) } td { code { (f.expression) } }
+                            td { (form(viewer, "policies", "drop_filter", "Drop", html! {
+                                input type="hidden" name="table" value=(f.table);
+                                input type="hidden" name="grantee" value=(f.grantee);
+                            })) }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { @if viewer.is_admin { "All column masks" } @else { "Column masks on tables you manage" } }
+        @if masks.is_empty() { p.muted { "None." } } @else {
+            table.masks {
+                thead { tr { th { "Table" } th { "Column" } th { "For" } th { "Mask" } th {} } }
+                tbody {
+                    @for m in &masks {
+                        tr {
+                            td { (m.table) } td { (m.column) } td { (m.grantee) } td { code { (m.mask) } }
+                            td { (form(viewer, "policies", "drop_mask", "Drop", html! {
+                                input type="hidden" name="table" value=(m.table);
+                                input type="hidden" name="column" value=(m.column);
+                                input type="hidden" name="grantee" value=(m.grantee);
+                            })) }
+                        }
+                    }
+                }
+            }
+        }
         h2 { "Row filter" }
         p.muted { "Rows outside the expression are invisible to the grantee's members; "
             code { "user_attribute('region')" } " and " code { "current_user()" } " refer to the reader." }
@@ -495,11 +532,26 @@ fn policies(viewer: &Viewer) -> Markup {
             (field("grantee", "For (user or role)", "text", "analyst"))
         }))
         p.muted { "A table's page shows which of its columns are masked and whether rows are filtered." }
-    }
+    })
 }
 
-fn tags(viewer: &Viewer) -> Markup {
-    html! {
+async fn tags(viewer: &Viewer) -> PortalResult<Markup> {
+    let keys = viewer.session.tag_keys().await?;
+    Ok(html! {
+        h2 { "Tag keys" }
+        @if keys.is_empty() { p.muted { "None defined." } } @else {
+            table.tag-keys {
+                thead { tr { th { "Key" } th { "Allowed values" } } }
+                tbody {
+                    @for k in &keys {
+                        tr {
+                            td { (k.name) }
+                            td { @if k.allowed_values.is_empty() { span.muted { "any" } } @else { (k.allowed_values.join(", ")) } }
+                        }
+                    }
+                }
+            }
+        }
         @if viewer.is_admin {
             h2 { "Define a tag key" }
             (form(viewer, "tags", "define", "Define tag key", html! {
@@ -515,7 +567,7 @@ fn tags(viewer: &Viewer) -> Markup {
             (field("column", "Column (empty: the object itself)", "text", "email"))
             (field("tags", "Tags (comma-separated)", "text", "classification=pii"))
         }))
-    }
+    })
 }
 
 async fn tokens(viewer: &Viewer) -> PortalResult<Markup> {

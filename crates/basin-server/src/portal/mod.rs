@@ -35,7 +35,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use basin_catalog::access::{Action, Privilege};
+use basin_catalog::access::Action;
 use basin_service::Session;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
@@ -193,12 +193,11 @@ impl FromRequestParts<State> for Viewer {
             .await
             .map_err(|e| PortalError::from(e).into_response())?;
         let sees_admin = is_admin
-            || session
-                .grants()
+            || catalog
+                .access_snapshot()
                 .await
-                .map_err(|e| PortalError::from(e).into_response())?
-                .iter()
-                .any(|g| g.privilege == Privilege::Manage);
+                .map_err(|e| PortalError::from(ApiError::from(e)).into_response())?
+                .manages_anything(session.principal());
         Ok(Viewer {
             name: web.user,
             session,

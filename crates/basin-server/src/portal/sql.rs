@@ -211,7 +211,7 @@ async fn rows_page(
         return Ok((out.schema, page_of(out.batches, skip), false));
     }
     let running = s.start_query(query_id, true)?;
-    let _slot = state.query_slots.acquire().await?;
+    let _slot = state.query_slots.acquire_for(&running).await?;
     let started = Instant::now();
     let work = tokio::time::timeout(
         state.config.query_timeout,

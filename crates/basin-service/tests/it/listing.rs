@@ -126,3 +126,91 @@ async fn ten_thousand_tables_page_in_a_stable_order() {
         "a dataset with nothing visible is not found: {e:?}"
     );
 }
+
+/// Hubs and datasets are listed by the same roll-up as the rest: a dataset is visible through a
+/// grant on it or its hub, or through a visible table, including one shown by a tag grant on
+/// the table or on one of its columns.
+#[tokio::test]
+async fn hubs_and_datasets_roll_up_from_grants_and_tagged_tables() {
+    use basin_catalog::access::{Grant, Privilege, Securable};
+    let data = DataDir::with(&["main", "other"], &[]).await;
+    for d in ["main.plain", "main.tagged", "main.col_tagged", "main.used", "other.x"] {
+        data.dataset(d, Layer::Source).await;
+    }
+    let c = &data.catalog;
+    c.define_tag("quality", &["gold".into()]).await.unwrap();
+    for (t, column_tag) in [
+        ("plain.t", false),
+        ("tagged.t", false),
+        ("col_tagged.t", true),
+        ("used.t", false),
+    ] {
+        let table = TableRef::parse(t).unwrap();
+        c.create_table(NewTable {
+            location: format!("file:///nowhere/{t}"),
+            table: table.clone(),
+            description: String::new(),
+            primary_key: vec![],
+            partition_columns: vec![],
+            columns: vec![Column {
+                name: "x".into(),
+                data_type: "BIGINT".into(),
+                nullable: true,
+                description: String::new(),
+                tags: vec![],
+            }],
+        })
+        .await
+        .unwrap();
+        let gold = ["quality=gold".to_string()];
+        match (t, column_tag) {
+            ("tagged.t", _) => c.set_tags(&Securable::table(&table), None, &gold).await,
+            (_, true) => c.set_tags(&Securable::table(&table), Some("x"), &gold).await,
+            _ => Ok(()),
+        }
+        .unwrap();
+    }
+    let grant = |grantee: &str, privilege, object: &str| Grant {
+        grantee: grantee.into(),
+        privilege,
+        object: Securable::parse(object).unwrap(),
+        column: None,
+        granted_by: "admin".into(),
+        granted_at: String::new(),
+    };
+    for user in ["tagger", "user", "nobody"] {
+        c.create_user(user, None, &Default::default()).await.unwrap();
+    }
+    c.grant(&grant("tagger", Privilege::Select, "tag quality=gold"))
+        .await
+        .unwrap();
+    c.grant(&grant("user", Privilege::Usage, "dataset main.used"))
+        .await
+        .unwrap();
+    let keys = basin_keys::Keystore::open(&data.path().join("keys"), None).unwrap();
+    let hub = Hub::new(data.catalog.clone(), keys, data.path().to_path_buf());
+    let all = Page::default();
+    let names = |datasets: Vec<basin_catalog::Dataset>| -> Vec<String> {
+        datasets.into_iter().map(|d| d.name).collect()
+    };
+    let hubs = |p: basin_service::Paged<basin_catalog::Hub>| -> Vec<String> {
+        p.items.into_iter().map(|h| h.name).collect()
+    };
+
+    let tagger = hub.user_session("tagger", &[], "test").await.unwrap();
+    assert_eq!(hubs(tagger.hubs(&all).await.unwrap()), ["main"]);
+    assert_eq!(
+        names(tagger.datasets("main", &all).await.unwrap().items),
+        ["col_tagged", "tagged"]
+    );
+    assert!(tagger.dataset("main", "plain").await.is_err());
+
+    let user = hub.user_session("user", &[], "test").await.unwrap();
+    assert_eq!(hubs(user.hubs(&all).await.unwrap()), ["main"]);
+    assert_eq!(names(user.datasets("main", &all).await.unwrap().items), ["used"]);
+    assert!(user.datasets("other", &all).await.is_err(), "a hidden hub is not found");
+
+    let nobody = hub.user_session("nobody", &[], "test").await.unwrap();
+    assert!(hubs(nobody.hubs(&all).await.unwrap()).is_empty());
+    assert!(nobody.datasets("main", &all).await.is_err());
+}

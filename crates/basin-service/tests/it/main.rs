@@ -2,6 +2,7 @@
 
 mod backup;
 mod lease;
+mod policies;
 mod listing;
 mod requests;
 mod search;

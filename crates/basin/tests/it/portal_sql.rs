@@ -109,6 +109,63 @@ async fn cancel_when_running(s: &Api, token: &str, id: &str) -> crate::server::A
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_query_waiting_for_a_slot_is_cancelled_at_once() {
+    let basin = Basin::new();
+    basin.ok(&["dataset", "create", "sales", "--layer", "prepared"]);
+    let ids: String = (0..ORDERS).map(|i| format!("{i}\n")).collect();
+    let orders = basin.file("orders.csv", &format!("id\n{ids}"));
+    basin.ok(&["ingest", "sales.orders", &orders]);
+    let mut server = Server::start(&basin, &["--max-concurrent-queries", "1"]);
+    server.kill_at_exit(Some(basin.dir.path().to_path_buf()));
+    let (s, admin) = (server.client(), server.login("admin", ADMIN_PASSWORD).await);
+    let slow = "SELECT sum(a.id * b.id + c.id) FROM sales.orders a, sales.orders b, sales.orders c";
+    let post = |sql: &'static str, id: &'static str| {
+        let (s, admin) = (server.client(), admin.clone());
+        tokio::spawn(async move {
+            Api::answer(post_query(&s, &admin, json!({"sql": sql, "query_id": id})).await).await
+        })
+    };
+    let holder = post(slow, "holder");
+    // The one slot is taken: a query that is not cancelled waits for it, then gets 503.
+    let mut busy = post("SELECT 1 AS one", "probe").await.unwrap();
+    for _ in 0..50 {
+        if busy.status == 503 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        busy = post("SELECT 1 AS one", "probe").await.unwrap();
+    }
+    problem(&busy, 503);
+    // One waiting for it ends as soon as it is cancelled, well before the 2 s wait runs out.
+    let waiter = post("SELECT 1 AS one", "waiter");
+    let a = cancel_when_running(&s, &admin, "waiter").await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let answer = tokio::time::timeout(std::time::Duration::from_millis(1500), waiter)
+        .await
+        .expect("the cancelled query stops waiting at once")
+        .unwrap();
+    problem(&answer, 409);
+    assert_eq!(
+        answer.body["detail"], "query 'waiter' was cancelled by admin",
+        "{}",
+        answer.text
+    );
+    assert_eq!(cancel_when_running(&s, &admin, "holder").await.status, 200);
+    holder.await.unwrap();
+    // The query cancelled while waiting is audited like any cancelled query.
+    let audit = s
+        .call("GET", "/api/v1/audit?limit=1000", Some(&admin), None)
+        .await;
+    let events = audit.body["events"].as_array().unwrap();
+    assert!(
+        events.iter().any(|ev| ev["action"] == "query"
+            && ev["target"] == "SELECT 1 AS one"
+            && ev["outcome"] == "cancelled"),
+        "{events:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_running_query_is_cancelled_by_its_owner_or_an_admin_only() {
     let (e, s) = editor().await;
     let runner = {

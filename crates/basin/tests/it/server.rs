@@ -256,6 +256,38 @@ async fn row_filters_and_masks_over_http() {
         "EXPLAIN shows the policy: {}",
         explain.text
     );
+    // The policies are listed to those who manage the table, not to those they restrict.
+    let filters = s
+        .call("GET", "/api/v1/policies/row-filters", Some(&g.admin), None)
+        .await;
+    assert_eq!(filters.status, 200, "{}", filters.text);
+    assert_eq!(
+        filters.body["row_filters"],
+        json!([{"table": "main.sales.customers", "grantee": "analyst", "expression": "region = user_attribute('region')"}])
+    );
+    let masks = s
+        .call("GET", "/api/v1/policies/masks", Some(&g.admin), None)
+        .await;
+    assert_eq!(
+        masks.body["masks"],
+        json!([{"table": "main.sales.customers", "column": "phone", "grantee": "analyst", "mask": "keep_last(4)"}])
+    );
+    for path in ["/api/v1/policies/row-filters", "/api/v1/policies/masks"] {
+        let a = s.call("GET", path, Some(alice), None).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        assert!(!a.text.contains("customers"), "{path}: {}", a.text);
+    }
+    problem(&s.call("GET", "/api/v1/tags", Some(alice), None).await, 403);
+    let keys = s.call("GET", "/api/v1/tags", Some(&g.admin), None).await;
+    assert!(
+        keys.body["tag_keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["name"] == "classification"),
+        "{}",
+        keys.text
+    );
 }
 
 /// bob: two columns only; hidden columns behave as missing ones.
