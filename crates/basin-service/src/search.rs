@@ -2,7 +2,9 @@
 //! columns, with facets, for what the viewer may see.
 //!
 //! The index ([`index::Index`]) holds the whole catalog; one is shared by every session of a
-//! [`crate::Hub`] and rebuilt, on the next search, once the catalog's metadata version changes.
+//! [`crate::Hub`] and rebuilt in the background once the catalog's metadata version changes (a
+//! search waits a moment for it, then is answered from the previous index, with each hit checked
+//! against the catalog as it is now).
 //! What a principal sees of it is decided by the access snapshot, as the listings decide it
 //! (`table_policy` for tables and their columns, `roll_up` for datasets and hubs), and cached with
 //! the index per set of roles until the access version changes. A hidden object is never a hit
@@ -26,7 +28,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use basin_catalog::Catalog;
 use basin_catalog::access::{AccessSnapshot, Principal};
-use basin_core::{DEFAULT_HUB, Layer};
+use basin_core::{DEFAULT_HUB, Layer, TableRef};
 use serde::Serialize;
 
 use crate::{Result, ServiceError, Session};
@@ -38,6 +40,9 @@ pub const MAX_QUERY_CHARS: usize = 200;
 pub const DEFAULT_SEARCH_LIMIT: usize = 20;
 /// Most hits per page.
 pub const MAX_SEARCH_LIMIT: usize = 100;
+/// How long a search after a metadata change waits for the new index before it is answered
+/// from the previous one.
+pub const FRESH_WAIT: Duration = Duration::from_millis(250);
 /// How long query counts are used before they are counted again.
 const USAGE_TTL: Duration = Duration::from_secs(600);
 /// The window of queries that count as use.
@@ -73,6 +78,9 @@ pub struct SearchResults {
     pub facets: Facets,
     /// Continues the search; `None` on the last page.
     pub next_page_token: Option<String>,
+    /// Answered from the index as it was before the latest catalog change, because the new one
+    /// was still being built: hits hidden or dropped since are left out, but counts may lag.
+    pub stale: bool,
 }
 
 /// A hub, dataset, table or column that matched.
@@ -121,7 +129,17 @@ pub struct FacetCount {
 
 /// The index of a hub's catalog, shared by its sessions.
 #[derive(Clone, Default)]
-pub(crate) struct SearchCache(Arc<tokio::sync::Mutex<Option<Arc<Built>>>>);
+pub(crate) struct SearchCache(Arc<CacheState>);
+
+#[derive(Default)]
+struct CacheState {
+    /// The newest index built.
+    current: Mutex<Option<Arc<Built>>>,
+    /// Held by the one build that runs at a time.
+    building: Arc<tokio::sync::Mutex<()>>,
+    /// The metadata version of the newest index, for searches waiting for it.
+    built: tokio::sync::watch::Sender<i64>,
+}
 
 /// An index at one metadata version, with what principals see of it.
 struct Built {
@@ -153,19 +171,68 @@ struct View {
 }
 
 impl SearchCache {
-    /// The index at the catalog's current metadata version (built now if it changed).
-    async fn current(&self, catalog: &Catalog) -> Result<Arc<Built>> {
-        // The version is read before the catalog, so a change during a build leads to another.
+    /// The index at the catalog's current metadata version, and whether it is older than that
+    /// (stale). After a change a new index is built in the background; a search waits up to
+    /// [`FRESH_WAIT`] for it and is otherwise answered from the previous one. Only the first
+    /// index is always waited for.
+    async fn current(&self, catalog: &Catalog) -> Result<(Arc<Built>, bool)> {
         let (version, _) = catalog.versions().await?;
-        let mut slot = self.0.lock().await;
-        if let Some(b) = slot.as_ref()
-            && b.version == version
-        {
-            return Ok(b.clone());
+        let held = self.0.current.lock().expect("cache lock").clone();
+        let Some(held) = held else {
+            let _building = self.0.building.lock().await;
+            if let Some(b) = self.newest().filter(|b| b.version >= version) {
+                return Ok((b, false));
+            }
+            // The version is read before the catalog, so a change during a build leads to
+            // another.
+            let built = Arc::new(Built::new(catalog, version).await?);
+            self.install(built.clone());
+            return Ok((built, false));
+        };
+        if held.version >= version {
+            return Ok((held, false));
         }
-        let built = Arc::new(Built::new(catalog, version).await?);
-        *slot = Some(built.clone());
-        Ok(built)
+        let mut newest = self.0.built.subscribe();
+        self.build_in_background(catalog);
+        let _ = tokio::time::timeout(FRESH_WAIT, newest.wait_for(|v| *v >= version)).await;
+        let b = self.newest().unwrap_or(held);
+        let stale = b.version < version;
+        Ok((b, stale))
+    }
+
+    fn newest(&self) -> Option<Arc<Built>> {
+        self.0.current.lock().expect("cache lock").clone()
+    }
+
+    fn install(&self, built: Arc<Built>) {
+        let version = built.version;
+        {
+            let mut current = self.0.current.lock().expect("cache lock");
+            if current.as_ref().is_none_or(|c| c.version < version) {
+                *current = Some(built);
+            }
+        }
+        self.0.built.send_modify(|v| *v = (*v).max(version));
+    }
+
+    /// Starts a build at the catalog's version unless one is running (a change during that one
+    /// is built by the next search).
+    fn build_in_background(&self, catalog: &Catalog) {
+        let Ok(building) = self.0.building.clone().try_lock_owned() else {
+            return;
+        };
+        let (cache, catalog) = (self.clone(), catalog.clone());
+        tokio::spawn(async move {
+            let _building = building;
+            let built = async {
+                let (version, _) = catalog.versions().await?;
+                Built::new(&catalog, version).await
+            };
+            match built.await {
+                Ok(b) => cache.install(Arc::new(b)),
+                Err(e) => tracing::warn!("building the search index failed: {e}"),
+            }
+        });
     }
 }
 
@@ -438,7 +505,7 @@ impl Session {
     pub async fn search(&self, query: &SearchQuery) -> Result<SearchResults> {
         let (q, limit, offset, filters) = query.checked()?;
         let catalog = self.engine().catalog();
-        let built = self.search.current(catalog).await?;
+        let (built, stale) = self.search.current(catalog).await?;
         let snapshot = catalog.access_snapshot().await?;
         let view = built.view(catalog, self.principal(), &snapshot).await?;
         let ix = &built.index;
@@ -504,12 +571,15 @@ impl Session {
             hits.truncate(end);
         }
         hits.sort_unstable_by(rank);
-        let page: Vec<SearchHit> = hits
+        let mut page: Vec<SearchHit> = hits
             .iter()
             .skip(offset)
             .take(limit)
             .map(|(tier, usage, _, _, d)| hit(ix, *d, *tier, *usage))
             .collect();
+        if stale {
+            page = self.still_visible(page).await?;
+        }
         let next_page_token = (offset + limit < total)
             .then(|| URL_SAFE_NO_PAD.encode(format!("search:{}", offset + limit)));
         let facet = |f: usize| {
@@ -535,7 +605,43 @@ impl Session {
                 owner: facet(OWNER),
             },
             next_page_token,
+            stale,
         })
+    }
+
+    /// The hits of a stale index that the principal sees in the catalog now: an object dropped,
+    /// renamed or hidden since the index was built is left out.
+    async fn still_visible(&self, hits: Vec<SearchHit>) -> Result<Vec<SearchHit>> {
+        use basin_sql::access::{table_policy, visible_datasets};
+        let engine = self.engine();
+        let mut kept = Vec::with_capacity(hits.len());
+        for h in hits {
+            let visible = match (&h.dataset, &h.table) {
+                (Some(d), Some(t)) => match TableRef::new(&h.hub, d, t) {
+                    Ok(t) => match table_policy(engine, &t).await {
+                        Ok((_, policy)) => h
+                            .column
+                            .as_ref()
+                            .is_none_or(|c| policy.columns.iter().any(|p| &p.name == c)),
+                        Err(basin_sql::SqlError::NotFound { .. }) => false,
+                        Err(e) => return Err(e.into()),
+                    },
+                    Err(_) => false,
+                },
+                (Some(d), None) => !visible_datasets(engine, Some(&h.hub), Some(d))
+                    .await?
+                    .1
+                    .is_empty(),
+                _ => !visible_datasets(engine, Some(&h.hub), None)
+                    .await?
+                    .0
+                    .is_empty(),
+            };
+            if visible {
+                kept.push(h);
+            }
+        }
+        Ok(kept)
     }
 }
 
