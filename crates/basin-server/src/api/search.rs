@@ -100,6 +100,9 @@ pub(crate) struct SearchAnswer {
     facets: FacetsView,
     /// Continues the search; absent on the last page.
     next_page_token: Option<String>,
+    /// Answered from the index as it was before the latest catalog change (the new one was
+    /// still building): nothing hidden or dropped since is a hit, but counts may lag.
+    stale: bool,
 }
 
 fn facet(v: Vec<FacetCount>) -> Vec<FacetView> {
@@ -124,6 +127,7 @@ impl From<SearchResults> for SearchAnswer {
                 owner: facet(r.facets.owner),
             },
             next_page_token: r.next_page_token,
+            stale: r.stale,
         }
     }
 }

@@ -98,6 +98,7 @@ pub(crate) async fn search(viewer: Viewer, Query(p): Query<SearchParams>) -> Por
                     }
                 }
                 p role="status" { (r.total) " result" @if r.total != 1 { "s" } " for “" (q) "”" }
+                @if r.stale { p.muted { "The catalog just changed and the search index is being updated: results may lag by a moment." } }
                 div.search-layout {
                     aside.facets aria-label="Filters" {
                         (facet(&p, "hub", "Hub", &r.facets.hub))
