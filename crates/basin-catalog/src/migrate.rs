@@ -25,6 +25,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "query_history",
         include_str!("../migrations/0007_query_history.sql"),
     ),
+    (
+        8,
+        "maintenance",
+        include_str!("../migrations/0008_maintenance.sql"),
+    ),
 ];
 
 /// Applies every migration that the database has not seen yet, each in its own transaction.

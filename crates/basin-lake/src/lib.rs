@@ -18,8 +18,10 @@ pub use operations::{
     delete::DeleteRows,
     drop::DropTable,
     merge::{MergeClause, MergeOutcome, MergeTable},
+    optimize::{Maintenance, OptimizeTable},
     restore::RestoreTable,
     update::UpdateRows,
+    vacuum::VacuumTable,
     write::{WriteMode, WriteOutcome, WriteTable},
 };
 pub use stream::one_shot_table;

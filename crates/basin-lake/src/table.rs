@@ -142,6 +142,19 @@ impl LakeTable {
             .count())
     }
 
+    /// Number of data files at this version smaller than `bytes` (what compaction would pack).
+    pub fn small_file_count(&self, bytes: u64) -> Result<usize> {
+        let state = self
+            .delta
+            .snapshot()
+            .ctx(|| format!("reading the files of {}", self.location))?;
+        Ok(state
+            .log_data()
+            .iter()
+            .filter(|f| (f.size().max(0) as u64) < bytes)
+            .count())
+    }
+
     /// Bytes of the data files at this version, and their rows when every file's statistics
     /// count them (`None` otherwise).
     pub fn size(&self) -> Result<(u64, Option<u64>)> {
@@ -255,5 +268,15 @@ impl LakeTable {
     /// Starts a restore to an earlier version.
     pub fn restore(&self, version: i64) -> RestoreTable {
         RestoreTable::new(self.clone(), version)
+    }
+
+    /// Starts a compaction of the table's files.
+    pub fn optimize(&self) -> crate::OptimizeTable {
+        crate::OptimizeTable::new(self.clone())
+    }
+
+    /// Starts a vacuum of the files and log no retained version needs.
+    pub fn vacuum(&self) -> crate::VacuumTable {
+        crate::VacuumTable::new(self.clone())
     }
 }

@@ -377,7 +377,14 @@ async fn open_at(location: &str, t: &TableRef, at: TimeTravel) -> Result<LakeTab
         .map(|c| (c.version, c.timestamp))
         .unwrap_or((last, None));
     let see = format!("`basin table history {t}` or system.history lists them");
+    // Versions before the oldest left in the log were removed by a vacuum (or never existed).
+    let vacuumed = history.iter().any(|c| c.operation.starts_with("VACUUM"));
     match at {
+        TimeTravel::Version(v) if v < first && vacuumed => {
+            return Err(SqlError::Invalid(format!(
+                "version {v} of table '{t}' was removed by a vacuum (it keeps the versions within the table's retention): the oldest version left is {first}; {see}"
+            )));
+        }
         TimeTravel::Version(v) if v < first || v > last => {
             return Err(SqlError::Invalid(format!(
                 "table '{t}' has no version {v}: its versions are {first} to {last}; {see}"

@@ -81,6 +81,24 @@ pub enum Write {
     /// Encrypts PII columns in place: `newly_pii` columns were just tagged (every value is
     /// encrypted); the other PII columns move to the hub key's current version (rotation).
     Protect { newly_pii: Vec<String> },
+    /// Small files compacted into files of about `target_size` bytes (Z-ordered by `zorder`
+    /// when given); no row changes.
+    Optimize {
+        target_size: Option<u64>,
+        zorder: Vec<String>,
+    },
+    /// Files and log no version within `retention` needs removed from storage.
+    Vacuum { retention: Option<std::time::Duration> },
+}
+
+/// The commit of a compaction or vacuum; `skipped` (no event) when it changed no file.
+fn maintained(before: &LakeTable, m: basin_lake::Maintenance) -> Committed {
+    Committed {
+        version: m.version,
+        skipped: m.version == before.version() && m.files_deleted == 0,
+        maintenance: Some(m),
+        ..Default::default()
+    }
 }
 
 /// A change of one column of a table.
@@ -120,6 +138,8 @@ pub struct Committed {
     pub skipped: bool,
     /// How the table's schema changed.
     pub evolution: Option<Evolution>,
+    /// What a compaction or vacuum did to the table's files.
+    pub maintenance: Option<basin_lake::Maintenance>,
 }
 
 impl Write {
@@ -138,6 +158,8 @@ impl Write {
             Write::AlterColumn(ColumnChange::Rename { .. }) => "rename column",
             Write::AlterColumn(ColumnChange::Drop(_)) => "drop column",
             Write::Protect { .. } => "encrypt pii",
+            Write::Optimize { .. } => "optimize",
+            Write::Vacuum { .. } => "vacuum",
         }
     }
 
@@ -184,6 +206,16 @@ impl Write {
             Write::Protect { newly_pii } => Write::Protect {
                 newly_pii: newly_pii.clone(),
             },
+            Write::Optimize {
+                target_size,
+                zorder,
+            } => Write::Optimize {
+                target_size: *target_size,
+                zorder: zorder.clone(),
+            },
+            Write::Vacuum { retention } => Write::Vacuum {
+                retention: *retention,
+            },
         })
     }
 
@@ -200,7 +232,10 @@ impl Write {
             Write::Restore { .. } | Write::Replace { .. } | Write::AlterColumn(_) => {
                 (Privilege::Manage, true)
             }
-            Write::AddColumns { .. } | Write::Protect { .. } => (Privilege::Manage, false),
+            Write::AddColumns { .. }
+            | Write::Protect { .. }
+            | Write::Optimize { .. }
+            | Write::Vacuum { .. } => (Privilege::Manage, false),
         };
         WriteNeeds {
             operation: self.operation(),
@@ -671,6 +706,23 @@ impl Tables {
                 };
                 protect(&lake, &entry, &key, &pii, &newly_pii).await?
             }
+            Write::Optimize {
+                target_size,
+                zorder,
+            } => {
+                let mut op = lake.optimize().with_zorder(zorder);
+                if let Some(bytes) = target_size {
+                    op = op.with_target_size(bytes);
+                }
+                maintained(&lake, op.execute().await?)
+            }
+            Write::Vacuum { retention } => {
+                let mut op = lake.vacuum();
+                if let Some(r) = retention {
+                    op = op.with_retention(r);
+                }
+                maintained(&lake, op.execute().await?)
+            }
         };
         // The commit landed: from here on the write has happened, whatever else fails. The
         // catalog's copy of the columns catches up at the next write when it cannot be synced now.
@@ -1063,6 +1115,7 @@ fn written(w: basin_lake::WriteOutcome) -> Committed {
         merged: None,
         skipped: w.skipped,
         evolution: w.evolution,
+        ..Default::default()
     }
 }
 
@@ -1071,8 +1124,7 @@ fn merged(m: basin_lake::MergeOutcome) -> Committed {
         version: m.version,
         rows: m.inserted + m.updated + m.deleted,
         merged: Some((m.inserted, m.updated, m.deleted)),
-        skipped: false,
-        evolution: None,
+        ..Default::default()
     }
 }
 

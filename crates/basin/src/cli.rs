@@ -255,6 +255,11 @@ pub struct ServeArgs {
     /// then get 503 with Retry-After.
     #[arg(long, env = "BASIN_MAX_CONCURRENT_QUERIES", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_concurrent_queries: Option<u64>,
+    /// Seconds between the maintainer's passes over every table (compaction and vacuum by each
+    /// table's policy, see `basin table maintenance`); 0 turns it off. With several servers on
+    /// one catalog, one of them runs each pass.
+    #[arg(long, env = "BASIN_MAINTENANCE_INTERVAL_SECS", default_value_t = 600)]
+    pub maintenance_interval_secs: u64,
     /// How the server's log lines on stderr are written: `text` for people, `json` (one object
     /// per line) for log shippers. What is logged is chosen by BASIN_LOG (see docs/cli.md).
     #[arg(long, env = "BASIN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -455,6 +460,42 @@ pub enum TableCommand {
         table: String,
         #[arg(long)]
         version: i64,
+    },
+    /// Compact the table's small files into large ones, optionally Z-ordered by columns (no
+    /// row changes; MANAGE on the table).
+    Optimize {
+        table: String,
+        /// Size to pack files to (default: the table's policy, 128 MiB).
+        #[arg(long)]
+        target_file_mib: Option<u64>,
+        /// Z-order the files by these columns (comma-separated), so filters on them skip files.
+        #[arg(long, value_delimiter = ',')]
+        zorder: Option<Vec<String>>,
+    },
+    /// Remove the files and log that no version within the retention needs (MANAGE on the
+    /// table); older versions can no longer be read by time travel.
+    Vacuum {
+        table: String,
+        /// Keep every version of the last N hours (default: the table's policy, 168 = 7 days).
+        #[arg(long)]
+        retain_hours: Option<u64>,
+    },
+    /// Show, or with options set, how the server's maintainer compacts and vacuums the table.
+    Maintenance {
+        table: String,
+        /// Whether the maintainer looks after the table.
+        #[arg(long)]
+        auto: Option<bool>,
+        /// Compact once the table has this many files under half the target size.
+        #[arg(long)]
+        min_files: Option<u64>,
+        #[arg(long)]
+        target_file_mib: Option<u64>,
+        #[arg(long)]
+        retain_hours: Option<u64>,
+        /// Z-order columns for compaction (comma-separated; "" for none).
+        #[arg(long, value_delimiter = ',')]
+        zorder: Option<Vec<String>>,
     },
 }
 

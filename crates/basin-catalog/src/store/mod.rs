@@ -8,11 +8,13 @@ mod datasets;
 mod descriptions;
 mod hubs;
 mod leases;
+mod maintenance;
 mod paths;
 mod tables;
 
 pub use descriptions::MAX_DESCRIPTION_CHARS;
 pub use leases::Lease;
+pub use maintenance::{MaintenancePolicy, MaintenanceRun};
 
 use std::path::Path;
 

@@ -5,8 +5,10 @@ pub mod create;
 pub mod delete;
 pub mod drop;
 pub mod merge;
+pub mod optimize;
 pub mod restore;
 pub mod update;
+pub mod vacuum;
 pub mod write;
 
 use datafusion::prelude::SessionContext;

@@ -9,6 +9,7 @@ mod catalog;
 mod grants;
 mod keys;
 mod login;
+mod maintenance;
 mod policies;
 mod queries;
 pub(crate) mod query;
@@ -62,6 +63,10 @@ pub(crate) struct Caller {
         tables::table_history,
         tables::table_preview,
         tables::update_table,
+        maintenance::optimize,
+        maintenance::vacuum,
+        maintenance::get_policy,
+        maintenance::set_policy,
         catalog::update_hub,
         catalog::delete_hub,
         catalog::update_dataset,
@@ -131,6 +136,12 @@ pub(crate) fn router(state: State) -> Router {
         )
         .route(TABLE, get(tables::get_table).patch(tables::update_table))
         .route(&format!("{TABLE}/history"), get(tables::table_history))
+        .route(&format!("{TABLE}/optimize"), post(maintenance::optimize))
+        .route(&format!("{TABLE}/vacuum"), post(maintenance::vacuum))
+        .route(
+            &format!("{TABLE}/maintenance"),
+            get(maintenance::get_policy).put(maintenance::set_policy),
+        )
         .route(
             &format!("{TABLE}/preview"),
             // A preview is a query: it takes a query slot like one.

@@ -62,9 +62,13 @@ pub async fn run(g: &Global, args: ServeArgs) -> anyhow::Result<()> {
         let _ = ctrl_c.await;
         tracing::info!("shutting down; finishing requests in flight");
     };
-    basin_server::serve(hub, config, shutdown)
-        .await
-        .map_err(|e| anyhow::anyhow!(e))
+    let maintainer = (args.maintenance_interval_secs > 0)
+        .then(|| hub.spawn_maintainer(Duration::from_secs(args.maintenance_interval_secs)));
+    let served = basin_server::serve(hub, config, shutdown).await;
+    if let Some(m) = maintainer {
+        m.abort();
+    }
+    served.map_err(|e| anyhow::anyhow!(e))
 }
 
 /// What the server logs unless `BASIN_LOG` (an EnvFilter) says otherwise: Basin's own lines at

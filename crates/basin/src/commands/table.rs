@@ -1,8 +1,10 @@
-//! `basin table show|comment|history|restore`.
+//! `basin table show|comment|history|restore|optimize|vacuum|maintenance`.
 
 use basin_catalog::access::Securable;
 use basin_core::TableRef;
-use basin_service::Session;
+use std::time::Duration;
+
+use basin_service::{OptimizeOptions, Session};
 
 use super::print_sql;
 use crate::cli::{Global, OutputFormat, TableCommand};
@@ -95,5 +97,101 @@ pub async fn run(g: &Global, session: &Session, cmd: TableCommand) -> anyhow::Re
             let restored = serde_json::json!({"table": table, "restored_version": version, "version": done.version});
             super::done(g, &message, restored)
         }
+        TableCommand::Optimize {
+            table,
+            target_file_mib,
+            zorder,
+        } => {
+            let options = OptimizeOptions {
+                target_file_bytes: target_file_mib.map(|m| m << 20),
+                zorder,
+            };
+            let run = session
+                .optimize_table(&TableRef::parse(&table)?, &options)
+                .await?;
+            let message = format!(
+                "Optimized {}: {} files -> {} ({} rewritten; version {}).",
+                run.table,
+                run.files_before,
+                run.files_after,
+                bytes(run.bytes_rewritten),
+                run.version
+            );
+            super::done(g, &message, run_json(&run))
+        }
+        TableCommand::Vacuum {
+            table,
+            retain_hours,
+        } => {
+            let retention = retain_hours.map(|h| Duration::from_secs(h.saturating_mul(3600)));
+            let run = session
+                .vacuum_table(&TableRef::parse(&table)?, retention)
+                .await?;
+            let message = format!(
+                "Vacuumed {}: {} files removed (version {}).",
+                run.table, run.files_deleted, run.version
+            );
+            super::done(g, &message, run_json(&run))
+        }
+        TableCommand::Maintenance {
+            table,
+            auto,
+            min_files,
+            target_file_mib,
+            retain_hours,
+            zorder,
+        } => {
+            let t = TableRef::parse(&table)?;
+            let mut policy = session.maintenance_policy(&t).await?;
+            let changed = auto.is_some()
+                || min_files.is_some()
+                || target_file_mib.is_some()
+                || retain_hours.is_some()
+                || zorder.is_some();
+            policy.auto = auto.unwrap_or(policy.auto);
+            policy.min_files = min_files.unwrap_or(policy.min_files);
+            policy.target_file_bytes = target_file_mib.map_or(policy.target_file_bytes, |m| m << 20);
+            policy.retention_hours = retain_hours.unwrap_or(policy.retention_hours);
+            if let Some(z) = zorder {
+                policy.zorder = z.into_iter().filter(|c| !c.is_empty()).collect();
+            }
+            if changed {
+                session.set_maintenance_policy(&t, &policy).await?;
+            }
+            let message = format!(
+                "{t}: auto {}, compact at {} small files into {}, keep {} hours of versions{}.",
+                if policy.auto { "on" } else { "off" },
+                policy.min_files,
+                bytes(policy.target_file_bytes),
+                policy.retention_hours,
+                if policy.zorder.is_empty() {
+                    String::new()
+                } else {
+                    format!(", Z-order by {}", policy.zorder.join(", "))
+                }
+            );
+            super::done(g, &message, serde_json::to_value(&policy)?)
+        }
+    }
+}
+
+fn run_json(r: &basin_catalog::MaintenanceRun) -> serde_json::Value {
+    serde_json::json!({
+        "table": r.table.to_string(),
+        "operation": r.operation,
+        "version": r.version,
+        "files_before": r.files_before,
+        "files_after": r.files_after,
+        "bytes_rewritten": r.bytes_rewritten,
+        "files_deleted": r.files_deleted,
+        "duration_ms": r.duration_ms,
+    })
+}
+
+fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n => format!("{n} bytes"),
     }
 }

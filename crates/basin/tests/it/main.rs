@@ -13,6 +13,7 @@ mod ingest_checks;
 mod interop;
 mod limits;
 mod logs;
+mod maintenance;
 mod multiprocess;
 mod objstore;
 mod oidc_gaps;
