@@ -11,7 +11,6 @@ use basin_service::OptimizeOptions;
 use serde::{Deserialize, Serialize};
 
 use super::{ApiResult, Body2, Caller, table_ref};
-use crate::error::ApiError;
 
 /// What a compaction should do (the table's policy gives what is left out).
 #[derive(Deserialize, Default, utoipa::ToSchema)]
@@ -156,9 +155,7 @@ fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> ApiR
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(format!(
-            "the request body is not the JSON object this endpoint takes: {e}"
-        ))
-    })
+    Json::<T>::from_bytes(body)
+        .map(|Json(v)| v)
+        .map_err(super::json_error)
 }
