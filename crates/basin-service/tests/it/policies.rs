@@ -3,36 +3,14 @@
 
 use basin_catalog::access::{ColumnMask, RowFilter};
 use basin_core::{Layer, TableRef};
-use basin_service::{Hub, ServiceError, Session};
+use basin_service::{Hub, ServiceError};
 use basin_testkit::{DataDir, rows};
 
-async fn session(hub: &Hub, data: &DataDir, name: &str, grants: &[&str]) -> Session {
-    data.catalog
-        .create_user(name, None, &Default::default())
-        .await
-        .unwrap();
-    let admin = hub.user_session("admin", &[], "test").await.unwrap();
-    for g in grants {
-        rows(admin.engine(), &format!("{g} TO {name}")).await;
-    }
-    hub.user_session(name, &[], "test").await.unwrap()
-}
+use crate::user_with;
 
 #[test]
 fn policies_and_tag_keys_are_listed_to_their_managers_only() {
-    // Debug builds of the SQL engine under a session need more than a test thread's stack.
-    std::thread::Builder::new()
-        .stack_size(16 << 20)
-        .spawn(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(listings())
-        })
-        .unwrap()
-        .join()
-        .unwrap();
+    crate::on_large_stack(listings);
 }
 
 async fn listings() {
@@ -72,8 +50,8 @@ async fn listings() {
         .unwrap();
     admin.define_tag("quality", &["gold".into()]).await.unwrap();
 
-    let owner = session(&hub, &data, "owner", &["GRANT MANAGE ON TABLE shop.orders"]).await;
-    let reader = session(&hub, &data, "reader", &["GRANT SELECT ON TABLE crm.people"]).await;
+    let owner = user_with(&hub, &data, "owner", &["GRANT MANAGE ON TABLE shop.orders"]).await;
+    let reader = user_with(&hub, &data, "reader", &["GRANT SELECT ON TABLE crm.people"]).await;
 
     let tables = |filters: Vec<RowFilter>| -> Vec<String> {
         filters.iter().map(|f| f.table.to_string()).collect()

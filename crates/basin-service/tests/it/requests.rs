@@ -3,20 +3,10 @@
 //! object answers like a missing one; every step is audited.
 
 use basin_catalog::access::{Privilege, RequestStatus, Securable};
-use basin_service::{Hub, RequestScope, Session};
+use basin_service::{Hub, RequestScope};
 use basin_testkit::{DataDir, error, rows};
 
-async fn user(hub: &Hub, data: &DataDir, name: &str, grants: &[&str]) -> Session {
-    data.catalog
-        .create_user(name, None, &Default::default())
-        .await
-        .unwrap();
-    let admin = hub.user_session("admin", &[], "test").await.unwrap();
-    for g in grants {
-        rows(admin.engine(), &format!("{g} TO {name}")).await;
-    }
-    hub.user_session(name, &[], "test").await.unwrap()
-}
+use crate::user_with;
 
 fn object(text: &str) -> Securable {
     Securable::parse(text).unwrap()
@@ -24,19 +14,7 @@ fn object(text: &str) -> Securable {
 
 #[test]
 fn request_approve_deny_cancel() {
-    // Debug builds of the SQL engine under a session need more than a test thread's stack.
-    std::thread::Builder::new()
-        .stack_size(16 << 20)
-        .spawn(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(requests())
-        })
-        .unwrap()
-        .join()
-        .unwrap();
+    crate::on_large_stack(requests);
 }
 
 async fn requests() {
@@ -56,10 +34,10 @@ async fn requests() {
     )
     .await;
 
-    let owner = user(&hub, &data, "owner", &["GRANT MANAGE ON DATASET sales"]).await;
-    let analyst = user(&hub, &data, "analyst", &["GRANT USAGE ON DATASET sales"]).await;
-    let other = user(&hub, &data, "other", &["GRANT USAGE ON DATASET sales"]).await;
-    let nobody = user(&hub, &data, "nobody", &[]).await;
+    let owner = user_with(&hub, &data, "owner", &["GRANT MANAGE ON DATASET sales"]).await;
+    let analyst = user_with(&hub, &data, "analyst", &["GRANT USAGE ON DATASET sales"]).await;
+    let other = user_with(&hub, &data, "other", &["GRANT USAGE ON DATASET sales"]).await;
+    let nobody = user_with(&hub, &data, "nobody", &[]).await;
     let sql = "SELECT id, amount FROM sales.orders ORDER BY id";
     assert!(error(analyst.engine(), sql).await.contains("not found"));
 

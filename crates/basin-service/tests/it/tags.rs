@@ -3,22 +3,10 @@
 //! read in clear only with UNMASK.
 
 use basin_core::Layer;
-use basin_service::{Hub, Session, TagAssignment};
+use basin_service::{Hub, TagAssignment};
 use basin_testkit::{DataDir, error, rows};
 
-async fn session(hub: &Hub, data: &DataDir, name: &str, grants: &[&str]) -> Session {
-    if data.catalog.user(name).await.unwrap().is_none() {
-        data.catalog
-            .create_user(name, None, &Default::default())
-            .await
-            .unwrap();
-    }
-    let admin = hub.user_session("admin", &[], "test").await.unwrap();
-    for g in grants {
-        rows(admin.engine(), &format!("{g} TO {name}")).await;
-    }
-    hub.user_session(name, &[], "test").await.unwrap()
-}
+use crate::user_with;
 
 fn tag(object: &str, tags: &[&str]) -> TagAssignment {
     TagAssignment {
@@ -30,19 +18,7 @@ fn tag(object: &str, tags: &[&str]) -> TagAssignment {
 
 #[test]
 fn a_dataset_or_table_tagged_pii_encrypts_its_text_columns() {
-    // Debug builds of the SQL engine under a session need more than a test thread's stack.
-    std::thread::Builder::new()
-        .stack_size(16 << 20)
-        .spawn(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(dataset_and_table_tags())
-        })
-        .unwrap()
-        .join()
-        .unwrap();
+    crate::on_large_stack(dataset_and_table_tags);
 }
 
 async fn dataset_and_table_tags() {
@@ -59,7 +35,7 @@ async fn dataset_and_table_tags() {
         "CREATE TABLE shop.buyers AS SELECT 7 AS id, 'grace@x.org' AS email",
     )
     .await;
-    let reader = session(
+    let reader = user_with(
         &hub,
         &data,
         "reader",
@@ -109,7 +85,7 @@ async fn dataset_and_table_tags() {
         ["barbara@x.org"]
     );
     // Writing an inherited PII column needs a clear view of it, as for a column tagged itself.
-    let writer = session(
+    let writer = user_with(
         &hub,
         &data,
         "writer",
@@ -124,7 +100,7 @@ async fn dataset_and_table_tags() {
     assert!(e.contains("personal data"), "{e}");
 
     // UNMASK on the tag the columns inherit shows them in clear.
-    let unmasked = session(
+    let unmasked = user_with(
         &hub,
         &data,
         "auditor",
@@ -151,7 +127,7 @@ async fn dataset_and_table_tags() {
         ["grace@x.org"]
     );
     // Tagging pii on a dataset is for administrators, as on a column.
-    let owner = session(&hub, &data, "owner", &["GRANT MANAGE ON DATASET shop"]).await;
+    let owner = user_with(&hub, &data, "owner", &["GRANT MANAGE ON DATASET shop"]).await;
     let e = owner
         .set_tags(&tag("dataset main.shop", &["pii"]))
         .await
