@@ -139,6 +139,8 @@ struct CacheState {
     building: Arc<tokio::sync::Mutex<()>>,
     /// The metadata version of the newest index, for searches waiting for it.
     built: tokio::sync::watch::Sender<i64>,
+    /// How long the last build took: when longer than [`FRESH_WAIT`], searches do not wait.
+    last_build: Mutex<Duration>,
 }
 
 /// An index at one metadata version, with what principals see of it.
@@ -173,8 +175,8 @@ struct View {
 impl SearchCache {
     /// The index at the catalog's current metadata version, and whether it is older than that
     /// (stale). After a change a new index is built in the background; a search waits up to
-    /// [`FRESH_WAIT`] for it and is otherwise answered from the previous one. Only the first
-    /// index is always waited for.
+    /// [`FRESH_WAIT`] for it (unless the last build took longer than that) and is otherwise
+    /// answered from the previous one. Only the first index is always waited for.
     async fn current(&self, catalog: &Catalog) -> Result<(Arc<Built>, bool)> {
         let (version, _) = catalog.versions().await?;
         let held = self.0.current.lock().expect("cache lock").clone();
@@ -185,7 +187,7 @@ impl SearchCache {
             }
             // The version is read before the catalog, so a change during a build leads to
             // another.
-            let built = Arc::new(Built::new(catalog, version).await?);
+            let built = Arc::new(self.build(catalog, version).await?);
             self.install(built.clone());
             return Ok((built, false));
         };
@@ -194,10 +196,21 @@ impl SearchCache {
         }
         let mut newest = self.0.built.subscribe();
         self.build_in_background(catalog);
-        let _ = tokio::time::timeout(FRESH_WAIT, newest.wait_for(|v| *v >= version)).await;
+        let last_build = *self.0.last_build.lock().expect("cache lock");
+        if last_build <= FRESH_WAIT {
+            let _ = tokio::time::timeout(FRESH_WAIT, newest.wait_for(|v| *v >= version)).await;
+        }
         let b = self.newest().unwrap_or(held);
         let stale = b.version < version;
         Ok((b, stale))
+    }
+
+    /// Builds the index at `version`, timing the build.
+    async fn build(&self, catalog: &Catalog, version: i64) -> Result<Built> {
+        let started = Instant::now();
+        let built = Built::new(catalog, version).await?;
+        *self.0.last_build.lock().expect("cache lock") = started.elapsed();
+        Ok(built)
     }
 
     fn newest(&self) -> Option<Arc<Built>> {
@@ -226,7 +239,7 @@ impl SearchCache {
             let _building = building;
             let built = async {
                 let (version, _) = catalog.versions().await?;
-                Built::new(&catalog, version).await
+                cache.build(&catalog, version).await
             };
             match built.await {
                 Ok(b) => cache.install(Arc::new(b)),

@@ -726,7 +726,9 @@ impl Tables {
         };
         // The commit landed: from here on the write has happened, whatever else fails. The
         // catalog's copy of the columns catches up at the next write when it cannot be synced now.
+        // Compaction and vacuum leave the schema as it was.
         if !committed.skipped
+            && committed.maintenance.is_none()
             && let Err(e) = self.sync_columns(t, &entry.location).await
         {
             tracing::error!(
