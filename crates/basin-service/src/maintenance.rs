@@ -114,6 +114,7 @@ impl Hub {
             origin: "maintainer".into(),
         };
         let vacuumed = catalog.last_maintenance_runs("vacuum").await?;
+        let policies = catalog.maintenance_policies().await?;
         let now = chrono::Utc::now();
         let mut runs = Vec::new();
         for entry in catalog.tables(None, None).await? {
@@ -121,7 +122,7 @@ impl Hub {
                 continue;
             }
             let t = entry.table_ref();
-            let policy = catalog.maintenance_policy(&t).await?;
+            let policy = policies.get(&t).cloned().unwrap_or_default();
             if !policy.auto {
                 continue;
             }

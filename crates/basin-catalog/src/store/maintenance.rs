@@ -57,6 +57,23 @@ pub struct MaintenanceRun {
     pub error: String,
 }
 
+/// A policy from its stored row.
+fn policy(
+    auto: i64,
+    min_files: i64,
+    target_file_bytes: i64,
+    retention_hours: i64,
+    zorder: &str,
+) -> Result<MaintenancePolicy> {
+    Ok(MaintenancePolicy {
+        auto: auto != 0,
+        min_files: min_files.max(0) as u64,
+        target_file_bytes: target_file_bytes.max(0) as u64,
+        retention_hours: retention_hours.max(0) as u64,
+        zorder: from_json(zorder)?,
+    })
+}
+
 impl Catalog {
     /// The maintenance policy of a table (the defaults until one is set).
     pub async fn maintenance_policy(&self, t: &TableRef) -> Result<MaintenancePolicy> {
@@ -69,16 +86,30 @@ impl Catalog {
         .fetch_optional(&self.pool)
         .await
         .ctx(|| format!("reading the maintenance policy of '{t}'"))?;
-        Ok(match row {
-            None => MaintenancePolicy::default(),
-            Some((auto, min_files, target, retention, zorder)) => MaintenancePolicy {
-                auto: auto != 0,
-                min_files: min_files.max(0) as u64,
-                target_file_bytes: target.max(0) as u64,
-                retention_hours: retention.max(0) as u64,
-                zorder: from_json(&zorder)?,
-            },
-        })
+        match row {
+            None => Ok(MaintenancePolicy::default()),
+            Some((auto, min_files, target, retention, zorder)) => {
+                policy(auto, min_files, target, retention, &zorder)
+            }
+        }
+    }
+
+    /// The policies set so far, by table (the other tables have the defaults).
+    pub async fn maintenance_policies(
+        &self,
+    ) -> Result<std::collections::HashMap<TableRef, MaintenancePolicy>> {
+        let rows: Vec<(String, String, String, i64, i64, i64, i64, String)> = sqlx::query_as(
+            "SELECT hub, dataset, table_name, auto, min_files, target_file_bytes, retention_hours, zorder FROM table_maintenance",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .ctx(|| "reading the maintenance policies".into())?;
+        rows.into_iter()
+            .map(|(h, d, t, auto, min_files, target, retention, zorder)| {
+                let p = policy(auto, min_files, target, retention, &zorder)?;
+                Ok((TableRef::new(&h, &d, &t)?, p))
+            })
+            .collect()
     }
 
     /// Sets the maintenance policy of a table.
