@@ -452,7 +452,12 @@ impl Session {
         let mut held: Vec<Grant> = snapshot.grants_of(self.principal()).cloned().collect();
         held.sort_by_cached_key(|g| {
             let column = g.column.clone().unwrap_or_default();
-            (g.object.to_string(), g.grantee.clone(), g.privilege.to_string(), column)
+            (
+                g.object.to_string(),
+                g.grantee.clone(),
+                g.privilege.to_string(),
+                column,
+            )
         });
         Ok(held)
     }

@@ -106,12 +106,16 @@ impl Session {
     /// One dataset the principal may see; a hidden one is "not found", like a missing one.
     pub async fn dataset(&self, hub: &str, dataset: &str) -> Result<Dataset> {
         let (hub, dataset) = (Name::parse("hub", hub)?, Name::parse("dataset", dataset)?);
-        basin_sql::access::visible_datasets(self.engine(), Some(hub.as_str()), Some(dataset.as_str()))
-            .await?
-            .1
-            .into_iter()
-            .find(|d| d.name == dataset.as_str())
-            .ok_or_else(|| ServiceError::NotFound(format!("dataset '{hub}.{dataset}' not found")))
+        basin_sql::access::visible_datasets(
+            self.engine(),
+            Some(hub.as_str()),
+            Some(dataset.as_str()),
+        )
+        .await?
+        .1
+        .into_iter()
+        .find(|d| d.name == dataset.as_str())
+        .ok_or_else(|| ServiceError::NotFound(format!("dataset '{hub}.{dataset}' not found")))
     }
 
     /// A dataset the principal may see and a page of its visible tables, from one decision

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use basin_catalog::{MaintenancePolicy, MaintenanceRun};
 use basin_core::TableRef;
-use basin_lake::LakeTable;
 use basin_lake::LakeError;
+use basin_lake::LakeTable;
 use basin_tables::{Actor, Tables, TablesError, Write};
 
 use crate::{Hub, Result, ServiceError, Session};
@@ -29,14 +29,26 @@ pub struct OptimizeOptions {
 
 impl Session {
     /// Compacts a table's small files (MANAGE on the table).
-    pub async fn optimize_table(&self, t: &TableRef, o: &OptimizeOptions) -> Result<MaintenanceRun> {
+    pub async fn optimize_table(
+        &self,
+        t: &TableRef,
+        o: &OptimizeOptions,
+    ) -> Result<MaintenanceRun> {
         let catalog = self.engine().catalog();
         let policy = self.maintenance_policy(t).await?;
         let write = Write::Optimize {
             target_size: Some(o.target_file_bytes.unwrap_or(policy.target_file_bytes)),
             zorder: o.zorder.clone().unwrap_or(policy.zorder),
         };
-        run(self.engine().tables(), catalog, &self.engine().actor(), t, write, "manual").await
+        run(
+            self.engine().tables(),
+            catalog,
+            &self.engine().actor(),
+            t,
+            write,
+            "manual",
+        )
+        .await
     }
 
     /// Removes the files and log no version within `retention` (default: the table's policy)
@@ -47,13 +59,22 @@ impl Session {
         retention: Option<Duration>,
     ) -> Result<MaintenanceRun> {
         let policy = self.maintenance_policy(t).await?;
-        let retention =
-            retention.unwrap_or(Duration::from_secs(policy.retention_hours.saturating_mul(3600)));
+        let retention = retention.unwrap_or(Duration::from_secs(
+            policy.retention_hours.saturating_mul(3600),
+        ));
         let write = Write::Vacuum {
             retention: Some(retention),
         };
         let catalog = self.engine().catalog();
-        run(self.engine().tables(), catalog, &self.engine().actor(), t, write, "manual").await
+        run(
+            self.engine().tables(),
+            catalog,
+            &self.engine().actor(),
+            t,
+            write,
+            "manual",
+        )
+        .await
     }
 
     /// A table's maintenance policy (for those who see the table).
@@ -95,7 +116,10 @@ impl Session {
         }
         let mut seen = Vec::with_capacity(runs.len());
         for r in runs {
-            if basin_sql::access::table_policy(self.engine(), &r.table).await.is_ok() {
+            if basin_sql::access::table_policy(self.engine(), &r.table)
+                .await
+                .is_ok()
+            {
                 seen.push(r);
             }
         }
@@ -163,7 +187,10 @@ impl Hub {
             loop {
                 tokio::time::sleep(every).await;
                 let ttl = every.max(Duration::from_secs(30));
-                match hub.run_exclusive("maintenance", ttl, |_| hub.maintain()).await {
+                match hub
+                    .run_exclusive("maintenance", ttl, |_| hub.maintain())
+                    .await
+                {
                     Ok(crate::Exclusive::Ran(Err(e))) => {
                         tracing::warn!("a maintenance pass failed: {e}")
                     }

@@ -248,7 +248,8 @@ impl Session {
                 dataset,
                 table,
             } => {
-                let seen = basin_sql::access::visible_tables(engine, Some(hub), Some(dataset)).await?;
+                let seen =
+                    basin_sql::access::visible_tables(engine, Some(hub), Some(dataset)).await?;
                 let Some((_, policy)) = seen.iter().find(|(t, _)| t.name == *table) else {
                     return Err(ServiceError::NotFound(format!(
                         "table '{hub}.{dataset}.{table}' not found"

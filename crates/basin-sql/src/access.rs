@@ -121,7 +121,13 @@ pub async fn visible_datasets(
     dataset: Option<&str>,
 ) -> Result<(Vec<Hub>, Vec<Dataset>)> {
     let tables = match engine.principal() {
-        Some(p) if engine.catalog().access_snapshot().await?.sees_tables_by_tag(p) => {
+        Some(p)
+            if engine
+                .catalog()
+                .access_snapshot()
+                .await?
+                .sees_tables_by_tag(p) =>
+        {
             visible_tables(engine, hub, dataset).await?
         }
         _ => Vec::new(),

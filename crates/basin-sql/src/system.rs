@@ -295,11 +295,12 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
         }
         "maintenance_runs" => {
             // The newest runs of the tables the principal sees.
-            let seen: std::collections::HashSet<TableRef> = access::visible_tables(engine, None, None)
-                .await?
-                .into_iter()
-                .map(|(t, _)| t.table_ref())
-                .collect();
+            let seen: std::collections::HashSet<TableRef> =
+                access::visible_tables(engine, None, None)
+                    .await?
+                    .into_iter()
+                    .map(|(t, _)| t.table_ref())
+                    .collect();
             let runs: Vec<_> = engine
                 .catalog()
                 .maintenance_runs(None, MAINTENANCE_RUNS)
@@ -308,15 +309,26 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
                 .filter(|r| seen.contains(&r.table))
                 .collect();
             let int = |f: fn(&basin_catalog::MaintenanceRun) -> u64| {
-                runs.iter().map(|r| f(r).min(i64::MAX as u64) as i64).collect()
+                runs.iter()
+                    .map(|r| f(r).min(i64::MAX as u64) as i64)
+                    .collect()
             };
             batch(vec![
                 Col::Text("hub", text(runs.iter().map(|r| r.table.hub.to_string()))),
-                Col::Text("dataset", text(runs.iter().map(|r| r.table.dataset.to_string()))),
-                Col::Text("table_name", text(runs.iter().map(|r| r.table.table.to_string()))),
+                Col::Text(
+                    "dataset",
+                    text(runs.iter().map(|r| r.table.dataset.to_string())),
+                ),
+                Col::Text(
+                    "table_name",
+                    text(runs.iter().map(|r| r.table.table.to_string())),
+                ),
                 Col::Text("operation", text(runs.iter().map(|r| r.operation.clone()))),
                 Col::Text("trigger", text(runs.iter().map(|r| r.trigger.clone()))),
-                Col::Time("started_at", runs.iter().map(|r| time(&r.started_at)).collect()),
+                Col::Time(
+                    "started_at",
+                    runs.iter().map(|r| time(&r.started_at)).collect(),
+                ),
                 Col::Int("duration_ms", int(|r| r.duration_ms)),
                 Col::Text("outcome", text(runs.iter().map(|r| r.outcome.clone()))),
                 Col::Int("version", runs.iter().map(|r| r.version).collect()),
@@ -324,7 +336,12 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
                 Col::Int("files_after", int(|r| r.files_after)),
                 Col::Int("bytes_rewritten", int(|r| r.bytes_rewritten)),
                 Col::Int("files_deleted", int(|r| r.files_deleted)),
-                Col::Text("error", runs.iter().map(|r| (!r.error.is_empty()).then(|| r.error.clone())).collect()),
+                Col::Text(
+                    "error",
+                    runs.iter()
+                        .map(|r| (!r.error.is_empty()).then(|| r.error.clone()))
+                        .collect(),
+                ),
             ])
         }
         other => Err(SqlError::NotFound {

@@ -88,7 +88,9 @@ pub enum Write {
         zorder: Vec<String>,
     },
     /// Files and log no version within `retention` needs removed from storage.
-    Vacuum { retention: Option<std::time::Duration> },
+    Vacuum {
+        retention: Option<std::time::Duration>,
+    },
 }
 
 /// The commit of a compaction or vacuum; `skipped` (no event) when it changed no file.

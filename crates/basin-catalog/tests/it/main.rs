@@ -3,6 +3,7 @@
 
 mod access;
 mod leases;
+mod maintenance;
 mod requests;
 
 use basin_catalog::access::{Grant, Privilege, Securable};

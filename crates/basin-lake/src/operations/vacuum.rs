@@ -41,10 +41,7 @@ impl VacuumTable {
     pub async fn execute(self) -> Result<Maintenance> {
         let location = self.table.location().to_string();
         let retention = Age::from_std(self.retention).map_err(|_| {
-            LakeError::InvalidInput(format!(
-                "a retention of {:?} is too long",
-                self.retention
-            ))
+            LakeError::InvalidInput(format!("a retention of {:?} is too long", self.retention))
         })?;
         let files = self.table.file_count()? as u64;
         let mode = if self.retention >= ORPHAN_AGE {

@@ -134,7 +134,13 @@ async fn ten_thousand_tables_page_in_a_stable_order() {
 async fn hubs_and_datasets_roll_up_from_grants_and_tagged_tables() {
     use basin_catalog::access::{Grant, Privilege, Securable};
     let data = DataDir::with(&["main", "other"], &[]).await;
-    for d in ["main.plain", "main.tagged", "main.col_tagged", "main.used", "other.x"] {
+    for d in [
+        "main.plain",
+        "main.tagged",
+        "main.col_tagged",
+        "main.used",
+        "other.x",
+    ] {
         data.dataset(d, Layer::Source).await;
     }
     let c = &data.catalog;
@@ -165,7 +171,10 @@ async fn hubs_and_datasets_roll_up_from_grants_and_tagged_tables() {
         let gold = ["quality=gold".to_string()];
         match (t, column_tag) {
             ("tagged.t", _) => c.set_tags(&Securable::table(&table), None, &gold).await,
-            (_, true) => c.set_tags(&Securable::table(&table), Some("x"), &gold).await,
+            (_, true) => {
+                c.set_tags(&Securable::table(&table), Some("x"), &gold)
+                    .await
+            }
             _ => Ok(()),
         }
         .unwrap();
@@ -179,7 +188,9 @@ async fn hubs_and_datasets_roll_up_from_grants_and_tagged_tables() {
         granted_at: String::new(),
     };
     for user in ["tagger", "user", "nobody"] {
-        c.create_user(user, None, &Default::default()).await.unwrap();
+        c.create_user(user, None, &Default::default())
+            .await
+            .unwrap();
     }
     c.grant(&grant("tagger", Privilege::Select, "tag quality=gold"))
         .await
@@ -207,8 +218,14 @@ async fn hubs_and_datasets_roll_up_from_grants_and_tagged_tables() {
 
     let user = hub.user_session("user", &[], "test").await.unwrap();
     assert_eq!(hubs(user.hubs(&all).await.unwrap()), ["main"]);
-    assert_eq!(names(user.datasets("main", &all).await.unwrap().items), ["used"]);
-    assert!(user.datasets("other", &all).await.is_err(), "a hidden hub is not found");
+    assert_eq!(
+        names(user.datasets("main", &all).await.unwrap().items),
+        ["used"]
+    );
+    assert!(
+        user.datasets("other", &all).await.is_err(),
+        "a hidden hub is not found"
+    );
 
     let nobody = hub.user_session("nobody", &[], "test").await.unwrap();
     assert!(hubs(nobody.hubs(&all).await.unwrap()).is_empty());

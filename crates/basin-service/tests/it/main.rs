@@ -2,8 +2,8 @@
 
 mod backup;
 mod lease;
-mod policies;
 mod listing;
+mod policies;
 mod requests;
 mod search;
 mod tags;

@@ -582,8 +582,15 @@ async fn ten_thousand_tables_of_twenty_columns_answer_in_milliseconds() {
         .await
         .unwrap();
     let during = search_now(&ann, "session_00007").await;
-    assert!(during.stale, "a rebuild of 210,000 objects took under 250 ms");
+    assert!(
+        during.stale,
+        "a rebuild of 210,000 objects took under 250 ms"
+    );
     assert!(gone(&during), "{:?}", names(&during));
     let after = search(&ann, "session_00007").await;
-    assert!(gone(&after) && after.total < before.total, "{:?}", names(&after));
+    assert!(
+        gone(&after) && after.total < before.total,
+        "{:?}",
+        names(&after)
+    );
 }

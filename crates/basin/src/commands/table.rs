@@ -150,7 +150,8 @@ pub async fn run(g: &Global, session: &Session, cmd: TableCommand) -> anyhow::Re
                 || zorder.is_some();
             policy.auto = auto.unwrap_or(policy.auto);
             policy.min_files = min_files.unwrap_or(policy.min_files);
-            policy.target_file_bytes = target_file_mib.map_or(policy.target_file_bytes, |m| m << 20);
+            policy.target_file_bytes =
+                target_file_mib.map_or(policy.target_file_bytes, |m| m << 20);
             policy.retention_hours = retain_hours.unwrap_or(policy.retention_hours);
             if let Some(z) = zorder {
                 policy.zorder = z.into_iter().filter(|c| !c.is_empty()).collect();

@@ -11,7 +11,8 @@ use crate::server::{ADMIN_PASSWORD, Server, problem};
 /// A table `sales.orders` written by `commits` small appends of 10 rows each.
 fn small_files(b: &Basin, commits: usize) {
     b.ok(&["dataset", "create", "sales", "--layer", "source"]);
-    let mut sql = String::from("CREATE TABLE sales.orders (id BIGINT, region VARCHAR, amount DOUBLE);\n");
+    let mut sql =
+        String::from("CREATE TABLE sales.orders (id BIGINT, region VARCHAR, amount DOUBLE);\n");
     for c in 0..commits {
         let rows: Vec<String> = (0..10)
             .map(|i| {
@@ -19,7 +20,10 @@ fn small_files(b: &Basin, commits: usize) {
                 format!("({id}, '{}', {}.5)", ["eu", "us"][id % 2], id % 7)
             })
             .collect();
-        sql.push_str(&format!("INSERT INTO sales.orders VALUES {};\n", rows.join(", ")));
+        sql.push_str(&format!(
+            "INSERT INTO sales.orders VALUES {};\n",
+            rows.join(", ")
+        ));
     }
     let file = b.file("orders.sql", &sql);
     b.ok(&["sql", "-f", &file]);
@@ -37,7 +41,8 @@ fn files(b: &Basin) -> u64 {
         .unwrap()
 }
 
-const TOTALS: &str = "SELECT count(*) AS n, sum(id) AS ids, sum(amount) AS amount FROM sales.orders";
+const TOTALS: &str =
+    "SELECT count(*) AS n, sum(id) AS ids, sum(amount) AS amount FROM sales.orders";
 
 #[test]
 fn optimize_and_vacuum_keep_every_row_and_retained_version() {
@@ -64,7 +69,10 @@ fn optimize_and_vacuum_keep_every_row_and_retained_version() {
     let kept = json_out(&b, &["table", "vacuum", "sales.orders"]);
     assert_eq!(kept["files_deleted"], 0, "{kept}");
     assert_eq!(b.json(at_5), vec![json!({"n": 50})]);
-    let vacuumed = json_out(&b, &["table", "vacuum", "sales.orders", "--retain-hours", "0"]);
+    let vacuumed = json_out(
+        &b,
+        &["table", "vacuum", "sales.orders", "--retain-hours", "0"],
+    );
     assert_eq!(vacuumed["files_deleted"], 24, "{vacuumed}");
     assert_eq!(b.json(TOTALS), before, "a vacuum changes no row");
     let e = b.fails(&["sql", at_5]);
@@ -75,7 +83,9 @@ fn optimize_and_vacuum_keep_every_row_and_retained_version() {
     // The current version stays readable by number too.
     let current = vacuumed["version"].as_i64().unwrap();
     assert_eq!(
-        b.json(&format!("SELECT count(*) AS n FROM sales.orders VERSION AS OF {current}")),
+        b.json(&format!(
+            "SELECT count(*) AS n FROM sales.orders VERSION AS OF {current}"
+        )),
         vec![json!({"n": 240})]
     );
     // Each run is recorded.
@@ -103,7 +113,10 @@ fn optimize_and_vacuum_keep_every_row_and_retained_version() {
     );
     // Bad input: clear errors, nothing changed.
     let e = b.fails(&["table", "optimize", "sales.orders", "--zorder", "regoin"]);
-    assert!(e.contains("column 'regoin' not found") && e.contains("did you mean 'region'"), "{e}");
+    assert!(
+        e.contains("column 'regoin' not found") && e.contains("did you mean 'region'"),
+        "{e}"
+    );
     let e = b.fails(&["table", "optimize", "sales.nosuch"]);
     assert!(e.contains("not found"), "{e}");
     assert_eq!(b.json(TOTALS), before);
@@ -113,7 +126,16 @@ fn optimize_and_vacuum_keep_every_row_and_retained_version() {
 fn zorder_and_the_maintenance_policy() {
     let b = Basin::new();
     small_files(&b, 4);
-    let run = json_out(&b, &["table", "optimize", "sales.orders", "--zorder", "region,amount"]);
+    let run = json_out(
+        &b,
+        &[
+            "table",
+            "optimize",
+            "sales.orders",
+            "--zorder",
+            "region,amount",
+        ],
+    );
     assert_eq!(run["files_after"], 1, "{run}");
     let policy = json_out(&b, &["table", "maintenance", "sales.orders"]);
     assert_eq!(
@@ -122,7 +144,19 @@ fn zorder_and_the_maintenance_policy() {
     );
     let set = json_out(
         &b,
-        &["table", "maintenance", "sales.orders", "--auto", "false", "--min-files", "4", "--retain-hours", "24", "--zorder", "region"],
+        &[
+            "table",
+            "maintenance",
+            "sales.orders",
+            "--auto",
+            "false",
+            "--min-files",
+            "4",
+            "--retain-hours",
+            "24",
+            "--zorder",
+            "region",
+        ],
     );
     assert_eq!(set["auto"], false);
     assert_eq!(set["min_files"], 4);
@@ -141,7 +175,11 @@ async fn maintenance_over_rest_is_for_managers_and_the_maintainer_compacts_by_it
         .env("BASIN_PASSWORD", "reader-password")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     b.ok(&["sql", "GRANT SELECT ON TABLE sales.orders TO reader"]);
     // A second table the maintainer compacts by itself (the first has auto off).
     b.ok(&["sql", "CREATE TABLE sales.events AS SELECT 1 AS id"]);
@@ -159,12 +197,24 @@ async fn maintenance_over_rest_is_for_managers_and_the_maintainer_compacts_by_it
     let table = "/api/v1/hubs/main/datasets/sales/tables/orders";
 
     // A reader may see the policy, not run maintenance.
-    let a = s.call("GET", &format!("{table}/maintenance"), Some(&reader), None).await;
+    let a = s
+        .call("GET", &format!("{table}/maintenance"), Some(&reader), None)
+        .await;
     assert_eq!(a.status, 200, "{}", a.text);
     assert_eq!(a.body["auto"], false);
-    problem(&s.call("POST", &format!("{table}/optimize"), Some(&reader), None).await, 403);
     problem(
-        &s.call("POST", &format!("{table}/vacuum"), Some(&reader), Some(json!({"retain_hours": 0}))).await,
+        &s.call("POST", &format!("{table}/optimize"), Some(&reader), None)
+            .await,
+        403,
+    );
+    problem(
+        &s.call(
+            "POST",
+            &format!("{table}/vacuum"),
+            Some(&reader),
+            Some(json!({"retain_hours": 0})),
+        )
+        .await,
         403,
     );
     problem(
@@ -172,10 +222,20 @@ async fn maintenance_over_rest_is_for_managers_and_the_maintainer_compacts_by_it
         403,
     );
     // Bad input names the problem.
-    let a = s.call("POST", &format!("{table}/optimize"), Some(&admin), Some(json!({"target_file_mb": 1}))).await;
+    let a = s
+        .call(
+            "POST",
+            &format!("{table}/optimize"),
+            Some(&admin),
+            Some(json!({"target_file_mb": 1})),
+        )
+        .await;
     problem(&a, 400);
     assert!(a.text.contains("target_file_mb"), "{}", a.text);
-    assert_eq!(s.count(&admin, "SELECT count(*) FROM sales.orders").await, 200);
+    assert_eq!(
+        s.count(&admin, "SELECT count(*) FROM sales.orders").await,
+        200
+    );
 
     // Compaction racing a writer loses nothing: inserts while the table is compacted.
     let writer = {
@@ -183,21 +243,33 @@ async fn maintenance_over_rest_is_for_managers_and_the_maintainer_compacts_by_it
         tokio::spawn(async move {
             for i in 0..30 {
                 let a = s
-                    .sql(&admin, &format!("INSERT INTO sales.orders VALUES ({}, 'eu', 1.0)", 10_000 + i))
+                    .sql(
+                        &admin,
+                        &format!(
+                            "INSERT INTO sales.orders VALUES ({}, 'eu', 1.0)",
+                            10_000 + i
+                        ),
+                    )
                     .await;
                 assert_eq!(a.status, 200, "{}", a.text);
             }
         })
     };
     for _ in 0..3 {
-        let a = s.call("POST", &format!("{table}/optimize"), Some(&admin), None).await;
+        let a = s
+            .call("POST", &format!("{table}/optimize"), Some(&admin), None)
+            .await;
         assert_eq!(a.status, 200, "{}", a.text);
         assert_eq!(a.body["operation"], "optimize");
     }
     writer.await.unwrap();
-    assert_eq!(s.count(&admin, "SELECT count(*) FROM sales.orders").await, 230);
     assert_eq!(
-        s.count(&admin, "SELECT count(DISTINCT id) FROM sales.orders").await,
+        s.count(&admin, "SELECT count(*) FROM sales.orders").await,
+        230
+    );
+    assert_eq!(
+        s.count(&admin, "SELECT count(DISTINCT id) FROM sales.orders")
+            .await,
         230,
         "no row lost or doubled"
     );
@@ -206,22 +278,38 @@ async fn maintenance_over_rest_is_for_managers_and_the_maintainer_compacts_by_it
     // (auto off), and records its runs.
     let mut events_files = u64::MAX;
     for _ in 0..120 {
-        let a = s.call("GET", "/api/v1/hubs/main/datasets/sales/tables/events", Some(&admin), None).await;
+        let a = s
+            .call(
+                "GET",
+                "/api/v1/hubs/main/datasets/sales/tables/events",
+                Some(&admin),
+                None,
+            )
+            .await;
         events_files = a.body["stats"]["files"].as_u64().unwrap_or(u64::MAX);
         if events_files == 1 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
-    assert_eq!(events_files, 1, "the maintainer did not compact sales.events");
+    assert_eq!(
+        events_files, 1,
+        "the maintainer did not compact sales.events"
+    );
     let runs = s
         .rows(&admin, "SELECT table_name, operation, trigger FROM system.maintenance_runs WHERE trigger = 'auto' AND operation = 'optimize'")
         .await;
     assert!(runs.iter().all(|r| r["table_name"] == "events"), "{runs:?}");
-    assert_eq!(s.count(&admin, "SELECT count(*) FROM sales.events").await, 19);
+    assert_eq!(
+        s.count(&admin, "SELECT count(*) FROM sales.events").await,
+        19
+    );
     // A reader sees only the runs of the tables it sees.
     let seen = s
-        .rows(&reader, "SELECT DISTINCT table_name FROM system.maintenance_runs")
+        .rows(
+            &reader,
+            "SELECT DISTINCT table_name FROM system.maintenance_runs",
+        )
         .await;
     assert!(seen.iter().all(|r| r["table_name"] == "orders"), "{seen:?}");
 }
@@ -248,25 +336,48 @@ async fn no_clear_copy_of_a_value_tagged_pii_outlives_a_vacuum() {
             })
             .collect()
     };
-    assert!(!holding().is_empty(), "the clear value is on disk before it is tagged");
+    assert!(
+        !holding().is_empty(),
+        "the clear value is on disk before it is tagged"
+    );
 
     let mut server = Server::start(&b, &["--maintenance-interval-secs", "0"]);
     server.kill_at_exit(Some(b.dir.path().to_path_buf()));
     let s = server.client();
     let admin = server.login("admin", ADMIN_PASSWORD).await;
-    let a = s.call("PUT", "/api/v1/tags", Some(&admin), Some(json!({"object": "table main.crm.people", "column": "email", "tags": ["pii"]}))).await;
+    let a = s
+        .call(
+            "PUT",
+            "/api/v1/tags",
+            Some(&admin),
+            Some(json!({"object": "table main.crm.people", "column": "email", "tags": ["pii"]})),
+        )
+        .await;
     assert_eq!(a.status, 200, "{}", a.text);
     // Encrypted in the current version; the old files (and the log's statistics) still hold it
     // for time travel until a vacuum.
-    assert!(!holding().is_empty(), "old versions keep the clear value until a vacuum");
+    assert!(
+        !holding().is_empty(),
+        "old versions keep the clear value until a vacuum"
+    );
     let a = s
-        .call("POST", "/api/v1/hubs/main/datasets/crm/tables/people/vacuum", Some(&admin), Some(json!({"retain_hours": 0})))
+        .call(
+            "POST",
+            "/api/v1/hubs/main/datasets/crm/tables/people/vacuum",
+            Some(&admin),
+            Some(json!({"retain_hours": 0})),
+        )
         .await;
     assert_eq!(a.status, 200, "{}", a.text);
     assert!(a.body["files_deleted"].as_u64().unwrap() >= 1, "{}", a.text);
-    assert_eq!(holding(), Vec::<std::path::PathBuf>::new(), "clear values left after the vacuum");
     assert_eq!(
-        s.rows(&admin, "SELECT id, email FROM crm.people ORDER BY id").await,
+        holding(),
+        Vec::<std::path::PathBuf>::new(),
+        "clear values left after the vacuum"
+    );
+    assert_eq!(
+        s.rows(&admin, "SELECT id, email FROM crm.people ORDER BY id")
+            .await,
         vec![
             json!({"id": 1, "email": "ada.lovelace@example.org"}),
             json!({"id": 2, "email": "alan.turing@example.org"})
