@@ -928,8 +928,9 @@ fn check_merge_pii(
 }
 
 /// Times a write that lost to another process's commit runs again before it reports the
-/// conflict.
-const CONFLICT_RETRIES: u32 = 5;
+/// conflict: with the backoff (up to about 2.5 s a try) a write keeps trying for about 15 s,
+/// so that a busy writer in another process does not starve it.
+const CONFLICT_RETRIES: u32 = 10;
 
 /// Appends up to this size (in memory) join group commits; larger ones commit alone.
 const GROUP_BYTES: usize = 8 << 20;
