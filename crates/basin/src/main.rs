@@ -6,12 +6,6 @@ mod output;
 
 use clap::Parser;
 
-/// glibc's allocator spends a quarter of a busy server's CPU in its locks and free lists
-/// (measured on `bench/concurrency`, docs/benchmarks.md); mimalloc keeps per-thread heaps, as
-/// DataFusion's own CLI does.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     // Two TLS providers are linked in (delta-rs and sqlx); pick one for the whole process.
