@@ -2,10 +2,31 @@
 
 use basin_catalog::{Column, NewTable};
 use basin_core::{Layer, TableRef};
-use basin_service::{Hub, Page};
+use basin_service::Page;
 use basin_testkit::DataDir;
 
 const TABLES: usize = 10_000;
+
+/// A catalog entry of one column `x` (a listing never opens a table's files).
+async fn entry(catalog: &basin_catalog::Catalog, table: &TableRef) {
+    catalog
+        .create_table(NewTable {
+            location: format!("file:///nowhere/{}", table.table),
+            table: table.clone(),
+            description: String::new(),
+            primary_key: vec![],
+            partition_columns: vec![],
+            columns: vec![Column {
+                name: "x".into(),
+                data_type: "BIGINT".into(),
+                nullable: true,
+                description: String::new(),
+                tags: vec![],
+            }],
+        })
+        .await
+        .unwrap();
+}
 
 #[tokio::test]
 async fn ten_thousand_tables_page_in_a_stable_order() {
@@ -15,26 +36,9 @@ async fn ten_thousand_tables_page_in_a_stable_order() {
     // Catalog entries only: a listing never opens a table's files.
     for i in 0..TABLES {
         let table = TableRef::parse(&format!("big.t{i:05}")).unwrap();
-        data.catalog
-            .create_table(NewTable {
-                location: format!("file:///nowhere/{}", table.table),
-                table,
-                description: String::new(),
-                primary_key: vec![],
-                partition_columns: vec![],
-                columns: vec![Column {
-                    name: "x".into(),
-                    data_type: "BIGINT".into(),
-                    nullable: true,
-                    description: String::new(),
-                    tags: vec![],
-                }],
-            })
-            .await
-            .unwrap();
+        entry(&data.catalog, &table).await;
     }
-    let keys = basin_keys::Keystore::open(&data.path().join("keys"), None).unwrap();
-    let hub = Hub::new(data.catalog.clone(), keys, data.path().to_path_buf());
+    let hub = crate::hub_of(&data);
     data.catalog.ensure_admin("admin").await.unwrap();
     let admin = hub.user_session("admin", &[], "test").await.unwrap();
 
@@ -152,22 +156,7 @@ async fn hubs_and_datasets_roll_up_from_grants_and_tagged_tables() {
         ("used.t", false),
     ] {
         let table = TableRef::parse(t).unwrap();
-        c.create_table(NewTable {
-            location: format!("file:///nowhere/{t}"),
-            table: table.clone(),
-            description: String::new(),
-            primary_key: vec![],
-            partition_columns: vec![],
-            columns: vec![Column {
-                name: "x".into(),
-                data_type: "BIGINT".into(),
-                nullable: true,
-                description: String::new(),
-                tags: vec![],
-            }],
-        })
-        .await
-        .unwrap();
+        entry(c, &table).await;
         let gold = ["quality=gold".to_string()];
         match (t, column_tag) {
             ("tagged.t", _) => c.set_tags(&Securable::table(&table), None, &gold).await,
@@ -198,8 +187,7 @@ async fn hubs_and_datasets_roll_up_from_grants_and_tagged_tables() {
     c.grant(&grant("user", Privilege::Usage, "dataset main.used"))
         .await
         .unwrap();
-    let keys = basin_keys::Keystore::open(&data.path().join("keys"), None).unwrap();
-    let hub = Hub::new(data.catalog.clone(), keys, data.path().to_path_buf());
+    let hub = crate::hub_of(&data);
     let all = Page::default();
     let names = |datasets: Vec<basin_catalog::Dataset>| -> Vec<String> {
         datasets.into_iter().map(|d| d.name).collect()

@@ -11,6 +11,12 @@ mod tags;
 use basin_service::{Hub, Session};
 use basin_testkit::{DataDir, rows};
 
+/// A hub over the fixture's catalog, with its keystore in the data directory.
+pub(crate) fn hub_of(data: &DataDir) -> Hub {
+    let keys = basin_keys::Keystore::open(&data.path().join("keys"), None).unwrap();
+    Hub::new(data.catalog.clone(), keys, data.path().to_path_buf())
+}
+
 /// A session of user `name` (created when missing) after the administrator ran each of
 /// `grants` (`GRANT … ON …`) `TO name`.
 pub(crate) async fn user_with(hub: &Hub, data: &DataDir, name: &str, grants: &[&str]) -> Session {

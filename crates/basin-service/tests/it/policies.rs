@@ -3,7 +3,7 @@
 
 use basin_catalog::access::{ColumnMask, RowFilter};
 use basin_core::{Layer, TableRef};
-use basin_service::{Hub, ServiceError};
+use basin_service::ServiceError;
 use basin_testkit::{DataDir, rows};
 
 use crate::user_with;
@@ -16,8 +16,7 @@ fn policies_and_tag_keys_are_listed_to_their_managers_only() {
 async fn listings() {
     let data = DataDir::with(&["main"], &["crm"]).await;
     data.dataset("main.shop", Layer::Source).await;
-    let keys = basin_keys::Keystore::open(&data.path().join("keys"), None).unwrap();
-    let hub = Hub::new(data.catalog.clone(), keys, data.path().to_path_buf());
+    let hub = crate::hub_of(&data);
     data.catalog.ensure_admin("admin").await.unwrap();
     let admin = hub.user_session("admin", &[], "test").await.unwrap();
     for sql in [

@@ -3,7 +3,7 @@
 //! object answers like a missing one; every step is audited.
 
 use basin_catalog::access::{Privilege, RequestStatus, Securable};
-use basin_service::{Hub, RequestScope};
+use basin_service::RequestScope;
 use basin_testkit::{DataDir, error, rows};
 
 use crate::user_with;
@@ -19,8 +19,7 @@ fn request_approve_deny_cancel() {
 
 async fn requests() {
     let data = DataDir::with(&["main"], &["sales", "hr"]).await;
-    let keys = basin_keys::Keystore::open(&data.path().join("keys"), None).unwrap();
-    let hub = Hub::new(data.catalog.clone(), keys, data.path().to_path_buf());
+    let hub = crate::hub_of(&data);
     data.catalog.ensure_admin("admin").await.unwrap();
     let admin = hub.user_session("admin", &[], "test").await.unwrap();
     rows(

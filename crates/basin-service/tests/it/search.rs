@@ -130,8 +130,7 @@ async fn catalog() -> (DataDir, Hub, Session) {
     )
     .await;
     table(c, "eu.sales.orders", "EU orders", vec![column("id", "")]).await;
-    let keys = basin_keys::Keystore::open(&data.path().join("keys"), None).unwrap();
-    let hub = Hub::new(c.clone(), keys, data.path().to_path_buf());
+    let hub = crate::hub_of(&data);
     c.ensure_admin("admin").await.unwrap();
     let admin = hub.user_session("admin", &[], "test").await.unwrap();
     (data, hub, admin)
@@ -529,8 +528,7 @@ async fn ten_thousand_tables_of_twenty_columns_answer_in_milliseconds() {
         .await;
     }
     eprintln!("created 10,000 tables in {:?}", start.elapsed());
-    let keys = basin_keys::Keystore::open(&data.path().join("keys"), None).unwrap();
-    let hub = Hub::new(c.clone(), keys, data.path().to_path_buf());
+    let hub = crate::hub_of(&data);
     c.ensure_admin("admin").await.unwrap();
     c.create_user("ann", None, &Default::default())
         .await

@@ -3,7 +3,7 @@
 //! read in clear only with UNMASK.
 
 use basin_core::Layer;
-use basin_service::{Hub, TagAssignment};
+use basin_service::TagAssignment;
 use basin_testkit::{DataDir, error, rows};
 
 use crate::user_with;
@@ -24,8 +24,7 @@ fn a_dataset_or_table_tagged_pii_encrypts_its_text_columns() {
 async fn dataset_and_table_tags() {
     let data = DataDir::with(&["main"], &["crm"]).await;
     data.dataset("main.shop", Layer::Source).await;
-    let keys = basin_keys::Keystore::open(&data.path().join("keys"), None).unwrap();
-    let hub = Hub::new(data.catalog.clone(), keys, data.path().to_path_buf());
+    let hub = crate::hub_of(&data);
     data.catalog.ensure_admin("admin").await.unwrap();
     let admin = hub.user_session("admin", &[], "test").await.unwrap();
     let a = admin.engine();
