@@ -35,7 +35,7 @@ pub use completion::{Completion, MAX_COMPLETIONS};
 pub use error::ServiceError;
 pub use lease::Exclusive;
 pub use listing::{Page, Paged};
-pub use maintenance::{MAX_MAINTENANCE_RUNS, OptimizeOptions};
+pub use maintenance::OptimizeOptions;
 pub use queries::{HistoryEntry, MAX_HISTORY, RunningQuery};
 pub use requests::RequestScope;
 pub use search::{

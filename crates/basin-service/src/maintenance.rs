@@ -11,12 +11,10 @@ use basin_lake::LakeError;
 use basin_lake::LakeTable;
 use basin_tables::{Actor, Tables, TablesError, Write};
 
-use crate::{Hub, Result, ServiceError, Session};
+use crate::{Hub, Result, Session};
 
 /// How often the maintainer vacuums a table.
 const VACUUM_EVERY: chrono::Duration = chrono::Duration::hours(24);
-/// Most runs a listing returns.
-pub const MAX_MAINTENANCE_RUNS: usize = 1000;
 
 /// What a compaction should do; the table's policy gives what is not said.
 #[derive(Debug, Clone, Default)]
@@ -34,21 +32,12 @@ impl Session {
         t: &TableRef,
         o: &OptimizeOptions,
     ) -> Result<MaintenanceRun> {
-        let catalog = self.engine().catalog();
         let policy = self.maintenance_policy(t).await?;
         let write = Write::Optimize {
             target_size: Some(o.target_file_bytes.unwrap_or(policy.target_file_bytes)),
             zorder: o.zorder.clone().unwrap_or(policy.zorder),
         };
-        run(
-            self.engine().tables(),
-            catalog,
-            &self.engine().actor(),
-            t,
-            write,
-            "manual",
-        )
-        .await
+        self.maintain(t, write).await
     }
 
     /// Removes the files and log no version within `retention` (default: the table's policy)
@@ -59,17 +48,19 @@ impl Session {
         retention: Option<Duration>,
     ) -> Result<MaintenanceRun> {
         let policy = self.maintenance_policy(t).await?;
-        let retention = retention.unwrap_or(Duration::from_secs(
-            policy.retention_hours.saturating_mul(3600),
-        ));
         let write = Write::Vacuum {
-            retention: Some(retention),
+            retention: Some(retention.unwrap_or(policy.retention())),
         };
-        let catalog = self.engine().catalog();
+        self.maintain(t, write).await
+    }
+
+    /// A compaction or vacuum asked for by the principal.
+    async fn maintain(&self, t: &TableRef, write: Write) -> Result<MaintenanceRun> {
+        let engine = self.engine();
         run(
-            self.engine().tables(),
-            catalog,
-            &self.engine().actor(),
+            engine.tables(),
+            engine.catalog(),
+            &engine.actor(),
             t,
             write,
             "manual",
@@ -94,36 +85,6 @@ impl Session {
         .await;
         self.audited("table.maintenance", &t.to_string(), result)
             .await
-    }
-
-    /// Maintenance runs, newest first, of one table or of every table the principal sees.
-    pub async fn maintenance_runs(
-        &self,
-        t: Option<&TableRef>,
-        limit: usize,
-    ) -> Result<Vec<MaintenanceRun>> {
-        if !(1..=MAX_MAINTENANCE_RUNS).contains(&limit) {
-            return Err(ServiceError::Invalid(format!(
-                "limit must be between 1 and {MAX_MAINTENANCE_RUNS}, not {limit}"
-            )));
-        }
-        if let Some(t) = t {
-            basin_sql::access::table_policy(self.engine(), t).await?;
-        }
-        let runs = self.engine().catalog().maintenance_runs(t, limit).await?;
-        if t.is_some() || self.principal().is_admin() {
-            return Ok(runs);
-        }
-        let mut seen = Vec::with_capacity(runs.len());
-        for r in runs {
-            if basin_sql::access::table_policy(self.engine(), &r.table)
-                .await
-                .is_ok()
-            {
-                seen.push(r);
-            }
-        }
-        Ok(seen)
     }
 }
 
@@ -150,8 +111,11 @@ impl Hub {
             if !policy.auto {
                 continue;
             }
-            let small = match LakeTable::open(&entry.location).await {
-                Ok(lake) => lake.small_file_count(policy.target_file_bytes / 2)?,
+            let small = LakeTable::open(&entry.location)
+                .await
+                .and_then(|lake| lake.small_file_count(policy.target_file_bytes / 2));
+            let small = match small {
+                Ok(n) => n,
                 Err(e) => {
                     tracing::warn!(table = %t, "the maintainer could not open the table: {e}");
                     continue;
@@ -169,9 +133,8 @@ impl Hub {
                 .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
                 .is_none_or(|at| now - at.to_utc() >= VACUUM_EVERY);
             if due {
-                let retention = Duration::from_secs(policy.retention_hours.saturating_mul(3600));
                 let write = Write::Vacuum {
-                    retention: Some(retention),
+                    retention: Some(policy.retention()),
                 };
                 runs.push(run(self.tables(), catalog, &actor, &t, write, "auto").await);
             }
@@ -215,10 +178,12 @@ async fn run(
     let operation = write.operation();
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let started = Instant::now();
-    let result = tables.commit(actor, t, write).await;
+    let result = match tables.commit(actor, t, write).await {
+        Err(e) if refused(&e) => return Err(e.into()),
+        other => other,
+    };
     let (done, error) = match &result {
         Ok(c) => (c.maintenance.clone().unwrap_or_default(), String::new()),
-        Err(e) if refused(e) => return Err(result.err().expect("an error").into()),
         Err(e) => (Default::default(), e.to_string()),
     };
     let record = MaintenanceRun {

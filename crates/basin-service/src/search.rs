@@ -179,8 +179,7 @@ impl SearchCache {
     /// answered from the previous one. Only the first index is always waited for.
     async fn current(&self, catalog: &Catalog) -> Result<(Arc<Built>, bool)> {
         let (version, _) = catalog.versions().await?;
-        let held = self.0.current.lock().expect("cache lock").clone();
-        let Some(held) = held else {
+        let Some(held) = self.newest() else {
             let _building = self.0.building.lock().await;
             if let Some(b) = self.newest().filter(|b| b.version >= version) {
                 return Ok((b, false));

@@ -34,6 +34,13 @@ impl Default for MaintenancePolicy {
     }
 }
 
+impl MaintenancePolicy {
+    /// How long versions stay readable before a vacuum may remove their files.
+    pub fn retention(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.retention_hours.saturating_mul(3600))
+    }
+}
+
 /// One compaction or vacuum of a table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MaintenanceRun {
