@@ -72,7 +72,7 @@ pub async fn run(
             "Loaded {} row(s) from {} file(s) ({}) into {} (version {}{}).",
             report.rows,
             report.files,
-            human_bytes(report.bytes),
+            super::human_bytes(report.bytes),
             report.table,
             report.version,
             if report.created { ", new table" } else { "" }
@@ -116,19 +116,5 @@ async fn progress_bar(progress: Arc<Progress>) {
         bar.set_position(progress.bytes.load(Ordering::Relaxed));
         bar.set_message(format!("{rows} rows ({rate:.0} rows/s)"));
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
     }
 }

@@ -103,7 +103,7 @@ pub async fn run(g: &Global, session: &Session, cmd: TableCommand) -> anyhow::Re
             zorder,
         } => {
             let options = OptimizeOptions {
-                target_file_bytes: target_file_mib.map(|m| m << 20),
+                target_file_bytes: target_file_mib.map(|m| m.saturating_mul(1 << 20)),
                 zorder,
             };
             let run = session
@@ -114,7 +114,7 @@ pub async fn run(g: &Global, session: &Session, cmd: TableCommand) -> anyhow::Re
                 run.table,
                 run.files_before,
                 run.files_after,
-                bytes(run.bytes_rewritten),
+                super::human_bytes(run.bytes_rewritten),
                 run.version
             );
             super::done(g, &message, run_json(&run))
@@ -151,7 +151,7 @@ pub async fn run(g: &Global, session: &Session, cmd: TableCommand) -> anyhow::Re
             policy.auto = auto.unwrap_or(policy.auto);
             policy.min_files = min_files.unwrap_or(policy.min_files);
             policy.target_file_bytes =
-                target_file_mib.map_or(policy.target_file_bytes, |m| m << 20);
+                target_file_mib.map_or(policy.target_file_bytes, |m| m.saturating_mul(1 << 20));
             policy.retention_hours = retain_hours.unwrap_or(policy.retention_hours);
             if let Some(z) = zorder {
                 policy.zorder = z.into_iter().filter(|c| !c.is_empty()).collect();
@@ -163,7 +163,7 @@ pub async fn run(g: &Global, session: &Session, cmd: TableCommand) -> anyhow::Re
                 "{t}: auto {}, compact at {} small files into {}, keep {} hours of versions{}.",
                 if policy.auto { "on" } else { "off" },
                 policy.min_files,
-                bytes(policy.target_file_bytes),
+                super::human_bytes(policy.target_file_bytes),
                 policy.retention_hours,
                 if policy.zorder.is_empty() {
                     String::new()
@@ -187,12 +187,4 @@ fn run_json(r: &basin_catalog::MaintenanceRun) -> serde_json::Value {
         "files_deleted": r.files_deleted,
         "duration_ms": r.duration_ms,
     })
-}
-
-fn bytes(n: u64) -> String {
-    match n {
-        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
-        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
-        n => format!("{n} bytes"),
-    }
 }
