@@ -102,6 +102,23 @@ impl Basin {
         String::from_utf8(out.stderr).unwrap()
     }
 
+    /// `basin user create NAME [ARGS…]` with the password given (as `BASIN_PASSWORD`); it must
+    /// succeed.
+    pub fn create_user(&self, name: &str, password: &str, args: &[&str]) {
+        let out = self
+            .command()
+            .args(["user", "create", name])
+            .args(args)
+            .env("BASIN_PASSWORD", password)
+            .output()
+            .expect("the basin binary runs");
+        assert!(
+            out.status.success(),
+            "basin user create {name} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Query results as JSON rows.
     pub fn json(&self, sql: &str) -> Vec<serde_json::Value> {
         let out = self.ok(&["--output", "json", "sql", sql]);

@@ -19,17 +19,7 @@ fn lab() -> Basin {
         "sql",
         "CREATE TABLE scratch.t (id BIGINT, email VARCHAR, secret VARCHAR)",
     ]);
-    let out = b
-        .command()
-        .args(["user", "create", "dan"])
-        .env("BASIN_PASSWORD", "dan-password")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    b.create_user("dan", "dan-password", &[]);
     b.ok(&[
         "grant",
         "SELECT",

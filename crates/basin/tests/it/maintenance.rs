@@ -169,17 +169,7 @@ fn zorder_and_the_maintenance_policy() {
 async fn maintenance_over_rest_is_for_managers_and_the_maintainer_compacts_by_itself() {
     let b = Basin::new();
     small_files(&b, 20);
-    let out = b
-        .command()
-        .args(["user", "create", "reader"])
-        .env("BASIN_PASSWORD", "reader-password")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    b.create_user("reader", "reader-password", &[]);
     b.ok(&["sql", "GRANT SELECT ON TABLE sales.orders TO reader"]);
     // A second table the maintainer compacts by itself (the first has auto off).
     b.ok(&["sql", "CREATE TABLE sales.events AS SELECT 1 AS id"]);

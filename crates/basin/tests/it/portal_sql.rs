@@ -42,17 +42,7 @@ impl Editor {
         let salaries = basin.file("salaries.csv", "name,salary\nAnn,5000\n");
         basin.ok(&["ingest", "hr.salaries", &salaries]);
         for user in ["alice", "bob"] {
-            let out = basin
-                .command()
-                .args(["user", "create", user])
-                .env("BASIN_PASSWORD", format!("{user}-password"))
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            basin.create_user(user, &format!("{user}-password"), &[]);
         }
         basin.ok(&[
             "sql",

@@ -171,17 +171,7 @@ fn json_of(basin: &Basin, args: &[&str]) -> Value {
 fn every_command_honours_output_json() {
     let b = Basin::new();
     let csv = b.file("orders.csv", "id,amount,note\n1,10.5,\n2,20,late\n");
-    let out = b
-        .command()
-        .args(["user", "create", "dora", "--attr", "region=eu"])
-        .env("BASIN_PASSWORD", "dora-password")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    b.create_user("dora", "dora-password", &["--attr", "region=eu"]);
     let token = json_of(&b, &["token", "create", "etl", "--user", "dora"]);
     assert!(
         token["token"].as_str().unwrap().starts_with("bsn_"),
@@ -332,17 +322,7 @@ fn password_via_cli(b: &Basin, user: &str, name: &str, stdin: &str) -> std::proc
 #[tokio::test(flavor = "multi_thread")]
 async fn passwords_change_and_users_come_back() {
     let b = Basin::new();
-    let out = b
-        .command()
-        .args(["user", "create", "dora"])
-        .env("BASIN_PASSWORD", "dora-password-1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    b.create_user("dora", "dora-password-1", &[]);
     let s = Server::start(&b, &[]);
     let admin = s.login("admin", ADMIN_PASSWORD).await;
     let login = |password: &'static str| {
