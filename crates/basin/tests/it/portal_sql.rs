@@ -48,7 +48,18 @@ impl Editor {
             "sql",
             "GRANT SELECT (id, amount) ON TABLE sales.orders TO alice",
         ]);
-        let mut server = Server::start(&basin, &["--query-timeout-secs", "120"]);
+        // The module's tests run at once, several with queries that run for minutes until
+        // cancelled: enough query slots that none waits for another test's (waiting for a
+        // slot has a test of its own, on its own server).
+        let mut server = Server::start(
+            &basin,
+            &[
+                "--query-timeout-secs",
+                "120",
+                "--max-concurrent-queries",
+                "16",
+            ],
+        );
         server.kill_at_exit(Some(basin.dir.path().to_path_buf()));
         let admin = server.login("admin", ADMIN_PASSWORD).await;
         let alice = server.login("alice", "alice-password").await;
@@ -81,7 +92,7 @@ pub(crate) async fn post_query(s: &Api, token: &str, body: Value) -> reqwest::Re
 /// Cancels `id` as `token` once it runs (a query not running yet answers 404, like one that is
 /// not the caller's).
 async fn cancel_when_running(s: &Api, token: &str, id: &str) -> crate::server::Answer {
-    for _ in 0..200 {
+    for _ in 0..600 {
         let a = s
             .call(
                 "DELETE",
