@@ -7,6 +7,7 @@
 mod error;
 pub mod evolution;
 pub mod operations;
+mod scan;
 mod stream;
 mod table;
 pub mod types;

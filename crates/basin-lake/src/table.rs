@@ -172,6 +172,15 @@ impl LakeTable {
 
     /// A DataFusion table provider that reads this version.
     pub async fn provider(&self) -> Result<Arc<dyn TableProvider>> {
+        let scan = crate::scan::LakeScan::try_new(&self.delta, self.schema()?).map_err(|e| {
+            LakeError::DataFusion {
+                action: format!("reading table at {}", self.location),
+                source: e,
+            }
+        })?;
+        if let Some(scan) = scan {
+            return Ok(Arc::new(scan));
+        }
         self.delta
             .table_provider()
             .await
