@@ -195,7 +195,9 @@ impl Engine {
     /// statement may use [`default_memory_limit`] bytes.
     pub fn new(tables: Tables) -> Self {
         let memory_limit = default_memory_limit();
-        let mut config = SessionConfig::new()
+        // Operators may tune the engine with DataFusion's own `DATAFUSION_*` variables.
+        let mut config = SessionConfig::from_env()
+            .unwrap_or_default()
             .with_default_catalog_and_schema(DEFAULT_HUB, "default")
             .with_information_schema(false)
             .with_create_default_catalog_and_schema(false);
