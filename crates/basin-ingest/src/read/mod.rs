@@ -288,6 +288,8 @@ struct Builders {
     names: Vec<String>,
     builders: Vec<Builder>,
     rows: usize,
+    /// Which columns the row being appended sets (kept to spare an allocation per row).
+    seen: Vec<bool>,
 }
 
 impl Builders {
@@ -323,6 +325,7 @@ impl Builders {
             names,
             builders,
             rows: 0,
+            seen: Vec::new(),
         }
     }
 
@@ -441,12 +444,13 @@ impl Builders {
 
     fn append(&mut self, cells: Vec<(usize, Cell<'_>)>) {
         // Columns the row does not mention are NULL.
-        let mut seen = vec![false; self.builders.len()];
+        self.seen.clear();
+        self.seen.resize(self.builders.len(), false);
         for (col, cell) in cells {
-            seen[col] = true;
+            self.seen[col] = true;
             self.builders[col].append(cell);
         }
-        for (col, seen) in seen.into_iter().enumerate() {
+        for (col, seen) in self.seen.iter().enumerate() {
             if !seen {
                 self.builders[col].append(Cell::Null);
             }
