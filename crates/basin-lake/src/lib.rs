@@ -6,6 +6,7 @@
 
 mod error;
 pub mod evolution;
+mod latest;
 pub mod operations;
 mod scan;
 mod stream;

@@ -56,7 +56,12 @@ pub(crate) fn load_app_id(load_id: &str) -> String {
 impl LakeTable {
     /// Opens the latest version of the table at `location`.
     pub async fn open(location: &str) -> Result<Self> {
-        Self::open_with(location, None).await
+        if let Some(delta) = crate::latest::refreshed(location).await {
+            return Ok(LakeTable::from_delta(delta, location));
+        }
+        let table = Self::open_with(location, None).await?;
+        crate::latest::remember(location, &table.delta).await;
+        Ok(table)
     }
 
     /// Opens the table at `location` as it was at `at`.

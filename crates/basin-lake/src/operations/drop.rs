@@ -22,6 +22,7 @@ impl DropTable {
     /// Deletes the files; returns how many were deleted.
     pub async fn execute(self) -> Result<u64> {
         let location = self.table.location().to_string();
+        crate::latest::forget(&location);
         let store = self.table.delta.object_store();
         let paths: Vec<_> = store
             .list(None)

@@ -309,3 +309,82 @@ async fn a_write_that_loses_to_a_concurrent_one_is_a_conflict_that_changes_nothi
     assert_eq!(now.version(), 1);
     assert_eq!(rows(&now).await, ["1|a|d1", "2|b|d1", "3|c|d2", "4|d|d1"]);
 }
+
+/// Opening a table again reads only the commits made since, yet a table made anew at the same
+/// location (dropped here, or removed by another process) is read as the new table.
+#[tokio::test]
+async fn reopening_follows_new_commits_and_new_tables_at_the_same_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = new_table(&dir, vec![]).await;
+    let loc = t.location().to_string();
+    for id in 4..7 {
+        let row = batch(vec![
+            ("id", ints(&[id])),
+            ("name", strs(&["x"])),
+            ("day", strs(&["d"])),
+        ]);
+        // A separate handle, as another process would write.
+        WriteTable::new_table(&loc, vec![], stream(row))
+            .unwrap()
+            .with_mode(WriteMode::Append)
+            .execute()
+            .await
+            .unwrap();
+        let t = LakeTable::open(&loc).await.unwrap();
+        assert_eq!(t.version(), id - 3);
+        assert_eq!(rows(&t).await.len() as i64, id);
+    }
+
+    let fresh = |id: i64| {
+        stream(batch(vec![
+            ("id", ints(&[id])),
+            ("name", strs(&["new"])),
+            ("day", strs(&["d"])),
+        ]))
+    };
+    // Dropped by this process, then created again: version 0 of a new log.
+    LakeTable::open(&loc)
+        .await
+        .unwrap()
+        .drop_files()
+        .execute()
+        .await
+        .unwrap();
+    WriteTable::new_table(&loc, vec![], fresh(100))
+        .unwrap()
+        .execute()
+        .await
+        .unwrap();
+    let t = LakeTable::open(&loc).await.unwrap();
+    assert_eq!(
+        (t.version(), rows(&t).await),
+        (0, vec!["100|new|d".to_string()])
+    );
+
+    // Removed behind this process's back and created again with as many versions as the cached
+    // state has, and more: each time the new table, never the old one brought up to date.
+    for versions in [1, 3] {
+        std::fs::remove_dir_all(loc.trim_start_matches("file://")).unwrap();
+        WriteTable::new_table(&loc, vec![], fresh(200))
+            .unwrap()
+            .execute()
+            .await
+            .unwrap();
+        for v in 1..versions {
+            WriteTable::new_table(&loc, vec![], fresh(200 + v))
+                .unwrap()
+                .with_mode(WriteMode::Append)
+                .execute()
+                .await
+                .unwrap();
+        }
+        let t = LakeTable::open(&loc).await.unwrap();
+        assert_eq!(t.version(), versions - 1);
+        assert_eq!(rows(&t).await.len() as i64, versions);
+        assert!(
+            rows(&t).await.iter().all(|r| r.starts_with("20")),
+            "{:?}",
+            rows(&t).await
+        );
+    }
+}
