@@ -191,13 +191,34 @@ fn runtime(base: Option<&RuntimeEnv>, limit: usize) -> Arc<RuntimeEnv> {
 }
 
 impl Engine {
+    /// DataFusion's settings with those given as `DATAFUSION_*` environment variables (the
+    /// setting's name in capitals, dots as underscores, e.g. `DATAFUSION_EXECUTION_BATCH_SIZE`);
+    /// the error names the variable whose value the engine does not accept.
+    pub fn settings_from_env() -> Result<datafusion::config::ConfigOptions> {
+        let mut options = datafusion::config::ConfigOptions::default();
+        for entry in options.entries() {
+            let variable = entry.key.to_uppercase().replace('.', "_");
+            if let Some(value) = std::env::var_os(&variable) {
+                let value = value.to_string_lossy();
+                options.set(&entry.key, &value).map_err(|e| {
+                    SqlError::Invalid(format!(
+                        "environment variable {variable}='{value}' is not a valid value of the engine setting {}: {}",
+                        entry.key,
+                        e.strip_backtrace()
+                    ))
+                })?;
+            }
+        }
+        Ok(options)
+    }
+
     /// An engine over the tables of a catalog, its writes going through `tables`; each
     /// statement may use [`default_memory_limit`] bytes.
     pub fn new(tables: Tables) -> Self {
         let memory_limit = default_memory_limit();
-        // Operators may tune the engine with DataFusion's own `DATAFUSION_*` variables.
-        let mut config = SessionConfig::from_env()
-            .unwrap_or_default()
+        // Operators may tune the engine with DataFusion's own `DATAFUSION_*` variables
+        // (programs check them first with `Engine::settings_from_env`).
+        let mut config = SessionConfig::from(Self::settings_from_env().unwrap_or_default())
             .with_default_catalog_and_schema(DEFAULT_HUB, "default")
             .with_information_schema(false)
             .with_create_default_catalog_and_schema(false);

@@ -8,6 +8,10 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
+    if let Err(e) = basin_sql::Engine::settings_from_env() {
+        eprintln!("error: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
     // Two TLS providers are linked in (delta-rs and sqlx); pick one for the whole process.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     // Plans of deep queries and the state of large writes live on the stack; 2 MiB (tokio's

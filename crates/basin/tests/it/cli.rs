@@ -165,6 +165,28 @@ fn errors_go_to_stderr_with_a_non_zero_exit() {
         b.fails(&["table", "restore", "raw.t", "--version", "3"])
             .contains("table 'main.raw.t' not found")
     );
+    // Engine settings from the environment: a good one is used, a bad one is named.
+    let run = |variable: &str, value: &str| {
+        b.command()
+            .env(variable, value)
+            .args(["sql", "SELECT 1 AS one"])
+            .output()
+            .unwrap()
+    };
+    assert!(
+        run("DATAFUSION_EXECUTION_BATCH_SIZE", "1024")
+            .status
+            .success()
+    );
+    let bad = run("DATAFUSION_EXECUTION_BATCH_SIZE", "many");
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success());
+    assert!(
+        err.contains(
+            "environment variable DATAFUSION_EXECUTION_BATCH_SIZE='many' is not a valid value"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
