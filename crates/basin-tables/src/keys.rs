@@ -8,7 +8,7 @@
 //! it. A violation fails the stream, so the Delta write never commits and the table stays as it
 //! was. Upserts and updates are checked on their source before the commit.
 
-use std::collections::HashSet;
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
 use arrow::array::{ArrayRef, RecordBatch};
@@ -27,11 +27,53 @@ use datafusion::logical_expr::JoinType;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{DataFrame, Expr, SessionContext, lit};
 use futures::StreamExt;
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::{Result, TablesError};
 
 /// How many keys an error names.
 const EXAMPLES: usize = 3;
+
+/// Keys, each once, in their row encoding: their bytes one after another in one buffer, the
+/// table holding where each starts and ends (one allocation for all keys, not one per key).
+#[derive(Default)]
+struct KeySet {
+    bytes: Vec<u8>,
+    table: HashTable<(usize, usize)>,
+    hasher: DefaultHashBuilder,
+}
+
+impl KeySet {
+    /// Adds `key`; `false` when it is there already.
+    fn insert(&mut self, key: &[u8]) -> bool {
+        let KeySet {
+            bytes,
+            table,
+            hasher,
+        } = self;
+        let hash = hasher.hash_one(key);
+        if table.find(hash, |&(s, e)| &bytes[s..e] == key).is_some() {
+            return false;
+        }
+        let start = bytes.len();
+        bytes.extend_from_slice(key);
+        table.insert_unique(hash, (start, bytes.len()), |&(s, e)| {
+            hasher.hash_one(&bytes[s..e])
+        });
+        true
+    }
+
+    fn contains(&self, key: &[u8]) -> bool {
+        let hash = self.hasher.hash_one(key);
+        self.table
+            .find(hash, |&(s, e)| &self.bytes[s..e] == key)
+            .is_some()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+}
 
 /// The keys of the rows of one write, checked as they come.
 pub(crate) struct KeyCheck {
@@ -40,7 +82,7 @@ pub(crate) struct KeyCheck {
     /// The types the key columns are compared in (incoming and stored values are cast to them).
     types: Vec<DataType>,
     converter: RowConverter,
-    seen: HashSet<Box<[u8]>>,
+    seen: KeySet,
     repeated: u64,
     examples: Vec<String>,
     bounds: Vec<(MinAccumulator, MaxAccumulator)>,
@@ -72,7 +114,7 @@ impl KeyCheck {
             key: key.to_vec(),
             types,
             converter,
-            seen: HashSet::new(),
+            seen: KeySet::default(),
             repeated: 0,
             examples: Vec::new(),
             bounds,
@@ -117,7 +159,7 @@ impl KeyCheck {
             .convert_columns(&columns)
             .map_err(DataFusionError::from)?;
         for (i, row) in rows.iter().enumerate() {
-            if !self.seen.insert(row.as_ref().into()) {
+            if !self.seen.insert(row.as_ref()) {
                 self.repeated += 1;
                 if self.examples.len() < EXAMPLES {
                     self.examples.push(describe(&self.key, &columns, i));
