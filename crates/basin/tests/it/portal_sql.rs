@@ -50,9 +50,12 @@ impl Editor {
         ]);
         // The module's tests run at once, several with queries that run for minutes until
         // cancelled: enough query slots that none waits for another test's (waiting for a
-        // slot has a test of its own, on its own server).
-        let mut server = Server::start(
+        // slot has a test of its own, on its own server), and more runtime threads than cores,
+        // so that requests are answered while those queries keep every core busy.
+        let jwks = basin.file("jwks.json", &basin_testkit::server::jwks().to_string());
+        let mut command = basin_testkit::server::serve_command(
             &basin,
+            &jwks,
             &[
                 "--query-timeout-secs",
                 "120",
@@ -60,6 +63,10 @@ impl Editor {
                 "16",
             ],
         );
+        command
+            .env("TOKIO_WORKER_THREADS", "8")
+            .stderr(std::process::Stdio::null());
+        let mut server = Server::spawn(command);
         server.kill_at_exit(Some(basin.dir.path().to_path_buf()));
         let admin = server.login("admin", ADMIN_PASSWORD).await;
         let alice = server.login("alice", "alice-password").await;
