@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use arrow::array::ArrayRef;
 use arrow::datatypes::{FieldRef, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
@@ -219,12 +220,14 @@ impl TableProvider for LakeScan {
 
 /// Each file's Delta statistics, column by column (one array per statistic, one entry per file).
 struct FileStats {
-    columns: Vec<(
-        Option<arrow::array::ArrayRef>,
-        Option<arrow::array::ArrayRef>,
-        Option<arrow::array::ArrayRef>,
-    )>,
+    columns: Vec<ColumnStats>,
     schema: SchemaRef,
+}
+
+struct ColumnStats {
+    min: Option<ArrayRef>,
+    max: Option<ArrayRef>,
+    nulls: Option<ArrayRef>,
 }
 
 impl FileStats {
@@ -234,11 +237,11 @@ impl FileStats {
             .iter()
             .map(|f| {
                 let column = Column::from_name(f.name());
-                (
-                    snapshot.min_values(&column),
-                    snapshot.max_values(&column),
-                    snapshot.null_counts(&column),
-                )
+                ColumnStats {
+                    min: snapshot.min_values(&column),
+                    max: snapshot.max_values(&column),
+                    nulls: snapshot.null_counts(&column),
+                }
             })
             .collect();
         FileStats {
@@ -250,32 +253,33 @@ impl FileStats {
     /// DataFusion's statistics of file `i`: exact row count, inexact bounds (Delta truncates long
     /// strings), exact null counts.
     fn file(&self, i: usize, rows: Option<usize>) -> Statistics {
-        let value = |array: &Option<arrow::array::ArrayRef>, field: &FieldRef| {
+        // File `i`'s entry of a statistic, when the file has one.
+        let at = |array: &Option<ArrayRef>| {
             array
                 .as_ref()
                 .filter(|a| a.len() > i && a.is_valid(i))
                 .and_then(|a| ScalarValue::try_from_array(a, i).ok())
-                .filter(|v| v.data_type() == *field.data_type())
         };
         let column_statistics = self
             .schema
             .fields()
             .iter()
             .zip(&self.columns)
-            .map(|(field, (min, max, nulls))| ColumnStatistics {
-                null_count: nulls
-                    .as_ref()
-                    .filter(|a| a.len() > i && a.is_valid(i))
-                    .and_then(|a| ScalarValue::try_from_array(a, i).ok())
-                    .and_then(|v| match v {
-                        ScalarValue::UInt64(Some(n)) => Some(Precision::Exact(n as usize)),
-                        ScalarValue::Int64(Some(n)) => Some(Precision::Exact(n.max(0) as usize)),
-                        _ => None,
-                    })
-                    .unwrap_or(Precision::Absent),
-                min_value: value(min, field).map_or(Precision::Absent, Precision::Inexact),
-                max_value: value(max, field).map_or(Precision::Absent, Precision::Inexact),
-                ..ColumnStatistics::new_unknown()
+            .map(|(field, stats)| {
+                let bound = |array| match at(array) {
+                    Some(v) if v.data_type() == *field.data_type() => Precision::Inexact(v),
+                    _ => Precision::Absent,
+                };
+                ColumnStatistics {
+                    null_count: match at(&stats.nulls) {
+                        Some(ScalarValue::UInt64(Some(n))) => Precision::Exact(n as usize),
+                        Some(ScalarValue::Int64(Some(n))) => Precision::Exact(n.max(0) as usize),
+                        _ => Precision::Absent,
+                    },
+                    min_value: bound(&stats.min),
+                    max_value: bound(&stats.max),
+                    ..ColumnStatistics::new_unknown()
+                }
             })
             .collect();
         Statistics {

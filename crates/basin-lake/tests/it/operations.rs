@@ -388,3 +388,44 @@ async fn reopening_follows_new_commits_and_new_tables_at_the_same_location() {
         );
     }
 }
+
+/// A version's files reach the planner with their Delta statistics: exact row counts answer
+/// `count(*)` without reading a file, and value bounds leave out the files a filter cannot match.
+#[tokio::test]
+async fn scans_prune_files_by_their_statistics_and_count_from_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = new_table(&dir, vec![]).await;
+    let more = batch(vec![
+        ("id", ints(&[101, 102])),
+        ("name", strs(&["x", "y"])),
+        ("day", strs(&["d5", "d5"])),
+    ]);
+    t.write(stream(more)).execute().await.unwrap();
+    let t = LakeTable::open(t.location()).await.unwrap();
+    assert_eq!(t.file_count().unwrap(), 2);
+    let ctx = SessionContext::new();
+    ctx.register_table("t", t.provider().await.unwrap())
+        .unwrap();
+    let plan = |sql: &'static str| {
+        let ctx = ctx.clone();
+        async move {
+            let df = ctx.sql(sql).await.unwrap();
+            let physical = df.create_physical_plan().await.unwrap();
+            datafusion::physical_plan::displayable(physical.as_ref())
+                .indent(true)
+                .to_string()
+        }
+    };
+    let count = plan("SELECT count(*) FROM t").await;
+    assert!(!count.contains("DataSourceExec"), "{count}");
+    let filtered = plan("SELECT name FROM t WHERE id > 100").await;
+    assert_eq!(filtered.matches(".parquet").count(), 1, "{filtered}");
+    let all = plan("SELECT name FROM t WHERE id > 0").await;
+    assert_eq!(all.matches(".parquet").count(), 2, "{all}");
+    let rows = ctx
+        .sql("SELECT name FROM t WHERE id > 100 ORDER BY id")
+        .await
+        .unwrap();
+    let rows = rows.collect().await.unwrap();
+    assert_eq!(rows.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
+}
