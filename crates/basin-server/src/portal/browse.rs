@@ -399,7 +399,7 @@ pub(crate) async fn table(
                             (None, false) => { "unknown" }
                         }
                     }
-                    dt { "Size" } dd { (human_bytes(stats.bytes)) }
+                    dt { "Size" } dd { (basin_core::human_bytes(stats.bytes)) }
                     dt { "Files" } dd { (stats.files) }
                     dt { "Version" } dd { (stats.version) }
                     dt { "Last commit" } dd {
@@ -512,20 +512,5 @@ pub(crate) fn result_table(
                 }
             } }
         }
-    }
-}
-
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
     }
 }

@@ -72,7 +72,7 @@ pub async fn run(
             "Loaded {} row(s) from {} file(s) ({}) into {} (version {}{}).",
             report.rows,
             report.files,
-            super::human_bytes(report.bytes),
+            basin_core::human_bytes(report.bytes),
             report.table,
             report.version,
             if report.created { ", new table" } else { "" }

@@ -137,19 +137,3 @@ pub(crate) fn done(g: &Global, message: &str, result: impl serde::Serialize) -> 
     }
     Ok(())
 }
-
-/// A byte count for people: `512 B`, `1.5 MiB`.
-pub(crate) fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}

@@ -114,7 +114,7 @@ pub async fn run(g: &Global, session: &Session, cmd: TableCommand) -> anyhow::Re
                 run.table,
                 run.files_before,
                 run.files_after,
-                super::human_bytes(run.bytes_rewritten),
+                basin_core::human_bytes(run.bytes_rewritten),
                 run.version
             );
             super::done(g, &message, run_json(&run))
@@ -163,7 +163,7 @@ pub async fn run(g: &Global, session: &Session, cmd: TableCommand) -> anyhow::Re
                 "{t}: auto {}, compact at {} small files into {}, keep {} hours of versions{}.",
                 if policy.auto { "on" } else { "off" },
                 policy.min_files,
-                super::human_bytes(policy.target_file_bytes),
+                basin_core::human_bytes(policy.target_file_bytes),
                 policy.retention_hours,
                 if policy.zorder.is_empty() {
                     String::new()
