@@ -317,31 +317,26 @@ async fn reopening_follows_new_commits_and_new_tables_at_the_same_location() {
     let dir = tempfile::tempdir().unwrap();
     let t = new_table(&dir, vec![]).await;
     let loc = t.location().to_string();
-    for id in 4..7 {
+    // A row appended through a handle of its own, as another process would write it.
+    async fn append(loc: &str, id: i64, name: &str) {
         let row = batch(vec![
             ("id", ints(&[id])),
-            ("name", strs(&["x"])),
+            ("name", strs(&[name])),
             ("day", strs(&["d"])),
         ]);
-        // A separate handle, as another process would write.
-        WriteTable::new_table(&loc, vec![], stream(row))
+        WriteTable::new_table(loc, vec![], stream(row))
             .unwrap()
-            .with_mode(WriteMode::Append)
             .execute()
             .await
             .unwrap();
+    }
+    for id in 4..7 {
+        append(&loc, id, "x").await;
         let t = LakeTable::open(&loc).await.unwrap();
         assert_eq!(t.version(), id - 3);
         assert_eq!(rows(&t).await.len() as i64, id);
     }
 
-    let fresh = |id: i64| {
-        stream(batch(vec![
-            ("id", ints(&[id])),
-            ("name", strs(&["new"])),
-            ("day", strs(&["d"])),
-        ]))
-    };
     // Dropped by this process, then created again: version 0 of a new log.
     LakeTable::open(&loc)
         .await
@@ -350,11 +345,7 @@ async fn reopening_follows_new_commits_and_new_tables_at_the_same_location() {
         .execute()
         .await
         .unwrap();
-    WriteTable::new_table(&loc, vec![], fresh(100))
-        .unwrap()
-        .execute()
-        .await
-        .unwrap();
+    append(&loc, 100, "new").await;
     let t = LakeTable::open(&loc).await.unwrap();
     assert_eq!(
         (t.version(), rows(&t).await),
@@ -365,18 +356,8 @@ async fn reopening_follows_new_commits_and_new_tables_at_the_same_location() {
     // state has, and more: each time the new table, never the old one brought up to date.
     for versions in [1, 3] {
         std::fs::remove_dir_all(loc.trim_start_matches("file://")).unwrap();
-        WriteTable::new_table(&loc, vec![], fresh(200))
-            .unwrap()
-            .execute()
-            .await
-            .unwrap();
-        for v in 1..versions {
-            WriteTable::new_table(&loc, vec![], fresh(200 + v))
-                .unwrap()
-                .with_mode(WriteMode::Append)
-                .execute()
-                .await
-                .unwrap();
+        for v in 0..versions {
+            append(&loc, 200 + v, "new").await;
         }
         let t = LakeTable::open(&loc).await.unwrap();
         assert_eq!(t.version(), versions - 1);
