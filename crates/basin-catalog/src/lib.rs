@@ -14,7 +14,9 @@ pub use model::{
     Column, Contract, Dataset, DatasetUpdate, Hub, NewDataset, NewHub, NewTable, Table,
 };
 pub use store::Catalog;
-pub use store::{Lease, MAX_DESCRIPTION_CHARS, MaintenancePolicy, MaintenanceRun};
+pub use store::{
+    Lease, MAX_DESCRIPTION_CHARS, MaintenancePolicy, MaintenanceRun, StreamSettings, UnknownFields,
+};
 
 /// Result type of this crate.
 pub type Result<T, E = CatalogError> = std::result::Result<T, E>;

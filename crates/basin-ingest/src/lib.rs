@@ -11,6 +11,7 @@ mod inputs;
 mod load;
 mod options;
 mod read;
+mod records;
 
 pub use error::IngestError;
 pub use infer::normalize_column_name;
@@ -18,6 +19,7 @@ pub use inputs::{Compression, InputFile, resolve_inputs};
 pub use load::{LoadMode, LoadReport, LoadRequest, Progress, check_load, load};
 pub use options::{CsvOptions, Format, ReadOptions, parse_schema};
 pub use read::{BadRow, Decoded, decode};
+pub use records::{DecodedRecords, Framing, RecordsRequest, append_records, decode_records};
 
 /// Result type of this crate.
 pub type Result<T, E = IngestError> = std::result::Result<T, E>;

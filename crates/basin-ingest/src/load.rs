@@ -314,7 +314,7 @@ async fn spill_to_parquet(
     Ok(file)
 }
 
-fn generated_load_id() -> String {
+pub(crate) fn generated_load_id() -> String {
     format!(
         "auto-{}-{}",
         chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"),
@@ -396,7 +396,7 @@ pub(crate) fn load_schema(
 
 /// Where a load's bad rows go: `<table>__rejected`, appended to by the process itself (the
 /// rows are a record of the load, not data the loader adds).
-struct Quarantine {
+pub(crate) struct Quarantine {
     tables: Tables,
     /// Who runs the load: the owner of a quarantine table it creates, when it may create tables.
     loader: Actor,
@@ -405,6 +405,17 @@ struct Quarantine {
 }
 
 impl Quarantine {
+    /// The quarantine of loads into `t`, for this load.
+    pub(crate) fn new(tables: Tables, loader: Actor, t: &TableRef, load_id: String) -> Result<Self> {
+        let table = TableRef::new(t.hub.as_str(), t.dataset.as_str(), &format!("{}__rejected", t.table))?;
+        Ok(Quarantine {
+            tables,
+            loader,
+            table,
+            load_id,
+        })
+    }
+
     fn schema() -> SchemaRef {
         Arc::new(Schema::new(vec![
             Field::new("load_id", DataType::Utf8, false),
@@ -417,7 +428,7 @@ impl Quarantine {
     }
 
     /// Commits the bad rows to `<table>__rejected` (idempotent per load id).
-    async fn write(&self, rows: Vec<BadRow>) -> Result<()> {
+    pub(crate) async fn write(&self, rows: Vec<BadRow>) -> Result<()> {
         let now = chrono::Utc::now().timestamp_micros();
         let n = rows.len();
         let columns: Vec<ArrayRef> = vec![

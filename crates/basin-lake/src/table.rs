@@ -233,15 +233,24 @@ impl LakeTable {
 
     /// Whether the load `load_id` has already been committed to this table.
     pub async fn has_load(&self, load_id: &str) -> Result<bool> {
+        Ok(self
+            .transaction_version(&load_app_id(load_id))
+            .await?
+            .is_some())
+    }
+
+    /// The version of the last Delta `txn` action of `app_id` in this version of the table
+    /// (see [`crate::WriteTable::with_transaction`]); it reads the log, so it is for recovery
+    /// and checks, not for every query.
+    pub async fn transaction_version(&self, app_id: &str) -> Result<Option<i64>> {
         let state = self
             .delta
             .snapshot()
             .ctx(|| format!("reading {}", self.location))?;
-        let version = state
-            .transaction_version(self.delta.log_store().as_ref(), load_app_id(load_id))
+        state
+            .transaction_version(self.delta.log_store().as_ref(), app_id)
             .await
-            .ctx(|| format!("looking up load '{load_id}' in {}", self.location))?;
-        Ok(version.is_some())
+            .ctx(|| format!("looking up transaction '{app_id}' in {}", self.location))
     }
 
     /// Starts a write (append by default) of `input` into this table.

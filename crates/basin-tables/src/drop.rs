@@ -47,6 +47,7 @@ impl Tables {
         // A table whose files are gone or unreadable can still be dropped from the catalog.
         let lake = LakeTable::open(&entry.location).await.ok();
         self.catalog.drop_table(t).await?;
+        self.discard_stream(t);
         let version = lake.as_ref().map_or(-1, LakeTable::version);
         if let Some(lake) = lake {
             lake.drop_files().execute().await?;

@@ -29,6 +29,16 @@ pub enum TablesError {
         "table '{table}' is being created by another request, or a creation cut short moments ago left its files; nothing was done, so retrying in {retry_after}s is safe"
     )]
     Creating { table: String, retry_after: u64 },
+    /// This node's buffer of streamed records is full: nothing was taken; retrying after
+    /// `retry_after` seconds is safe.
+    #[error(
+        "the stream buffer of this server is full ({limit} bytes) while '{table}' and other tables commit what they hold; nothing was taken, so retrying in {retry_after}s is safe"
+    )]
+    Full {
+        table: String,
+        limit: usize,
+        retry_after: u64,
+    },
     /// The write is not acceptable as asked.
     #[error("{0}")]
     Invalid(String),

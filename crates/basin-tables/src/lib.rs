@@ -16,6 +16,7 @@ mod keys;
 mod log;
 pub mod pii;
 mod sequencer;
+mod stream;
 mod view;
 mod write;
 
@@ -31,6 +32,7 @@ pub use create::NewTableSpec;
 pub use error::TablesError;
 pub use event::CommitEvent;
 pub use sequencer::DEFAULT_COMMIT_WAIT;
+pub use stream::{Ack, Claim, CommitPolicy, PendingRows, Recall, Refused, StreamConfig};
 pub use write::{ColumnChange, Committed, Write, WriteNeeds};
 
 /// Result type of this crate.
@@ -65,6 +67,8 @@ pub struct Tables {
     events: broadcast::Sender<CommitEvent>,
     /// The turns of this process's writes on each table (see [`sequencer`]).
     sequencer: Arc<sequencer::Sequencer<write::Pending, Committed>>,
+    /// This node's streamed records, once `basin serve` opens their log.
+    streams: stream::StreamsCell,
 }
 
 impl Tables {
@@ -83,6 +87,7 @@ impl Tables {
             keys,
             events,
             sequencer: Arc::new(sequencer::Sequencer::new(wait)),
+            streams: Default::default(),
         }
     }
 

@@ -336,6 +336,10 @@ impl Tables {
         let entry = self.entry(t).await?;
         self.decide(actor, &entry, &write.needs()).await?;
         not_a_view(&entry)?;
+        // Every write but an append sees the streamed records acknowledged before it.
+        if !matches!(write, Write::Append { .. }) {
+            self.flush_stream(t).await?;
+        }
         let mut write = match write {
             Write::Append {
                 rows,
@@ -373,7 +377,7 @@ impl Tables {
 
     /// The PII columns a write to `entry` encrypts (with `incoming` columns, when it brings
     /// rows) and the key that encrypts them.
-    fn protection(
+    pub(crate) fn protection(
         &self,
         entry: &Table,
         incoming: Option<SchemaRef>,
@@ -499,6 +503,7 @@ impl Tables {
                 )),
                 load_id: None,
                 operation: jobs[0].operation,
+                transaction: None,
             };
             match write_rows(&lake, entry, rows, WriteMode::Append, None, &[]).await {
                 Err(e) if is_conflict(&e) && attempt < CONFLICT_RETRIES => {
@@ -533,6 +538,7 @@ impl Tables {
                     rows,
                     load_id,
                     operation,
+                    transaction: None,
                 };
                 write_rows(&lake, &entry, rows, WriteMode::Append, key, &pii).await?
             }
@@ -547,6 +553,7 @@ impl Tables {
                     rows,
                     load_id,
                     operation,
+                    transaction: None,
                 };
                 write_rows(&lake, &entry, rows, mode, key, &pii).await?
             }
@@ -688,6 +695,7 @@ impl Tables {
                     rows,
                     load_id: None,
                     operation: "replace table",
+                    transaction: None,
                 };
                 let done = write_rows(&lake, &replaced, rows, mode, key, &pii).await?;
                 self.catalog
@@ -872,7 +880,7 @@ impl Tables {
 }
 
 /// Views have no rows of their own to write.
-fn not_a_view(entry: &Table) -> Result<()> {
+pub(crate) fn not_a_view(entry: &Table) -> Result<()> {
     match entry.is_view() {
         true => Err(TablesError::Invalid(format!(
             "'{}' is a view: it has no rows of its own; write to the tables it reads",
@@ -988,7 +996,7 @@ async fn buffer(mut rows: SendableRecordBatchStream, location: &str) -> Result<B
     Ok(Buffered::Whole(schema, batches))
 }
 
-fn in_memory(schema: SchemaRef, batches: Vec<RecordBatch>) -> SendableRecordBatchStream {
+pub(crate) fn in_memory(schema: SchemaRef, batches: Vec<RecordBatch>) -> SendableRecordBatchStream {
     Box::pin(RecordBatchStreamAdapter::new(
         schema,
         futures::stream::iter(batches.into_iter().map(Ok)),
@@ -996,21 +1004,24 @@ fn in_memory(schema: SchemaRef, batches: Vec<RecordBatch>) -> SendableRecordBatc
 }
 
 /// The rows of an append or overwrite.
-struct Rows {
-    rows: SendableRecordBatchStream,
-    load_id: Option<String>,
-    operation: &'static str,
+pub(crate) struct Rows {
+    pub(crate) rows: SendableRecordBatchStream,
+    pub(crate) load_id: Option<String>,
+    pub(crate) operation: &'static str,
+    /// A Delta `txn` action committed with them (see [`crate::stream`]).
+    pub(crate) transaction: Option<(String, i64)>,
 }
 
 /// Appends or overwrites rows, their PII columns encrypted and their primary key checked (on
 /// the stored values, tokens included) against each other and the rows that stay.
-async fn write_rows(
+pub(crate) async fn write_rows(
     lake: &LakeTable,
     entry: &Table,
     Rows {
         rows,
         load_id,
         operation,
+        transaction,
     }: Rows,
     mode: WriteMode,
     key: Option<basin_keys::HubKey>,
@@ -1037,13 +1048,15 @@ async fn write_rows(
         }
         None => rows,
     };
-    let outcome = lake
+    let mut write = lake
         .write(rows)
         .with_mode(mode)
         .with_load_id(load_id)
-        .with_operation(operation)
-        .execute()
-        .await;
+        .with_operation(operation);
+    if let Some((app_id, version)) = transaction {
+        write = write.with_transaction(app_id, version);
+    }
+    let outcome = write.execute().await;
     // A key violation ended the input: it explains the failed write best.
     if let Some(e) = violation.lock().ok().and_then(|mut v| v.take()) {
         return Err(e);

@@ -9,12 +9,14 @@ mod descriptions;
 mod hubs;
 mod leases;
 mod maintenance;
+mod streams;
 mod paths;
 mod tables;
 
 pub use descriptions::MAX_DESCRIPTION_CHARS;
 pub use leases::Lease;
 pub use maintenance::{MaintenancePolicy, MaintenanceRun};
+pub use streams::{StreamSettings, UnknownFields};
 
 use std::path::Path;
 

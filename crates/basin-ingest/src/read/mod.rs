@@ -178,7 +178,7 @@ impl Output<'_> {
 }
 
 /// A bad row's text, cut to [`RAW_LIMIT`] bytes.
-fn truncate(mut s: String) -> String {
+pub(crate) fn truncate(mut s: String) -> String {
     if s.len() > RAW_LIMIT {
         let mut end = RAW_LIMIT;
         while !s.is_char_boundary(end) {

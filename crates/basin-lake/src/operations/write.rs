@@ -53,6 +53,8 @@ pub struct WriteTable {
     input: SendableRecordBatchStream,
     mode: WriteMode,
     load_id: Option<String>,
+    /// A Delta `txn` action committed with the rows (application id, version).
+    transaction: Option<(String, i64)>,
     operation: String,
     /// For a table that does not exist yet: its partition columns.
     new_partition_columns: Option<Vec<String>>,
@@ -65,6 +67,7 @@ impl WriteTable {
             input,
             mode: WriteMode::Append,
             load_id: None,
+            transaction: None,
             operation: "write".into(),
             new_partition_columns: None,
         }
@@ -98,6 +101,14 @@ impl WriteTable {
         self
     }
 
+    /// Commits a Delta `txn` action `(app_id, version)` with the rows, atomically: a writer
+    /// that feeds a table in sequence (a stream) records how far it got, see
+    /// [`LakeTable::transaction_version`].
+    pub fn with_transaction(mut self, app_id: impl Into<String>, version: i64) -> Self {
+        self.transaction = Some((app_id.into(), version));
+        self
+    }
+
     /// Names the operation in the commit metadata (`ingest`, `insert`, …).
     pub fn with_operation(mut self, operation: impl Into<String>) -> Self {
         self.operation = operation.into();
@@ -111,9 +122,16 @@ impl WriteTable {
             input,
             mode,
             load_id,
+            transaction,
             operation,
             new_partition_columns,
         } = self;
+        let mut properties = super::commit_properties(&operation, load_id.as_deref());
+        if let Some((app_id, version)) = transaction {
+            properties = properties.with_application_transaction(
+                deltalake::kernel::Transaction::new(app_id, version),
+            );
+        }
         let location = table.location().to_string();
         let replace = match &mode {
             WriteMode::Replace(partition_columns) => {
@@ -136,7 +154,7 @@ impl WriteTable {
                 .with_input_plan(source.into_unoptimized_plan())
                 .with_session_state(Arc::new(ctx.state()))
                 .with_partition_columns(partition_columns)
-                .with_commit_properties(super::commit_properties(&operation, load_id.as_deref()));
+                .with_commit_properties(properties);
             let delta = if new_partition_columns.is_some() {
                 builder
                     .with_save_mode(SaveMode::ErrorIfExists)
@@ -227,7 +245,7 @@ impl WriteTable {
             .with_session_state(Arc::new(ctx.state()))
             .with_save_mode(save_mode)
             .with_partition_columns(table.partition_columns()?)
-            .with_commit_properties(super::commit_properties(&operation, load_id.as_deref()));
+            .with_commit_properties(properties);
         if let Some(mode) = schema_mode {
             builder = builder.with_schema_mode(mode);
         }
