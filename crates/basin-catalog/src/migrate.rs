@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "maintenance",
         include_str!("../migrations/0008_maintenance.sql"),
     ),
+    (9, "streams", include_str!("../migrations/0009_streams.sql")),
 ];
 
 /// Applies every migration that the database has not seen yet, each in its own transaction.

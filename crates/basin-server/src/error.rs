@@ -256,6 +256,13 @@ impl From<basin_tables::TablesError> for ApiError {
                 busy.retry_after = Some(1);
                 busy
             }
+            T::Full { retry_after, .. } => {
+                let mut full =
+                    Self::new(StatusCode::TOO_MANY_REQUESTS, "buffer_full", e.to_string());
+                full.retry_after = Some(retry_after);
+                full
+            }
+            T::InProgress { .. } => Self::new(StatusCode::CONFLICT, "in_progress", e.to_string()),
             T::Creating { retry_after, .. } => {
                 let mut busy = Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string());
                 busy.retry_after = Some(retry_after);

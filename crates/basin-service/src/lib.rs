@@ -19,6 +19,7 @@ mod queries;
 mod requests;
 mod search;
 mod session;
+mod streams;
 
 use std::path::PathBuf;
 

@@ -17,6 +17,7 @@ mod engine;
 mod error;
 mod governance;
 mod governed;
+mod pending;
 mod principal_sql;
 mod resolve;
 mod sample;

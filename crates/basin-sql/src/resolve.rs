@@ -19,6 +19,7 @@ use datafusion::sql::sqlparser::ast::{
 
 use crate::engine::Engine;
 use crate::governed::{GovernedTable, ReadOnlyTable};
+use crate::pending::WithPending;
 use crate::{Result, SqlError, access, system};
 use basin_catalog::access::Privilege;
 
@@ -337,11 +338,23 @@ async fn governed_provider(
     if entry.is_view() {
         return view_provider(engine, t, &entry, &policy, at).await;
     }
+    // Streamed records not yet committed belong to the latest version; they are taken before
+    // the table is opened, so that a commit of them in between is seen once, not twice.
+    let pending = match at {
+        Some(_) => None,
+        None => engine.tables().pending_rows(t),
+    };
     let lake = match at {
         Some(at) => open_at(&entry.location, t, at).await?,
         None => LakeTable::open(&entry.location).await?,
     };
-    let inner = lake.provider().await?;
+    let mut inner = lake.provider().await?;
+    if let Some(pending) = pending {
+        let rows = pending.beyond(lake.version()).await;
+        if !rows.is_empty() {
+            inner = Arc::new(WithPending::new(inner, rows)?);
+        }
+    }
     let pii = policy.columns.iter().any(|c| c.pii);
     let restricted = !policy.all_columns
         || policy.row_filter.is_some()

@@ -39,6 +39,11 @@ pub enum TablesError {
         limit: usize,
         retry_after: u64,
     },
+    /// A request with the same `Idempotency-Key` is being taken: its answer will tell.
+    #[error(
+        "a request with this Idempotency-Key is still being taken into '{table}'; retry it in a moment to get its answer"
+    )]
+    InProgress { table: String },
     /// The write is not acceptable as asked.
     #[error("{0}")]
     Invalid(String),

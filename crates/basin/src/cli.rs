@@ -260,6 +260,13 @@ pub struct ServeArgs {
     /// one catalog, one of them runs each pass.
     #[arg(long, env = "BASIN_MAINTENANCE_INTERVAL_SECS", default_value_t = 600)]
     pub maintenance_interval_secs: u64,
+    /// Streamed records this server buffers (acknowledged, not yet committed) over all tables,
+    /// in MiB; beyond it, requests of records get 429 until commits catch up.
+    #[arg(long, env = "BASIN_STREAM_BUFFER_MIB", default_value_t = 512, value_parser = clap::value_parser!(u64).range(16..))]
+    pub stream_buffer_mib: u64,
+    /// How long an `Idempotency-Key` of a request of records is remembered, in seconds.
+    #[arg(long, env = "BASIN_IDEMPOTENCY_WINDOW_SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub idempotency_window_secs: u64,
     /// How the server's log lines on stderr are written: `text` for people, `json` (one object
     /// per line) for log shippers. What is logged is chosen by BASIN_LOG (see docs/cli.md).
     #[arg(long, env = "BASIN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

@@ -10,6 +10,7 @@ mod grants;
 mod keys;
 mod login;
 mod maintenance;
+mod records;
 mod policies;
 mod queries;
 pub(crate) mod query;
@@ -63,6 +64,9 @@ pub(crate) struct Caller {
         tables::table_history,
         tables::table_preview,
         tables::update_table,
+        records::append_records,
+        records::get_stream_settings,
+        records::set_stream_settings,
         maintenance::optimize,
         maintenance::vacuum,
         maintenance::get_policy,
@@ -149,6 +153,17 @@ pub(crate) fn router(state: State) -> Router {
                 state.clone(),
                 crate::limits::hold_query_slot,
             )),
+        )
+        .route(
+            &format!("{TABLE}/stream"),
+            get(records::get_stream_settings).put(records::set_stream_settings),
+        )
+        .route(
+            &format!("{TABLE}/records"),
+            // Records are read whole (up to --max-body-mib) before they are decoded.
+            post(records::append_records).layer(middleware::from_fn(move |r, n| {
+                crate::limits::refuse_large_body(upload_limit, r, n)
+            })),
         )
         .route(
             &format!("{TABLE}/files"),

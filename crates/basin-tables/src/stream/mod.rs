@@ -689,9 +689,8 @@ impl Tables {
             }));
         }
         if !state.claimed.insert(key.clone()) {
-            return Err(TablesError::Busy {
+            return Err(TablesError::InProgress {
                 table: t.to_string(),
-                waited: 0,
             });
         }
         drop(state);

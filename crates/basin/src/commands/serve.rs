@@ -62,13 +62,22 @@ pub async fn run(g: &Global, args: ServeArgs) -> anyhow::Result<()> {
         let _ = ctrl_c.await;
         tracing::info!("shutting down; finishing requests in flight");
     };
+    // Records acknowledged before a crash are committed before the server takes new ones.
+    hub.open_streams(
+        (args.stream_buffer_mib as usize) << 20,
+        Duration::from_secs(args.idempotency_window_secs),
+    )
+    .await?;
     let maintainer = (args.maintenance_interval_secs > 0)
         .then(|| hub.spawn_maintainer(Duration::from_secs(args.maintenance_interval_secs)));
-    let served = basin_server::serve(hub, config, shutdown).await;
+    let served = basin_server::serve(hub.clone(), config, shutdown).await;
     if let Some(m) = maintainer {
         m.abort();
     }
-    served.map_err(|e| anyhow::anyhow!(e))
+    // The last step of a graceful shutdown: every buffered record is committed.
+    let closed = hub.close_streams().await;
+    served.map_err(|e| anyhow::anyhow!(e))?;
+    closed.map_err(|e| anyhow::anyhow!("committing the buffered records at shutdown: {e} (they stay in the stream log and are committed at the next start)"))
 }
 
 /// What the server logs unless `BASIN_LOG` (an EnvFilter) says otherwise: Basin's own lines at
