@@ -24,6 +24,7 @@ mod search;
 mod server;
 mod server_keys;
 mod sql_errors;
+mod streams;
 mod surfaces;
 
 pub use basin_testkit::{Basin, repo_root};
