@@ -406,8 +406,17 @@ pub(crate) struct Quarantine {
 
 impl Quarantine {
     /// The quarantine of loads into `t`, for this load.
-    pub(crate) fn new(tables: Tables, loader: Actor, t: &TableRef, load_id: String) -> Result<Self> {
-        let table = TableRef::new(t.hub.as_str(), t.dataset.as_str(), &format!("{}__rejected", t.table))?;
+    pub(crate) fn new(
+        tables: Tables,
+        loader: Actor,
+        t: &TableRef,
+        load_id: String,
+    ) -> Result<Self> {
+        let table = TableRef::new(
+            t.hub.as_str(),
+            t.dataset.as_str(),
+            &format!("{}__rejected", t.table),
+        )?;
         Ok(Quarantine {
             tables,
             loader,

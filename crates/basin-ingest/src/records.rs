@@ -9,7 +9,6 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::json::ReaderBuilder;
 use basin_catalog::UnknownFields;
-use basin_catalog::access::Privilege;
 use basin_core::TableRef;
 use basin_lake::LakeTable;
 use basin_tables::{Ack, Actor, CommitPolicy, Recall, Refused, Tables, Write, WriteNeeds};
@@ -57,14 +56,7 @@ pub async fn append_records(
     request: RecordsRequest<'_>,
 ) -> Result<Ack> {
     let t = &request.table;
-    let needs = WriteNeeds {
-        operation: "stream",
-        privilege: Privilege::Modify,
-        full_view: false,
-        rows_unchecked: true,
-        administer: false,
-        columns: Vec::new(),
-    };
+    let needs = WriteNeeds::records(Vec::new());
     tables.check(actor, t, &needs).await?;
     let claim = match tables
         .recall_records(actor, t, request.idempotency_key.as_deref())
@@ -75,13 +67,17 @@ pub async fn append_records(
     };
     let catalog = tables.catalog();
     let settings = catalog.stream_settings(t).await?;
-    let entry = catalog.table(t).await?.ok_or_else(|| IngestError::Input(format!("table '{t}' not found")))?;
+    let entry = catalog
+        .table(t)
+        .await?
+        .ok_or_else(|| IngestError::Input(format!("table '{t}' not found")))?;
     let schema = LakeTable::open(&entry.location).await?.schema()?;
     let body = request.body.to_vec();
     let (framing, policy) = (request.framing, settings.unknown_fields);
-    let decoded = tokio::task::spawn_blocking(move || decode_records(&body, framing, schema, policy))
-        .await
-        .map_err(|e| IngestError::Input(format!("decoding records failed: {e}")))??;
+    let decoded =
+        tokio::task::spawn_blocking(move || decode_records(&body, framing, schema, policy))
+            .await
+            .map_err(|e| IngestError::Input(format!("decoding records failed: {e}")))??;
     let operator = Actor {
         principal: None,
         origin: actor.origin.clone(),
@@ -93,10 +89,17 @@ pub async fn append_records(
             .iter()
             .map(|f| (f.name().clone(), f.data_type().clone()))
             .collect();
-        tables.commit(&operator, t, Write::AddColumns { columns }).await?;
+        tables
+            .commit(&operator, t, Write::AddColumns { columns })
+            .await?;
     }
     if settings.unknown_fields == UnknownFields::Quarantine && !decoded.refused.is_empty() {
-        let quarantine = Quarantine::new(tables.clone(), actor.clone(), t, crate::load::generated_load_id())?;
+        let quarantine = Quarantine::new(
+            tables.clone(),
+            actor.clone(),
+            t,
+            crate::load::generated_load_id(),
+        )?;
         quarantine.write(decoded.refused.clone()).await?;
     }
     let refused: Vec<Refused> = decoded
@@ -143,7 +146,11 @@ pub fn decode_records(
     for (index, bytes) in &records {
         match std::str::from_utf8(bytes) {
             Ok(text) => texts.push((*index, text)),
-            Err(e) => refused.push(bad(*index, format!("invalid UTF-8 ({e})"), &String::from_utf8_lossy(bytes))),
+            Err(e) => refused.push(bad(
+                *index,
+                format!("invalid UTF-8 ({e})"),
+                &String::from_utf8_lossy(bytes),
+            )),
         }
     }
     let (schema, new_columns) = match unknown {
@@ -187,11 +194,17 @@ fn bad(index: u64, reason: String, raw: &str) -> BadRow {
 fn reason(e: &arrow::error::ArrowError) -> String {
     let text = e.to_string();
     let text = text.strip_prefix("Json error: ").unwrap_or(&text);
-    let text = text.strip_prefix("Invalid argument error: ").unwrap_or(text);
-    if let Some(column) = text.strip_prefix("column '").and_then(|r| r.split('\'').next())
+    let text = text
+        .strip_prefix("Invalid argument error: ")
+        .unwrap_or(text);
+    if let Some(column) = text
+        .strip_prefix("column '")
+        .and_then(|r| r.split('\'').next())
         && text.contains("missing from schema")
     {
-        return format!("field '{column}' is not a column of the table (its unknown-fields policy is reject)");
+        return format!(
+            "field '{column}' is not a column of the table (its unknown-fields policy is reject)"
+        );
     }
     text.to_string()
 }
@@ -215,7 +228,12 @@ fn split(body: &[u8], framing: Framing) -> Result<Vec<(u64, std::borrow::Cow<'_,
             Ok(values
                 .iter()
                 .enumerate()
-                .map(|(i, v)| (i as u64, std::borrow::Cow::Owned(v.to_string().into_bytes())))
+                .map(|(i, v)| {
+                    (
+                        i as u64,
+                        std::borrow::Cow::Owned(v.to_string().into_bytes()),
+                    )
+                })
                 .collect())
         }
     }
@@ -254,7 +272,8 @@ fn decode_all<'a>(
 fn with_new_columns(schema: &SchemaRef, texts: &[(u64, &str)]) -> Result<(SchemaRef, Vec<Field>)> {
     let mut unknown: Vec<serde_json::Map<String, serde_json::Value>> = Vec::new();
     for (_, text) in texts {
-        let Ok(serde_json::Value::Object(record)) = serde_json::from_str::<serde_json::Value>(text) else {
+        let Ok(serde_json::Value::Object(record)) = serde_json::from_str::<serde_json::Value>(text)
+        else {
             continue; // refused when decoded
         };
         let extra: serde_json::Map<_, _> = record
@@ -269,7 +288,9 @@ fn with_new_columns(schema: &SchemaRef, texts: &[(u64, &str)]) -> Result<(Schema
         return Ok((schema.clone(), Vec::new()));
     }
     let inferred = arrow::json::reader::infer_json_schema_from_iterator(
-        unknown.into_iter().map(|m| Ok(serde_json::Value::Object(m))),
+        unknown
+            .into_iter()
+            .map(|m| Ok(serde_json::Value::Object(m))),
     )
     .map_err(|e| IngestError::Input(format!("cannot type the records' new fields: {e}")))?;
     let mut new_columns = Vec::new();
@@ -325,9 +346,18 @@ mod tests {
         assert_eq!(d.rows.num_rows(), 2, "{:?}", d.refused);
         let indexes: Vec<u64> = d.refused.iter().map(|r| r.line).collect();
         assert_eq!(indexes, vec![1, 2, 3, 4]);
-        assert!(d.refused[1].reason.contains("'extra' is not a column"), "{}", d.refused[1].reason);
-        let pretty = arrow::util::pretty::pretty_format_batches(&[d.rows]).unwrap().to_string();
-        assert!(pretty.contains("{lat: 1.5, lon: 2.5}") && pretty.contains("[x, y]"), "{pretty}");
+        assert!(
+            d.refused[1].reason.contains("'extra' is not a column"),
+            "{}",
+            d.refused[1].reason
+        );
+        let pretty = arrow::util::pretty::pretty_format_batches(&[d.rows])
+            .unwrap()
+            .to_string();
+        assert!(
+            pretty.contains("{lat: 1.5, lon: 2.5}") && pretty.contains("[x, y]"),
+            "{pretty}"
+        );
     }
 
     #[test]
@@ -343,10 +373,26 @@ mod tests {
 
     #[test]
     fn invalid_utf8_and_a_broken_array_are_clear() {
-        let d = decode_records(b"{\"id\": 1}\n{\"name\": \"\xff\"}\n", Framing::Ndjson, schema(), UnknownFields::Reject).unwrap();
+        let d = decode_records(
+            b"{\"id\": 1}\n{\"name\": \"\xff\"}\n",
+            Framing::Ndjson,
+            schema(),
+            UnknownFields::Reject,
+        )
+        .unwrap();
         assert_eq!(d.rows.num_rows(), 1);
-        assert!(d.refused[0].reason.contains("invalid UTF-8"), "{}", d.refused[0].reason);
-        let e = decode_records(b"[{\"id\": 1},", Framing::Array, schema(), UnknownFields::Reject).unwrap_err();
+        assert!(
+            d.refused[0].reason.contains("invalid UTF-8"),
+            "{}",
+            d.refused[0].reason
+        );
+        let e = decode_records(
+            b"[{\"id\": 1},",
+            Framing::Array,
+            schema(),
+            UnknownFields::Reject,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("not a JSON array of records"), "{e}");
     }
 }

@@ -9,8 +9,8 @@ mod descriptions;
 mod hubs;
 mod leases;
 mod maintenance;
-mod streams;
 mod paths;
+mod streams;
 mod tables;
 
 pub use descriptions::MAX_DESCRIPTION_CHARS;

@@ -86,7 +86,9 @@ impl Catalog {
     /// Sets the stream settings of a table.
     pub async fn set_stream_settings(&self, t: &TableRef, s: &StreamSettings) -> Result<()> {
         self.require_table(t).await?;
-        if !(100..=3_600_000).contains(&s.max_age_ms) || !((1 << 20)..=(1 << 34)).contains(&s.max_bytes) {
+        if !(100..=3_600_000).contains(&s.max_age_ms)
+            || !((1 << 20)..=(1 << 34)).contains(&s.max_bytes)
+        {
             return Err(CatalogError::BadValue(
                 "stream settings need max_age_ms between 100 and 3600000 (1 hour) and max_bytes between 1 MiB and 16 GiB".into(),
             ));

@@ -128,9 +128,8 @@ impl WriteTable {
         } = self;
         let mut properties = super::commit_properties(&operation, load_id.as_deref());
         if let Some((app_id, version)) = transaction {
-            properties = properties.with_application_transaction(
-                deltalake::kernel::Transaction::new(app_id, version),
-            );
+            properties = properties
+                .with_application_transaction(deltalake::kernel::Transaction::new(app_id, version));
         }
         let location = table.location().to_string();
         let replace = match &mode {

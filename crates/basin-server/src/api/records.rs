@@ -150,7 +150,9 @@ fn decompress(headers: &HeaderMap, raw: Vec<u8>, limit: usize) -> ApiResult<Vec<
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_encoding",
-                format!("Content-Encoding '{other}' is not supported: send the body plain, gzip or zstd"),
+                format!(
+                    "Content-Encoding '{other}' is not supported: send the body plain, gzip or zstd"
+                ),
             ));
         }
     };
@@ -158,7 +160,9 @@ fn decompress(headers: &HeaderMap, raw: Vec<u8>, limit: usize) -> ApiResult<Vec<
     reader
         .take(limit as u64 + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| ApiError::bad_request(format!("the {encoding} body cannot be decompressed: {e}")))?;
+        .map_err(|e| {
+            ApiError::bad_request(format!("the {encoding} body cannot be decompressed: {e}"))
+        })?;
     if bytes.len() > limit {
         return Err(crate::limits::too_large(limit));
     }
@@ -171,9 +175,18 @@ fn framing(headers: &HeaderMap, body: &[u8]) -> ApiResult<Framing> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/x-ndjson");
-    let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match media.as_str() {
-        "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/jsonlines" | "application/x-jsonlines" => Ok(Framing::Ndjson),
+        "application/x-ndjson"
+        | "application/ndjson"
+        | "application/jsonl"
+        | "application/jsonlines"
+        | "application/x-jsonlines" => Ok(Framing::Ndjson),
         "application/json" => Ok(match body.trim_ascii_start().first() {
             Some(b'[') => Framing::Array,
             _ => Framing::Ndjson,
@@ -181,7 +194,9 @@ fn framing(headers: &HeaderMap, body: &[u8]) -> ApiResult<Framing> {
         other => Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            format!("Content-Type '{other}' is not a format of records: send application/x-ndjson (one JSON object per line) or application/json (an array of objects)"),
+            format!(
+                "Content-Type '{other}' is not a format of records: send application/x-ndjson (one JSON object per line) or application/json (an array of objects)"
+            ),
         )),
     }
 }

@@ -283,10 +283,18 @@ fn log_error(what: &str, dir: &Path, e: std::io::Error) -> TablesError {
 }
 
 /// The log writer of one table: appends the requests that arrived together with one fsync,
-/// buffers their rows, then answers them.
-async fn run_log(stream: Arc<TableStream>, mut wal: wal::Wal, mut ops: mpsc::Receiver<LogOp>, buffered: Arc<AtomicUsize>, wake: Arc<Notify>) {
-    let wal_dir = stream.dir.clone();
+/// buffers their rows, then answers them. It ends when the table's stream is dropped.
+async fn run_log(
+    stream: std::sync::Weak<TableStream>,
+    mut wal: wal::Wal,
+    mut ops: mpsc::Receiver<LogOp>,
+    buffered: Arc<AtomicUsize>,
+    wake: Arc<Notify>,
+) {
     while let Some(first) = ops.recv().await {
+        let Some(stream) = stream.upgrade() else {
+            break;
+        };
         let mut batch = vec![first];
         while batch.len() < 4096
             && let Ok(op) = ops.try_recv()
@@ -304,7 +312,9 @@ async fn run_log(stream: Arc<TableStream>, mut wal: wal::Wal, mut ops: mpsc::Rec
                 } => appends.push((header, batch, payload, answer)),
                 other => {
                     // Appends that arrived before it go first.
-                    wal = append_group(&stream, wal, std::mem::take(&mut appends), &buffered, &wake).await;
+                    wal =
+                        append_group(&stream, wal, std::mem::take(&mut appends), &buffered, &wake)
+                            .await;
                     match other {
                         LogOp::Rotate { answer } => {
                             let through = stream.lock().next_seq - 1;
@@ -320,10 +330,14 @@ async fn run_log(stream: Arc<TableStream>, mut wal: wal::Wal, mut ops: mpsc::Rec
         }
         wal = append_group(&stream, wal, appends, &buffered, &wake).await;
     }
-    tracing::debug!(dir = %wal_dir.display(), "stream log closed");
 }
 
-type Appended = (Header, RecordBatch, Vec<u8>, oneshot::Sender<std::io::Result<Ack>>);
+type Appended = (
+    Header,
+    RecordBatch,
+    Vec<u8>,
+    oneshot::Sender<std::io::Result<Ack>>,
+);
 
 async fn append_group(
     stream: &Arc<TableStream>,
@@ -458,7 +472,11 @@ impl Streams {
 
     /// The stream of `t` at `location`, opened from its log (records the table already holds
     /// are dropped; the rest are buffered again) when it is not open yet.
-    async fn open_table(self: &Arc<Self>, t: &TableRef, location: &str) -> Result<Arc<TableStream>> {
+    async fn open_table(
+        self: &Arc<Self>,
+        t: &TableRef,
+        location: &str,
+    ) -> Result<Arc<TableStream>> {
         let _opening = self.opening.lock().await;
         match self.get(t) {
             Some(s) if s.location == location => return Ok(s),
@@ -475,7 +493,11 @@ impl Streams {
                 .map_err(|e| log_error("read", &dir, e))?
         };
         let lake = LakeTable::open(location).await?;
-        let committed = lake.transaction_version(&self.app_id).await?.unwrap_or(0).max(0) as u64;
+        let committed = lake
+            .transaction_version(&self.app_id)
+            .await?
+            .unwrap_or(0)
+            .max(0) as u64;
         let window = self.config.idempotency_window.as_millis() as u64;
         let oldest = now_ms().saturating_sub(window);
         let mut keys = HashMap::new();
@@ -522,7 +544,8 @@ impl Streams {
                 size,
             }));
         }
-        rewrite_keys(&dir.join("keys.log"), &remembered).map_err(|e| log_error("write", &dir, e))?;
+        rewrite_keys(&dir.join("keys.log"), &remembered)
+            .map_err(|e| log_error("write", &dir, e))?;
         for (at, key, ack) in remembered {
             key_ages.push_back((at, key.clone()));
             keys.insert(key, ack);
@@ -554,7 +577,13 @@ impl Streams {
             flush_turn: Default::default(),
         });
         let wake = self.wake.clone();
-        tokio::spawn(run_log(stream.clone(), wal, receiver, self.buffered.clone(), wake));
+        tokio::spawn(run_log(
+            Arc::downgrade(&stream),
+            wal,
+            receiver,
+            self.buffered.clone(),
+            wake,
+        ));
         self.tables
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -621,6 +650,21 @@ fn append_keys(path: &Path, entries: &[Arc<Entry>]) -> std::io::Result<()> {
     f.sync_data()
 }
 
+impl WriteNeeds {
+    /// What a request of records needs: MODIFY, and a view of every row and column (its
+    /// records are not checked against a row filter), as a file upload.
+    pub fn records(columns: Vec<String>) -> WriteNeeds {
+        WriteNeeds {
+            operation: "stream",
+            privilege: Privilege::Modify,
+            full_view: false,
+            rows_unchecked: true,
+            administer: false,
+            columns,
+        }
+    }
+}
+
 /// The actor of the commits of buffered records (each request was decided when it came).
 fn streamer() -> Actor {
     Actor {
@@ -635,13 +679,19 @@ impl Tables {
     pub async fn open_streams(&self, config: StreamConfig) -> Result<()> {
         let streams = Arc::new(Streams::open(config)?);
         if self.streams.set(streams.clone()).is_err() {
-            return Err(TablesError::Invalid("the stream log is open already".into()));
+            return Err(TablesError::Invalid(
+                "the stream log is open already".into(),
+            ));
         }
         // Every table with a log left behind is read back now.
         for hub in subdirs(&streams.config.dir) {
             for dataset in subdirs(&hub) {
                 for table in subdirs(&dataset) {
-                    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    let name = |p: &Path| {
+                        p.file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default()
+                    };
                     let Ok(t) = TableRef::new(&name(&hub), &name(&dataset), &name(&table)) else {
                         continue;
                     };
@@ -673,7 +723,12 @@ impl Tables {
 
     /// Looks up `key` (an `Idempotency-Key` of `actor`) on table `t`: its answer when it was
     /// used within the window, else a claim on it for this request.
-    pub async fn recall_records(&self, actor: &Actor, t: &TableRef, key: Option<&str>) -> Result<Recall> {
+    pub async fn recall_records(
+        &self,
+        actor: &Actor,
+        t: &TableRef,
+        key: Option<&str>,
+    ) -> Result<Recall> {
         let Some(key) = key else {
             return Ok(Recall::Go(Claim { stream: None }));
         };
@@ -716,14 +771,8 @@ impl Tables {
     ) -> Result<Ack> {
         let streams = self.streams().ok_or_else(no_streams)?;
         let entry = self.entry(t).await?;
-        let needs = WriteNeeds {
-            operation: "stream",
-            privilege: Privilege::Modify,
-            full_view: false,
-            rows_unchecked: true,
-            administer: false,
-            columns: rows.schema().fields().iter().map(|f| f.name().clone()).collect(),
-        };
+        let columns = rows.schema().fields().iter().map(|f| f.name().clone());
+        let needs = WriteNeeds::records(columns.collect());
         self.decide(actor, &entry, &needs).await?;
         crate::write::not_a_view(&entry)?;
         if !entry.primary_key.is_empty() {
@@ -762,7 +811,8 @@ impl Tables {
             },
             pii,
         };
-        let payload = wal::encode(&header, &rows).map_err(|e| log_error("encode records for", &stream.dir, e))?;
+        let payload = wal::encode(&header, &rows)
+            .map_err(|e| log_error("encode records for", &stream.dir, e))?;
         let ack = stream
             .op(|answer| LogOp::Append {
                 header,
@@ -823,11 +873,16 @@ impl Tables {
         result
     }
 
-    async fn flush_unlocked(&self, streams: &Arc<Streams>, stream: &Arc<TableStream>) -> Result<()> {
+    async fn flush_unlocked(
+        &self,
+        streams: &Arc<Streams>,
+        stream: &Arc<TableStream>,
+    ) -> Result<()> {
         let t = &stream.t;
         let _turn = self.sequencer.turn(&t.to_string()).await?;
         let (segments, through) = stream.op(|answer| LogOp::Rotate { answer }).await?;
-        let entries: Vec<Arc<Entry>> = stream
+        let failed_before = stream.lock().failures > 0;
+        let mut entries: Vec<Arc<Entry>> = stream
             .lock()
             .entries
             .iter()
@@ -841,38 +896,31 @@ impl Tables {
                 return Ok(());
             };
             let lake = LakeTable::open(&entry.location).await?;
-            stream.lock().flushing = Some((through, lake.version()));
-            let started = Instant::now();
-            let result = self.commit_entries(streams, &lake, &entry, &entries, through).await;
-            let actor = streamer();
-            self.record(&actor, "commit", t, "stream", &result).await;
-            crate::log::commit(&actor, t, "stream", started, &result);
-            let committed = result?;
-            self.announce(&actor, t, "stream", &committed);
-            let released: usize = entries.iter().map(|e| e.size).sum();
-            {
-                let mut state = stream.lock();
-                state.entries.retain(|e| e.seq > through);
-                state.bytes -= released;
-                state.flushed.push_back((committed.version, through));
-                if state.flushed.len() > 64 {
-                    state.flushed.pop_front();
-                }
-                let oldest = now_ms().saturating_sub(streams.config.idempotency_window.as_millis() as u64);
-                while let Some((at, key)) = state.key_ages.front().cloned()
-                    && at < oldest
-                {
-                    state.key_ages.pop_front();
-                    state.keys.remove(&key);
-                }
+            if failed_before {
+                // A commit that failed may have landed all the same (its answer lost): what
+                // the table holds already is not committed again.
+                let held = lake
+                    .transaction_version(&streams.app_id)
+                    .await?
+                    .unwrap_or(0)
+                    .max(0) as u64;
+                let (landed, rest) = entries.into_iter().partition(|e| e.seq <= held);
+                entries = rest;
+                release(streams, stream, landed, held, lake.version()).await?;
             }
-            streams.buffered.fetch_sub(released, Ordering::Relaxed);
-            // The keys outlive the log segments that held them.
-            let path = stream.keys_path();
-            tokio::task::spawn_blocking(move || append_keys(&path, &entries))
-                .await
-                .expect("writing keys does not panic")
-                .map_err(|e| log_error("write keys to", &stream.dir, e))?;
+            if !entries.is_empty() {
+                stream.lock().flushing = Some((through, lake.version()));
+                let started = Instant::now();
+                let result = self
+                    .commit_entries(streams, &lake, &entry, &entries, through)
+                    .await;
+                let actor = streamer();
+                self.record(&actor, "commit", t, "stream", &result).await;
+                crate::log::commit(&actor, t, "stream", started, &result);
+                let committed = result?;
+                self.announce(&actor, t, "stream", &committed);
+                release(streams, stream, entries, through, committed.version).await?;
+            }
         }
         stream
             .op(|answer| LogOp::Retire { segments, answer })
@@ -910,7 +958,8 @@ impl Tables {
             operation: "stream",
             transaction: Some((streams.app_id.clone(), through as i64)),
         };
-        let mut committed = write_rows(lake, entry, rows, basin_lake::WriteMode::Append, None, &[]).await?;
+        let mut committed =
+            write_rows(lake, entry, rows, basin_lake::WriteMode::Append, None, &[]).await?;
         committed.rows = entries.iter().map(|e| e.batch.num_rows() as u64).sum();
         Ok(committed)
     }
@@ -965,9 +1014,44 @@ impl Tables {
     }
 }
 
+/// Takes committed entries (every sequence number up to `through`, in table `version`) out of
+/// the buffer; their keys move to the keys file before their log segments are retired.
+async fn release(
+    streams: &Streams,
+    stream: &Arc<TableStream>,
+    entries: Vec<Arc<Entry>>,
+    through: u64,
+    version: i64,
+) -> Result<()> {
+    let released: usize = entries.iter().map(|e| e.size).sum();
+    {
+        let mut state = stream.lock();
+        state.entries.retain(|e| e.seq > through);
+        state.bytes -= released;
+        state.flushed.push_back((version, through));
+        if state.flushed.len() > 64 {
+            state.flushed.pop_front();
+        }
+        let oldest = now_ms().saturating_sub(streams.config.idempotency_window.as_millis() as u64);
+        while let Some((at, key)) = state.key_ages.front().cloned()
+            && at < oldest
+        {
+            state.key_ages.pop_front();
+            state.keys.remove(&key);
+        }
+    }
+    streams.buffered.fetch_sub(released, Ordering::Relaxed);
+    let path = stream.keys_path();
+    tokio::task::spawn_blocking(move || append_keys(&path, &entries))
+        .await
+        .expect("writing keys does not panic")
+        .map_err(|e| log_error("write keys to", &stream.dir, e))
+}
+
 fn no_streams() -> TablesError {
     TablesError::Invalid(
-        "streamed records are taken by a running server (`basin serve`), which keeps their log".into(),
+        "streamed records are taken by a running server (`basin serve`), which keeps their log"
+            .into(),
     )
 }
 

@@ -10,17 +10,12 @@ use serde_json::{Value, json};
 
 use crate::Basin;
 use crate::crash::{Rng, kills};
-use crate::server::{ADMIN_PASSWORD, Api, Answer, Server, problem};
+use crate::server::{ADMIN_PASSWORD, Answer, Api, Server, problem};
 
 const EVENTS: &str = "/api/v1/hubs/main/datasets/fleet/tables/events";
 
 /// Posts a body of records.
-async fn post(
-    s: &Api,
-    token: &str,
-    body: Vec<u8>,
-    headers: &[(&str, &str)],
-) -> Answer {
+async fn post(s: &Api, token: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Answer {
     let mut req = s
         .http
         .post(format!("{}{EVENTS}/records", s.url))
@@ -33,6 +28,15 @@ async fn post(
         req = req.header(*k, *v);
     }
     Api::answer(req.send().await.unwrap()).await
+}
+
+/// Sets how long fleet.events buffers records before it commits them.
+async fn commit_after(s: &Api, admin: &str, max_age_ms: u64) {
+    let settings = json!({"max_age_ms": max_age_ms, "max_mib": 64, "unknown_fields": "reject"});
+    let a = s
+        .call("PUT", &format!("{EVENTS}/stream"), Some(admin), Some(settings))
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
 }
 
 fn ndjson(records: &[Value]) -> Vec<u8> {
@@ -79,19 +83,28 @@ async fn records_are_queryable_at_once_governed_committed_once_and_bad_input_is_
         assert_eq!(a.status, 200, "{statement}: {}", a.text);
     }
     for (path, body) in [
-        ("/api/v1/tags/classification", json!({"allowed_values": ["public", "pii"]})),
-        ("/api/v1/policies/row-filters", json!({"table": "fleet.events", "grantee": "analyst", "expression": "region = 'eu'"})),
-        ("/api/v1/policies/masks", json!({"table": "fleet.events", "column": "vehicle", "grantee": "analyst", "mask": "keep_last(2)"})),
-        ("/api/v1/tags", json!({"object": "table main.fleet.events", "column": "driver", "tags": ["classification=pii"]})),
+        (
+            "/api/v1/tags/classification",
+            json!({"allowed_values": ["public", "pii"]}),
+        ),
+        (
+            "/api/v1/policies/row-filters",
+            json!({"table": "fleet.events", "grantee": "analyst", "expression": "region = 'eu'"}),
+        ),
+        (
+            "/api/v1/policies/masks",
+            json!({"table": "fleet.events", "column": "vehicle", "grantee": "analyst", "mask": "keep_last(2)"}),
+        ),
+        (
+            "/api/v1/tags",
+            json!({"object": "table main.fleet.events", "column": "driver", "tags": ["classification=pii"]}),
+        ),
     ] {
         let a = s.call("PUT", path, Some(&admin), Some(body.clone())).await;
         assert_eq!(a.status, 200, "{path}: {}", a.text);
     }
     // Records stay buffered (an hour) unless something commits them.
-    let a = s
-        .call("PUT", &format!("{EVENTS}/stream"), Some(&admin), Some(json!({"max_age_ms": 3_600_000, "max_mib": 64, "unknown_fields": "reject"})))
-        .await;
-    assert_eq!(a.status, 200, "{}", a.text);
+    commit_after(&s, &admin, 3_600_000).await;
     let (alice, feeder, reader) = (
         server.login("alice", "alice-password").await,
         server.login("feeder", "feeder-password").await,
@@ -102,24 +115,51 @@ async fn records_are_queryable_at_once_governed_committed_once_and_bad_input_is_
         .map(|i| json!({"id": i, "vehicle": format!("WVW-{i:04}"), "region": if i % 2 == 0 { "eu" } else { "us" }, "driver": format!("driver-{i}"), "speed": i as f64 * 10.5}))
         .collect();
     let before = s.table_version(&admin, "fleet.events").await;
-    let a = post(&s, &feeder, ndjson(&records), &[("Idempotency-Key", "batch-1")]).await;
+    let a = post(
+        &s,
+        &feeder,
+        ndjson(&records),
+        &[("Idempotency-Key", "batch-1")],
+    )
+    .await;
     assert_eq!(a.status, 200, "{}", a.text);
-    assert_eq!((a.body["accepted"].as_u64(), a.body["replayed"].as_bool()), (Some(4), Some(false)));
+    assert_eq!(
+        (a.body["accepted"].as_u64(), a.body["replayed"].as_bool()),
+        (Some(4), Some(false))
+    );
 
     // Queryable at once, before any commit.
     assert_eq!(s.table_version(&admin, "fleet.events").await, before);
-    assert_eq!(count(&s, &admin, "SELECT count(*) FROM fleet.events").await, 4);
+    assert_eq!(
+        count(&s, &admin, "SELECT count(*) FROM fleet.events").await,
+        4
+    );
     // The buffered rows are filtered, masked and protected like committed ones.
-    let seen = s.rows(&alice, "SELECT id, vehicle, driver FROM fleet.events ORDER BY id").await;
+    let seen = s
+        .rows(
+            &alice,
+            "SELECT id, vehicle, driver FROM fleet.events ORDER BY id",
+        )
+        .await;
     assert_eq!(seen.len(), 2, "{seen:?}");
     assert_eq!(seen[0]["id"], 2);
     let masked = seen[0]["vehicle"].as_str().unwrap();
     assert!(masked.ends_with("02") && masked != "WVW-0002", "{masked}");
     assert_ne!(seen[0]["driver"], "driver-2", "PII shown in clear to alice");
-    let clear = s.rows(&admin, "SELECT driver FROM fleet.events WHERE id = 2").await;
+    let clear = s
+        .rows(&admin, "SELECT driver FROM fleet.events WHERE id = 2")
+        .await;
     assert_eq!(clear[0]["driver"], "driver-2");
     // Time travel reads the committed version only.
-    assert_eq!(count(&s, &admin, "SELECT count(*) FROM fleet.events VERSION AS OF 0").await, 0);
+    assert_eq!(
+        count(
+            &s,
+            &admin,
+            "SELECT count(*) FROM fleet.events VERSION AS OF 0"
+        )
+        .await,
+        0
+    );
     // No clear PII in the stream log.
     for f in walk(&b.data_dir().join("wal")) {
         let bytes = std::fs::read(&f).unwrap();
@@ -131,11 +171,20 @@ async fn records_are_queryable_at_once_governed_committed_once_and_bad_input_is_
     }
 
     // A retry with the same key is answered, not taken again.
-    let again = post(&s, &feeder, ndjson(&records), &[("Idempotency-Key", "batch-1")]).await;
+    let again = post(
+        &s,
+        &feeder,
+        ndjson(&records),
+        &[("Idempotency-Key", "batch-1")],
+    )
+    .await;
     assert_eq!(again.status, 200, "{}", again.text);
     assert_eq!(again.body["replayed"], true);
     assert_eq!(again.body["sequence"], a.body["sequence"]);
-    assert_eq!(count(&s, &admin, "SELECT count(*) FROM fleet.events").await, 4);
+    assert_eq!(
+        count(&s, &admin, "SELECT count(*) FROM fleet.events").await,
+        4
+    );
 
     // Who may not modify the table, or may but does not see all of it, is refused.
     problem(&post(&s, &reader, ndjson(&records), &[]).await, 403);
@@ -145,57 +194,139 @@ async fn records_are_queryable_at_once_governed_committed_once_and_bad_input_is_
     let partly = post(&s, &feeder, b"{\"id\": 10, \"speed\": 1}\n{\"id\": \"ten\"}\n{\"id\": 11, \"colour\": \"red\"}\n{\"id\": 12".to_vec(), &[]).await;
     assert_eq!(partly.status, 200, "{}", partly.text);
     assert_eq!(partly.body["accepted"], 1);
-    let refused: Vec<u64> = partly.body["refused"].as_array().unwrap().iter().map(|r| r["index"].as_u64().unwrap()).collect();
+    let refused: Vec<u64> = partly.body["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["index"].as_u64().unwrap())
+        .collect();
     assert_eq!(refused, vec![1, 2, 3], "{}", partly.text);
-    assert!(partly.text.contains("'colour' is not a column"), "{}", partly.text);
+    assert!(
+        partly.text.contains("'colour' is not a column"),
+        "{}",
+        partly.text
+    );
     for (body, content_type, status, says) in [
-        (b"{\"id\": 1".to_vec(), "application/x-ndjson", 400, "no record of the request was taken"),
-        (b"{\"name\": \"\xff\"}".to_vec(), "application/x-ndjson", 400, "invalid UTF-8"),
-        (b"[{\"id\": 1},".to_vec(), "application/json", 400, "not a JSON array"),
-        (b"".to_vec(), "application/x-ndjson", 400, "holds no records"),
-        (b"id,speed\n1,2\n".to_vec(), "text/csv", 415, "not a format of records"),
-        (format!("{{\"vehicle\": \"{}\"}}", "x".repeat(2 << 20)).into_bytes(), "application/x-ndjson", 413, "limit"),
+        (
+            b"{\"id\": 1".to_vec(),
+            "application/x-ndjson",
+            400,
+            "no record of the request was taken",
+        ),
+        (
+            b"{\"name\": \"\xff\"}".to_vec(),
+            "application/x-ndjson",
+            400,
+            "invalid UTF-8",
+        ),
+        (
+            b"[{\"id\": 1},".to_vec(),
+            "application/json",
+            400,
+            "not a JSON array",
+        ),
+        (
+            b"".to_vec(),
+            "application/x-ndjson",
+            400,
+            "holds no records",
+        ),
+        (
+            b"id,speed\n1,2\n".to_vec(),
+            "text/csv",
+            415,
+            "not a format of records",
+        ),
+        (
+            format!("{{\"vehicle\": \"{}\"}}", "x".repeat(2 << 20)).into_bytes(),
+            "application/x-ndjson",
+            413,
+            "limit",
+        ),
     ] {
         let a = post(&s, &feeder, body, &[("content-type", content_type)]).await;
         problem(&a, status);
         assert!(a.text.contains(says), "{says}: {}", a.text);
     }
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&ndjson(&[json!({"id": 20, "region": "eu"})])).unwrap();
-    let a = post(&s, &feeder, gz.finish().unwrap(), &[("content-encoding", "gzip")]).await;
+    gz.write_all(&ndjson(&[json!({"id": 20, "region": "eu"})]))
+        .unwrap();
+    let a = post(
+        &s,
+        &feeder,
+        gz.finish().unwrap(),
+        &[("content-encoding", "gzip")],
+    )
+    .await;
     assert_eq!(a.status, 200, "{}", a.text);
     let missing = s
         .http
-        .post(format!("{}/api/v1/hubs/main/datasets/fleet/tables/nope/records", s.url))
+        .post(format!(
+            "{}/api/v1/hubs/main/datasets/fleet/tables/nope/records",
+            s.url
+        ))
         .bearer_auth(&feeder)
         .body("{\"id\": 1}")
         .send()
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
-    assert_eq!(count(&s, &admin, "SELECT count(*) FROM fleet.events").await, 6);
+    assert_eq!(
+        count(&s, &admin, "SELECT count(*) FROM fleet.events").await,
+        6
+    );
 
     // Any write other than an append commits the buffer first, and sees its rows.
     let a = s.sql(&admin, "DELETE FROM fleet.events WHERE id = 1").await;
     assert_eq!(a.status, 200, "{}", a.text);
     assert!(s.table_version(&admin, "fleet.events").await >= before + 2);
-    assert_eq!(count(&s, &admin, "SELECT count(*) FROM fleet.events").await, 5);
+    assert_eq!(
+        count(&s, &admin, "SELECT count(*) FROM fleet.events").await,
+        5
+    );
 
     // A graceful shutdown commits what is buffered; nothing is doubled after the restart.
-    let a = post(&s, &feeder, ndjson(&[json!({"id": 30, "region": "eu"})]), &[("Idempotency-Key", "last")]).await;
+    let a = post(
+        &s,
+        &feeder,
+        ndjson(&[json!({"id": 30, "region": "eu"})]),
+        &[("Idempotency-Key", "last")],
+    )
+    .await;
     assert_eq!(a.status, 200, "{}", a.text);
     server.terminate();
     assert!(server.wait_exit().success());
-    let committed: Vec<Value> = b.json("SELECT count(*) AS n, count(DISTINCT id) AS d FROM fleet.events");
-    assert_eq!((committed[0]["n"].as_i64(), committed[0]["d"].as_i64()), (Some(6), Some(6)));
-    assert!(segments(&b).is_empty(), "log segments left after a clean stop: {:?}", segments(&b));
+    let committed: Vec<Value> =
+        b.json("SELECT count(*) AS n, count(DISTINCT id) AS d FROM fleet.events");
+    assert_eq!(
+        (committed[0]["n"].as_i64(), committed[0]["d"].as_i64()),
+        (Some(6), Some(6))
+    );
+    assert!(
+        segments(&b).is_empty(),
+        "log segments left after a clean stop: {:?}",
+        segments(&b)
+    );
     let server = Server::start(&b, &[]);
     let s = server.client();
     let feeder = server.login("feeder", "feeder-password").await;
     let admin = server.login("admin", ADMIN_PASSWORD).await;
-    let a = post(&s, &feeder, ndjson(&[json!({"id": 30, "region": "eu"})]), &[("Idempotency-Key", "last")]).await;
-    assert_eq!(a.body["replayed"], true, "the key outlives a restart: {}", a.text);
-    assert_eq!(count(&s, &admin, "SELECT count(*) FROM fleet.events").await, 6);
+    let a = post(
+        &s,
+        &feeder,
+        ndjson(&[json!({"id": 30, "region": "eu"})]),
+        &[("Idempotency-Key", "last")],
+    )
+    .await;
+    assert_eq!(
+        a.body["replayed"], true,
+        "the key outlives a restart: {}",
+        a.text
+    );
+    assert_eq!(
+        count(&s, &admin, "SELECT count(*) FROM fleet.events").await,
+        6
+    );
 }
 
 /// The crash test: a producer streams numbered records while the server is killed with
@@ -204,7 +335,10 @@ async fn records_are_queryable_at_once_governed_committed_once_and_bad_input_is_
 #[tokio::test(flavor = "multi_thread")]
 async fn every_acknowledged_record_survives_kill_9_exactly_once() {
     let b = fleet();
-    b.ok(&["sql", "GRANT SELECT, MODIFY ON TABLE fleet.events TO feeder"]);
+    b.ok(&[
+        "sql",
+        "GRANT SELECT, MODIFY ON TABLE fleet.events TO feeder",
+    ]);
     let mut rng = Rng::seeded("every_acknowledged_record_survives_kill_9_exactly_once");
     let mut acknowledged = BTreeSet::new();
     let mut next = 0u64;
@@ -217,20 +351,24 @@ async fn every_acknowledged_record_survives_kill_9_exactly_once() {
         if round == 0 {
             let admin = server.login("admin", ADMIN_PASSWORD).await;
             // Commits every 300 ms, so that kills land before, during and after commits.
-            let a = s
-                .call("PUT", &format!("{EVENTS}/stream"), Some(&admin), Some(json!({"max_age_ms": 300, "max_mib": 64, "unknown_fields": "reject"})))
-                .await;
-            assert_eq!(a.status, 200, "{}", a.text);
+            commit_after(&s, &admin, 300).await;
         }
         let last = round == kills(3);
-        let kill_at = tokio::time::Instant::now() + rng.delay(Duration::from_millis(1500)) + Duration::from_millis(200);
+        let kill_at = tokio::time::Instant::now()
+            + rng.delay(Duration::from_millis(1500))
+            + Duration::from_millis(200);
         loop {
             let (key, numbers) = unanswered.take().unwrap_or_else(|| {
                 let numbers: Vec<u64> = (next..next + 50).collect();
                 next += 50;
                 (format!("req-{}", numbers[0]), numbers)
             });
-            let body = ndjson(&numbers.iter().map(|n| json!({"id": n, "region": "eu"})).collect::<Vec<_>>());
+            let body = ndjson(
+                &numbers
+                    .iter()
+                    .map(|n| json!({"id": n, "region": "eu"}))
+                    .collect::<Vec<_>>(),
+            );
             let headers = [("Idempotency-Key", key.as_str())];
             let send = post(&s, &feeder, body, &headers);
             let answer = if last {
@@ -264,14 +402,23 @@ async fn every_acknowledged_record_survives_kill_9_exactly_once() {
     let server = Server::start(&b, &[]);
     let s = server.client();
     let admin = server.login("admin", ADMIN_PASSWORD).await;
-    let rows = s.rows(&admin, "SELECT id, count(*) AS n FROM fleet.events GROUP BY id").await;
+    let rows = s
+        .rows(
+            &admin,
+            "SELECT id, count(*) AS n FROM fleet.events GROUP BY id",
+        )
+        .await;
     let doubled: Vec<&Value> = rows.iter().filter(|r| r["n"] != 1).collect();
     assert!(doubled.is_empty(), "records stored twice: {doubled:?}");
     let stored: BTreeSet<u64> = rows.iter().map(|r| r["id"].as_u64().unwrap()).collect();
     let lost: Vec<&u64> = acknowledged.difference(&stored).collect();
     assert!(lost.is_empty(), "acknowledged records lost: {lost:?}");
     // Every request cut off by a kill was retried with its key, and answered.
-    assert_eq!(stored.len(), acknowledged.len(), "records stored that were never acknowledged");
+    assert_eq!(
+        stored.len(),
+        acknowledged.len(),
+        "records stored that were never acknowledged"
+    );
     assert!(acknowledged.len() >= 1000);
 }
 
