@@ -771,8 +771,13 @@ impl Tables {
     ) -> Result<Ack> {
         let streams = self.streams().ok_or_else(no_streams)?;
         let entry = self.entry(t).await?;
-        let columns = rows.schema().fields().iter().map(|f| f.name().clone());
-        let needs = WriteNeeds::records(columns.collect());
+        let columns = rows
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let needs = WriteNeeds::records(columns);
         self.decide(actor, &entry, &needs).await?;
         crate::write::not_a_view(&entry)?;
         if !entry.primary_key.is_empty() {

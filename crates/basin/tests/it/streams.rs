@@ -34,7 +34,12 @@ async fn post(s: &Api, token: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> 
 async fn commit_after(s: &Api, admin: &str, max_age_ms: u64) {
     let settings = json!({"max_age_ms": max_age_ms, "max_mib": 64, "unknown_fields": "reject"});
     let a = s
-        .call("PUT", &format!("{EVENTS}/stream"), Some(admin), Some(settings))
+        .call(
+            "PUT",
+            &format!("{EVENTS}/stream"),
+            Some(admin),
+            Some(settings),
+        )
         .await;
     assert_eq!(a.status, 200, "{}", a.text);
 }
