@@ -38,7 +38,7 @@ use crate::{Actor, Committed, Result, Tables, TablesError, WriteNeeds};
 /// How this node keeps streamed records until they are committed.
 #[derive(Debug, Clone)]
 pub struct StreamConfig {
-    /// The log directory (`<data-dir>/wal`); one process uses it at a time.
+    /// The log directory (`<data-dir>/wal`); each process takes a slot of its own in it.
     pub dir: PathBuf,
     /// Records buffered over all tables, in bytes, beyond which requests are refused with
     /// [`TablesError::Full`] until commits catch up.
@@ -410,21 +410,10 @@ async fn append_group(
 
 impl Streams {
     /// Opens the log directory (one process at a time), or fails naming what holds it.
-    fn open(config: StreamConfig) -> Result<Streams> {
+    fn open(mut config: StreamConfig) -> Result<Streams> {
+        let (dir, lock) = take_slot(&config.dir)?;
+        config.dir = dir;
         let dir = &config.dir;
-        std::fs::create_dir_all(dir).map_err(|e| log_error("create", dir, e))?;
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("LOCK"))
-            .map_err(|e| log_error("open", dir, e))?;
-        lock.try_lock().map_err(|_| {
-            TablesError::Invalid(format!(
-                "the stream log in {} is in use by another basin process; stop it, or give this one its own --data-dir",
-                dir.display()
-            ))
-        })?;
         let node_file = dir.join("node");
         let node = match std::fs::read_to_string(&node_file) {
             Ok(id) if !id.trim().is_empty() => id.trim().to_string(),
@@ -607,6 +596,33 @@ impl Streams {
             let _ = std::fs::remove_dir_all(&stream.dir);
         }
     }
+}
+
+/// Most processes that share one data directory's log.
+const SLOTS: usize = 64;
+
+/// The first slot of the log directory `root` no other process holds (`node-0`, `node-1`, …),
+/// locked for as long as the process runs: several servers may share a data directory, each
+/// with a log of its own, and a server that starts after a crash takes over a free slot's
+/// records, whoever left them.
+fn take_slot(root: &Path) -> Result<(PathBuf, std::fs::File)> {
+    for i in 0..SLOTS {
+        let dir = root.join(format!("node-{i}"));
+        std::fs::create_dir_all(&dir).map_err(|e| log_error("create", &dir, e))?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("LOCK"))
+            .map_err(|e| log_error("open", &dir, e))?;
+        if lock.try_lock().is_ok() {
+            return Ok((dir, lock));
+        }
+    }
+    Err(TablesError::Invalid(format!(
+        "all {SLOTS} stream logs in {} are in use by other basin processes",
+        root.display()
+    )))
 }
 
 /// The remembered keys of `path` not older than `oldest` (ms).
