@@ -31,6 +31,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0008_maintenance.sql"),
     ),
     (9, "streams", include_str!("../migrations/0009_streams.sql")),
+    (
+        10,
+        "sources",
+        include_str!("../migrations/0010_sources.sql"),
+    ),
 ];
 
 /// Applies every migration that the database has not seen yet, each in its own transaction.

@@ -180,22 +180,27 @@ fn input_file(root: &Path, path: PathBuf, format: Option<Format>) -> Result<Inpu
             path.display()
         )));
     }
-    let mut partition_values = Vec::new();
-    if let Ok(relative) = path.strip_prefix(root) {
-        if let Some(parent) = relative.parent() {
-            for dir in parent.components() {
-                if let Some((k, v)) = dir.as_os_str().to_str().and_then(|d| d.split_once('=')) {
-                    partition_values.push((normalize_column_name(k), v.to_string()));
-                }
-            }
-        }
-    }
     Ok(InputFile {
+        partition_values: partition_values(root, &path),
         path,
         format,
         compression,
-        partition_values,
     })
+}
+
+/// The `key=value` folders of `path` below `root`, as (column, value).
+pub(crate) fn partition_values(root: &Path, path: &Path) -> Vec<(String, String)> {
+    let mut values = Vec::new();
+    if let Ok(relative) = path.strip_prefix(root)
+        && let Some(parent) = relative.parent()
+    {
+        for dir in parent.components() {
+            if let Some((k, v)) = dir.as_os_str().to_str().and_then(|d| d.split_once('=')) {
+                values.push((normalize_column_name(k), v.to_string()));
+            }
+        }
+    }
+    values
 }
 
 #[cfg(test)]

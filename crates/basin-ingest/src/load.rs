@@ -46,6 +46,9 @@ pub struct LoadRequest {
     pub max_bad_rows: u64,
     /// Makes the load idempotent: a second load with this id adds nothing.
     pub load_id: Option<String>,
+    /// The folder from which `key=value` folders in an input file's path become columns
+    /// (default: the folder given, or the file's own folder).
+    pub partition_root: Option<std::path::PathBuf>,
 }
 
 /// Live counters of a running load, for progress bars.
@@ -130,7 +133,12 @@ pub async fn load(
         .table
         .clone()
         .ok_or_else(|| IngestError::Input("no target table given".into()))?;
-    let files = resolve_inputs(&req.inputs, req.read.format)?;
+    let mut files = resolve_inputs(&req.inputs, req.read.format)?;
+    if let Some(root) = &req.partition_root {
+        for f in &mut files {
+            f.partition_values = crate::inputs::partition_values(root, &f.path);
+        }
+    }
     let total: u64 = files
         .iter()
         .filter_map(|f| std::fs::metadata(&f.path).ok())

@@ -19,6 +19,7 @@ mod queries;
 mod requests;
 mod search;
 mod session;
+mod sources;
 mod streams;
 
 use std::path::PathBuf;
@@ -43,6 +44,7 @@ pub use search::{
     FacetCount, Facets, MAX_QUERY_CHARS, MAX_SEARCH_LIMIT, SearchHit, SearchQuery, SearchResults,
 };
 pub use session::{Session, TableInfo};
+pub use sources::{NewFilesSource, SourceStatus};
 
 /// Result type of this crate.
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;

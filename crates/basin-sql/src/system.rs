@@ -1,5 +1,6 @@
 //! Virtual tables about the catalog itself: `system.hubs`, `system.datasets`, `system.tables`,
-//! `system.columns`, `system.history`, `system.maintenance_runs` and (for administrators)
+//! `system.columns`, `system.history`, `system.maintenance_runs`, `system.source_runs` and (for
+//! administrators)
 //! `system.audit`. Built when a
 //! statement names them, from what the statement's principal may see.
 
@@ -34,6 +35,7 @@ const TABLES: &[&str] = &[
     "columns",
     "history",
     "maintenance_runs",
+    "source_runs",
 ];
 
 /// Most runs `system.maintenance_runs` holds (the newest).
@@ -336,6 +338,57 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
                 Col::Int("files_after", int(|r| r.files_after)),
                 Col::Int("bytes_rewritten", int(|r| r.bytes_rewritten)),
                 Col::Int("files_deleted", int(|r| r.files_deleted)),
+                Col::Text(
+                    "error",
+                    runs.iter()
+                        .map(|r| (!r.error.is_empty()).then(|| r.error.clone()))
+                        .collect(),
+                ),
+            ])
+        }
+        "source_runs" => {
+            // The newest runs of the sources whose table the principal sees.
+            let seen: std::collections::HashSet<TableRef> =
+                access::visible_tables(engine, None, None)
+                    .await?
+                    .into_iter()
+                    .map(|(t, _)| t.table_ref())
+                    .collect();
+            let runs: Vec<_> = engine
+                .catalog()
+                .source_runs(None, MAINTENANCE_RUNS)
+                .await?
+                .into_iter()
+                .filter(|r| seen.contains(&r.table))
+                .collect();
+            let int = |f: fn(&basin_catalog::SourceRun) -> u64| {
+                runs.iter()
+                    .map(|r| f(r).min(i64::MAX as u64) as i64)
+                    .collect()
+            };
+            batch(vec![
+                Col::Text("source", text(runs.iter().map(|r| r.source.clone()))),
+                Col::Text("hub", text(runs.iter().map(|r| r.table.hub.to_string()))),
+                Col::Text(
+                    "dataset",
+                    text(runs.iter().map(|r| r.table.dataset.to_string())),
+                ),
+                Col::Text(
+                    "table_name",
+                    text(runs.iter().map(|r| r.table.table.to_string())),
+                ),
+                Col::Text("trigger", text(runs.iter().map(|r| r.trigger.clone()))),
+                Col::Time(
+                    "started_at",
+                    runs.iter().map(|r| time(&r.started_at)).collect(),
+                ),
+                Col::Int("duration_ms", int(|r| r.duration_ms)),
+                Col::Text("outcome", text(runs.iter().map(|r| r.outcome.clone()))),
+                Col::Int("files", int(|r| r.files)),
+                Col::Int("failed_files", int(|r| r.failed_files)),
+                Col::Int("rows", int(|r| r.rows)),
+                Col::Int("bytes", int(|r| r.bytes)),
+                Col::Int("lag_ms", int(|r| r.lag_ms)),
                 Col::Text(
                     "error",
                     runs.iter()

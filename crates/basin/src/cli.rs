@@ -128,6 +128,52 @@ pub enum Command {
     /// Ask for access to a dataset or table, and approve or deny others' requests.
     #[command(subcommand)]
     Access(AccessCommand),
+    /// Sources: connectors that keep a table fed (run by `basin serve` as their owner).
+    #[command(subcommand)]
+    Source(SourceCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SourceCommand {
+    /// Declare a source that loads each new file under a folder matching a pattern, once, in
+    /// path order: `basin source add products --table shop.products --path /drops
+    /// --pattern 'products/year=*/month=*/day=*/*.csv' --every 60`.
+    Add {
+        name: String,
+        /// The table it feeds (created by the first file when it does not exist).
+        #[arg(long)]
+        table: String,
+        /// The folder to watch.
+        #[arg(long)]
+        path: PathBuf,
+        /// A glob over paths relative to the folder (`*` stays within one folder level).
+        #[arg(long, default_value = "**/*")]
+        pattern: String,
+        /// The files' format when their names do not say it (csv, json, ndjson, parquet).
+        #[arg(long)]
+        format: Option<String>,
+        /// Seconds between runs.
+        #[arg(long, default_value_t = 60)]
+        every: u64,
+        /// Tries of a failing file before it is left failed.
+        #[arg(long, default_value_t = 3)]
+        max_attempts: u64,
+        /// Bad rows a file may have (they go to `<table>__rejected`) before it fails.
+        #[arg(long, default_value_t = 0)]
+        max_bad_rows: u64,
+    },
+    /// List the sources whose table you see.
+    List,
+    /// A source's settings, files loaded and failed (with why), and last runs.
+    Show { name: String },
+    /// Run a source now (its owner, or who manages its table).
+    Run { name: String },
+    /// Stop running a source on schedule.
+    Pause { name: String },
+    /// Run a paused source on schedule again.
+    Resume { name: String },
+    /// Remove a source (what it loaded stays in its table).
+    Remove { name: String },
 }
 
 #[derive(Args, Debug)]

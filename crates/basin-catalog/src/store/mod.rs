@@ -10,12 +10,14 @@ mod hubs;
 mod leases;
 mod maintenance;
 mod paths;
+mod sources;
 mod streams;
 mod tables;
 
 pub use descriptions::MAX_DESCRIPTION_CHARS;
 pub use leases::Lease;
 pub use maintenance::{MaintenancePolicy, MaintenanceRun};
+pub use sources::{Source, SourceFile, SourceRun};
 pub use streams::{StreamSettings, UnknownFields};
 
 use std::path::Path;

@@ -51,6 +51,7 @@ pub async fn run(
         partition_by: args.partition_by,
         max_bad_rows: args.max_bad_rows,
         load_id: args.load_id.clone(),
+        partition_root: None,
     };
     let progress = Arc::new(Progress::default());
     let bar = show_progress.then(|| tokio::spawn(progress_bar(progress.clone())));

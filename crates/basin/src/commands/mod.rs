@@ -10,6 +10,7 @@ mod hub;
 mod ingest;
 mod search;
 mod serve;
+mod source;
 mod sql;
 mod table;
 
@@ -83,6 +84,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restore { dir } => backup::restore(&g, &dir).await,
         Command::Search(args) => search::run(&g, &session(&g).await?, args).await,
         Command::Access(cmd) => access::run(&g, &session(&g).await?, cmd).await,
+        Command::Source(cmd) => source::run(&g, &session(&g).await?, cmd).await,
         Command::Revoke { words } => {
             print_sql(
                 &g,

@@ -70,10 +70,12 @@ pub async fn run(g: &Global, args: ServeArgs) -> anyhow::Result<()> {
     .await?;
     let maintainer = (args.maintenance_interval_secs > 0)
         .then(|| hub.spawn_maintainer(Duration::from_secs(args.maintenance_interval_secs)));
+    let sources = hub.spawn_sources();
     let served = basin_server::serve(hub.clone(), config, shutdown).await;
     if let Some(m) = maintainer {
         m.abort();
     }
+    sources.abort();
     // The last step of a graceful shutdown: every buffered record is committed.
     let closed = hub.close_streams().await;
     served.map_err(|e| anyhow::anyhow!(e))?;

@@ -23,6 +23,7 @@ mod portal_sql;
 mod search;
 mod server;
 mod server_keys;
+mod sources;
 mod sql_errors;
 mod streams;
 mod surfaces;

@@ -1,0 +1,472 @@
+//! Sources: connectors that keep a table fed, declared by a principal and run by the server's
+//! scheduler as that principal (under its grants), one node at a time (a lease per source).
+//!
+//! The `files` kind loads each new file under a folder whose path matches a pattern
+//! (`products/year=*/month=*/day=*/*.csv`), once, in path order. Each file's load carries a
+//! load id made of its path, size and modification time, which the table's Delta log records in
+//! the same commit as the rows: a restart between the commit and the catalog's record of the
+//! file finds the load in the table and records it, so no file is loaded twice or skipped. A
+//! file that fails is recorded with why, retried at the next runs up to `max_attempts`, and does
+//! not hold the others back.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use basin_catalog::access::{Action, Securable};
+use basin_catalog::{Source, SourceFile, SourceRun};
+use basin_core::{Name, TableRef};
+use basin_ingest::{LoadMode, LoadRequest};
+use serde_json::json;
+use sha2::Digest;
+
+use crate::{Exclusive, Hub, Result, ServiceError, Session};
+
+/// What a new files source reads and how often.
+#[derive(Debug, Clone)]
+pub struct NewFilesSource {
+    pub name: String,
+    pub table: TableRef,
+    /// A local folder.
+    pub location: PathBuf,
+    /// A glob over paths relative to `location` (`*` stays within one folder level).
+    pub pattern: String,
+    /// The files' format when their names do not say it (csv, json, ndjson, parquet).
+    pub format: Option<String>,
+    pub every_secs: u64,
+    pub max_attempts: u64,
+    /// Bad rows a file may have (they go to the quarantine table) before it fails.
+    pub max_bad_rows: u64,
+}
+
+/// A source with the state of its files and its last runs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SourceStatus {
+    #[serde(flatten)]
+    pub source: Source,
+    pub files_loaded: u64,
+    pub files_failed: u64,
+    /// Failed files, with why.
+    pub failures: Vec<SourceFile>,
+    pub last_runs: Vec<SourceRun>,
+}
+
+/// Runs of each source `SourceStatus` shows.
+const SHOWN_RUNS: usize = 5;
+
+impl Session {
+    /// Declares a files source feeding `table` (the principal must be able to load into it:
+    /// MODIFY and a full view, or CREATE on the dataset for a new table). It runs as the
+    /// principal. Audited.
+    pub async fn add_files_source(&self, s: NewFilesSource) -> Result<Source> {
+        let result = async {
+            Name::parse("source", &s.name)?;
+            basin_ingest::check_load(
+                self.engine().tables(),
+                &self.engine().actor(),
+                &s.table,
+                &LoadMode::Append,
+                vec![],
+            )
+            .await?;
+            let location = std::path::absolute(&s.location).map_err(|e| {
+                ServiceError::Invalid(format!("location '{}': {e}", s.location.display()))
+            })?;
+            if !location.is_dir() {
+                return Err(ServiceError::Invalid(format!(
+                    "location '{}' is not a folder this server can read",
+                    location.display()
+                )));
+            }
+            glob::Pattern::new(&s.pattern).map_err(|e| {
+                ServiceError::Invalid(format!("pattern '{}' is not a glob: {e}", s.pattern))
+            })?;
+            if let Some(f) = &s.format {
+                f.parse::<basin_ingest::Format>()?;
+            }
+            if s.every_secs == 0 || s.max_attempts == 0 {
+                return Err(ServiceError::Invalid(
+                    "a source runs at least every second (--every) and tries a file at least once (--max-attempts)".into(),
+                ));
+            }
+            let source = Source {
+                name: s.name.clone(),
+                kind: "files".into(),
+                table: s.table.clone(),
+                config: json!({
+                    "location": location.display().to_string(),
+                    "pattern": s.pattern,
+                    "format": s.format,
+                    "max_bad_rows": s.max_bad_rows,
+                }),
+                every_secs: s.every_secs,
+                max_attempts: s.max_attempts,
+                owner: self.principal().name.clone(),
+                paused: false,
+                created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            };
+            self.engine().catalog().create_source(&source).await?;
+            Ok(source)
+        }
+        .await;
+        self.audited("source.add", &s.name, result).await
+    }
+
+    /// The sources the principal owns or whose table it sees.
+    pub async fn sources(&self) -> Result<Vec<Source>> {
+        let mut seen = Vec::new();
+        for s in self.engine().catalog().sources().await? {
+            if self.sees(&s).await {
+                seen.push(s);
+            }
+        }
+        Ok(seen)
+    }
+
+    /// Whether the principal owns `source` or sees its table (a source's first run may create
+    /// its table).
+    async fn sees(&self, source: &Source) -> bool {
+        source.owner == self.principal().name
+            || basin_sql::access::table_policy(self.engine(), &source.table)
+                .await
+                .is_ok()
+    }
+
+    /// A source the principal sees (its table is visible), with its files and last runs.
+    pub async fn source(&self, name: &str) -> Result<SourceStatus> {
+        let source = self.visible_source(name).await?;
+        let catalog = self.engine().catalog();
+        let files = catalog.source_files(name).await?;
+        let failures: Vec<SourceFile> = files
+            .iter()
+            .filter(|f| f.status == "failed")
+            .cloned()
+            .collect();
+        Ok(SourceStatus {
+            files_loaded: files.iter().filter(|f| f.status == "loaded").count() as u64,
+            files_failed: failures.len() as u64,
+            failures,
+            last_runs: catalog.source_runs(Some(name), SHOWN_RUNS).await?,
+            source,
+        })
+    }
+
+    /// Pauses or resumes a source (its owner, or who manages its table). Audited.
+    pub async fn pause_source(&self, name: &str, paused: bool) -> Result<()> {
+        let result = async {
+            self.managed_source(name).await?;
+            Ok(self
+                .engine()
+                .catalog()
+                .set_source_paused(name, paused)
+                .await?)
+        }
+        .await;
+        let action = if paused {
+            "source.pause"
+        } else {
+            "source.resume"
+        };
+        self.audited(action, name, result).await
+    }
+
+    /// Removes a source (its owner, or who manages its table); what it loaded stays. Audited.
+    pub async fn remove_source(&self, name: &str) -> Result<()> {
+        let result = async {
+            self.managed_source(name).await?;
+            Ok(self.engine().catalog().drop_source(name).await?)
+        }
+        .await;
+        self.audited("source.remove", name, result).await
+    }
+
+    /// Runs a source now, as its owner (who may: its owner, or who manages its table).
+    pub async fn run_source(&self, hub: &Hub, name: &str) -> Result<SourceRun> {
+        self.managed_source(name).await?;
+        match hub.run_source_exclusive(name, "manual").await? {
+            Some(run) => Ok(run),
+            None => Err(ServiceError::Invalid(format!(
+                "source '{name}' is running on this or another server; try again when it is done"
+            ))),
+        }
+    }
+
+    async fn visible_source(&self, name: &str) -> Result<Source> {
+        let missing = || {
+            ServiceError::NotFound(format!(
+                "source '{name}' not found; see `basin source list`"
+            ))
+        };
+        match self.engine().catalog().source(name).await? {
+            Some(source) if self.sees(&source).await => Ok(source),
+            _ => Err(missing()),
+        }
+    }
+
+    async fn managed_source(&self, name: &str) -> Result<Source> {
+        let source = self.visible_source(name).await?;
+        if source.owner != self.principal().name {
+            let object = Securable::table(&source.table);
+            self.require_on(&object, Action::Manage(&object)).await?;
+        }
+        Ok(source)
+    }
+}
+
+/// A file found under a source's location.
+struct Found {
+    path: String,
+    full: PathBuf,
+    size: u64,
+    modified_ms: i64,
+}
+
+impl Hub {
+    /// Runs a source under its lease (`None`: it is running elsewhere) and records the run.
+    async fn run_source_exclusive(&self, name: &str, trigger: &str) -> Result<Option<SourceRun>> {
+        let lease = format!("source:{name}");
+        match self
+            .run_exclusive(&lease, Duration::from_secs(60), |_| {
+                self.run_source(name, trigger)
+            })
+            .await?
+        {
+            Exclusive::Ran(run) => Ok(Some(run?)),
+            Exclusive::Busy(_) | Exclusive::Lost(_) => Ok(None),
+        }
+    }
+
+    /// One run of a source, as its owner: every new file is loaded (or fails) and recorded.
+    async fn run_source(&self, name: &str, trigger: &str) -> Result<SourceRun> {
+        let catalog = self.catalog();
+        let source = catalog
+            .source(name)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("source '{name}' not found")))?;
+        let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let started = Instant::now();
+        let mut run = SourceRun {
+            source: name.to_string(),
+            table: source.table.clone(),
+            trigger: trigger.into(),
+            started_at,
+            duration_ms: 0,
+            outcome: "ok".into(),
+            files: 0,
+            failed_files: 0,
+            rows: 0,
+            bytes: 0,
+            lag_ms: 0,
+            error: String::new(),
+        };
+        if let Err(e) = self.load_new_files(&source, &mut run).await {
+            run.outcome = "error".into();
+            run.error = e.to_string();
+        } else if run.failed_files > 0 {
+            run.outcome = "partial".into();
+        }
+        run.duration_ms = started.elapsed().as_millis() as u64;
+        if let Err(e) = catalog.record_source_run(&run).await {
+            tracing::error!(source = name, "a source run was not recorded: {e}");
+        }
+        Ok(run)
+    }
+
+    async fn load_new_files(&self, source: &Source, run: &mut SourceRun) -> Result<()> {
+        let text = |k: &str| {
+            source
+                .config
+                .get(k)
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        let location = PathBuf::from(text("location").unwrap_or_default());
+        let pattern = glob::Pattern::new(&text("pattern").unwrap_or_default())
+            .map_err(|e| ServiceError::Invalid(format!("the source's pattern: {e}")))?;
+        let format = text("format")
+            .map(|f| f.parse::<basin_ingest::Format>())
+            .transpose()?;
+        let max_bad_rows = source
+            .config
+            .get("max_bad_rows")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0);
+        let session = self
+            .user_session(&source.owner, &[], &format!("source:{}", source.name))
+            .await?;
+        let known: std::collections::HashMap<String, SourceFile> = self
+            .catalog()
+            .source_files(&source.name)
+            .await?
+            .into_iter()
+            .map(|f| (f.path.clone(), f))
+            .collect();
+        let root = location.clone();
+        let found = tokio::task::spawn_blocking(move || find_files(&root, &pattern))
+            .await
+            .map_err(|e| ServiceError::Invalid(e.to_string()))??;
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        for f in found {
+            let same = |k: &SourceFile| k.size == f.size && k.modified_ms == f.modified_ms;
+            let attempts = match known.get(&f.path) {
+                Some(k) if same(k) && k.status == "loaded" => continue,
+                Some(k) if same(k) && k.attempts >= source.max_attempts => continue,
+                Some(k) if same(k) => k.attempts,
+                _ => 0,
+            };
+            let mut hash = sha2::Sha256::new();
+            hash.update(format!("{}\n{}\n{}", f.path, f.size, f.modified_ms));
+            let load_id = format!(
+                "source-{}-{}",
+                source.name,
+                &hex::encode(hash.finalize())[..24]
+            );
+            let mut read = basin_ingest::ReadOptions::default();
+            read.format = format;
+            let request = LoadRequest {
+                table: Some(source.table.clone()),
+                inputs: vec![f.full.display().to_string()],
+                read,
+                mode: LoadMode::Append,
+                max_bad_rows,
+                load_id: Some(load_id),
+                partition_root: Some(location.clone()),
+                ..Default::default()
+            };
+            let loaded = session.load(request, Default::default()).await;
+            let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let record = match &loaded {
+                Ok(report) => {
+                    run.files += 1;
+                    run.rows += report.rows;
+                    run.bytes += f.size;
+                    run.lag_ms = run.lag_ms.max((now_ms - f.modified_ms).max(0) as u64);
+                    SourceFile {
+                        path: f.path.clone(),
+                        size: f.size,
+                        modified_ms: f.modified_ms,
+                        status: "loaded".into(),
+                        attempts: attempts + 1,
+                        rows: report.rows,
+                        version: report.version,
+                        error: String::new(),
+                        at,
+                    }
+                }
+                Err(e) => {
+                    run.failed_files += 1;
+                    tracing::warn!(source = %source.name, file = %f.path, "a source's file failed to load: {e}");
+                    SourceFile {
+                        path: f.path.clone(),
+                        size: f.size,
+                        modified_ms: f.modified_ms,
+                        status: "failed".into(),
+                        attempts: attempts + 1,
+                        rows: 0,
+                        version: -1,
+                        error: e.to_string(),
+                        at,
+                    }
+                }
+            };
+            self.catalog()
+                .record_source_file(&source.name, &record)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Runs every source that is due (not paused, its interval passed since its last run on
+    /// this node), each under its lease, until the returned task is aborted.
+    pub fn spawn_sources(&self) -> tokio::task::JoinHandle<()> {
+        let hub = self.clone();
+        tokio::spawn(async move {
+            let mut last: std::collections::HashMap<String, Instant> = Default::default();
+            let running: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>> =
+                Default::default();
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let sources = match hub.catalog().sources().await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!("cannot read the sources: {e}");
+                        continue;
+                    }
+                };
+                for s in sources.into_iter().filter(|s| !s.paused) {
+                    let due = last
+                        .get(&s.name)
+                        .is_none_or(|at| at.elapsed() >= Duration::from_secs(s.every_secs));
+                    if !due
+                        || !running
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(s.name.clone())
+                    {
+                        continue;
+                    }
+                    last.insert(s.name.clone(), Instant::now());
+                    let (hub, running) = (hub.clone(), running.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = hub.run_source_exclusive(&s.name, "schedule").await {
+                            tracing::warn!(source = %s.name, "a source run failed: {e}");
+                        }
+                        running
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&s.name);
+                    });
+                }
+            }
+        })
+    }
+}
+
+/// The files under `root` whose relative path matches `pattern`, in path order.
+fn find_files(root: &Path, pattern: &glob::Pattern) -> Result<Vec<Found>> {
+    let options = glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: true,
+        require_literal_leading_dot: true,
+    };
+    let mut found = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| {
+            ServiceError::Invalid(format!("cannot read folder {}: {e}", dir.display()))
+        })?;
+        for entry in entries.flatten() {
+            let full = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                dirs.push(full);
+                continue;
+            }
+            let Ok(relative) = full.strip_prefix(root) else {
+                continue;
+            };
+            let path = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            if !pattern.matches_with(&path, options) {
+                continue;
+            }
+            let modified_ms = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_millis() as i64);
+            found.push(Found {
+                path,
+                full,
+                size: meta.len(),
+                modified_ms,
+            });
+        }
+    }
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(found)
+}

@@ -1,0 +1,145 @@
+//! `basin source add|list|show|run|pause|resume|remove`.
+
+use basin_core::TableRef;
+use basin_service::{NewFilesSource, Session};
+
+use crate::cli::{Global, OutputFormat, SourceCommand};
+use crate::output::print_records;
+
+pub async fn run(g: &Global, session: &Session, cmd: SourceCommand) -> anyhow::Result<()> {
+    match cmd {
+        SourceCommand::Add {
+            name,
+            table,
+            path,
+            pattern,
+            format,
+            every,
+            max_attempts,
+            max_bad_rows,
+        } => {
+            let source = session
+                .add_files_source(NewFilesSource {
+                    name,
+                    table: TableRef::parse(&table)?,
+                    location: path,
+                    pattern,
+                    format,
+                    every_secs: every,
+                    max_attempts,
+                    max_bad_rows,
+                })
+                .await?;
+            let message = format!(
+                "Created source '{}': files under {} matching {} into {}, every {} s, as {}.",
+                source.name,
+                source.config["location"].as_str().unwrap_or_default(),
+                source.config["pattern"].as_str().unwrap_or_default(),
+                source.table,
+                source.every_secs,
+                source.owner
+            );
+            super::done(g, &message, &source)
+        }
+        SourceCommand::List => {
+            let sources = session.sources().await?;
+            print_records(
+                g.output,
+                &["name", "kind", "table", "every_secs", "owner", "paused"],
+                &sources,
+            )
+        }
+        SourceCommand::Show { name } => {
+            let status = session.source(&name).await?;
+            if g.output == OutputFormat::Json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+                return Ok(());
+            }
+            let s = &status.source;
+            println!(
+                "source:   {} ({}){}",
+                s.name,
+                s.kind,
+                if s.paused { ", paused" } else { "" }
+            );
+            println!("table:    {}", s.table);
+            println!(
+                "reads:    {} matching {}",
+                s.config["location"].as_str().unwrap_or_default(),
+                s.config["pattern"].as_str().unwrap_or_default()
+            );
+            println!("runs:     every {} s as {}", s.every_secs, s.owner);
+            println!(
+                "files:    {} loaded, {} failed",
+                status.files_loaded, status.files_failed
+            );
+            for f in &status.failures {
+                println!("  failed: {} ({} tries): {}", f.path, f.attempts, f.error);
+            }
+            match status.last_runs.first() {
+                Some(r) => println!(
+                    "last run: {} ({}) {}: {} files, {} rows, {} failed, lag {} ms{}",
+                    r.started_at,
+                    r.trigger,
+                    r.outcome,
+                    r.files,
+                    r.rows,
+                    r.failed_files,
+                    r.lag_ms,
+                    if r.error.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", r.error)
+                    }
+                ),
+                None => println!("last run: none yet"),
+            }
+            Ok(())
+        }
+        SourceCommand::Run { name } => {
+            let hub = super::open(g).await?;
+            let run = session.run_source(&hub, &name).await?;
+            let message = format!(
+                "Source '{name}' ran ({}): {} files loaded ({} rows), {} failed{}.",
+                run.outcome,
+                run.files,
+                run.rows,
+                run.failed_files,
+                if run.error.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", run.error)
+                }
+            );
+            super::done(g, &message, &run)?;
+            if run.outcome == "error" {
+                anyhow::bail!("source '{name}' failed: {}", run.error);
+            }
+            Ok(())
+        }
+        SourceCommand::Pause { name } => {
+            session.pause_source(&name, true).await?;
+            super::done(
+                g,
+                &format!("Paused source '{name}'."),
+                serde_json::json!({"paused": name}),
+            )
+        }
+        SourceCommand::Resume { name } => {
+            session.pause_source(&name, false).await?;
+            super::done(
+                g,
+                &format!("Resumed source '{name}'."),
+                serde_json::json!({"resumed": name}),
+            )
+        }
+        SourceCommand::Remove { name } => {
+            session.remove_source(&name).await?;
+            super::done(
+                g,
+                &format!("Removed source '{name}'."),
+                serde_json::json!({"removed": name}),
+            )
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! Sources end to end: a folder of daily partitions loaded file by file, once each, by `basin
+//! source run` and by the server's scheduler; a failing file reported and retried without
+//! holding the others back; a source re-declared or a server killed loads nothing twice.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::Basin;
+use crate::server::{ADMIN_PASSWORD, Server};
+
+const PATTERN: &str = "products/year=*/month=*/day=*/*.csv";
+
+/// Writes the day's file of products (`rows` rows from id `first`) under `drops`.
+fn drop_day(drops: &Path, day: u32, first: u32, rows: u32) -> PathBuf {
+    let dir = drops.join(format!("products/year=2026/month=11/day={day:02}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut csv = String::from("id,name,price\n");
+    for id in first..first + rows {
+        csv.push_str(&format!("{id},product {id},{}.5\n", id % 90));
+    }
+    let path = dir.join("part-0.csv");
+    std::fs::write(&path, csv).unwrap();
+    path
+}
+
+fn count(b: &Basin) -> i64 {
+    b.json("SELECT count(*) AS n FROM shop.products")[0]["n"]
+        .as_i64()
+        .unwrap()
+}
+
+fn shop() -> (Basin, PathBuf) {
+    let b = Basin::new();
+    b.ok(&["dataset", "create", "shop", "--layer", "source"]);
+    let drops = b.dir.path().join("drops");
+    drop_day(&drops, 20, 0, 3);
+    drop_day(&drops, 21, 3, 2);
+    std::fs::write(drops.join("products/README.txt"), "not a product file").unwrap();
+    (b, drops)
+}
+
+/// Runs a command that must succeed; what it said (on stdout and stderr).
+fn said(b: &Basin, args: &[&str]) -> String {
+    let out = b.run(args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "basin {args:?} failed: {text}");
+    text
+}
+
+fn add(b: &Basin, drops: &Path) -> String {
+    said(
+        b,
+        &[
+            "source",
+            "add",
+            "products",
+            "--table",
+            "shop.products",
+            "--path",
+            drops.to_str().unwrap(),
+            "--pattern",
+            PATTERN,
+            "--every",
+            "1",
+        ],
+    )
+}
+
+#[test]
+fn a_files_source_loads_each_new_file_once_and_reports_failures() {
+    let (b, drops) = shop();
+    b.create_user("reader", "reader-password", &[]);
+    let created = add(&b, &drops);
+    assert!(created.contains("Created source 'products'"), "{created}");
+    let run = said(&b, &["source", "run", "products"]);
+    assert!(run.contains("2 files loaded (5 rows)"), "{run}");
+    assert_eq!(count(&b), 5);
+    // Hive folders become columns.
+    let days = b.json("SELECT DISTINCT day FROM shop.products ORDER BY day");
+    assert_eq!(days.len(), 2, "{days:?}");
+
+    // A new day, and a broken one: the good file is loaded, the broken one reported.
+    drop_day(&drops, 22, 5, 4);
+    let bad = drops.join("products/year=2026/month=11/day=23");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(
+        bad.join("part-0.csv"),
+        "id,name,price\n9,broken,not-a-price\n",
+    )
+    .unwrap();
+    let run = said(&b, &["source", "run", "products"]);
+    assert!(
+        run.contains("(partial): 1 files loaded (4 rows), 1 failed"),
+        "{run}"
+    );
+    assert_eq!(count(&b), 9);
+    // Nothing twice: a run with nothing new loads nothing; the failed file is tried again.
+    let run = said(&b, &["source", "run", "products"]);
+    assert!(run.contains("0 files loaded (0 rows), 1 failed"), "{run}");
+    assert_eq!(count(&b), 9);
+    let show = b.ok(&["source", "show", "products"]);
+    assert!(show.contains("3 loaded, 1 failed"), "{show}");
+    assert!(
+        show.contains("failed: products/year=2026/month=11/day=23/part-0.csv (2 tries)")
+            && show.contains("not-a-price"),
+        "{show}"
+    );
+    // Fixed, the file is loaded at the next run.
+    std::fs::write(bad.join("part-0.csv"), "id,name,price\n9,fixed,9.5\n").unwrap();
+    let run = said(&b, &["source", "run", "products"]);
+    assert!(run.contains("1 files loaded (1 rows), 0 failed"), "{run}");
+    assert_eq!(count(&b), 10);
+
+    // Declared again (its record of files gone), the source finds its loads in the table.
+    b.ok(&["source", "remove", "products"]);
+    add(&b, &drops);
+    said(&b, &["source", "run", "products"]);
+    assert_eq!(
+        count(&b),
+        10,
+        "files loaded twice after the source was declared again"
+    );
+
+    let runs = b.json("SELECT outcome, files, failed_files FROM system.source_runs WHERE source = 'products' ORDER BY started_at");
+    let outcomes: Vec<&str> = runs
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec!["ok", "partial", "partial", "ok", "ok"],
+        "{runs:?}"
+    );
+
+    // A source runs as its owner: who may not load into the table may not declare one, and a
+    // reader neither runs nor removes another's source.
+    let reader = |args: &[&str]| {
+        let mut all = vec!["--as", "reader"];
+        all.extend_from_slice(args);
+        b.fails(&all)
+    };
+    let e = reader(&[
+        "source",
+        "add",
+        "mine",
+        "--table",
+        "shop.products",
+        "--path",
+        drops.to_str().unwrap(),
+    ]);
+    assert!(
+        e.contains("permission denied") || e.contains("not found"),
+        "{e}"
+    );
+    b.ok(&["sql", "GRANT SELECT ON TABLE shop.products TO reader"]);
+    assert!(reader(&["source", "run", "products"]).contains("permission denied"));
+    assert!(reader(&["source", "remove", "products"]).contains("permission denied"));
+    let listed = b.ok(&["--as", "reader", "--output", "json", "source", "list"]);
+    assert!(listed.contains("\"products\""), "{listed}");
+    // Bad declarations are refused with what is wrong.
+    let e = b.fails(&[
+        "source",
+        "add",
+        "x",
+        "--table",
+        "shop.products",
+        "--path",
+        "/no/such/folder",
+    ]);
+    assert!(e.contains("is not a folder"), "{e}");
+    let e = b.fails(&[
+        "source",
+        "add",
+        "products",
+        "--table",
+        "shop.products",
+        "--path",
+        drops.to_str().unwrap(),
+    ]);
+    assert!(e.contains("already exists"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_server_runs_sources_on_schedule_and_a_kill_loads_nothing_twice() {
+    let (b, drops) = shop();
+    add(&b, &drops);
+    let server = Server::start(&b, &[]);
+    wait_for(&b, 5).await;
+    drop_day(&drops, 22, 5, 4);
+    wait_for(&b, 9).await;
+    drop(server); // SIGKILL
+    drop_day(&drops, 23, 9, 1);
+    let server = Server::start(&b, &[]);
+    wait_for(&b, 10).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let s = server.client();
+    let admin = server.login("admin", ADMIN_PASSWORD).await;
+    assert_eq!(
+        s.count(&admin, "SELECT count(*) FROM shop.products").await,
+        10
+    );
+    assert_eq!(
+        s.count(&admin, "SELECT count(DISTINCT id) FROM shop.products")
+            .await,
+        10
+    );
+    let runs = s
+        .count(
+            &admin,
+            "SELECT count(*) FROM system.source_runs WHERE trigger = 'schedule'",
+        )
+        .await;
+    assert!(runs >= 3, "{runs} scheduled runs");
+}
+
+async fn wait_for(b: &Basin, rows: i64) {
+    for _ in 0..120 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if count_via(b) == rows {
+            return;
+        }
+    }
+    panic!("the table never reached {rows} rows (now {})", count_via(b));
+}
+
+/// The row count as the CLI sees it (while a server may hold the catalog too).
+fn count_via(b: &Basin) -> i64 {
+    let out = b.run(&[
+        "--output",
+        "json",
+        "sql",
+        "SELECT count(*) AS n FROM shop.products",
+    ]);
+    serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout)
+        .ok()
+        .and_then(|rows| rows.first().and_then(|r| r["n"].as_i64()))
+        .unwrap_or(-1)
+}
