@@ -15,6 +15,7 @@ mod queries;
 pub(crate) mod query;
 mod records;
 mod search;
+mod sources;
 mod tables;
 mod tags;
 mod tokens;
@@ -65,6 +66,13 @@ pub(crate) struct Caller {
         tables::table_preview,
         tables::update_table,
         records::append_records,
+        sources::list_sources,
+        sources::add_source,
+        sources::get_source,
+        sources::remove_source,
+        sources::run_source,
+        sources::pause_source,
+        sources::resume_source,
         records::get_stream_settings,
         records::set_stream_settings,
         maintenance::optimize,
@@ -173,6 +181,20 @@ pub(crate) fn router(state: State) -> Router {
             })),
         )
         .route("/api/v1/hubs/{hub}/keys/rotate", post(keys::rotate_key))
+        .route(
+            "/api/v1/sources",
+            get(sources::list_sources).post(sources::add_source),
+        )
+        .route(
+            "/api/v1/sources/{name}",
+            get(sources::get_source).delete(sources::remove_source),
+        )
+        .route("/api/v1/sources/{name}/run", post(sources::run_source))
+        .route("/api/v1/sources/{name}/pause", post(sources::pause_source))
+        .route(
+            "/api/v1/sources/{name}/resume",
+            post(sources::resume_source),
+        )
         .route("/api/v1/query", post(query::query))
         .route("/api/v1/queries/{id}", delete(queries::cancel_query))
         .route("/api/v1/queries/history", get(queries::query_history))

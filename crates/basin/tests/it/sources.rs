@@ -189,9 +189,67 @@ async fn the_server_runs_sources_on_schedule_and_a_kill_loads_nothing_twice() {
     let (b, drops) = shop();
     add(&b, &drops);
     let server = Server::start(&b, &[]);
+    let s = server.client();
+    let admin = server.login("admin", ADMIN_PASSWORD).await;
     wait_for(&b, 5).await;
+    let listed = s.call("GET", "/api/v1/sources", Some(&admin), None).await;
+    assert_eq!(
+        listed.body["sources"][0]["name"], "products",
+        "{}",
+        listed.text
+    );
+    // Paused, a source takes no new file; resumed, it does.
+    let a = s
+        .call("POST", "/api/v1/sources/products/pause", Some(&admin), None)
+        .await;
+    assert_eq!(a.status, 204, "{}", a.text);
     drop_day(&drops, 22, 5, 4);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(count_via(&b), 5);
+    let a = s
+        .call(
+            "POST",
+            "/api/v1/sources/products/resume",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 204, "{}", a.text);
     wait_for(&b, 9).await;
+    let shown = s
+        .call("GET", "/api/v1/sources/products", Some(&admin), None)
+        .await;
+    assert_eq!(shown.body["files_loaded"], 3, "{}", shown.text);
+    let ran = s
+        .call("POST", "/api/v1/sources/products/run", Some(&admin), None)
+        .await;
+    assert!(ran.status == 200 || ran.status == 400, "{}", ran.text);
+    // Declarations through REST are checked like the CLI's.
+    for (body, says) in [
+        (
+            serde_json::json!({"name": "feed", "kind": "kafka", "table": "shop.feed", "location": "/tmp"}),
+            "not available",
+        ),
+        (
+            serde_json::json!({"name": "feed", "kind": "files", "table": "shop.feed", "location": "/no/such/folder"}),
+            "is not a folder",
+        ),
+        (
+            serde_json::json!({"name": "feed", "kind": "files", "table": "shop.feed", "location": "/tmp", "every_secs": 0}),
+            "at least every second",
+        ),
+    ] {
+        let a = s
+            .call("POST", "/api/v1/sources", Some(&admin), Some(body))
+            .await;
+        crate::server::problem(&a, 400);
+        assert!(a.text.contains(says), "{says}: {}", a.text);
+    }
+    let a = s
+        .call("POST", "/api/v1/sources", Some(&admin), Some(serde_json::json!({"name": "feed", "kind": "files", "table": "shop.feed", "location": drops.to_str().unwrap(), "pattern": "feed/*.csv"})))
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(a.body["owner"], "admin");
     drop(server); // SIGKILL
     drop_day(&drops, 23, 9, 1);
     let server = Server::start(&b, &[]);
@@ -199,6 +257,10 @@ async fn the_server_runs_sources_on_schedule_and_a_kill_loads_nothing_twice() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let s = server.client();
     let admin = server.login("admin", ADMIN_PASSWORD).await;
+    let a = s
+        .call("DELETE", "/api/v1/sources/feed", Some(&admin), None)
+        .await;
+    assert_eq!(a.status, 204, "{}", a.text);
     assert_eq!(
         s.count(&admin, "SELECT count(*) FROM shop.products").await,
         10

@@ -1,0 +1,142 @@
+//! Sources: declare, list, show, run, pause, resume and remove (see docs/sources.md).
+
+use axum::extract::{Path, State as AxState};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use basin_catalog::{Source, SourceRun};
+use basin_core::TableRef;
+use basin_service::{NewFilesSource, SourceStatus};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiResult, Body2, Caller};
+use crate::State;
+use crate::error::ApiError;
+
+/// A new source.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewSourceRequest {
+    name: String,
+    /// `files`: each new file under `location` whose relative path matches `pattern`.
+    kind: String,
+    /// `hub.dataset.table` or `dataset.table`.
+    table: String,
+    /// A folder the server can read.
+    location: String,
+    /// A glob over paths relative to `location`, e.g. `products/year=*/month=*/day=*/*.csv`.
+    #[serde(default = "all_files")]
+    pattern: String,
+    /// The files' format when their names do not say it.
+    format: Option<String>,
+    /// Seconds between runs (default 60).
+    every_secs: Option<u64>,
+    /// Tries of a failing file (default 3).
+    max_attempts: Option<u64>,
+    /// Bad rows a file may have before it fails (default 0).
+    max_bad_rows: Option<u64>,
+}
+
+fn all_files() -> String {
+    "**/*".into()
+}
+
+fn source_view(s: &Source) -> Value {
+    json!({
+        "name": s.name, "kind": s.kind, "table": s.table.to_string(), "config": s.config,
+        "every_secs": s.every_secs, "max_attempts": s.max_attempts, "owner": s.owner,
+        "paused": s.paused, "created_at": s.created_at,
+    })
+}
+
+#[utoipa::path(get, path = "/api/v1/sources",
+    responses((status = 200, description = "The sources you own or whose table you see", body = Object)))]
+pub(crate) async fn list_sources(Extension(c): Extension<Caller>) -> ApiResult<Json<Value>> {
+    let sources = c.session.sources().await?;
+    Ok(Json(
+        json!({"sources": sources.iter().map(source_view).collect::<Vec<_>>()}),
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/sources", request_body = NewSourceRequest,
+    responses((status = 201, description = "The source, which runs as you", body = Object),
+              (status = 400, description = "A bad declaration", body = crate::error::Problem),
+              (status = 403, description = "You may not load into the table", body = crate::error::Problem),
+              (status = 409, description = "The name is taken", body = crate::error::Problem)))]
+pub(crate) async fn add_source(
+    Extension(c): Extension<Caller>,
+    Body2(r): Body2<NewSourceRequest>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    if r.kind != "files" {
+        return Err(ApiError::bad_request(format!(
+            "source kind '{}' is not available: use files",
+            r.kind
+        )));
+    }
+    let source = c
+        .session
+        .add_files_source(NewFilesSource {
+            name: r.name,
+            table: TableRef::parse(&r.table).map_err(|e| {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_name", e.to_string())
+            })?,
+            location: r.location.into(),
+            pattern: r.pattern,
+            format: r.format,
+            every_secs: r.every_secs.unwrap_or(60),
+            max_attempts: r.max_attempts.unwrap_or(3),
+            max_bad_rows: r.max_bad_rows.unwrap_or(0),
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(source_view(&source))))
+}
+
+#[utoipa::path(get, path = "/api/v1/sources/{name}", params(("name" = String, Path)),
+    responses((status = 200, description = "Settings, files loaded and failed (with why), last runs", body = Object),
+              (status = 404, description = "Missing or invisible", body = crate::error::Problem)))]
+pub(crate) async fn get_source(
+    Extension(c): Extension<Caller>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<SourceStatus>> {
+    Ok(Json(c.session.source(&name).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/sources/{name}", params(("name" = String, Path)),
+    responses((status = 204, description = "Removed (what it loaded stays)"), (status = 403, description = "Not its owner, nor a manager of its table", body = crate::error::Problem)))]
+pub(crate) async fn remove_source(
+    Extension(c): Extension<Caller>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    c.session.remove_source(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/sources/{name}/run", params(("name" = String, Path)),
+    responses((status = 200, description = "The run", body = Object), (status = 403, description = "Not its owner, nor a manager of its table", body = crate::error::Problem)))]
+pub(crate) async fn run_source(
+    AxState(state): AxState<State>,
+    Extension(c): Extension<Caller>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<SourceRun>> {
+    Ok(Json(c.session.run_source(&state.hub, &name).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/sources/{name}/pause", params(("name" = String, Path)),
+    responses((status = 204, description = "No longer run on schedule"), (status = 403, description = "Not its owner, nor a manager of its table", body = crate::error::Problem)))]
+pub(crate) async fn pause_source(
+    Extension(c): Extension<Caller>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    c.session.pause_source(&name, true).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/sources/{name}/resume", params(("name" = String, Path)),
+    responses((status = 204, description = "Run on schedule again"), (status = 403, description = "Not its owner, nor a manager of its table", body = crate::error::Problem)))]
+pub(crate) async fn resume_source(
+    Extension(c): Extension<Caller>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    c.session.pause_source(&name, false).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
