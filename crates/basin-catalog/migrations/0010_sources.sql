@@ -10,7 +10,9 @@ CREATE TABLE sources (
     max_attempts BIGINT NOT NULL,
     owner TEXT NOT NULL,
     paused BIGINT NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    -- What the source has read so far (a PostgreSQL source's watermark), as JSON.
+    state TEXT NOT NULL
 );
 
 -- Each file a files source has seen: loaded (once), or failed so far.

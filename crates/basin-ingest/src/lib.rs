@@ -10,6 +10,7 @@ mod infer;
 mod inputs;
 mod load;
 mod options;
+mod postgres;
 mod read;
 mod records;
 
@@ -18,6 +19,7 @@ pub use infer::normalize_column_name;
 pub use inputs::{Compression, InputFile, resolve_inputs};
 pub use load::{LoadMode, LoadReport, LoadRequest, Progress, check_load, load};
 pub use options::{CsvOptions, Format, ReadOptions, parse_schema};
+pub use postgres::{PgExport, PgQuery, check_pg_url, export_pg};
 pub use read::{BadRow, Decoded, decode};
 pub use records::{DecodedRecords, Framing, RecordsRequest, append_records, decode_records};
 

@@ -38,6 +38,28 @@ pub struct NewFilesSource {
     pub max_bad_rows: u64,
 }
 
+/// What a new PostgreSQL source reads and how often.
+#[derive(Debug, Clone)]
+pub struct NewPostgresSource {
+    pub name: String,
+    pub table: TableRef,
+    /// `postgres://user@host:port/database`, without a password.
+    pub url: String,
+    /// The environment variable of the server that holds the password …
+    pub password_env: Option<String>,
+    /// … or a file that holds it.
+    pub password_file: Option<PathBuf>,
+    /// A SELECT.
+    pub query: String,
+    /// With `watermark`: the key rows are upserted by.
+    pub key: Vec<String>,
+    /// A column that grows with every change: each run reads the rows past the last one's
+    /// highest value and upserts them by `key`. Without it, each run replaces the table with
+    /// the query's rows (a snapshot, deletions included).
+    pub watermark: Option<String>,
+    pub every_secs: u64,
+}
+
 /// A source with the state of its files and its last runs.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SourceStatus {
@@ -59,15 +81,6 @@ impl Session {
     /// principal. Audited.
     pub async fn add_files_source(&self, s: NewFilesSource) -> Result<Source> {
         let result = async {
-            Name::parse("source", &s.name)?;
-            basin_ingest::check_load(
-                self.engine().tables(),
-                &self.engine().actor(),
-                &s.table,
-                &LoadMode::Append,
-                vec![],
-            )
-            .await?;
             let location = std::path::absolute(&s.location).map_err(|e| {
                 ServiceError::Invalid(format!("location '{}': {e}", s.location.display()))
             })?;
@@ -83,32 +96,97 @@ impl Session {
             if let Some(f) = &s.format {
                 f.parse::<basin_ingest::Format>()?;
             }
-            if s.every_secs == 0 || s.max_attempts == 0 {
-                return Err(ServiceError::Invalid(
-                    "a source runs at least every second (--every) and tries a file at least once (--max-attempts)".into(),
-                ));
-            }
-            let source = Source {
-                name: s.name.clone(),
-                kind: "files".into(),
-                table: s.table.clone(),
-                config: json!({
-                    "location": location.display().to_string(),
-                    "pattern": s.pattern,
-                    "format": s.format,
-                    "max_bad_rows": s.max_bad_rows,
-                }),
-                every_secs: s.every_secs,
-                max_attempts: s.max_attempts,
-                owner: self.principal().name.clone(),
-                paused: false,
-                created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            };
-            self.engine().catalog().create_source(&source).await?;
-            Ok(source)
+            let config = json!({
+                "location": location.display().to_string(),
+                "pattern": s.pattern,
+                "format": s.format,
+                "max_bad_rows": s.max_bad_rows,
+            });
+            let new = (s.name.clone(), "files", s.table.clone(), config);
+            self.declare(new, LoadMode::Append, s.every_secs, s.max_attempts)
+                .await
         }
         .await;
         self.audited("source.add", &s.name, result).await
+    }
+
+    /// Declares a PostgreSQL source feeding `table` (as [`Session::add_files_source`]). The
+    /// password is read from the server's environment or a file at each run, never stored.
+    /// Audited.
+    pub async fn add_postgres_source(&self, s: NewPostgresSource) -> Result<Source> {
+        let result = async {
+            basin_ingest::check_pg_url(&s.url)?;
+            if s.password_env.is_some() && s.password_file.is_some() {
+                return Err(ServiceError::Invalid(
+                    "give the password one way: --password-env or --password-file".into(),
+                ));
+            }
+            if s.query.trim().is_empty() {
+                return Err(ServiceError::Invalid("give the rows to read: --query or --from-table".into()));
+            }
+            let mode = match &s.watermark {
+                Some(w) => {
+                    Name::parse("column", w)?;
+                    if s.key.is_empty() {
+                        return Err(ServiceError::Invalid(format!(
+                            "an incremental source (watermark '{w}') upserts the changed rows by a key: give --key COLUMN[,COLUMN]"
+                        )));
+                    }
+                    LoadMode::Upsert
+                }
+                None => LoadMode::Overwrite(None),
+            };
+            let config = json!({
+                "url": s.url,
+                "password_env": s.password_env,
+                "password_file": s.password_file.map(|p| p.display().to_string()),
+                "query": s.query,
+                "key": s.key,
+                "watermark": s.watermark,
+            });
+            let new = (s.name.clone(), "postgres", s.table.clone(), config);
+            self.declare(new, mode, s.every_secs, 3).await
+        }
+        .await;
+        self.audited("source.add", &s.name, result).await
+    }
+
+    /// Records a new source of the principal, which must be able to load into its table.
+    async fn declare(
+        &self,
+        (name, kind, table, config): (String, &str, TableRef, serde_json::Value),
+        mode: LoadMode,
+        every_secs: u64,
+        max_attempts: u64,
+    ) -> Result<Source> {
+        Name::parse("source", &name)?;
+        basin_ingest::check_load(
+            self.engine().tables(),
+            &self.engine().actor(),
+            &table,
+            &mode,
+            vec![],
+        )
+        .await?;
+        if every_secs == 0 || max_attempts == 0 {
+            return Err(ServiceError::Invalid(
+                "a source runs at least every second (--every) and tries an input at least once (--max-attempts)".into(),
+            ));
+        }
+        let source = Source {
+            name,
+            kind: kind.into(),
+            table,
+            config,
+            every_secs,
+            max_attempts,
+            owner: self.principal().name.clone(),
+            paused: false,
+            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            state: json!({}),
+        };
+        self.engine().catalog().create_source(&source).await?;
+        Ok(source)
     }
 
     /// The sources the principal owns or whose table it sees.
@@ -258,7 +336,14 @@ impl Hub {
             lag_ms: 0,
             error: String::new(),
         };
-        if let Err(e) = self.load_new_files(&source, &mut run).await {
+        let loaded = match source.kind.as_str() {
+            "files" => self.load_new_files(&source, &mut run).await,
+            "postgres" => self.load_postgres(&source, &mut run).await,
+            other => Err(ServiceError::Invalid(format!(
+                "source kind '{other}' is not known"
+            ))),
+        };
+        if let Err(e) = loaded {
             run.outcome = "error".into();
             run.error = e.to_string();
         } else if run.failed_files > 0 {
@@ -375,6 +460,101 @@ impl Hub {
                 .await?;
         }
         Ok(())
+    }
+
+    /// A PostgreSQL source's run: the query's rows (past the last watermark) into its table.
+    async fn load_postgres(&self, source: &Source, run: &mut SourceRun) -> Result<()> {
+        let text = |k: &str| {
+            source
+                .config
+                .get(k)
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        let password = match (text("password_env"), text("password_file")) {
+            (Some(var), _) => Some(std::env::var(&var).map_err(|_| {
+                ServiceError::Invalid(format!(
+                    "the password variable {var} is not set in the server's environment"
+                ))
+            })?),
+            (None, Some(file)) => Some(
+                std::fs::read_to_string(&file)
+                    .map_err(|e| ServiceError::Invalid(format!("the password file {file}: {e}")))?
+                    .trim()
+                    .to_string(),
+            ),
+            (None, None) => None,
+        };
+        let query = basin_ingest::PgQuery {
+            url: text("url").unwrap_or_default(),
+            password,
+            query: text("query").unwrap_or_default(),
+            watermark: text("watermark"),
+        };
+        let key: Vec<String> =
+            serde_json::from_value(source.config["key"].clone()).unwrap_or_default();
+        let low = source
+            .state
+            .get("watermark")
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
+        let file = std::env::temp_dir().join(format!(
+            "basin-source-{}-{:016x}.ndjson",
+            source.name,
+            rand::random::<u64>()
+        ));
+        let exported = basin_ingest::export_pg(&query, low.as_deref(), &file).await;
+        let result = async {
+            let exported = exported?;
+            if exported.any {
+                let (mode, load_id) = match &query.watermark {
+                    Some(_) => {
+                        let mut hash = sha2::Sha256::new();
+                        hash.update(format!("{low:?}\n{:?}", exported.high));
+                        let id = format!(
+                            "source-{}-{}",
+                            source.name,
+                            &hex::encode(hash.finalize())[..24]
+                        );
+                        (LoadMode::Upsert, Some(id))
+                    }
+                    None => (LoadMode::Overwrite(None), None),
+                };
+                let mut read = basin_ingest::ReadOptions::default();
+                read.format = Some(basin_ingest::Format::Ndjson);
+                let session = self
+                    .user_session(&source.owner, &[], &format!("source:{}", source.name))
+                    .await?;
+                let report = session
+                    .load(
+                        LoadRequest {
+                            table: Some(source.table.clone()),
+                            inputs: vec![file.display().to_string()],
+                            read,
+                            mode,
+                            key,
+                            load_id,
+                            ..Default::default()
+                        },
+                        Default::default(),
+                    )
+                    .await?;
+                run.files = 1;
+                run.rows = report.rows;
+                run.bytes = report.bytes;
+            }
+            if let Some(high) = exported.high
+                && Some(&high) != low.as_ref()
+            {
+                self.catalog()
+                    .set_source_state(&source.name, &json!({"watermark": high}))
+                    .await?;
+            }
+            Ok(())
+        }
+        .await;
+        let _ = std::fs::remove_file(&file);
+        result
     }
 
     /// Runs every source that is due (not paused, its interval passed since its last run on

@@ -134,6 +134,30 @@ impl Server {
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
+
+    /// Runs SQL with `psql` (stops at the first error, which fails the test).
+    pub fn psql(&self, sql: &str) {
+        let port = self.port.to_string();
+        run(
+            &self.bin,
+            "psql",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-q",
+                "-c",
+                sql,
+            ],
+        );
+    }
 }
 
 impl Drop for Server {

@@ -135,17 +135,44 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum SourceCommand {
-    /// Declare a source that loads each new file under a folder matching a pattern, once, in
-    /// path order: `basin source add products --table shop.products --path /drops
-    /// --pattern 'products/year=*/month=*/day=*/*.csv' --every 60`.
+    /// Declare a source. Files: each new file under a folder matching a pattern, once, in path
+    /// order (`--path /drops --pattern 'products/year=*/month=*/day=*/*.csv'`). PostgreSQL:
+    /// a query's rows, as a snapshot or incrementally by a watermark column (`--postgres URL
+    /// --from-table public.customers --key id --watermark updated_at`).
     Add {
         name: String,
-        /// The table it feeds (created by the first file when it does not exist).
+        /// The table it feeds (created by the first run when it does not exist).
         #[arg(long)]
         table: String,
-        /// The folder to watch.
+        /// Files: the folder to watch.
+        #[arg(
+            long,
+            required_unless_present = "postgres",
+            conflicts_with = "postgres"
+        )]
+        path: Option<PathBuf>,
+        /// PostgreSQL: postgres://USER@HOST:PORT/DATABASE (no password in it).
         #[arg(long)]
-        path: PathBuf,
+        postgres: Option<String>,
+        /// PostgreSQL: the environment variable of the server holding the password.
+        #[arg(long, requires = "postgres")]
+        password_env: Option<String>,
+        /// PostgreSQL: a file holding the password.
+        #[arg(long, requires = "postgres")]
+        password_file: Option<PathBuf>,
+        /// PostgreSQL: the rows to read (a SELECT) …
+        #[arg(long, requires = "postgres", conflicts_with = "from_table")]
+        query: Option<String>,
+        /// … or a whole table (`schema.table`).
+        #[arg(long, requires = "postgres")]
+        from_table: Option<String>,
+        /// PostgreSQL, with --watermark: the key changed rows are upserted by (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        key: Vec<String>,
+        /// PostgreSQL: a column that grows with every change (`updated_at`); each run reads the
+        /// rows past the last run's highest value. Without it, each run replaces the table.
+        #[arg(long, requires = "postgres")]
+        watermark: Option<String>,
         /// A glob over paths relative to the folder (`*` stays within one folder level).
         #[arg(long, default_value = "**/*")]
         pattern: String,

@@ -26,6 +26,8 @@ pub struct Source {
     pub owner: String,
     pub paused: bool,
     pub created_at: String,
+    /// What it has read so far (a PostgreSQL source's `watermark`).
+    pub state: serde_json::Value,
 }
 
 /// A file a files source has seen.
@@ -93,6 +95,8 @@ fn source_from(r: &AnyRow) -> Result<Source> {
         owner: get(r, "owner")?,
         paused: get::<i64>(r, "paused")? != 0,
         created_at: get(r, "created_at")?,
+        state: serde_json::from_str(&get::<String>(r, "state")?)
+            .map_err(|e| CatalogError::BadValue(format!("source state: {e}")))?,
     })
 }
 
@@ -107,8 +111,8 @@ impl Catalog {
             });
         }
         sqlx::query(
-            "INSERT INTO sources (name, kind, hub, dataset, table_name, config, every_secs, max_attempts, owner, paused, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "INSERT INTO sources (name, kind, hub, dataset, table_name, config, every_secs, max_attempts, owner, paused, created_at, state)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&s.name)
         .bind(&s.kind)
@@ -121,6 +125,7 @@ impl Catalog {
         .bind(&s.owner)
         .bind(i64::from(s.paused))
         .bind(&s.created_at)
+        .bind(s.state.to_string())
         .execute(&self.pool)
         .await
         .ctx(|| format!("creating source '{}'", s.name))?;
@@ -154,6 +159,17 @@ impl Catalog {
             .execute(&self.pool)
             .await
             .ctx(|| format!("pausing source '{name}'"))?;
+        Ok(())
+    }
+
+    /// Records what a source has read so far.
+    pub async fn set_source_state(&self, name: &str, state: &serde_json::Value) -> Result<()> {
+        sqlx::query("UPDATE sources SET state = $1 WHERE name = $2")
+            .bind(state.to_string())
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .ctx(|| format!("recording the state of source '{name}'"))?;
         Ok(())
     }
 

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use basin_catalog::{Source, SourceRun};
 use basin_core::TableRef;
-use basin_service::{NewFilesSource, SourceStatus};
+use basin_service::{NewFilesSource, NewPostgresSource, SourceStatus};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -18,12 +18,25 @@ use crate::error::ApiError;
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewSourceRequest {
     name: String,
-    /// `files`: each new file under `location` whose relative path matches `pattern`.
+    /// `files`: each new file under `location` whose relative path matches `pattern`;
+    /// `postgres`: the rows of `query` at `url`.
     kind: String,
     /// `hub.dataset.table` or `dataset.table`.
     table: String,
-    /// A folder the server can read.
-    location: String,
+    /// Files: a folder the server can read.
+    location: Option<String>,
+    /// PostgreSQL: `postgres://user@host:port/database`, without a password.
+    url: Option<String>,
+    /// PostgreSQL: the server's environment variable holding the password, or a file.
+    password_env: Option<String>,
+    password_file: Option<String>,
+    /// PostgreSQL: a SELECT.
+    query: Option<String>,
+    /// PostgreSQL: a column that grows with every change (incremental), and the key the
+    /// changed rows are upserted by.
+    watermark: Option<String>,
+    #[serde(default)]
+    key: Vec<String>,
     /// A glob over paths relative to `location`, e.g. `products/year=*/month=*/day=*/*.csv`.
     #[serde(default = "all_files")]
     pattern: String,
@@ -67,27 +80,46 @@ pub(crate) async fn add_source(
     Extension(c): Extension<Caller>,
     Body2(r): Body2<NewSourceRequest>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    if r.kind != "files" {
-        return Err(ApiError::bad_request(format!(
-            "source kind '{}' is not available: use files",
-            r.kind
-        )));
-    }
-    let source = c
-        .session
-        .add_files_source(NewFilesSource {
-            name: r.name,
-            table: TableRef::parse(&r.table).map_err(|e| {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_name", e.to_string())
-            })?,
-            location: r.location.into(),
-            pattern: r.pattern,
-            format: r.format,
-            every_secs: r.every_secs.unwrap_or(60),
-            max_attempts: r.max_attempts.unwrap_or(3),
-            max_bad_rows: r.max_bad_rows.unwrap_or(0),
-        })
-        .await?;
+    let table = TableRef::parse(&r.table)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_name", e.to_string()))?;
+    let needs = |what: &str| ApiError::bad_request(format!("a {} source needs \"{what}\"", r.kind));
+    let every_secs = r.every_secs.unwrap_or(60);
+    let source = match r.kind.as_str() {
+        "files" => {
+            c.session
+                .add_files_source(NewFilesSource {
+                    location: r.location.clone().ok_or_else(|| needs("location"))?.into(),
+                    name: r.name,
+                    table,
+                    pattern: r.pattern,
+                    format: r.format,
+                    every_secs,
+                    max_attempts: r.max_attempts.unwrap_or(3),
+                    max_bad_rows: r.max_bad_rows.unwrap_or(0),
+                })
+                .await?
+        }
+        "postgres" => {
+            c.session
+                .add_postgres_source(NewPostgresSource {
+                    url: r.url.clone().ok_or_else(|| needs("url"))?,
+                    query: r.query.clone().ok_or_else(|| needs("query"))?,
+                    name: r.name,
+                    table,
+                    password_env: r.password_env,
+                    password_file: r.password_file.map(Into::into),
+                    key: r.key,
+                    watermark: r.watermark,
+                    every_secs,
+                })
+                .await?
+        }
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "source kind '{other}' is not available: use files or postgres"
+            )));
+        }
+    };
     Ok((StatusCode::CREATED, Json(source_view(&source))))
 }
 

@@ -1,7 +1,7 @@
 //! `basin source add|list|show|run|pause|resume|remove`.
 
 use basin_core::TableRef;
-use basin_service::{NewFilesSource, Session};
+use basin_service::{NewFilesSource, NewPostgresSource, Session};
 
 use crate::cli::{Global, OutputFormat, SourceCommand};
 use crate::output::print_records;
@@ -12,29 +12,61 @@ pub async fn run(g: &Global, session: &Session, cmd: SourceCommand) -> anyhow::R
             name,
             table,
             path,
+            postgres,
+            password_env,
+            password_file,
+            query,
+            from_table,
+            key,
+            watermark,
             pattern,
             format,
             every,
             max_attempts,
             max_bad_rows,
         } => {
-            let source = session
-                .add_files_source(NewFilesSource {
-                    name,
-                    table: TableRef::parse(&table)?,
-                    location: path,
-                    pattern,
-                    format,
-                    every_secs: every,
-                    max_attempts,
-                    max_bad_rows,
-                })
-                .await?;
+            let table = TableRef::parse(&table)?;
+            let source = match (path, postgres) {
+                (Some(path), _) => {
+                    session
+                        .add_files_source(NewFilesSource {
+                            name,
+                            table,
+                            location: path,
+                            pattern,
+                            format,
+                            every_secs: every,
+                            max_attempts,
+                            max_bad_rows,
+                        })
+                        .await?
+                }
+                (None, Some(url)) => {
+                    let query = match (query, from_table) {
+                        (Some(q), _) => q,
+                        (None, Some(t)) => format!("SELECT * FROM {t}"),
+                        (None, None) => String::new(),
+                    };
+                    session
+                        .add_postgres_source(NewPostgresSource {
+                            name,
+                            table,
+                            url,
+                            password_env,
+                            password_file,
+                            query,
+                            key,
+                            watermark,
+                            every_secs: every,
+                        })
+                        .await?
+                }
+                (None, None) => anyhow::bail!("give --path (files) or --postgres URL"),
+            };
             let message = format!(
-                "Created source '{}': files under {} matching {} into {}, every {} s, as {}.",
+                "Created source '{}': {} into {}, every {} s, as {}.",
                 source.name,
-                source.config["location"].as_str().unwrap_or_default(),
-                source.config["pattern"].as_str().unwrap_or_default(),
+                reads(&source),
                 source.table,
                 source.every_secs,
                 source.owner
@@ -63,16 +95,18 @@ pub async fn run(g: &Global, session: &Session, cmd: SourceCommand) -> anyhow::R
                 if s.paused { ", paused" } else { "" }
             );
             println!("table:    {}", s.table);
-            println!(
-                "reads:    {} matching {}",
-                s.config["location"].as_str().unwrap_or_default(),
-                s.config["pattern"].as_str().unwrap_or_default()
-            );
+            println!("reads:    {}", reads(s));
             println!("runs:     every {} s as {}", s.every_secs, s.owner);
-            println!(
-                "files:    {} loaded, {} failed",
-                status.files_loaded, status.files_failed
-            );
+            if s.kind == "files" {
+                println!(
+                    "files:    {} loaded, {} failed",
+                    status.files_loaded, status.files_failed
+                );
+            }
+            if let Some(w) = s.state.get("watermark").and_then(|w| w.as_str()) {
+                let column = s.config["watermark"].as_str().unwrap_or_default();
+                println!("read up:  {column} = {w}");
+            }
             for f in &status.failures {
                 println!("  failed: {} ({} tries): {}", f.path, f.attempts, f.error);
             }
@@ -141,5 +175,29 @@ pub async fn run(g: &Global, session: &Session, cmd: SourceCommand) -> anyhow::R
                 serde_json::json!({"removed": name}),
             )
         }
+    }
+}
+
+/// What a source reads, in words.
+fn reads(s: &basin_catalog::Source) -> String {
+    let text = |k: &str| s.config[k].as_str().unwrap_or_default().to_string();
+    match s.kind.as_str() {
+        "postgres" => match s.config["watermark"].as_str() {
+            Some(w) => format!(
+                "{} from {} (rows past the last {w}, upserted)",
+                text("query"),
+                text("url")
+            ),
+            None => format!(
+                "{} from {} (a snapshot each run)",
+                text("query"),
+                text("url")
+            ),
+        },
+        _ => format!(
+            "files under {} matching {}",
+            text("location"),
+            text("pattern")
+        ),
     }
 }

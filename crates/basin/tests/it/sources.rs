@@ -302,3 +302,128 @@ fn count_via(b: &Basin) -> i64 {
         .and_then(|rows| rows.first().and_then(|r| r["n"].as_i64()))
         .unwrap_or(-1)
 }
+
+/// A PostgreSQL table copied into Basin, then kept up to date by its `updated_at` watermark:
+/// inserts and updates arrive (upserted by key), a soft-deleted row arrives flagged; the
+/// password is read from the environment and never stored.
+#[test]
+fn a_postgres_source_copies_a_table_then_its_changes() {
+    let pg = basin_testkit::postgres::Server::start();
+    pg.psql(
+        "CREATE TABLE customers (id BIGINT PRIMARY KEY, name TEXT, region TEXT, deleted BOOLEAN NOT NULL DEFAULT false, updated_at TIMESTAMP NOT NULL);
+         INSERT INTO customers VALUES (1, 'Ada', 'eu', false, '2026-11-01 10:00:00'), (2, 'Bob', 'us', false, '2026-11-01 11:00:00'), (3, 'Cy', 'eu', false, '2026-11-02 09:00:00');",
+    );
+    let b = Basin::new();
+    b.ok(&["dataset", "create", "crm", "--layer", "source"]);
+    let secret = "a-password-that-must-not-be-stored";
+    let add = |args: &[&str]| {
+        let mut all = vec!["source", "add"];
+        all.extend_from_slice(args);
+        b.command()
+            .args(&all)
+            .env("CRM_PG_PASSWORD", secret)
+            .output()
+            .unwrap()
+    };
+    let url = pg.url();
+    let e = add(&[
+        "bad",
+        "--table",
+        "crm.customers",
+        "--postgres",
+        &url.replace("postgres@", "postgres:pw@"),
+        "--from-table",
+        "customers",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&e.stderr).contains("holds a password"),
+        "{e:?}"
+    );
+    let e = add(&[
+        "bad",
+        "--table",
+        "crm.customers",
+        "--postgres",
+        &url,
+        "--from-table",
+        "customers",
+        "--watermark",
+        "updated_at",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&e.stderr).contains("give --key"),
+        "{e:?}"
+    );
+    let out = add(&[
+        "customers",
+        "--table",
+        "crm.customers",
+        "--postgres",
+        &url,
+        "--password-env",
+        "CRM_PG_PASSWORD",
+        "--from-table",
+        "public.customers",
+        "--key",
+        "id",
+        "--watermark",
+        "updated_at",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = |b: &Basin| {
+        let out = b
+            .command()
+            .args(["source", "run", "customers"])
+            .env("CRM_PG_PASSWORD", secret)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{text}");
+        text
+    };
+    assert!(run(&b).contains("1 files loaded (3 rows)"));
+    assert_eq!(b.json("SELECT count(*) AS n FROM crm.customers")[0]["n"], 3);
+    // Nothing new: nothing read.
+    assert!(run(&b).contains("0 files loaded (0 rows)"));
+    // An update, an insert and a soft delete arrive; the old rows are not read again.
+    pg.psql(
+        "UPDATE customers SET region = 'apac', updated_at = '2026-11-03 08:00:00' WHERE id = 1;
+         INSERT INTO customers VALUES (4, 'Dee', 'us', false, '2026-11-03 09:00:00');
+         UPDATE customers SET deleted = true, updated_at = '2026-11-03 10:00:00' WHERE id = 2;",
+    );
+    assert!(run(&b).contains("1 files loaded (3 rows)"));
+    let rows = b.json("SELECT id, region, deleted FROM crm.customers ORDER BY id");
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert_eq!(rows[0]["region"], "apac");
+    assert_eq!(rows[1]["deleted"], true);
+    let show = b.ok(&["source", "show", "customers"]);
+    let shown = format!(
+        "{show}{}",
+        b.ok(&["--output", "json", "source", "show", "customers"])
+    );
+    assert!(shown.contains("2026-11-03 10:00:00"), "{shown}");
+    // The password is in no catalog row, no output, no audit entry.
+    assert!(!shown.contains(secret));
+    let catalog = std::fs::read(b.data_dir().join("catalog.db")).unwrap();
+    assert!(
+        !catalog
+            .windows(secret.len())
+            .any(|w| w == secret.as_bytes()),
+        "the password is in the catalog"
+    );
+    // Without the password variable the run fails and says which variable is missing.
+    let out = b
+        .command()
+        .args(["source", "run", "customers"])
+        .env_remove("CRM_PG_PASSWORD")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("CRM_PG_PASSWORD is not set"),
+        "{out:?}"
+    );
+}
