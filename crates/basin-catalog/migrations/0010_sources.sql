@@ -7,6 +7,8 @@ CREATE TABLE sources (
     table_name TEXT NOT NULL,
     config TEXT NOT NULL,
     every_secs BIGINT NOT NULL,
+    -- A cron expression ('0 2 * * *', UTC) that schedules the runs instead of every_secs.
+    cron TEXT NOT NULL,
     max_attempts BIGINT NOT NULL,
     owner TEXT NOT NULL,
     paused BIGINT NOT NULL,

@@ -21,6 +21,14 @@ use sha2::Digest;
 
 use crate::{Exclusive, Hub, Result, ServiceError, Session};
 
+/// When a source runs: every so many seconds, or at the times of a cron expression (UTC, e.g.
+/// `0 2 * * *` for 02:00 every day).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Schedule {
+    Every(u64),
+    Cron(String),
+}
+
 /// What a new files source reads and how often.
 #[derive(Debug, Clone)]
 pub struct NewFilesSource {
@@ -32,10 +40,10 @@ pub struct NewFilesSource {
     pub pattern: String,
     /// The files' format when their names do not say it (csv, json, ndjson, parquet).
     pub format: Option<String>,
-    pub every_secs: u64,
     pub max_attempts: u64,
     /// Bad rows a file may have (they go to the quarantine table) before it fails.
     pub max_bad_rows: u64,
+    pub schedule: Schedule,
 }
 
 /// What a new PostgreSQL source reads and how often.
@@ -57,7 +65,7 @@ pub struct NewPostgresSource {
     /// highest value and upserts them by `key`. Without it, each run replaces the table with
     /// the query's rows (a snapshot, deletions included).
     pub watermark: Option<String>,
-    pub every_secs: u64,
+    pub schedule: Schedule,
 }
 
 /// A source with the state of its files and its last runs.
@@ -103,7 +111,7 @@ impl Session {
                 "max_bad_rows": s.max_bad_rows,
             });
             let new = (s.name.clone(), "files", s.table.clone(), config);
-            self.declare(new, LoadMode::Append, s.every_secs, s.max_attempts)
+            self.declare(new, LoadMode::Append, s.schedule.clone(), s.max_attempts)
                 .await
         }
         .await;
@@ -145,7 +153,7 @@ impl Session {
                 "watermark": s.watermark,
             });
             let new = (s.name.clone(), "postgres", s.table.clone(), config);
-            self.declare(new, mode, s.every_secs, 3).await
+            self.declare(new, mode, s.schedule.clone(), 3).await
         }
         .await;
         self.audited("source.add", &s.name, result).await
@@ -156,7 +164,7 @@ impl Session {
         &self,
         (name, kind, table, config): (String, &str, TableRef, serde_json::Value),
         mode: LoadMode,
-        every_secs: u64,
+        schedule: Schedule,
         max_attempts: u64,
     ) -> Result<Source> {
         Name::parse("source", &name)?;
@@ -168,7 +176,14 @@ impl Session {
             vec![],
         )
         .await?;
-        if every_secs == 0 || max_attempts == 0 {
+        let (every_secs, cron) = match schedule {
+            Schedule::Every(secs) => (secs, None),
+            Schedule::Cron(expr) => {
+                cron_of(&expr)?;
+                (0, Some(expr))
+            }
+        };
+        if (cron.is_none() && every_secs == 0) || max_attempts == 0 {
             return Err(ServiceError::Invalid(
                 "a source runs at least every second (--every) and tries an input at least once (--max-attempts)".into(),
             ));
@@ -179,6 +194,7 @@ impl Session {
             table,
             config,
             every_secs,
+            cron,
             max_attempts,
             owner: self.principal().name.clone(),
             paused: false,
@@ -562,7 +578,9 @@ impl Hub {
     pub fn spawn_sources(&self) -> tokio::task::JoinHandle<()> {
         let hub = self.clone();
         tokio::spawn(async move {
-            let mut last: std::collections::HashMap<String, Instant> = Default::default();
+            // When each source last ran (or was first seen) on this node.
+            let mut last: std::collections::HashMap<String, chrono::DateTime<chrono::Utc>> =
+                Default::default();
             let running: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>> =
                 Default::default();
             loop {
@@ -574,10 +592,23 @@ impl Hub {
                         continue;
                     }
                 };
+                let now = chrono::Utc::now();
                 for s in sources.into_iter().filter(|s| !s.paused) {
-                    let due = last
-                        .get(&s.name)
-                        .is_none_or(|at| at.elapsed() >= Duration::from_secs(s.every_secs));
+                    let due = match (&s.cron, last.get(&s.name)) {
+                        // A cron source waits for its next time; an interval one runs at once.
+                        (Some(_), None) => {
+                            last.insert(s.name.clone(), now);
+                            false
+                        }
+                        (Some(expr), Some(at)) => cron_of(expr)
+                            .ok()
+                            .and_then(|c| c.find_next_occurrence(at, false).ok())
+                            .is_some_and(|next| next <= now),
+                        (None, None) => true,
+                        (None, Some(at)) => {
+                            now - *at >= chrono::Duration::seconds(s.every_secs as i64)
+                        }
+                    };
                     if !due
                         || !running
                             .lock()
@@ -586,7 +617,7 @@ impl Hub {
                     {
                         continue;
                     }
-                    last.insert(s.name.clone(), Instant::now());
+                    last.insert(s.name.clone(), now);
                     let (hub, running) = (hub.clone(), running.clone());
                     tokio::spawn(async move {
                         if let Err(e) = hub.run_source_exclusive(&s.name, "schedule").await {
@@ -601,6 +632,15 @@ impl Hub {
             }
         })
     }
+}
+
+/// A cron expression (five fields, or six with seconds), or why it is not one.
+fn cron_of(expr: &str) -> Result<croner::Cron> {
+    expr.parse::<croner::Cron>().map_err(|e| {
+        ServiceError::Invalid(format!(
+            "'{expr}' is not a cron expression ({e}): write five fields, e.g. '0 2 * * *' for 02:00 UTC every day"
+        ))
+    })
 }
 
 /// The files under `root` whose relative path matches `pattern`, in path order.

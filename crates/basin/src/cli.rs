@@ -179,9 +179,12 @@ pub enum SourceCommand {
         /// The files' format when their names do not say it (csv, json, ndjson, parquet).
         #[arg(long)]
         format: Option<String>,
-        /// Seconds between runs.
+        /// Seconds between runs …
         #[arg(long, default_value_t = 60)]
         every: u64,
+        /// … or a cron expression (UTC): '0 2 * * *' runs at 02:00 every day.
+        #[arg(long, conflicts_with = "every")]
+        cron: Option<String>,
         /// Tries of a failing file before it is left failed.
         #[arg(long, default_value_t = 3)]
         max_attempts: u64,

@@ -18,8 +18,10 @@ pub struct Source {
     pub table: TableRef,
     /// What the kind needs (for `files`: `location`, `pattern`, `format`, `max_bad_rows`).
     pub config: serde_json::Value,
-    /// Seconds between runs.
+    /// Seconds between runs …
     pub every_secs: u64,
+    /// … unless a cron expression (UTC) schedules them.
+    pub cron: Option<String>,
     /// Tries of a failing input before it is left failed (until someone retries it).
     pub max_attempts: u64,
     /// The principal the source runs as (under its grants).
@@ -91,6 +93,7 @@ fn source_from(r: &AnyRow) -> Result<Source> {
         config: serde_json::from_str(&config)
             .map_err(|e| CatalogError::BadValue(format!("source config: {e}")))?,
         every_secs: get::<i64>(r, "every_secs")?.max(0) as u64,
+        cron: Some(get::<String>(r, "cron")?).filter(|c| !c.is_empty()),
         max_attempts: get::<i64>(r, "max_attempts")?.max(0) as u64,
         owner: get(r, "owner")?,
         paused: get::<i64>(r, "paused")? != 0,
@@ -111,8 +114,8 @@ impl Catalog {
             });
         }
         sqlx::query(
-            "INSERT INTO sources (name, kind, hub, dataset, table_name, config, every_secs, max_attempts, owner, paused, created_at, state)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            "INSERT INTO sources (name, kind, hub, dataset, table_name, config, every_secs, cron, max_attempts, owner, paused, created_at, state)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(&s.name)
         .bind(&s.kind)
@@ -121,6 +124,7 @@ impl Catalog {
         .bind(s.table.table.as_str())
         .bind(s.config.to_string())
         .bind(n(s.every_secs))
+        .bind(s.cron.as_deref().unwrap_or(""))
         .bind(n(s.max_attempts))
         .bind(&s.owner)
         .bind(i64::from(s.paused))

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use basin_catalog::{Source, SourceRun};
 use basin_core::TableRef;
-use basin_service::{NewFilesSource, NewPostgresSource, SourceStatus};
+use basin_service::{NewFilesSource, NewPostgresSource, Schedule, SourceStatus};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -42,8 +42,10 @@ pub(crate) struct NewSourceRequest {
     pattern: String,
     /// The files' format when their names do not say it.
     format: Option<String>,
-    /// Seconds between runs (default 60).
+    /// Seconds between runs (default 60) …
     every_secs: Option<u64>,
+    /// … or a cron expression (UTC), e.g. `0 2 * * *`.
+    cron: Option<String>,
     /// Tries of a failing file (default 3).
     max_attempts: Option<u64>,
     /// Bad rows a file may have before it fails (default 0).
@@ -57,7 +59,7 @@ fn all_files() -> String {
 fn source_view(s: &Source) -> Value {
     json!({
         "name": s.name, "kind": s.kind, "table": s.table.to_string(), "config": s.config,
-        "every_secs": s.every_secs, "max_attempts": s.max_attempts, "owner": s.owner,
+        "every_secs": s.every_secs, "cron": s.cron, "max_attempts": s.max_attempts, "owner": s.owner,
         "paused": s.paused, "created_at": s.created_at,
     })
 }
@@ -83,7 +85,13 @@ pub(crate) async fn add_source(
     let table = TableRef::parse(&r.table)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_name", e.to_string()))?;
     let needs = |what: &str| ApiError::bad_request(format!("a {} source needs \"{what}\"", r.kind));
-    let every_secs = r.every_secs.unwrap_or(60);
+    let schedule = match (r.cron.clone(), r.every_secs) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request("give every_secs or cron, not both"));
+        }
+        (Some(expr), None) => Schedule::Cron(expr),
+        (None, every) => Schedule::Every(every.unwrap_or(60)),
+    };
     let source = match r.kind.as_str() {
         "files" => {
             c.session
@@ -93,7 +101,7 @@ pub(crate) async fn add_source(
                     table,
                     pattern: r.pattern,
                     format: r.format,
-                    every_secs,
+                    schedule,
                     max_attempts: r.max_attempts.unwrap_or(3),
                     max_bad_rows: r.max_bad_rows.unwrap_or(0),
                 })
@@ -110,7 +118,7 @@ pub(crate) async fn add_source(
                     password_file: r.password_file.map(Into::into),
                     key: r.key,
                     watermark: r.watermark,
-                    every_secs,
+                    schedule,
                 })
                 .await?
         }

@@ -1,7 +1,7 @@
 //! `basin source add|list|show|run|pause|resume|remove`.
 
 use basin_core::TableRef;
-use basin_service::{NewFilesSource, NewPostgresSource, Session};
+use basin_service::{NewFilesSource, NewPostgresSource, Schedule, Session};
 
 use crate::cli::{Global, OutputFormat, SourceCommand};
 use crate::output::print_records;
@@ -22,10 +22,15 @@ pub async fn run(g: &Global, session: &Session, cmd: SourceCommand) -> anyhow::R
             pattern,
             format,
             every,
+            cron,
             max_attempts,
             max_bad_rows,
         } => {
             let table = TableRef::parse(&table)?;
+            let schedule = match cron {
+                Some(expr) => Schedule::Cron(expr),
+                None => Schedule::Every(every),
+            };
             let source = match (path, postgres) {
                 (Some(path), _) => {
                     session
@@ -35,7 +40,7 @@ pub async fn run(g: &Global, session: &Session, cmd: SourceCommand) -> anyhow::R
                             location: path,
                             pattern,
                             format,
-                            every_secs: every,
+                            schedule,
                             max_attempts,
                             max_bad_rows,
                         })
@@ -57,18 +62,18 @@ pub async fn run(g: &Global, session: &Session, cmd: SourceCommand) -> anyhow::R
                             query,
                             key,
                             watermark,
-                            every_secs: every,
+                            schedule,
                         })
                         .await?
                 }
                 (None, None) => anyhow::bail!("give --path (files) or --postgres URL"),
             };
             let message = format!(
-                "Created source '{}': {} into {}, every {} s, as {}.",
+                "Created source '{}': {} into {}, {}, as {}.",
                 source.name,
                 reads(&source),
                 source.table,
-                source.every_secs,
+                when(&source),
                 source.owner
             );
             super::done(g, &message, &source)
@@ -96,7 +101,7 @@ pub async fn run(g: &Global, session: &Session, cmd: SourceCommand) -> anyhow::R
             );
             println!("table:    {}", s.table);
             println!("reads:    {}", reads(s));
-            println!("runs:     every {} s as {}", s.every_secs, s.owner);
+            println!("runs:     {} as {}", when(s), s.owner);
             if s.kind == "files" {
                 println!(
                     "files:    {} loaded, {} failed",
@@ -199,5 +204,13 @@ fn reads(s: &basin_catalog::Source) -> String {
             text("location"),
             text("pattern")
         ),
+    }
+}
+
+/// When a source runs, in words.
+fn when(s: &basin_catalog::Source) -> String {
+    match &s.cron {
+        Some(expr) => format!("at '{expr}' (cron, UTC)"),
+        None => format!("every {} s", s.every_secs),
     }
 }

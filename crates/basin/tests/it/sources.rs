@@ -246,10 +246,31 @@ async fn the_server_runs_sources_on_schedule_and_a_kill_loads_nothing_twice() {
         assert!(a.text.contains(says), "{says}: {}", a.text);
     }
     let a = s
-        .call("POST", "/api/v1/sources", Some(&admin), Some(serde_json::json!({"name": "feed", "kind": "files", "table": "shop.feed", "location": drops.to_str().unwrap(), "pattern": "feed/*.csv"})))
+        .call("POST", "/api/v1/sources", Some(&admin), Some(serde_json::json!({"name": "feed", "kind": "files", "table": "shop.feed", "location": "/tmp", "cron": "every day"})))
+        .await;
+    crate::server::problem(&a, 400);
+    assert!(a.text.contains("not a cron expression"), "{}", a.text);
+    // A cron schedule (with seconds: every second) runs the source at its times.
+    std::fs::create_dir_all(drops.join("feed")).unwrap();
+    std::fs::write(drops.join("feed/a.csv"), "id,name\n1,x\n2,y\n").unwrap();
+    let a = s
+        .call("POST", "/api/v1/sources", Some(&admin), Some(serde_json::json!({"name": "feed", "kind": "files", "table": "shop.feed", "location": drops.to_str().unwrap(), "pattern": "feed/*.csv", "cron": "* * * * * *"})))
         .await;
     assert_eq!(a.status, 201, "{}", a.text);
-    assert_eq!(a.body["owner"], "admin");
+    assert_eq!(
+        (a.body["owner"].as_str(), a.body["cron"].as_str()),
+        (Some("admin"), Some("* * * * * *"))
+    );
+    let mut fed = 0;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let a = s.sql(&admin, "SELECT count(*) AS n FROM shop.feed").await;
+        fed = a.body["rows"][0]["n"].as_i64().unwrap_or(0);
+        if fed == 2 {
+            break;
+        }
+    }
+    assert_eq!(fed, 2, "the cron source did not run");
     drop(server); // SIGKILL
     drop_day(&drops, 23, 9, 1);
     let server = Server::start(&b, &[]);
