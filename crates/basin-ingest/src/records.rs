@@ -102,6 +102,10 @@ pub async fn append_records(
         )?;
         quarantine.write(decoded.refused.clone()).await?;
     }
+    let rows = match &settings.partition_time_field {
+        Some(field) => with_time_parts(decoded.rows, field)?,
+        None => decoded.rows,
+    };
     let refused: Vec<Refused> = decoded
         .refused
         .iter()
@@ -110,7 +114,7 @@ pub async fn append_records(
             reason: r.reason.clone(),
         })
         .collect();
-    if decoded.rows.num_rows() == 0 {
+    if rows.num_rows() == 0 {
         return Err(IngestError::Input(match refused.first() {
             Some(r) => format!(
                 "no record of the request was taken ({} refused); the first, record {}: {}",
@@ -126,8 +130,44 @@ pub async fn append_records(
         max_bytes: settings.max_bytes as usize,
     };
     Ok(tables
-        .accept_records(actor, t, decoded.rows, refused, policy, claim)
+        .accept_records(actor, t, rows, refused, policy, claim)
         .await?)
+}
+
+/// Fills the columns `year`, `month`, `day` and `hour` that `rows` has from its timestamp
+/// column `field` (UTC), so that a stream lands in time partitions whatever the records say.
+fn with_time_parts(rows: RecordBatch, field: &str) -> Result<RecordBatch> {
+    use arrow::compute::kernels::temporal::{DatePart, date_part};
+    let schema = rows.schema();
+    let time = schema
+        .index_of(field)
+        .ok()
+        .map(|i| rows.column(i))
+        .filter(|c| matches!(c.data_type(), arrow::datatypes::DataType::Timestamp(..)))
+        .ok_or_else(|| {
+            IngestError::Input(format!(
+                "the table's partition_time_field '{field}' is not one of its TIMESTAMP columns; fix the table's stream settings"
+            ))
+        })?;
+    let mut columns = rows.columns().to_vec();
+    let parts = [
+        ("year", DatePart::Year),
+        ("month", DatePart::Month),
+        ("day", DatePart::Day),
+        ("hour", DatePart::Hour),
+    ];
+    for (name, part) in parts {
+        if let Ok(i) = schema.index_of(name) {
+            let values = date_part(time, part)
+                .and_then(|v| arrow::compute::cast(&v, schema.field(i).data_type()))
+                .map_err(|e| {
+                    IngestError::Input(format!("filling column '{name}' from '{field}': {e}"))
+                })?;
+            columns[i] = values;
+        }
+    }
+    RecordBatch::try_new(schema, columns)
+        .map_err(|e| IngestError::Input(format!("filling time partitions from '{field}': {e}")))
 }
 
 /// Decodes a request's records against `schema`: each record must be a JSON object whose
@@ -369,6 +409,44 @@ mod tests {
         assert_eq!(names, vec!["meta", "speed"]);
         assert_eq!(d.new_columns[1].data_type(), &DataType::Float64);
         assert!(matches!(d.new_columns[0].data_type(), DataType::Struct(_)));
+    }
+
+    #[test]
+    fn time_partitions_come_from_the_records_timestamp() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(
+                "ts",
+                DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None),
+                true,
+            ),
+            Field::new("year", DataType::Int32, true),
+            Field::new("day", DataType::Utf8, true),
+        ]));
+        let body = br#"{"ts": "2026-11-26T05:30:00"}
+{"ts": "2025-01-02T23:00:00", "year": 1999}
+"#;
+        let d = decode_records(body, Framing::Ndjson, schema, UnknownFields::Reject).unwrap();
+        let rows = with_time_parts(d.rows, "ts").unwrap();
+        let pretty = arrow::util::pretty::pretty_format_batches(&[rows])
+            .unwrap()
+            .to_string();
+        assert!(
+            pretty.contains("| 2026 | 26  |") && pretty.contains("| 2025 | 2   |"),
+            "{pretty}"
+        );
+        let e = with_time_parts(
+            RecordBatch::new_empty(Arc::new(Schema::new(vec![Field::new(
+                "day",
+                DataType::Utf8,
+                true,
+            )]))),
+            "ts",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("not one of its TIMESTAMP columns"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub struct StreamSettings {
     /// … or once this many bytes are buffered, whichever comes first.
     pub max_bytes: u64,
     pub unknown_fields: UnknownFields,
+    /// A timestamp field of the records from which the table's columns named `year`, `month`,
+    /// `day` and `hour` (those it has) are filled, in UTC: a stream partitioned by time.
+    pub partition_time_field: Option<String>,
 }
 
 impl Default for StreamSettings {
@@ -57,6 +60,7 @@ impl Default for StreamSettings {
             max_age_ms: 5_000,
             max_bytes: 128 << 20,
             unknown_fields: UnknownFields::Reject,
+            partition_time_field: None,
         }
     }
 }
@@ -64,8 +68,8 @@ impl Default for StreamSettings {
 impl Catalog {
     /// The stream settings of a table (the defaults until some are set).
     pub async fn stream_settings(&self, t: &TableRef) -> Result<StreamSettings> {
-        let row: Option<(i64, i64, String)> = sqlx::query_as(
-            "SELECT max_age_ms, max_bytes, unknown_fields FROM table_streams WHERE hub = $1 AND dataset = $2 AND table_name = $3",
+        let row: Option<(i64, i64, String, String)> = sqlx::query_as(
+            "SELECT max_age_ms, max_bytes, unknown_fields, partition_time_field FROM table_streams WHERE hub = $1 AND dataset = $2 AND table_name = $3",
         )
         .bind(t.hub.as_str())
         .bind(t.dataset.as_str())
@@ -75,10 +79,11 @@ impl Catalog {
         .ctx(|| format!("reading the stream settings of '{t}'"))?;
         Ok(match row {
             None => StreamSettings::default(),
-            Some((age, bytes, unknown)) => StreamSettings {
+            Some((age, bytes, unknown, time_field)) => StreamSettings {
                 max_age_ms: age.max(0) as u64,
                 max_bytes: bytes.max(0) as u64,
                 unknown_fields: UnknownFields::parse(&unknown)?,
+                partition_time_field: Some(time_field).filter(|f| !f.is_empty()),
             },
         })
     }
@@ -93,11 +98,15 @@ impl Catalog {
                 "stream settings need max_age_ms between 100 and 3600000 (1 hour) and max_bytes between 1 MiB and 16 GiB".into(),
             ));
         }
+        if let Some(f) = &s.partition_time_field {
+            basin_core::Name::parse("field", f)?;
+        }
         sqlx::query(
-            "INSERT INTO table_streams (hub, dataset, table_name, max_age_ms, max_bytes, unknown_fields)
-             VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO table_streams (hub, dataset, table_name, max_age_ms, max_bytes, unknown_fields, partition_time_field)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (hub, dataset, table_name) DO UPDATE SET max_age_ms = excluded.max_age_ms,
-               max_bytes = excluded.max_bytes, unknown_fields = excluded.unknown_fields",
+               max_bytes = excluded.max_bytes, unknown_fields = excluded.unknown_fields,
+               partition_time_field = excluded.partition_time_field",
         )
         .bind(t.hub.as_str())
         .bind(t.dataset.as_str())
@@ -105,6 +114,7 @@ impl Catalog {
         .bind(s.max_age_ms as i64)
         .bind(s.max_bytes as i64)
         .bind(s.unknown_fields.as_str())
+        .bind(s.partition_time_field.as_deref().unwrap_or(""))
         .execute(&self.pool)
         .await
         .ctx(|| format!("setting the stream settings of '{t}'"))?;

@@ -49,6 +49,10 @@ pub(crate) struct StreamSettingsView {
     /// or `quarantine` the record to `<table>__rejected`.
     #[schema(value_type = String)]
     unknown_fields: UnknownFields,
+    /// A TIMESTAMP field of the records from which the table's `year`, `month`, `day` and
+    /// `hour` columns (those it has) are filled, in UTC.
+    #[serde(default)]
+    partition_time_field: Option<String>,
 }
 
 /// The longest `Idempotency-Key` taken.
@@ -225,6 +229,7 @@ pub(crate) async fn set_stream_settings(
         max_age_ms: view.max_age_ms,
         max_bytes: view.max_mib.saturating_mul(1 << 20),
         unknown_fields: view.unknown_fields,
+        partition_time_field: view.partition_time_field,
     };
     c.session.set_stream_settings(&t, &settings).await?;
     Ok(Json(c.session.stream_settings(&t).await?.into()))
@@ -236,6 +241,7 @@ impl From<StreamSettings> for StreamSettingsView {
             max_age_ms: s.max_age_ms,
             max_mib: s.max_bytes >> 20,
             unknown_fields: s.unknown_fields,
+            partition_time_field: s.partition_time_field,
         }
     }
 }

@@ -446,3 +446,58 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A table partitioned by time takes its `year`/`month`/`day`/`hour` from a timestamp field of
+/// the records, whatever the records say of them.
+#[tokio::test(flavor = "multi_thread")]
+async fn streamed_records_land_in_time_partitions_derived_from_a_field() {
+    let b = fleet();
+    b.ok(&[
+        "sql",
+        "CREATE TABLE fleet.trips (ts TIMESTAMP, km DOUBLE, year INT, month INT, day INT, hour INT)",
+    ]);
+    let server = Server::start(&b, &[]);
+    let s = server.client();
+    let admin = server.login("admin", ADMIN_PASSWORD).await;
+    let trips = "/api/v1/hubs/main/datasets/fleet/tables/trips";
+    let settings = json!({"max_age_ms": 3_600_000, "max_mib": 64, "unknown_fields": "reject", "partition_time_field": "ts"});
+    let a = s
+        .call(
+            "PUT",
+            &format!("{trips}/stream"),
+            Some(&admin),
+            Some(settings),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["partition_time_field"], "ts");
+    let body = ndjson(&[
+        json!({"ts": "2026-11-26T05:30:00", "km": 12.5}),
+        json!({"ts": "2026-12-31T23:59:00", "km": 3.0, "year": 1999}),
+    ]);
+    let a = Api::answer(
+        s.http
+            .post(format!("{}{trips}/records", s.url))
+            .bearer_auth(&admin)
+            .header("content-type", "application/x-ndjson")
+            .body(body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let rows = s
+        .rows(
+            &admin,
+            "SELECT year, month, day, hour FROM fleet.trips ORDER BY ts",
+        )
+        .await;
+    assert_eq!(
+        rows,
+        vec![
+            json!({"year": 2026, "month": 11, "day": 26, "hour": 5}),
+            json!({"year": 2026, "month": 12, "day": 31, "hour": 23})
+        ]
+    );
+}
