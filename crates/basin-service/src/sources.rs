@@ -373,13 +373,7 @@ impl Hub {
     }
 
     async fn load_new_files(&self, source: &Source, run: &mut SourceRun) -> Result<()> {
-        let text = |k: &str| {
-            source
-                .config
-                .get(k)
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
-        };
+        let text = |k: &str| source.setting(k).map(str::to_string);
         let location = PathBuf::from(text("location").unwrap_or_default());
         let pattern = glob::Pattern::new(&text("pattern").unwrap_or_default())
             .map_err(|e| ServiceError::Invalid(format!("the source's pattern: {e}")))?;
@@ -416,12 +410,9 @@ impl Hub {
                 Some(k) if same(k) => k.attempts,
                 _ => 0,
             };
-            let mut hash = sha2::Sha256::new();
-            hash.update(format!("{}\n{}\n{}", f.path, f.size, f.modified_ms));
-            let load_id = format!(
-                "source-{}-{}",
-                source.name,
-                &hex::encode(hash.finalize())[..24]
+            let load_id = load_id(
+                source,
+                &format!("{}\n{}\n{}", f.path, f.size, f.modified_ms),
             );
             let mut read = basin_ingest::ReadOptions::default();
             read.format = format;
@@ -480,13 +471,7 @@ impl Hub {
 
     /// A PostgreSQL source's run: the query's rows (past the last watermark) into its table.
     async fn load_postgres(&self, source: &Source, run: &mut SourceRun) -> Result<()> {
-        let text = |k: &str| {
-            source
-                .config
-                .get(k)
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
-        };
+        let text = |k: &str| source.setting(k).map(str::to_string);
         let password = match (text("password_env"), text("password_file")) {
             (Some(var), _) => Some(std::env::var(&var).map_err(|_| {
                 ServiceError::Invalid(format!(
@@ -525,14 +510,8 @@ impl Hub {
             if exported.any {
                 let (mode, load_id) = match &query.watermark {
                     Some(_) => {
-                        let mut hash = sha2::Sha256::new();
-                        hash.update(format!("{low:?}\n{:?}", exported.high));
-                        let id = format!(
-                            "source-{}-{}",
-                            source.name,
-                            &hex::encode(hash.finalize())[..24]
-                        );
-                        (LoadMode::Upsert, Some(id))
+                        let range = format!("{low:?}\n{:?}", exported.high);
+                        (LoadMode::Upsert, Some(load_id(source, &range)))
                     }
                     None => (LoadMode::Overwrite(None), None),
                 };
@@ -632,6 +611,13 @@ impl Hub {
             }
         })
     }
+}
+
+/// The load id of what a source reads (a file, a range of a watermark), recorded in the
+/// table's Delta log with the rows: the same input is never loaded twice.
+fn load_id(source: &Source, input: &str) -> String {
+    let hash = sha2::Sha256::digest(input.as_bytes());
+    format!("source-{}-{}", source.name, &hex::encode(hash)[..24])
 }
 
 /// A cron expression (five fields, or six with seconds), or why it is not one.

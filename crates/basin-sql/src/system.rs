@@ -297,12 +297,7 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
         }
         "maintenance_runs" => {
             // The newest runs of the tables the principal sees.
-            let seen: std::collections::HashSet<TableRef> =
-                access::visible_tables(engine, None, None)
-                    .await?
-                    .into_iter()
-                    .map(|(t, _)| t.table_ref())
-                    .collect();
+            let seen = seen_tables(engine).await?;
             let runs: Vec<_> = engine
                 .catalog()
                 .maintenance_runs(None, MAINTENANCE_RUNS)
@@ -348,12 +343,7 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
         }
         "source_runs" => {
             // The newest runs of the sources whose table the principal sees.
-            let seen: std::collections::HashSet<TableRef> =
-                access::visible_tables(engine, None, None)
-                    .await?
-                    .into_iter()
-                    .map(|(t, _)| t.table_ref())
-                    .collect();
+            let seen = seen_tables(engine).await?;
             let runs: Vec<_> = engine
                 .catalog()
                 .source_runs(None, MAINTENANCE_RUNS)
@@ -404,6 +394,15 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
                 .map(|s| format!("system.{s}")),
         }),
     }
+}
+
+/// The tables the engine's principal sees.
+async fn seen_tables(engine: &Engine) -> Result<std::collections::HashSet<TableRef>> {
+    Ok(access::visible_tables(engine, None, None)
+        .await?
+        .into_iter()
+        .map(|(t, _)| t.table_ref())
+        .collect())
 }
 
 /// The SQL standard's `information_schema.<name>` (`schemata`, `tables`, `columns`): the same

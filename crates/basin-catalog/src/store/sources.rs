@@ -32,6 +32,13 @@ pub struct Source {
     pub state: serde_json::Value,
 }
 
+impl Source {
+    /// A text setting of its config (`location`, `url`, `watermark`, …).
+    pub fn setting(&self, key: &str) -> Option<&str> {
+        self.config.get(key).and_then(|v| v.as_str())
+    }
+}
+
 /// A file a files source has seen.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SourceFile {

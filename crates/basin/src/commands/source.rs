@@ -109,7 +109,7 @@ pub async fn run(g: &Global, session: &Session, cmd: SourceCommand) -> anyhow::R
                 );
             }
             if let Some(w) = s.state.get("watermark").and_then(|w| w.as_str()) {
-                let column = s.config["watermark"].as_str().unwrap_or_default();
+                let column = s.setting("watermark").unwrap_or_default();
                 println!("read up:  {column} = {w}");
             }
             for f in &status.failures {
@@ -185,9 +185,9 @@ pub async fn run(g: &Global, session: &Session, cmd: SourceCommand) -> anyhow::R
 
 /// What a source reads, in words.
 fn reads(s: &basin_catalog::Source) -> String {
-    let text = |k: &str| s.config[k].as_str().unwrap_or_default().to_string();
+    let text = |k: &str| s.setting(k).unwrap_or_default().to_string();
     match s.kind.as_str() {
-        "postgres" => match s.config["watermark"].as_str() {
+        "postgres" => match s.setting("watermark") {
             Some(w) => format!(
                 "{} from {} (rows past the last {w}, upserted)",
                 text("query"),

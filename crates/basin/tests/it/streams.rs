@@ -14,11 +14,22 @@ use crate::server::{ADMIN_PASSWORD, Answer, Api, Server, problem};
 
 const EVENTS: &str = "/api/v1/hubs/main/datasets/fleet/tables/events";
 
-/// Posts a body of records.
+/// Posts a body of records to fleet.events.
 async fn post(s: &Api, token: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Answer {
+    post_to(s, EVENTS, token, body, headers).await
+}
+
+/// Posts a body of records to the table at `table` (its REST path).
+async fn post_to(
+    s: &Api,
+    table: &str,
+    token: &str,
+    body: Vec<u8>,
+    headers: &[(&str, &str)],
+) -> Answer {
     let mut req = s
         .http
-        .post(format!("{}{EVENTS}/records", s.url))
+        .post(format!("{}{table}/records", s.url))
         .bearer_auth(token)
         .body(body);
     if !headers.iter().any(|(k, _)| *k == "content-type") {
@@ -475,17 +486,7 @@ async fn streamed_records_land_in_time_partitions_derived_from_a_field() {
         json!({"ts": "2026-11-26T05:30:00", "km": 12.5}),
         json!({"ts": "2026-12-31T23:59:00", "km": 3.0, "year": 1999}),
     ]);
-    let a = Api::answer(
-        s.http
-            .post(format!("{}{trips}/records", s.url))
-            .bearer_auth(&admin)
-            .header("content-type", "application/x-ndjson")
-            .body(body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let a = post_to(&s, trips, &admin, body, &[]).await;
     assert_eq!(a.status, 200, "{}", a.text);
     let rows = s
         .rows(
