@@ -502,3 +502,54 @@ async fn streamed_records_land_in_time_partitions_derived_from_a_field() {
         ]
     );
 }
+
+/// When the server's buffer is full, requests of records get 429 with Retry-After and nothing
+/// is taken; once the buffer is committed, requests are taken again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_buffer_answers_429_until_it_is_committed() {
+    let b = fleet();
+    let server = Server::start(&b, &["--stream-buffer-mib", "16"]);
+    let s = server.client();
+    let admin = server.login("admin", ADMIN_PASSWORD).await;
+    commit_after(&s, &admin, 3_600_000).await;
+    let batch: Vec<Value> = (0..2000)
+        .map(|i| json!({"id": i, "vehicle": format!("vehicle-{i:06}-{}", "x".repeat(100)), "region": "eu"}))
+        .collect();
+    let body = ndjson(&batch);
+    let (mut taken, mut full) = (0i64, None);
+    for _ in 0..500 {
+        let resp = s
+            .http
+            .post(format!("{}{EVENTS}/records", s.url))
+            .bearer_auth(&admin)
+            .header("content-type", "application/x-ndjson")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == 429 {
+            let retry = resp.headers().get("retry-after").cloned();
+            full = Some((retry, Api::answer(resp).await));
+            break;
+        }
+        assert_eq!(resp.status(), 200);
+        taken += 2000;
+    }
+    let (retry, answer) = full.expect("the buffer never filled");
+    assert!(retry.is_some(), "429 without Retry-After");
+    problem(&answer, 429);
+    assert!(answer.text.contains("buffer"), "{}", answer.text);
+    assert_eq!(
+        count(&s, &admin, "SELECT count(*) FROM fleet.events").await,
+        taken
+    );
+    // A write other than an append commits the buffer; records are taken again.
+    let a = s.sql(&admin, "DELETE FROM fleet.events WHERE id < 0").await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let a = post(&s, &admin, body, &[]).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(
+        count(&s, &admin, "SELECT count(*) FROM fleet.events").await,
+        taken + 2000
+    );
+}
