@@ -580,6 +580,22 @@ pub enum TableCommand {
         #[arg(long, value_delimiter = ',')]
         zorder: Option<Vec<String>>,
     },
+    /// Show, or with options set, how the table takes streamed records (docs/streaming.md).
+    Stream {
+        table: String,
+        /// Commit buffered records at the latest this many milliseconds after the oldest came …
+        #[arg(long)]
+        max_age_ms: Option<u64>,
+        /// … or once this many MiB are buffered.
+        #[arg(long)]
+        max_mib: Option<u64>,
+        /// A record's field that is not a column: reject, evolve or quarantine.
+        #[arg(long)]
+        unknown_fields: Option<String>,
+        /// A TIMESTAMP field that fills the year/month/day/hour columns ("" for none).
+        #[arg(long)]
+        partition_time_field: Option<String>,
+    },
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! `basin table show|comment|history|restore|optimize|vacuum|maintenance`.
+//! `basin table show|comment|history|restore|optimize|vacuum|maintenance|stream`.
 
 use basin_catalog::access::Securable;
 use basin_core::TableRef;
@@ -133,6 +133,24 @@ pub async fn run(g: &Global, session: &Session, cmd: TableCommand) -> anyhow::Re
             );
             super::done(g, &message, run_json(&run))
         }
+        TableCommand::Stream {
+            table,
+            max_age_ms,
+            max_mib,
+            unknown_fields,
+            partition_time_field,
+        } => {
+            stream_settings(
+                g,
+                session,
+                &table,
+                max_age_ms,
+                max_mib,
+                unknown_fields,
+                partition_time_field,
+            )
+            .await
+        }
         TableCommand::Maintenance {
             table,
             auto,
@@ -174,6 +192,46 @@ pub async fn run(g: &Global, session: &Session, cmd: TableCommand) -> anyhow::Re
             super::done(g, &message, serde_json::to_value(&policy)?)
         }
     }
+}
+
+/// `basin table stream`: shows, or sets, a table's stream settings.
+async fn stream_settings(
+    g: &Global,
+    session: &Session,
+    table: &str,
+    max_age_ms: Option<u64>,
+    max_mib: Option<u64>,
+    unknown_fields: Option<String>,
+    partition_time_field: Option<String>,
+) -> anyhow::Result<()> {
+    let t = TableRef::parse(table)?;
+    let mut s = session.stream_settings(&t).await?;
+    let changed = max_age_ms.is_some()
+        || max_mib.is_some()
+        || unknown_fields.is_some()
+        || partition_time_field.is_some();
+    s.max_age_ms = max_age_ms.unwrap_or(s.max_age_ms);
+    s.max_bytes = max_mib.map_or(s.max_bytes, |m| m.saturating_mul(1 << 20));
+    if let Some(u) = unknown_fields {
+        s.unknown_fields = basin_catalog::UnknownFields::parse(&u)?;
+    }
+    if let Some(f) = partition_time_field {
+        s.partition_time_field = Some(f).filter(|f| !f.is_empty());
+    }
+    if changed {
+        session.set_stream_settings(&t, &s).await?;
+    }
+    let message = format!(
+        "{t}: commit buffered records within {} ms or at {}, unknown fields: {}{}.",
+        s.max_age_ms,
+        basin_core::human_bytes(s.max_bytes),
+        s.unknown_fields.as_str(),
+        s.partition_time_field
+            .as_deref()
+            .map(|f| format!(", time partitions from '{f}'"))
+            .unwrap_or_default()
+    );
+    super::done(g, &message, serde_json::to_value(&s)?)
 }
 
 fn run_json(r: &basin_catalog::MaintenanceRun) -> serde_json::Value {

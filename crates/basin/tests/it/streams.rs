@@ -467,21 +467,39 @@ async fn streamed_records_land_in_time_partitions_derived_from_a_field() {
         "sql",
         "CREATE TABLE fleet.trips (ts TIMESTAMP, km DOUBLE, year INT, month INT, day INT, hour INT)",
     ]);
+    // Set with the CLI, read through REST.
+    let e = b.fails(&[
+        "table",
+        "stream",
+        "fleet.trips",
+        "--unknown-fields",
+        "maybe",
+    ]);
+    assert!(e.contains("use reject, evolve or quarantine"), "{e}");
+    b.ok(&[
+        "table",
+        "stream",
+        "fleet.trips",
+        "--max-age-ms",
+        "3600000",
+        "--partition-time-field",
+        "ts",
+    ]);
     let server = Server::start(&b, &[]);
     let s = server.client();
     let admin = server.login("admin", ADMIN_PASSWORD).await;
     let trips = "/api/v1/hubs/main/datasets/fleet/tables/trips";
-    let settings = json!({"max_age_ms": 3_600_000, "max_mib": 64, "unknown_fields": "reject", "partition_time_field": "ts"});
     let a = s
-        .call(
-            "PUT",
-            &format!("{trips}/stream"),
-            Some(&admin),
-            Some(settings),
-        )
+        .call("GET", &format!("{trips}/stream"), Some(&admin), None)
         .await;
     assert_eq!(a.status, 200, "{}", a.text);
-    assert_eq!(a.body["partition_time_field"], "ts");
+    assert_eq!(
+        (
+            a.body["partition_time_field"].as_str(),
+            a.body["max_age_ms"].as_u64()
+        ),
+        (Some("ts"), Some(3_600_000))
+    );
     let body = ndjson(&[
         json!({"ts": "2026-11-26T05:30:00", "km": 12.5}),
         json!({"ts": "2026-12-31T23:59:00", "km": 3.0, "year": 1999}),
