@@ -245,12 +245,16 @@ impl TableStream {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn due(&self, now: Instant) -> bool {
+    /// Whether the buffer should be committed now: it is old or large enough, or the node's
+    /// buffer is full (`node_full`) and it holds something — unless a commit is in flight or a
+    /// failed one's backoff has not passed.
+    fn due(&self, now: Instant, node_full: bool) -> bool {
         let state = self.lock();
         if state.flushing.is_some() || state.retry_at.is_some_and(|at| now < at) {
             return false;
         }
-        state.bytes >= state.policy.max_bytes
+        (node_full && !state.entries.is_empty())
+            || state.bytes >= state.policy.max_bytes
             || state
                 .entries
                 .front()
@@ -1003,10 +1007,9 @@ impl Tables {
                 _ = streams.wake.notified() => {}
             }
             let now = Instant::now();
+            let full = streams.buffered.load(Ordering::Relaxed) >= streams.config.buffer_bytes;
             for stream in streams.all() {
-                let full = streams.buffered.load(Ordering::Relaxed) >= streams.config.buffer_bytes
-                    && !stream.lock().entries.is_empty();
-                if !(stream.due(now) || full) {
+                if !stream.due(now, full) {
                     continue;
                 }
                 // A table whose buffer is being committed waits for the next pass.
