@@ -171,6 +171,24 @@ struct Buffer {
     failures: u32,
 }
 
+impl Buffer {
+    /// Remembers the answer to an `Idempotency-Key` given at `at_ms`.
+    fn remember(&mut self, key: String, at_ms: u64, ack: Ack) {
+        self.key_ages.push_back((at_ms, key.clone()));
+        self.keys.insert(key, ack);
+    }
+
+    /// Forgets the keys given before `oldest` (ms).
+    fn forget_keys_before(&mut self, oldest: u64) {
+        while let Some((at, key)) = self.key_ages.front()
+            && *at < oldest
+        {
+            self.keys.remove(key);
+            self.key_ages.pop_front();
+        }
+    }
+}
+
 /// One acknowledged request's rows, as stored (PII encrypted).
 pub(crate) struct Entry {
     seq: u64,
@@ -355,11 +373,13 @@ async fn append_group(
     }
     let first = stream.lock().next_seq;
     let count = appends.len() as u64;
-    let frames: Vec<(u64, Vec<u8>)> = appends
-        .iter()
+    let (frames, appends): (Vec<(u64, Vec<u8>)>, Vec<_>) = appends
+        .into_iter()
         .enumerate()
-        .map(|(i, (_, _, payload, _))| (first + i as u64, payload.clone()))
-        .collect();
+        .map(|(i, (header, batch, payload, answer))| {
+            ((first + i as u64, payload), (header, batch, answer))
+        })
+        .unzip();
     let (wal, written) = tokio::task::spawn_blocking(move || {
         let written = wal.append(&frames);
         (wal, written)
@@ -371,7 +391,7 @@ async fn append_group(
             let now = Instant::now();
             let mut state = stream.lock();
             let mut full = false;
-            for (i, (header, batch, _, answer)) in appends.into_iter().enumerate() {
+            for (i, (header, batch, answer)) in appends.into_iter().enumerate() {
                 let seq = first + i as u64;
                 let ack = Ack {
                     sequence: seq,
@@ -381,8 +401,7 @@ async fn append_group(
                 state.bytes += size;
                 buffered.fetch_add(size, Ordering::Relaxed);
                 if let Some(key) = &header.key {
-                    state.keys.insert(key.clone(), ack.clone());
-                    state.key_ages.push_back((header.at_ms, key.clone()));
+                    state.remember(key.clone(), header.at_ms, ack.clone());
                 }
                 state.entries.push_back(Arc::new(Entry {
                     seq,
@@ -404,7 +423,7 @@ async fn append_group(
         }
         Err(e) => {
             tracing::error!(table = %stream.t, "cannot write the stream log: {e}");
-            for (_, _, _, answer) in appends {
+            for (_, _, answer) in appends {
                 let _ = answer.send(Err(std::io::Error::new(e.kind(), e.to_string())));
             }
         }
@@ -436,6 +455,11 @@ impl Streams {
             opening: Default::default(),
             _lock: lock,
         })
+    }
+
+    /// When the oldest `Idempotency-Key` still remembered was given (ms since the epoch).
+    fn oldest_key_ms(&self) -> u64 {
+        now_ms().saturating_sub(self.config.idempotency_window.as_millis() as u64)
     }
 
     fn table_dir(&self, t: &TableRef) -> PathBuf {
@@ -470,6 +494,11 @@ impl Streams {
         t: &TableRef,
         location: &str,
     ) -> Result<Arc<TableStream>> {
+        if let Some(s) = self.get(t)
+            && s.location == location
+        {
+            return Ok(s);
+        }
         let _opening = self.opening.lock().await;
         match self.get(t) {
             Some(s) if s.location == location => return Ok(s),
@@ -491,48 +520,54 @@ impl Streams {
             .await?
             .unwrap_or(0)
             .max(0) as u64;
-        let window = self.config.idempotency_window.as_millis() as u64;
-        let oldest = now_ms().saturating_sub(window);
-        let mut keys = HashMap::new();
-        let mut key_ages = VecDeque::new();
+        let oldest = self.oldest_key_ms();
         let mut remembered = read_keys(&dir.join("keys.log"), oldest);
-        let now = Instant::now();
-        let mut entries = VecDeque::new();
-        let mut bytes = 0;
-        let mut next_seq = committed + 1;
+        let mut buffer = Buffer {
+            entries: VecDeque::new(),
+            bytes: 0,
+            next_seq: committed + 1,
+            policy: CommitPolicy::default(),
+            flushing: None,
+            flushed: VecDeque::new(),
+            keys: HashMap::new(),
+            key_ages: VecDeque::new(),
+            claimed: HashSet::new(),
+            retry_at: None,
+            failures: 0,
+        };
+        // Recovered records are due at once.
+        let due = Instant::now()
+            .checked_sub(Duration::from_secs(3600))
+            .unwrap_or_else(Instant::now);
         for l in logged {
-            next_seq = next_seq.max(l.seq + 1);
+            buffer.next_seq = buffer.next_seq.max(l.seq + 1);
             let ack = Ack {
                 sequence: l.seq,
                 ..l.header.ack
             };
-            if l.seq <= committed {
-                // Committed before the crash, its segment not yet retired: its key moves to
-                // the keys file now.
-                if let Some(key) = l.header.key
-                    && l.header.at_ms >= oldest
-                {
-                    remembered.push((l.header.at_ms, key, ack));
-                }
-                continue;
-            }
             if let Some(key) = &l.header.key
                 && l.header.at_ms >= oldest
             {
-                key_ages.push_back((l.header.at_ms, key.clone()));
-                keys.insert(key.clone(), ack.clone());
+                if l.seq <= committed {
+                    // Committed before the crash, its segment not yet retired: its key moves
+                    // to the keys file now.
+                    remembered.push((l.header.at_ms, key.clone(), ack.clone()));
+                } else {
+                    buffer.remember(key.clone(), l.header.at_ms, ack.clone());
+                }
+            }
+            if l.seq <= committed {
+                continue;
             }
             let size = l.batch.get_array_memory_size();
-            bytes += size;
-            // Recovered records are due at once.
-            let at = now.checked_sub(Duration::from_secs(3600)).unwrap_or(now);
-            entries.push_back(Arc::new(Entry {
+            buffer.bytes += size;
+            buffer.entries.push_back(Arc::new(Entry {
                 seq: l.seq,
                 batch: l.batch,
                 pii: l.header.pii,
                 key: l.header.key,
                 ack,
-                at,
+                at: due,
                 at_ms: l.header.at_ms,
                 size,
             }));
@@ -540,32 +575,19 @@ impl Streams {
         rewrite_keys(&dir.join("keys.log"), &remembered)
             .map_err(|e| log_error("write", &dir, e))?;
         for (at, key, ack) in remembered {
-            key_ages.push_back((at, key.clone()));
-            keys.insert(key, ack);
+            buffer.remember(key, at, ack);
         }
-        if !entries.is_empty() {
-            tracing::info!(table = %t, records = entries.len(), "stream log read back: acknowledged records not yet committed are buffered again");
+        if !buffer.entries.is_empty() {
+            tracing::info!(table = %t, records = buffer.entries.len(), "stream log read back: acknowledged records not yet committed are buffered again");
         }
-        self.buffered.fetch_add(bytes, Ordering::Relaxed);
+        self.buffered.fetch_add(buffer.bytes, Ordering::Relaxed);
         let (ops, receiver) = mpsc::channel(1024);
         let stream = Arc::new(TableStream {
             t: t.clone(),
             location: location.to_string(),
             dir,
             ops,
-            state: Mutex::new(Buffer {
-                entries,
-                bytes,
-                next_seq,
-                policy: CommitPolicy::default(),
-                flushing: None,
-                flushed: VecDeque::new(),
-                keys,
-                key_ages,
-                claimed: HashSet::new(),
-                retry_at: None,
-                failures: 0,
-            }),
+            state: Mutex::new(buffer),
             settled: Notify::new(),
             flush_turn: Default::default(),
         });
@@ -817,11 +839,8 @@ impl Tables {
         }
         let (pii, key) = self.protection(&entry, Some(rows.schema()))?;
         let rows = match &key {
-            Some(key) if !pii.is_empty() => {
-                let schema = basin_keys::encrypted_schema(&rows.schema(), &pii);
-                key.encrypt_batch_into(&rows, &pii, schema)?
-            }
-            _ => rows,
+            Some(key) => key.encrypt_batch(&rows, &pii)?,
+            None => rows,
         };
         let stream = streams.open_table(t, &entry.location).await?;
         stream.lock().policy = policy;
@@ -969,10 +988,7 @@ impl Tables {
             // A column tagged pii after the records came is encrypted now.
             let late: Vec<String> = pii.iter().filter(|c| !e.pii.contains(c)).cloned().collect();
             let batch = match &key {
-                Some(key) if !late.is_empty() => {
-                    let encrypted = basin_keys::encrypted_schema(&e.batch.schema(), &late);
-                    key.encrypt_batch_into(&e.batch, &late, encrypted)?
-                }
+                Some(key) if !late.is_empty() => key.encrypt_batch(&e.batch, &late)?,
                 _ => e.batch.clone(),
             };
             batches.push(basin_lake::evolution::conform(&batch, &schema)?);
@@ -1056,13 +1072,7 @@ async fn release(
         if state.flushed.len() > 64 {
             state.flushed.pop_front();
         }
-        let oldest = now_ms().saturating_sub(streams.config.idempotency_window.as_millis() as u64);
-        while let Some((at, key)) = state.key_ages.front().cloned()
-            && at < oldest
-        {
-            state.key_ages.pop_front();
-            state.keys.remove(&key);
-        }
+        state.forget_keys_before(streams.oldest_key_ms());
     }
     streams.buffered.fetch_sub(released, Ordering::Relaxed);
     let path = stream.keys_path();
