@@ -385,9 +385,7 @@ impl Hub {
             .get("max_bad_rows")
             .and_then(|v| v.as_u64())
             .unwrap_or(0);
-        let session = self
-            .user_session(&source.owner, &[], &format!("source:{}", source.name))
-            .await?;
+        let session = self.owner_session(source).await?;
         let known: std::collections::HashMap<String, SourceFile> = self
             .catalog()
             .source_files(&source.name)
@@ -426,47 +424,45 @@ impl Hub {
                 partition_root: Some(location.clone()),
                 ..Default::default()
             };
-            let loaded = session.load(request, Default::default()).await;
-            let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            let record = match &loaded {
+            let (status, rows, version, error) = match session
+                .load(request, Default::default())
+                .await
+            {
                 Ok(report) => {
                     run.files += 1;
                     run.rows += report.rows;
                     run.bytes += f.size;
                     run.lag_ms = run.lag_ms.max((now_ms - f.modified_ms).max(0) as u64);
-                    SourceFile {
-                        path: f.path.clone(),
-                        size: f.size,
-                        modified_ms: f.modified_ms,
-                        status: "loaded".into(),
-                        attempts: attempts + 1,
-                        rows: report.rows,
-                        version: report.version,
-                        error: String::new(),
-                        at,
-                    }
+                    ("loaded", report.rows, report.version, String::new())
                 }
                 Err(e) => {
                     run.failed_files += 1;
                     tracing::warn!(source = %source.name, file = %f.path, "a source's file failed to load: {e}");
-                    SourceFile {
-                        path: f.path.clone(),
-                        size: f.size,
-                        modified_ms: f.modified_ms,
-                        status: "failed".into(),
-                        attempts: attempts + 1,
-                        rows: 0,
-                        version: -1,
-                        error: e.to_string(),
-                        at,
-                    }
+                    ("failed", 0, -1, e.to_string())
                 }
+            };
+            let record = SourceFile {
+                path: f.path,
+                size: f.size,
+                modified_ms: f.modified_ms,
+                status: status.into(),
+                attempts: attempts + 1,
+                rows,
+                version,
+                error,
+                at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             };
             self.catalog()
                 .record_source_file(&source.name, &record)
                 .await?;
         }
         Ok(())
+    }
+
+    /// The session a source runs in: its owner's, from origin `source:<name>`.
+    async fn owner_session(&self, source: &Source) -> Result<Session> {
+        self.user_session(&source.owner, &[], &format!("source:{}", source.name))
+            .await
     }
 
     /// A PostgreSQL source's run: the query's rows (past the last watermark) into its table.
@@ -517,9 +513,7 @@ impl Hub {
                 };
                 let mut read = basin_ingest::ReadOptions::default();
                 read.format = Some(basin_ingest::Format::Ndjson);
-                let session = self
-                    .user_session(&source.owner, &[], &format!("source:{}", source.name))
-                    .await?;
+                let session = self.owner_session(source).await?;
                 let report = session
                     .load(
                         LoadRequest {
