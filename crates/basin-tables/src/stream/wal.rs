@@ -30,7 +30,10 @@ pub(crate) fn encode(header: &Header, batch: &RecordBatch) -> std::io::Result<Ve
 }
 
 fn decode(payload: &[u8]) -> std::io::Result<(Header, RecordBatch)> {
-    let end = memchr(payload).ok_or_else(|| io("a frame without a header"))?;
+    let end = payload
+        .iter()
+        .position(|b| *b == b'\n')
+        .ok_or_else(|| io("a frame without a header"))?;
     let header: Header = serde_json::from_slice(&payload[..end])?;
     let mut reader = StreamReader::try_new(&payload[end + 1..], None).map_err(io)?;
     let batch = reader
@@ -40,10 +43,6 @@ fn decode(payload: &[u8]) -> std::io::Result<(Header, RecordBatch)> {
     Ok((header, batch))
 }
 
-fn memchr(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|b| *b == b'\n')
-}
-
 fn io(e: impl ToString) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
 }
@@ -51,9 +50,8 @@ fn io(e: impl ToString) -> std::io::Error {
 /// The open log of one table.
 pub(crate) struct Wal {
     dir: PathBuf,
-    /// The segment being appended to.
-    current: Option<File>,
-    current_path: Option<PathBuf>,
+    /// The segment being appended to, and its path.
+    current: Option<(File, PathBuf)>,
     /// Segments no longer appended to, oldest first, waiting for their rows to be committed.
     closed: Vec<PathBuf>,
 }
@@ -92,7 +90,6 @@ impl Wal {
             Wal {
                 dir: dir.to_path_buf(),
                 current: None,
-                current_path: None,
                 closed: segments,
             },
             logged,
@@ -105,14 +102,6 @@ impl Wal {
         let Some(&(first, _)) = frames.first() else {
             return Ok(());
         };
-        if self.current.is_none() {
-            let path = self.dir.join(format!("{first:020}.wal"));
-            let file = OpenOptions::new().create(true).append(true).open(&path)?;
-            // The new file's name must survive a crash too.
-            File::open(&self.dir)?.sync_all()?;
-            self.current = Some(file);
-            self.current_path = Some(path);
-        }
         let mut bytes = Vec::with_capacity(frames.iter().map(|(_, p)| p.len() + FRAME_HEAD).sum());
         for (seq, payload) in frames {
             let len = u32::try_from(payload.len() + 8).map_err(|_| io("a record over 4 GiB"))?;
@@ -124,7 +113,14 @@ impl Wal {
             bytes.extend_from_slice(&seq.to_le_bytes());
             bytes.extend_from_slice(payload);
         }
-        let file = self.current.as_mut().expect("opened above");
+        if self.current.is_none() {
+            let path = self.dir.join(format!("{first:020}.wal"));
+            let file = OpenOptions::new().create(true).append(true).open(&path)?;
+            // The new file's name must survive a crash too.
+            File::open(&self.dir)?.sync_all()?;
+            self.current = Some((file, path));
+        }
+        let (file, _) = self.current.as_mut().expect("opened above");
         let written = file.write_all(&bytes).and_then(|()| file.sync_data());
         if written.is_err() {
             // What follows must not land after a torn frame, which ends a segment's reading.
@@ -136,8 +132,7 @@ impl Wal {
     /// Closes the current segment: the records in the closed segments (returned) are those
     /// a commit starting now takes.
     pub(crate) fn rotate(&mut self) -> Vec<PathBuf> {
-        self.current = None;
-        if let Some(path) = self.current_path.take() {
+        if let Some((_, path)) = self.current.take() {
             self.closed.push(path);
         }
         self.closed.clone()
