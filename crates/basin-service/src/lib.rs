@@ -44,7 +44,7 @@ pub use search::{
     FacetCount, Facets, MAX_QUERY_CHARS, MAX_SEARCH_LIMIT, SearchHit, SearchQuery, SearchResults,
 };
 pub use session::{Session, TableInfo};
-pub use sources::{NewFilesSource, NewPostgresSource, Schedule, SourceStatus};
+pub use sources::{NewFilesSource, NewKafkaSource, NewPostgresSource, Schedule, SourceStatus};
 
 /// Result type of this crate.
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;

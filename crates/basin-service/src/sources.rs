@@ -9,7 +9,7 @@
 //! file that fails is recorded with why, retried at the next runs up to `max_attempts`, and does
 //! not hold the others back.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use basin_catalog::access::{Action, Securable};
@@ -21,12 +21,13 @@ use sha2::Digest;
 
 use crate::{Exclusive, Hub, Result, ServiceError, Session};
 
-/// When a source runs: every so many seconds, or at the times of a cron expression (UTC, e.g.
-/// `0 2 * * *` for 02:00 every day).
+/// When a source runs: every so many seconds, at the times of a cron expression (UTC, e.g.
+/// `0 2 * * *` for 02:00 every day), or continuously (again as soon as a run ends).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Schedule {
     Every(u64),
     Cron(String),
+    Continuous,
 }
 
 /// What a new files source reads and how often.
@@ -34,8 +35,8 @@ pub enum Schedule {
 pub struct NewFilesSource {
     pub name: String,
     pub table: TableRef,
-    /// A local folder.
-    pub location: PathBuf,
+    /// A local folder or an `s3://bucket/prefix` URL.
+    pub location: String,
     /// A glob over paths relative to `location` (`*` stays within one folder level).
     pub pattern: String,
     /// The files' format when their names do not say it (csv, json, ndjson, parquet).
@@ -68,6 +69,17 @@ pub struct NewPostgresSource {
     pub schedule: Schedule,
 }
 
+/// What a new Kafka source reads and how often.
+#[derive(Debug, Clone)]
+pub struct NewKafkaSource {
+    pub name: String,
+    pub table: TableRef,
+    /// `host:port` of one or more brokers.
+    pub brokers: Vec<String>,
+    pub topic: String,
+    pub schedule: Schedule,
+}
+
 /// A source with the state of its files and its last runs.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SourceStatus {
@@ -80,6 +92,10 @@ pub struct SourceStatus {
     pub last_runs: Vec<SourceRun>,
 }
 
+/// How long a source's lease outlives a node that stopped renewing it (killed): another node
+/// (or the same one, restarted) takes the source over after at most this long.
+const SOURCE_LEASE: Duration = Duration::from_secs(15);
+
 /// Runs of each source `SourceStatus` shows.
 const SHOWN_RUNS: usize = 5;
 
@@ -89,15 +105,8 @@ impl Session {
     /// principal. Audited.
     pub async fn add_files_source(&self, s: NewFilesSource) -> Result<Source> {
         let result = async {
-            let location = std::path::absolute(&s.location).map_err(|e| {
-                ServiceError::Invalid(format!("location '{}': {e}", s.location.display()))
-            })?;
-            if !location.is_dir() {
-                return Err(ServiceError::Invalid(format!(
-                    "location '{}' is not a folder this server can read",
-                    location.display()
-                )));
-            }
+            let prefix = basin_ingest::Prefix::open(&s.location)?;
+            prefix.check().await?;
             glob::Pattern::new(&s.pattern).map_err(|e| {
                 ServiceError::Invalid(format!("pattern '{}' is not a glob: {e}", s.pattern))
             })?;
@@ -105,7 +114,7 @@ impl Session {
                 f.parse::<basin_ingest::Format>()?;
             }
             let config = json!({
-                "location": location.display().to_string(),
+                "location": prefix.location(),
                 "pattern": s.pattern,
                 "format": s.format,
                 "max_bad_rows": s.max_bad_rows,
@@ -159,6 +168,27 @@ impl Session {
         self.audited("source.add", &s.name, result).await
     }
 
+    /// Declares a Kafka source feeding `table` with the JSON values of a topic's records (as
+    /// [`Session::add_files_source`]). Audited.
+    pub async fn add_kafka_source(&self, s: NewKafkaSource) -> Result<Source> {
+        let result = async {
+            if s.brokers.is_empty() || s.brokers.iter().any(|b| !b.contains(':')) {
+                return Err(ServiceError::Invalid(
+                    "give the brokers as host:port (comma-separated)".into(),
+                ));
+            }
+            if s.topic.trim().is_empty() {
+                return Err(ServiceError::Invalid("give the topic".into()));
+            }
+            let config = json!({"brokers": s.brokers, "topic": s.topic});
+            let new = (s.name.clone(), "kafka", s.table.clone(), config);
+            self.declare(new, LoadMode::Append, s.schedule.clone(), 3)
+                .await
+        }
+        .await;
+        self.audited("source.add", &s.name, result).await
+    }
+
     /// Records a new source of the principal, which must be able to load into its table.
     async fn declare(
         &self,
@@ -176,16 +206,23 @@ impl Session {
             vec![],
         )
         .await?;
+        // A continuous source is stored as one running every 0 seconds.
         let (every_secs, cron) = match schedule {
+            Schedule::Every(0) => {
+                return Err(ServiceError::Invalid(
+                    "a source runs at least every second (--every), or --continuous".into(),
+                ));
+            }
             Schedule::Every(secs) => (secs, None),
+            Schedule::Continuous => (0, None),
             Schedule::Cron(expr) => {
                 cron_of(&expr)?;
                 (0, Some(expr))
             }
         };
-        if (cron.is_none() && every_secs == 0) || max_attempts == 0 {
+        if max_attempts == 0 {
             return Err(ServiceError::Invalid(
-                "a source runs at least every second (--every) and tries an input at least once (--max-attempts)".into(),
+                "a source tries an input at least once (--max-attempts)".into(),
             ));
         }
         let source = Source {
@@ -306,22 +343,12 @@ impl Session {
     }
 }
 
-/// A file found under a source's location.
-struct Found {
-    path: String,
-    full: PathBuf,
-    size: u64,
-    modified_ms: i64,
-}
-
 impl Hub {
     /// Runs a source under its lease (`None`: it is running elsewhere) and records the run.
     async fn run_source_exclusive(&self, name: &str, trigger: &str) -> Result<Option<SourceRun>> {
         let lease = format!("source:{name}");
         match self
-            .run_exclusive(&lease, Duration::from_secs(60), |_| {
-                self.run_source(name, trigger)
-            })
+            .run_exclusive(&lease, SOURCE_LEASE, |_| self.run_source(name, trigger))
             .await?
         {
             Exclusive::Ran(run) => Ok(Some(run?)),
@@ -355,6 +382,7 @@ impl Hub {
         let loaded = match source.kind.as_str() {
             "files" => self.load_new_files(&source, &mut run).await,
             "postgres" => self.load_postgres(&source, &mut run).await,
+            "kafka" => self.load_kafka(&source, &mut run).await,
             other => Err(ServiceError::Invalid(format!(
                 "source kind '{other}' is not known"
             ))),
@@ -374,7 +402,7 @@ impl Hub {
 
     async fn load_new_files(&self, source: &Source, run: &mut SourceRun) -> Result<()> {
         let text = |k: &str| source.setting(k).map(str::to_string);
-        let location = PathBuf::from(text("location").unwrap_or_default());
+        let prefix = basin_ingest::Prefix::open(&text("location").unwrap_or_default())?;
         let pattern = glob::Pattern::new(&text("pattern").unwrap_or_default())
             .map_err(|e| ServiceError::Invalid(format!("the source's pattern: {e}")))?;
         let format = text("format")
@@ -393,10 +421,8 @@ impl Hub {
             .into_iter()
             .map(|f| (f.path.clone(), f))
             .collect();
-        let root = location.clone();
-        let found = tokio::task::spawn_blocking(move || find_files(&root, &pattern))
-            .await
-            .map_err(|e| ServiceError::Invalid(e.to_string()))??;
+        let found = prefix.list(&pattern).await?;
+        let scratch = scratch_path(source, "");
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
@@ -414,20 +440,23 @@ impl Hub {
             );
             let mut read = basin_ingest::ReadOptions::default();
             read.format = format;
-            let request = LoadRequest {
-                table: Some(source.table.clone()),
-                inputs: vec![f.full.display().to_string()],
-                read,
-                mode: LoadMode::Append,
-                max_bad_rows,
-                load_id: Some(load_id),
-                partition_root: Some(location.clone()),
-                ..Default::default()
-            };
-            let (status, rows, version, error) = match session
-                .load(request, Default::default())
-                .await
-            {
+            let loaded = async {
+                let (input, root) = prefix.local(&f, &scratch).await?;
+                let request = LoadRequest {
+                    table: Some(source.table.clone()),
+                    inputs: vec![input.display().to_string()],
+                    read,
+                    mode: LoadMode::Append,
+                    max_bad_rows,
+                    load_id: Some(load_id),
+                    partition_root: Some(root),
+                    ..Default::default()
+                };
+                session.load(request, Default::default()).await
+            }
+            .await;
+            let _ = std::fs::remove_dir_all(&scratch);
+            let (status, rows, version, error) = match loaded {
                 Ok(report) => {
                     run.files += 1;
                     run.rows += report.rows;
@@ -495,11 +524,7 @@ impl Hub {
             .get("watermark")
             .and_then(|v| v.as_str())
             .map(str::to_string);
-        let file = std::env::temp_dir().join(format!(
-            "basin-source-{}-{:016x}.ndjson",
-            source.name,
-            rand::random::<u64>()
-        ));
+        let file = scratch_path(source, ".ndjson");
         let exported = basin_ingest::export_pg(&query, low.as_deref(), &file).await;
         let result = async {
             let exported = exported?;
@@ -544,6 +569,67 @@ impl Hub {
         .await;
         let _ = std::fs::remove_file(&file);
         result
+    }
+
+    /// A Kafka source's run: each partition's records past its committed offset into the
+    /// table, one load per partition. The range a load takes is recorded as pending before it
+    /// commits and its load id names the range, so a run cut off anywhere reads the same range
+    /// again and either commits it or finds it committed: each record lands once.
+    async fn load_kafka(&self, source: &Source, run: &mut SourceRun) -> Result<()> {
+        let brokers: Vec<String> =
+            serde_json::from_value(source.config["brokers"].clone()).unwrap_or_default();
+        let topic = source.setting("topic").unwrap_or_default();
+        let kafka = basin_ingest::KafkaTopic::connect(&brokers, topic).await?;
+        let session = self
+            .user_session(&source.owner, &[], &format!("source:{}", source.name))
+            .await?;
+        let mut state = source.state.clone();
+        for p in kafka.partitions().await? {
+            let key = p.to_string();
+            let offsets = &state["partitions"][&key];
+            let committed = offsets["committed"].as_i64();
+            let pending = offsets["pending"].as_i64();
+            let file = scratch_path(source, ".ndjson");
+            let result = async {
+                let (from, to) = kafka.read(p, committed, pending, &file).await?;
+                if to <= from {
+                    return Ok(());
+                }
+                state["partitions"][&key] = json!({"committed": from, "pending": to});
+                self.catalog()
+                    .set_source_state(&source.name, &state)
+                    .await?;
+                let mut read = basin_ingest::ReadOptions::default();
+                read.format = Some(basin_ingest::Format::Ndjson);
+                let report = session
+                    .load(
+                        LoadRequest {
+                            table: Some(source.table.clone()),
+                            inputs: vec![file.display().to_string()],
+                            read,
+                            // A message that is not a record of the table must not stop the
+                            // partition: it goes to `<table>__rejected`.
+                            max_bad_rows: u64::MAX,
+                            load_id: Some(load_id(source, &format!("{topic}\n{p}\n{from}\n{to}"))),
+                            ..Default::default()
+                        },
+                        Default::default(),
+                    )
+                    .await?;
+                state["partitions"][&key] = json!({"committed": to});
+                self.catalog()
+                    .set_source_state(&source.name, &state)
+                    .await?;
+                run.files += 1;
+                run.rows += report.rows;
+                run.bytes += report.bytes;
+                Ok::<_, ServiceError>(())
+            }
+            .await;
+            let _ = std::fs::remove_file(&file);
+            result?;
+        }
+        Ok(())
     }
 
     /// Runs every source that is due (not paused, its interval passed since its last run on
@@ -614,6 +700,15 @@ fn load_id(source: &Source, input: &str) -> String {
     format!("source-{}-{}", source.name, &hex::encode(hash)[..24])
 }
 
+/// A new path in the temporary folder for what a run of `source` reads (ending in `suffix`).
+fn scratch_path(source: &Source, suffix: &str) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "basin-source-{}-{:016x}{suffix}",
+        source.name,
+        rand::random::<u64>()
+    ))
+}
+
 /// A cron expression (five fields, or six with seconds), or why it is not one.
 fn cron_of(expr: &str) -> Result<croner::Cron> {
     expr.parse::<croner::Cron>().map_err(|e| {
@@ -621,52 +716,4 @@ fn cron_of(expr: &str) -> Result<croner::Cron> {
             "'{expr}' is not a cron expression ({e}): write five fields, e.g. '0 2 * * *' for 02:00 UTC every day"
         ))
     })
-}
-
-/// The files under `root` whose relative path matches `pattern`, in path order.
-fn find_files(root: &Path, pattern: &glob::Pattern) -> Result<Vec<Found>> {
-    let options = glob::MatchOptions {
-        case_sensitive: true,
-        require_literal_separator: true,
-        require_literal_leading_dot: true,
-    };
-    let mut found = Vec::new();
-    let mut dirs = vec![root.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|e| {
-            ServiceError::Invalid(format!("cannot read folder {}: {e}", dir.display()))
-        })?;
-        for entry in entries.flatten() {
-            let full = entry.path();
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() {
-                dirs.push(full);
-                continue;
-            }
-            let Ok(relative) = full.strip_prefix(root) else {
-                continue;
-            };
-            let path = relative
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/");
-            if !pattern.matches_with(&path, options) {
-                continue;
-            }
-            let modified_ms = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_millis() as i64);
-            found.push(Found {
-                path,
-                full,
-                size: meta.len(),
-                modified_ms,
-            });
-        }
-    }
-    found.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(found)
 }

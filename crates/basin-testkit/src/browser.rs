@@ -2,13 +2,14 @@
 //! WebDriver by `chromedriver` (on a free loopback port) through fantoccini. Each page visited
 //! can be saved as a screenshot under `target/portal-screenshots/` (test artifacts).
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
+
+use crate::tools::free_port;
 
 /// What to install when the browser is missing.
 pub const INSTALL_HINT: &str = "the portal's browser tests need Chromium and chromedriver: apt-get install chromium chromium-driver (scripts/test installs them)";
@@ -37,13 +38,6 @@ fn find_program(names: &[&str]) -> Option<PathBuf> {
         }
     }
     None
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
 }
 
 impl Browser {

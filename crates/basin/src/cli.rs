@@ -138,19 +138,28 @@ pub enum SourceCommand {
     /// Declare a source. Files: each new file under a folder matching a pattern, once, in path
     /// order (`--path /drops --pattern 'products/year=*/month=*/day=*/*.csv'`). PostgreSQL:
     /// a query's rows, as a snapshot or incrementally by a watermark column (`--postgres URL
-    /// --from-table public.customers --key id --watermark updated_at`).
+    /// --from-table public.customers --key id --watermark updated_at`). Kafka: a topic's JSON
+    /// records, each once (`--kafka broker:9092 --topic vehicle-events`).
     Add {
         name: String,
         /// The table it feeds (created by the first run when it does not exist).
         #[arg(long)]
         table: String,
-        /// Files: the folder to watch.
+        /// Files: the folder to watch, or an object-store prefix `s3://bucket/drops` (read
+        /// with the server's AWS_* environment).
+        #[arg(long, required_unless_present_any = ["postgres", "kafka"], conflicts_with_all = ["postgres", "kafka"])]
+        path: Option<String>,
+        /// Kafka: the brokers, host:port (comma-separated) …
         #[arg(
             long,
-            required_unless_present = "postgres",
-            conflicts_with = "postgres"
+            value_delimiter = ',',
+            conflicts_with = "postgres",
+            requires = "topic"
         )]
-        path: Option<PathBuf>,
+        kafka: Option<Vec<String>>,
+        /// … and the topic whose records' JSON values become rows.
+        #[arg(long, requires = "kafka")]
+        topic: Option<String>,
         /// PostgreSQL: postgres://USER@HOST:PORT/DATABASE (no password in it).
         #[arg(long)]
         postgres: Option<String>,
@@ -182,9 +191,12 @@ pub enum SourceCommand {
         /// Seconds between runs …
         #[arg(long, default_value_t = 60)]
         every: u64,
-        /// … or a cron expression (UTC): '0 2 * * *' runs at 02:00 every day.
+        /// … or a cron expression (UTC): '0 2 * * *' runs at 02:00 every day …
         #[arg(long, conflicts_with = "every")]
         cron: Option<String>,
+        /// … or continuously: again as soon as a run ends (a Kafka topic read as it grows).
+        #[arg(long, conflicts_with_all = ["every", "cron"])]
+        continuous: bool,
         /// Tries of a failing file before it is left failed.
         #[arg(long, default_value_t = 3)]
         max_attempts: u64,

@@ -12,7 +12,7 @@ use crate::{CatalogError, Result};
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Source {
     pub name: String,
-    /// `files` (files under a folder matching a pattern).
+    /// `files` (files under a folder or prefix matching a pattern), `postgres` or `kafka`.
     pub kind: String,
     #[serde(serialize_with = "as_text")]
     pub table: TableRef,
@@ -28,7 +28,7 @@ pub struct Source {
     pub owner: String,
     pub paused: bool,
     pub created_at: String,
-    /// What it has read so far (a PostgreSQL source's `watermark`).
+    /// What it has read so far (a PostgreSQL source's `watermark`, a Kafka source's offsets).
     pub state: serde_json::Value,
 }
 

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use basin_catalog::{Source, SourceRun};
 use basin_core::TableRef;
-use basin_service::{NewFilesSource, NewPostgresSource, Schedule, SourceStatus};
+use basin_service::{NewFilesSource, NewKafkaSource, NewPostgresSource, Schedule, SourceStatus};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -19,11 +19,12 @@ use crate::error::ApiError;
 pub(crate) struct NewSourceRequest {
     name: String,
     /// `files`: each new file under `location` whose relative path matches `pattern`;
-    /// `postgres`: the rows of `query` at `url`.
+    /// `postgres`: the rows of `query` at `url`; `kafka`: the JSON records of `topic` at
+    /// `brokers`.
     kind: String,
     /// `hub.dataset.table` or `dataset.table`.
     table: String,
-    /// Files: a folder the server can read.
+    /// Files: a folder the server can read, or `s3://bucket/prefix`.
     location: Option<String>,
     /// PostgreSQL: `postgres://user@host:port/database`, without a password.
     url: Option<String>,
@@ -37,6 +38,10 @@ pub(crate) struct NewSourceRequest {
     watermark: Option<String>,
     #[serde(default)]
     key: Vec<String>,
+    /// Kafka: `host:port` of the brokers, and the topic.
+    #[serde(default)]
+    brokers: Vec<String>,
+    topic: Option<String>,
     /// A glob over paths relative to `location`, e.g. `products/year=*/month=*/day=*/*.csv`.
     #[serde(default = "all_files")]
     pattern: String,
@@ -44,8 +49,11 @@ pub(crate) struct NewSourceRequest {
     format: Option<String>,
     /// Seconds between runs (default 60) …
     every_secs: Option<u64>,
-    /// … or a cron expression (UTC), e.g. `0 2 * * *`.
+    /// … or a cron expression (UTC), e.g. `0 2 * * *` …
     cron: Option<String>,
+    /// … or run again as soon as a run ends.
+    #[serde(default)]
+    continuous: bool,
     /// Tries of a failing file (default 3).
     max_attempts: Option<u64>,
     /// Bad rows a file may have before it fails (default 0).
@@ -85,18 +93,21 @@ pub(crate) async fn add_source(
     let table = TableRef::parse(&r.table)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_name", e.to_string()))?;
     let needs = |what: &str| ApiError::bad_request(format!("a {} source needs \"{what}\"", r.kind));
-    let schedule = match (r.cron.clone(), r.every_secs) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request("give every_secs or cron, not both"));
+    let schedule = match (r.cron.clone(), r.every_secs, r.continuous) {
+        (None, None, true) => Schedule::Continuous,
+        (Some(expr), None, false) => Schedule::Cron(expr),
+        (None, every, false) => Schedule::Every(every.unwrap_or(60)),
+        _ => {
+            return Err(ApiError::bad_request(
+                "give one of every_secs, cron and continuous",
+            ));
         }
-        (Some(expr), None) => Schedule::Cron(expr),
-        (None, every) => Schedule::Every(every.unwrap_or(60)),
     };
     let source = match r.kind.as_str() {
         "files" => {
             c.session
                 .add_files_source(NewFilesSource {
-                    location: r.location.clone().ok_or_else(|| needs("location"))?.into(),
+                    location: r.location.clone().ok_or_else(|| needs("location"))?,
                     name: r.name,
                     table,
                     pattern: r.pattern,
@@ -122,9 +133,20 @@ pub(crate) async fn add_source(
                 })
                 .await?
         }
+        "kafka" => {
+            c.session
+                .add_kafka_source(NewKafkaSource {
+                    topic: r.topic.clone().ok_or_else(|| needs("topic"))?,
+                    name: r.name,
+                    table,
+                    brokers: r.brokers,
+                    schedule,
+                })
+                .await?
+        }
         other => {
             return Err(ApiError::bad_request(format!(
-                "source kind '{other}' is not available: use files or postgres"
+                "source kind '{other}' is not available: use files, postgres or kafka"
             )));
         }
     };

@@ -1,7 +1,7 @@
 //! `basin source add|list|show|run|pause|resume|remove`.
 
 use basin_core::TableRef;
-use basin_service::{NewFilesSource, NewPostgresSource, Schedule, Session};
+use basin_service::{NewFilesSource, NewKafkaSource, NewPostgresSource, Schedule, Session};
 
 use crate::cli::{Global, OutputFormat, SourceCommand};
 use crate::output::print_records;
@@ -12,6 +12,8 @@ pub async fn run(g: &Global, session: &Session, cmd: SourceCommand) -> anyhow::R
             name,
             table,
             path,
+            kafka,
+            topic,
             postgres,
             password_env,
             password_file,
@@ -23,15 +25,28 @@ pub async fn run(g: &Global, session: &Session, cmd: SourceCommand) -> anyhow::R
             format,
             every,
             cron,
+            continuous,
             max_attempts,
             max_bad_rows,
         } => {
             let table = TableRef::parse(&table)?;
             let schedule = match cron {
                 Some(expr) => Schedule::Cron(expr),
+                None if continuous => Schedule::Continuous,
                 None => Schedule::Every(every),
             };
             let source = match (path, postgres) {
+                (None, None) if kafka.is_some() => {
+                    session
+                        .add_kafka_source(NewKafkaSource {
+                            name,
+                            table,
+                            brokers: kafka.unwrap_or_default(),
+                            topic: topic.unwrap_or_default(),
+                            schedule,
+                        })
+                        .await?
+                }
                 (Some(path), _) => {
                     session
                         .add_files_source(NewFilesSource {
@@ -66,7 +81,9 @@ pub async fn run(g: &Global, session: &Session, cmd: SourceCommand) -> anyhow::R
                         })
                         .await?
                 }
-                (None, None) => anyhow::bail!("give --path (files) or --postgres URL"),
+                (None, None) => {
+                    anyhow::bail!("give --path (files), --postgres URL or --kafka BROKERS")
+                }
             };
             let message = format!(
                 "Created source '{}': {} into {}, {}, as {}.",
@@ -199,6 +216,18 @@ fn reads(s: &basin_catalog::Source) -> String {
                 text("url")
             ),
         },
+        "kafka" => format!(
+            "the JSON records of topic {} at {}",
+            text("topic"),
+            s.config["brokers"]
+                .as_array()
+                .map(|b| b
+                    .iter()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","))
+                .unwrap_or_default()
+        ),
         _ => format!(
             "files under {} matching {}",
             text("location"),
@@ -211,6 +240,7 @@ fn reads(s: &basin_catalog::Source) -> String {
 fn when(s: &basin_catalog::Source) -> String {
     match &s.cron {
         Some(expr) => format!("at '{expr}' (cron, UTC)"),
+        None if s.every_secs == 0 => "continuously".into(),
         None => format!("every {} s", s.every_secs),
     }
 }
