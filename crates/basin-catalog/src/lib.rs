@@ -15,8 +15,8 @@ pub use model::{
 };
 pub use store::Catalog;
 pub use store::{
-    Lease, MAX_DESCRIPTION_CHARS, MaintenancePolicy, MaintenanceRun, Source, SourceFile, SourceRun,
-    StreamSettings, UnknownFields,
+    Lease, MAX_DESCRIPTION_CHARS, MaintenancePolicy, MaintenanceRun, Model, ModelRun, Source,
+    SourceFile, SourceRun, StreamSettings, UnknownFields,
 };
 
 /// Result type of this crate.

@@ -36,6 +36,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sources",
         include_str!("../migrations/0010_sources.sql"),
     ),
+    (11, "models", include_str!("../migrations/0011_models.sql")),
 ];
 
 /// Applies every migration that the database has not seen yet, each in its own transaction.

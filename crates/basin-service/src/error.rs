@@ -34,3 +34,18 @@ pub enum ServiceError {
     #[error(transparent)]
     Name(#[from] basin_core::CoreError),
 }
+
+impl From<basin_pipelines::PipelineError> for ServiceError {
+    fn from(e: basin_pipelines::PipelineError) -> Self {
+        use basin_pipelines::PipelineError as P;
+        match e {
+            P::Sql(e) => ServiceError::Sql(e),
+            P::Catalog(e) => ServiceError::Catalog(e),
+            P::Tables(e) => ServiceError::Tables(e),
+            P::Name(e) => ServiceError::Name(e),
+            e @ (P::Project { .. } | P::Cycle(_) | P::Run(_)) => {
+                ServiceError::Invalid(e.to_string())
+            }
+        }
+    }
+}

@@ -15,6 +15,7 @@ mod error;
 mod lease;
 mod listing;
 mod maintenance;
+mod models;
 mod queries;
 mod requests;
 mod search;
@@ -38,6 +39,7 @@ pub use error::ServiceError;
 pub use lease::Exclusive;
 pub use listing::{Page, Paged};
 pub use maintenance::OptimizeOptions;
+pub use models::{Applied, SHOWN_MODEL_RUNS};
 pub use queries::{HistoryEntry, MAX_HISTORY, RunningQuery};
 pub use requests::RequestScope;
 pub use search::{

@@ -4,7 +4,7 @@ use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use basin_catalog::Catalog;
 use basin_catalog::access::Principal;
-use basin_core::DEFAULT_HUB;
+use basin_core::{DEFAULT_HUB, TableRef};
 use basin_keys::HubKey;
 use basin_tables::{Actor, Tables};
 use datafusion::catalog::TableProvider;
@@ -426,6 +426,64 @@ impl Engine {
         names.sort();
         names.dedup();
         names
+    }
+
+    /// One SELECT with its `dataset.table` names qualified by `hub` (so that it reads the same
+    /// tables whichever hub it is applied to), and the tables it reads (CTE names excluded).
+    pub fn qualify_query(sql: &str, hub: &str) -> Result<(String, Vec<TableRef>)> {
+        use datafusion::sql::sqlparser::ast::{Ident, ObjectNamePart, visit_relations_mut};
+        let mut statements = parse(sql)?;
+        if statements.len() != 1 || !matches!(statements[0], Statement::Query(_)) {
+            return Err(SqlError::Invalid(
+                "a model is exactly one query (SELECT … or WITH … SELECT …)".into(),
+            ));
+        }
+        let mut statement = statements.remove(0);
+        let wrapped = datafusion::sql::parser::Statement::Statement(Box::new(statement.clone()));
+        let (relations, _) = datafusion::sql::resolve::resolve_table_references(&wrapped, true)?;
+        let _ = visit_relations_mut(&mut statement, |name| {
+            let virtual_schema = name.0.first().and_then(|p| p.as_ident()).is_some_and(|i| {
+                [crate::system::SCHEMA, crate::system::INFORMATION_SCHEMA]
+                    .contains(&i.value.to_lowercase().as_str())
+            });
+            if name.0.len() == 2 && !virtual_schema {
+                name.0
+                    .insert(0, ObjectNamePart::Identifier(Ident::new(hub)));
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        let mut read = Vec::new();
+        for r in relations {
+            let parts: Vec<&str> = match &r {
+                datafusion::common::TableReference::Bare { table } => vec![table],
+                datafusion::common::TableReference::Partial { schema, table } => {
+                    vec![schema, table]
+                }
+                datafusion::common::TableReference::Full {
+                    catalog,
+                    schema,
+                    table,
+                } => vec![catalog, schema, table],
+            };
+            let t = match parts.as_slice() {
+                [d, _]
+                    if [crate::system::SCHEMA, crate::system::INFORMATION_SCHEMA].contains(d) =>
+                {
+                    continue;
+                }
+                [d, t] => TableRef::new(hub, d, t)?,
+                [h, d, t] => TableRef::new(h, d, t)?,
+                _ => {
+                    return Err(SqlError::Invalid(format!(
+                        "'{r}' is not a table name: name tables as 'dataset.table' or 'hub.dataset.table'"
+                    )));
+                }
+            };
+            if !read.contains(&t) {
+                read.push(t);
+            }
+        }
+        Ok((statement.to_string(), read))
     }
 
     /// Runs a single query and streams its rows (for large results).

@@ -1,5 +1,6 @@
 //! Virtual tables about the catalog itself: `system.hubs`, `system.datasets`, `system.tables`,
-//! `system.columns`, `system.history`, `system.maintenance_runs`, `system.source_runs` and (for
+//! `system.columns`, `system.history`, `system.maintenance_runs`, `system.source_runs`,
+//! `system.model_runs` and (for
 //! administrators)
 //! `system.audit`. Built when a
 //! statement names them, from what the statement's principal may see.
@@ -36,6 +37,7 @@ const TABLES: &[&str] = &[
     "history",
     "maintenance_runs",
     "source_runs",
+    "model_runs",
 ];
 
 /// Most runs `system.maintenance_runs` holds (the newest).
@@ -379,6 +381,46 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
                 Col::Int("rows", int(|r| r.rows)),
                 Col::Int("bytes", int(|r| r.bytes)),
                 Col::Int("lag_ms", int(|r| r.lag_ms)),
+                Col::Text(
+                    "error",
+                    runs.iter()
+                        .map(|r| (!r.error.is_empty()).then(|| r.error.clone()))
+                        .collect(),
+                ),
+            ])
+        }
+        "model_runs" => {
+            // The newest runs of the models whose table the principal sees.
+            let seen = seen_tables(engine).await?;
+            let runs: Vec<_> = engine
+                .catalog()
+                .model_runs(None, MAINTENANCE_RUNS)
+                .await?
+                .into_iter()
+                .filter(|r| TableRef::parse(&r.model).is_ok_and(|t| seen.contains(&t)))
+                .collect();
+            batch(vec![
+                Col::Text("model", text(runs.iter().map(|r| r.model.clone()))),
+                Col::Text("trigger", text(runs.iter().map(|r| r.trigger.clone()))),
+                Col::Time(
+                    "started_at",
+                    runs.iter().map(|r| time(&r.started_at)).collect(),
+                ),
+                Col::Int(
+                    "duration_ms",
+                    runs.iter()
+                        .map(|r| r.duration_ms.min(i64::MAX as u64) as i64)
+                        .collect(),
+                ),
+                Col::Text("status", text(runs.iter().map(|r| r.status.clone()))),
+                Col::Int(
+                    "rows_out",
+                    runs.iter()
+                        .map(|r| r.rows_out.min(i64::MAX as u64) as i64)
+                        .collect(),
+                ),
+                Col::Int("version", runs.iter().map(|r| r.version).collect()),
+                Col::Text("checks", text(runs.iter().map(|r| r.checks.to_string()))),
                 Col::Text(
                     "error",
                     runs.iter()

@@ -131,6 +131,41 @@ pub enum Command {
     /// Sources: connectors that keep a table fed (run by `basin serve` as their owner).
     #[command(subcommand)]
     Source(SourceCommand),
+    /// Compare a project folder (basin.toml and models/<dataset>/<table>.sql) with a hub: what
+    /// `basin apply` would create, change, rebuild and drop. Changes nothing.
+    Plan {
+        dir: PathBuf,
+        /// The hub to compare with (default: the project's `hub`, else main) — e.g. prod, to
+        /// promote a project tried on dev.
+        #[arg(long)]
+        hub: Option<String>,
+    },
+    /// Apply a project folder to a hub: its datasets and models created, changed and dropped,
+    /// then the changed models (and those downstream) built, upstream first. Applying the same
+    /// folder again changes nothing.
+    Apply {
+        dir: PathBuf,
+        #[arg(long)]
+        hub: Option<String>,
+    },
+    /// Models: SQL that builds a table from other tables (declared in a project folder).
+    #[command(subcommand)]
+    Model(ModelCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelCommand {
+    /// The models whose tables you see, with their last run.
+    List,
+    /// Run a model now, as its owner (`hub.dataset.table` or `dataset.table`).
+    Run {
+        name: String,
+        /// Also run every model that reads it, directly or not, after it.
+        #[arg(long)]
+        downstream: bool,
+    },
+    /// The last runs of a model (or of all): status, rows, version, checks with failing rows.
+    Status { name: Option<String> },
 }
 
 #[derive(Subcommand, Debug)]

@@ -9,6 +9,7 @@ mod descriptions;
 mod hubs;
 mod leases;
 mod maintenance;
+mod models;
 mod paths;
 mod sources;
 mod streams;
@@ -17,6 +18,7 @@ mod tables;
 pub use descriptions::MAX_DESCRIPTION_CHARS;
 pub use leases::Lease;
 pub use maintenance::{MaintenancePolicy, MaintenanceRun};
+pub use models::{Model, ModelRun};
 pub use sources::{Source, SourceFile, SourceRun};
 pub use streams::{StreamSettings, UnknownFields};
 

@@ -8,6 +8,7 @@ mod demo;
 mod governance;
 mod hub;
 mod ingest;
+mod model;
 mod search;
 mod serve;
 mod source;
@@ -85,6 +86,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Search(args) => search::run(&g, &session(&g).await?, args).await,
         Command::Access(cmd) => access::run(&g, &session(&g).await?, cmd).await,
         Command::Source(cmd) => source::run(&g, &session(&g).await?, cmd).await,
+        Command::Plan { dir, hub } => model::plan(&g, &session(&g).await?, &dir, hub).await,
+        Command::Apply { dir, hub } => model::apply(&g, &session(&g).await?, &dir, hub).await,
+        Command::Model(cmd) => model::run(&g, &session(&g).await?, cmd).await,
         Command::Revoke { words } => {
             print_sql(
                 &g,

@@ -14,6 +14,7 @@ mod interop;
 mod limits;
 mod logs;
 mod maintenance;
+mod models;
 mod multiprocess;
 mod objstore;
 mod oidc_gaps;

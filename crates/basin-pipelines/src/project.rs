@@ -1,0 +1,331 @@
+//! A project folder: `basin.toml` (the project's name, its default hub, its datasets) and one
+//! `models/<dataset>/<table>.sql` per model — a header of `-- key: value` comment lines, then
+//! one SELECT. See docs/models.md.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use basin_core::{Layer, Name};
+use serde::{Deserialize, Serialize};
+
+use crate::checks::{Check, parse_check};
+use crate::{PipelineError, Result};
+
+/// The project file at the root of a project folder.
+pub const PROJECT_FILE: &str = "basin.toml";
+
+/// A project folder, read and checked.
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub name: String,
+    /// The hub it applies to when none is named.
+    pub hub: Option<String>,
+    pub datasets: Vec<DatasetSpec>,
+    pub models: Vec<ModelSpec>,
+}
+
+/// A dataset as the project declares it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetSpec {
+    #[serde(skip)]
+    pub name: String,
+    pub layer: Layer,
+    pub domain: Option<String>,
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub update_frequency: Option<String>,
+    pub support_contact: Option<String>,
+}
+
+/// How a model's rows reach its table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Materialized {
+    /// Rebuilt in full at each run, replaced in one commit.
+    Table,
+    /// Each run's rows added.
+    Append,
+    /// A governed view: planned at query time, nothing stored.
+    View,
+}
+
+impl Materialized {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Materialized::Table => "table",
+            Materialized::Append => "append",
+            Materialized::View => "view",
+        }
+    }
+}
+
+/// A model as its file declares it. Stored in the catalog as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    /// `dataset.table` of its target (the hub is the one it is applied to).
+    pub dataset: String,
+    pub table: String,
+    pub materialized: Materialized,
+    pub description: String,
+    /// The SELECT as written …
+    pub sql: String,
+    pub checks: Vec<Check>,
+    /// The file it comes from, relative to the project folder.
+    pub path: String,
+    /// … and as it runs: its `dataset.table` names qualified by the hub it is applied to.
+    #[serde(default)]
+    pub query: String,
+    /// The tables it reads (`hub.dataset.table`), which order the models.
+    #[serde(default)]
+    pub upstream: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectFile {
+    project: ProjectSection,
+    #[serde(default)]
+    datasets: BTreeMap<String, DatasetSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectSection {
+    name: String,
+    hub: Option<String>,
+}
+
+fn malformed(file: &str, line: Option<usize>, message: impl Into<String>) -> PipelineError {
+    PipelineError::Project {
+        file: file.to_string(),
+        line,
+        message: message.into(),
+    }
+}
+
+impl Project {
+    /// Reads the project folder `dir`.
+    pub fn read(dir: &Path) -> Result<Project> {
+        let file = dir.join(PROJECT_FILE);
+        let shown = file.display().to_string();
+        let text = std::fs::read_to_string(&file).map_err(|e| {
+            malformed(
+                &shown,
+                None,
+                format!("cannot read it ({e}); a project folder holds a {PROJECT_FILE}"),
+            )
+        })?;
+        let parsed: ProjectFile = toml::from_str(&text).map_err(|e| {
+            let line = e.span().map(|s| text[..s.start].lines().count().max(1));
+            malformed(&shown, line, e.message().to_string())
+        })?;
+        Name::parse("project", &parsed.project.name)
+            .map_err(|e| malformed(&shown, None, e.to_string()))?;
+        if let Some(hub) = &parsed.project.hub {
+            Name::parse("hub", hub).map_err(|e| malformed(&shown, None, e.to_string()))?;
+        }
+        let mut datasets = Vec::new();
+        for (name, mut spec) in parsed.datasets {
+            Name::parse("dataset", &name).map_err(|e| malformed(&shown, None, e.to_string()))?;
+            spec.name = name;
+            datasets.push(spec);
+        }
+        let models = read_models(dir)?;
+        Ok(Project {
+            name: parsed.project.name,
+            hub: parsed.project.hub,
+            datasets,
+            models,
+        })
+    }
+}
+
+/// Every `models/<dataset>/<table>.sql`, by path.
+fn read_models(dir: &Path) -> Result<Vec<ModelSpec>> {
+    let root = dir.join("models");
+    let mut models = Vec::new();
+    let Ok(datasets) = std::fs::read_dir(&root) else {
+        return Ok(models);
+    };
+    let mut files = Vec::new();
+    for d in datasets.flatten() {
+        let path = d.path();
+        if !path.is_dir() {
+            let shown = format!("models/{}", d.file_name().to_string_lossy());
+            return Err(malformed(
+                &shown,
+                None,
+                "a model lives in models/<dataset>/<table>.sql: move it into its dataset's folder",
+            ));
+        }
+        for f in std::fs::read_dir(&path)
+            .map_err(|e| malformed(&path.display().to_string(), None, e.to_string()))?
+            .flatten()
+        {
+            files.push((d.file_name(), f.path()));
+        }
+    }
+    files.sort();
+    for (dataset, path) in files {
+        let relative = format!(
+            "models/{}/{}",
+            dataset.to_string_lossy(),
+            path.file_name().unwrap_or_default().to_string_lossy()
+        );
+        if path.extension().and_then(|e| e.to_str()) != Some("sql") {
+            return Err(malformed(
+                &relative,
+                None,
+                "only .sql files belong under models/ (one model each)",
+            ));
+        }
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| malformed(&relative, None, e.to_string()))?;
+        let table = path
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        models.push(parse_model(
+            &relative,
+            &dataset.to_string_lossy(),
+            &table,
+            &text,
+        )?);
+    }
+    Ok(models)
+}
+
+/// A model file: leading `-- key: value` lines (the header), then its SELECT.
+pub(crate) fn parse_model(file: &str, dataset: &str, table: &str, text: &str) -> Result<ModelSpec> {
+    Name::parse("dataset", dataset).map_err(|e| malformed(file, None, e.to_string()))?;
+    Name::parse("table", table).map_err(|e| malformed(file, None, e.to_string()))?;
+    let mut spec = ModelSpec {
+        dataset: dataset.to_string(),
+        table: table.to_string(),
+        materialized: Materialized::Table,
+        description: String::new(),
+        sql: String::new(),
+        checks: Vec::new(),
+        path: file.to_string(),
+        query: String::new(),
+        upstream: Vec::new(),
+    };
+    let mut body = Vec::new();
+    let mut in_header = true;
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if in_header && trimmed.is_empty() {
+            continue;
+        }
+        let header = trimmed.strip_prefix("--").map(str::trim);
+        match header {
+            Some(h) if in_header => {
+                if h.is_empty() {
+                    continue;
+                }
+                let (key, value) = h.split_once(':').ok_or_else(|| {
+                    malformed(
+                        file,
+                        Some(i + 1),
+                        format!("'{h}' is not 'key: value' (e.g. 'materialized: table')"),
+                    )
+                })?;
+                let (key, value) = (key.trim(), value.trim());
+                let mut words = key.split_whitespace();
+                match (words.next(), words.next(), words.next()) {
+                    (Some("materialized"), None, _) => {
+                        spec.materialized = match value {
+                            "table" => Materialized::Table,
+                            "append" => Materialized::Append,
+                            "view" => Materialized::View,
+                            other => {
+                                return Err(malformed(
+                                    file,
+                                    Some(i + 1),
+                                    format!(
+                                        "materialized '{other}' is not known: use table, append or view"
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                    (Some("description"), None, _) => spec.description = value.to_string(),
+                    (Some(severity @ ("check" | "warn")), Some(kind), column) => {
+                        let check = parse_check(severity, kind, column, value)
+                            .map_err(|m| malformed(file, Some(i + 1), m))?;
+                        spec.checks.push(check);
+                    }
+                    _ => {
+                        return Err(malformed(
+                            file,
+                            Some(i + 1),
+                            format!(
+                                "'{key}' is not a header key: use materialized, description, check <kind> or warn <kind>"
+                            ),
+                        ));
+                    }
+                }
+            }
+            _ => {
+                in_header = false;
+                body.push(line);
+            }
+        }
+    }
+    spec.sql = body
+        .join("\n")
+        .trim()
+        .trim_end_matches(';')
+        .trim()
+        .to_string();
+    if spec.sql.is_empty() {
+        return Err(malformed(
+            file,
+            None,
+            "the model has no SELECT after its header",
+        ));
+    }
+    Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::CheckKind;
+
+    #[test]
+    fn a_model_file_is_a_header_and_a_select() {
+        let text = "-- materialized: append\n-- description: Orders, cleaned\n-- check not_null: id, customer_id\n-- warn accepted_values status: open, shipped\n\nSELECT id FROM source.orders;\n";
+        let m = parse_model("models/prepared/orders.sql", "prepared", "orders", text).unwrap();
+        assert_eq!(m.materialized, Materialized::Append);
+        assert_eq!(m.description, "Orders, cleaned");
+        assert_eq!(m.sql, "SELECT id FROM source.orders");
+        assert_eq!(m.checks.len(), 2);
+        assert!(matches!(&m.checks[0].kind, CheckKind::NotNull { columns } if columns.len() == 2));
+    }
+
+    #[test]
+    fn a_bad_header_names_the_file_and_line() {
+        let e = parse_model(
+            "models/p/t.sql",
+            "p",
+            "t",
+            "-- materialized: table\n-- materialised: view\nSELECT 1",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "models/p/t.sql:2: 'materialised' is not a header key: use materialized, description, check <kind> or warn <kind>"
+        );
+        let e =
+            parse_model("models/p/t.sql", "p", "t", "-- check between: x\nSELECT 1").unwrap_err();
+        assert!(e.to_string().starts_with("models/p/t.sql:1: "), "{e}");
+        let e = parse_model("models/p/t.sql", "p", "t", "-- materialized: table\n").unwrap_err();
+        assert!(e.to_string().contains("no SELECT"), "{e}");
+    }
+}

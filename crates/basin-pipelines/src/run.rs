@@ -1,0 +1,262 @@
+//! One run of a model, as its owner: the query's rows are staged in a local Arrow file, the
+//! checks run on them, and only when no `error` check fails do they reach the target through the
+//! one write path (write–audit–publish). A failed run leaves the target at its version.
+
+use std::path::Path;
+
+use arrow::record_batch::RecordBatch;
+use basin_core::TableRef;
+use basin_sql::Engine;
+use basin_tables::{NewTableSpec, Write};
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::options::ArrowReadOptions;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::prelude::SessionContext;
+use futures::TryStreamExt;
+
+use crate::checks::{CheckKind, CheckOutcome, SAMPLE_ROWS, Severity};
+use crate::project::{Materialized, ModelSpec};
+use crate::{PipelineError, Result};
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct RunOutcome {
+    /// `ok`, `warned` (a `warn` check failed; committed) or `failed` (nothing committed).
+    pub status: String,
+    pub rows_out: u64,
+    /// The target's new version (-1: none, e.g. a view or a failed run).
+    pub version: i64,
+    pub checks: Vec<CheckOutcome>,
+    pub error: String,
+}
+
+fn failed(e: impl std::fmt::Display) -> PipelineError {
+    PipelineError::Run(e.to_string())
+}
+
+/// Runs the model `spec` building `target` as `engine`'s principal.
+pub async fn run_model(engine: &Engine, target: &TableRef, spec: &ModelSpec) -> RunOutcome {
+    match run(engine, target, spec).await {
+        Ok(outcome) => outcome,
+        Err(e) => RunOutcome {
+            status: "failed".into(),
+            version: -1,
+            error: e.to_string(),
+            ..Default::default()
+        },
+    }
+}
+
+async fn run(engine: &Engine, target: &TableRef, spec: &ModelSpec) -> Result<RunOutcome> {
+    let view = format!("CREATE OR REPLACE VIEW {target} AS {}", spec.query);
+    if spec.materialized == Materialized::View && spec.checks.is_empty() {
+        engine.execute(&view).await?;
+        return Ok(ok(0, -1, Vec::new()));
+    }
+    let scratch = tempfile::tempdir().map_err(failed)?;
+    let staged = scratch.path().join("staged.arrow");
+    let rows = stage(engine.stream(&spec.query).await?, &staged).await?;
+    let ctx = SessionContext::new();
+    ctx.register_arrow(
+        "staged",
+        &staged.display().to_string(),
+        ArrowReadOptions::default(),
+    )
+    .await
+    .map_err(failed)?;
+    let mut checks = Vec::new();
+    for check in &spec.checks {
+        checks.push(run_check(engine, &ctx, target, check).await);
+    }
+    let blocking: Vec<&CheckOutcome> = checks
+        .iter()
+        .filter(|c| !c.passed && c.severity == Severity::Error)
+        .collect();
+    if !blocking.is_empty() {
+        let why = blocking
+            .iter()
+            .map(|c| match &c.error {
+                Some(e) => format!("'{}' could not run: {e}", c.check),
+                None => format!("'{}' failed ({} failing)", c.check, c.failing),
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Ok(RunOutcome {
+            status: "failed".into(),
+            rows_out: rows,
+            version: -1,
+            error: format!("not committed: {why}; {target} keeps its version"),
+            checks,
+        });
+    }
+    let staged_rows = || async { ctx.table("staged").await?.execute_stream().await };
+    let version = match spec.materialized {
+        Materialized::View => {
+            engine.execute(&view).await?;
+            -1
+        }
+        Materialized::Table | Materialized::Append => {
+            let rows = staged_rows().await.map_err(failed)?;
+            commit(engine, target, spec, rows).await?
+        }
+    };
+    Ok(ok(rows, version, checks))
+}
+
+fn ok(rows: u64, version: i64, checks: Vec<CheckOutcome>) -> RunOutcome {
+    let warned = checks.iter().any(|c| !c.passed);
+    RunOutcome {
+        status: if warned { "warned" } else { "ok" }.into(),
+        rows_out: rows,
+        version,
+        checks,
+        error: String::new(),
+    }
+}
+
+/// Writes the query's rows to an Arrow file (bounded memory: batch by batch); their count.
+async fn stage(mut rows: SendableRecordBatchStream, path: &Path) -> Result<u64> {
+    let file = std::fs::File::create(path).map_err(failed)?;
+    let mut writer =
+        arrow::ipc::writer::FileWriter::try_new(file, &rows.schema()).map_err(failed)?;
+    let mut count = 0;
+    while let Some(batch) = rows.try_next().await.map_err(failed)? {
+        count += batch.num_rows() as u64;
+        writer.write(&batch).map_err(failed)?;
+    }
+    writer.finish().map_err(failed)?;
+    Ok(count)
+}
+
+/// The staged rows into the target: replacing it (table), added (append), or a new table.
+async fn commit(
+    engine: &Engine,
+    target: &TableRef,
+    spec: &ModelSpec,
+    rows: SendableRecordBatchStream,
+) -> Result<i64> {
+    let actor = engine.actor();
+    let tables = engine.tables();
+    let done = match engine.catalog().table(target).await? {
+        Some(entry) if spec.materialized == Materialized::Table => {
+            let write = Write::Replace {
+                rows,
+                primary_key: entry.primary_key,
+                partition_columns: entry.partition_columns,
+            };
+            tables.commit(&actor, target, write).await?
+        }
+        Some(_) => {
+            let write = Write::Append {
+                rows,
+                load_id: None,
+                operation: "model append",
+                within_row_filter: false,
+            };
+            tables.commit(&actor, target, write).await?
+        }
+        None => {
+            let new = NewTableSpec {
+                table: target.clone(),
+                schema: None,
+                primary_key: Vec::new(),
+                partition_columns: Vec::new(),
+                description: spec.description.clone(),
+                load_id: None,
+                operation: "model",
+            };
+            tables.create(&actor, new, Some(rows)).await?
+        }
+    };
+    Ok(done.version)
+}
+
+async fn run_check(
+    engine: &Engine,
+    ctx: &SessionContext,
+    target: &TableRef,
+    check: &crate::Check,
+) -> CheckOutcome {
+    let mut outcome = CheckOutcome {
+        check: check.describe(),
+        severity: check.severity,
+        passed: false,
+        failing: 0,
+        sample: Vec::new(),
+        error: None,
+    };
+    match failing_rows(engine, ctx, target, check).await {
+        Ok((failing, sample)) => {
+            outcome.passed = failing == 0;
+            outcome.failing = failing;
+            outcome.sample = sample;
+        }
+        Err(e) => outcome.error = Some(e.to_string()),
+    }
+    outcome
+}
+
+/// How many rows fail the check, and a sample of them.
+async fn failing_rows(
+    engine: &Engine,
+    ctx: &SessionContext,
+    target: &TableRef,
+    check: &crate::Check,
+) -> Result<(u64, Vec<serde_json::Value>)> {
+    if let CheckKind::Relationships { to, to_column, .. } = &check.kind {
+        // The referenced keys, read as the model's owner (under its grants).
+        let table = match to.split('.').count() {
+            2 => TableRef::parse(&format!("{}.{to}", target.hub))?,
+            _ => TableRef::parse(to)?,
+        };
+        let keys = engine
+            .stream(&format!("SELECT DISTINCT \"{to_column}\" FROM {table}"))
+            .await?;
+        let schema = keys.schema();
+        let batches: Vec<RecordBatch> = keys.try_collect().await.map_err(failed)?;
+        let reference = MemTable::try_new(schema, vec![batches]).map_err(failed)?;
+        ctx.deregister_table("reference").map_err(failed)?;
+        ctx.register_table("reference", std::sync::Arc::new(reference))
+            .map_err(failed)?;
+    }
+    let query = check.failing_query();
+    let count = ctx
+        .sql(&format!("SELECT count(*) AS n FROM ({query}) AS f"))
+        .await
+        .map_err(failed)?
+        .collect()
+        .await
+        .map_err(failed)?;
+    let failing = count
+        .first()
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .map(|a| a.value(0))
+        })
+        .unwrap_or(0)
+        .max(0) as u64;
+    if failing == 0 {
+        return Ok((0, Vec::new()));
+    }
+    let sample = ctx
+        .sql(&format!("SELECT * FROM ({query}) AS f LIMIT {SAMPLE_ROWS}"))
+        .await
+        .map_err(failed)?
+        .collect()
+        .await
+        .map_err(failed)?;
+    let mut writer = arrow::json::ArrayWriter::new(Vec::new());
+    let refs: Vec<&RecordBatch> = sample.iter().collect();
+    writer.write_batches(&refs).map_err(failed)?;
+    writer.finish().map_err(failed)?;
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_slice(&writer.into_inner()).unwrap_or_default();
+    // row_count and freshness answer one row with the offending figure.
+    let failing = match check.kind {
+        CheckKind::RowCount { .. } | CheckKind::Freshness { .. } => 1,
+        _ => failing,
+    };
+    Ok((failing, rows))
+}

@@ -1,0 +1,281 @@
+//! Models: a project folder planned against and applied to a hub, and models run as their
+//! owner. Applying records each model with the applying principal as its owner, then builds the
+//! changed models and everything downstream of them, upstream first.
+
+use std::path::Path;
+use std::time::Instant;
+
+use basin_catalog::access::{Action, Securable};
+use basin_catalog::{DatasetUpdate, Model, ModelRun, NewDataset};
+use basin_core::{DEFAULT_HUB, TableRef};
+use basin_pipelines::{Change, ModelSpec, Plan, Project};
+use serde_json::json;
+
+use crate::{Hub, Result, ServiceError, Session};
+
+/// What applying a project did: its plan, and the runs of the models it built.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub plan: Plan,
+    pub runs: Vec<ModelRun>,
+}
+
+/// Runs of each model `basin model status` shows.
+pub const SHOWN_MODEL_RUNS: usize = 5;
+
+impl Session {
+    /// Reads the project folder `dir` and compares it with `hub` (by default the project's
+    /// hub, else `main`). Changes nothing.
+    pub async fn plan_project(&self, dir: &Path, hub: Option<&str>) -> Result<Plan> {
+        let project = Project::read(dir)?;
+        let hub = hub
+            .or(project.hub.as_deref())
+            .unwrap_or(DEFAULT_HUB)
+            .to_string();
+        Ok(basin_pipelines::plan(self.engine(), &project, &hub).await?)
+    }
+
+    /// Applies the project folder `dir` to `hub` (see [`Session::plan_project`]): datasets
+    /// created and changed, models recorded (run as this principal) and dropped, then the
+    /// changed models built in order. A model whose upstream failed is skipped. Audited.
+    pub async fn apply_project(&self, dir: &Path, hub: Option<&str>) -> Result<Applied> {
+        let target = dir.display().to_string();
+        let result = async {
+            let plan = self.plan_project(dir, hub).await?;
+            self.make_changes(&plan).await?;
+            let runs = self.build(&plan.models, &plan.to_run(), "apply").await?;
+            Ok::<_, ServiceError>(Applied { plan, runs })
+        }
+        .await;
+        let detail = match &result {
+            Ok(a) => json!({"changes": a.plan.changes.len(), "runs": a.runs.len()}),
+            Err(e) => json!({"error": e.to_string()}),
+        };
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        self.audit("project.apply", &target, outcome, detail).await;
+        result
+    }
+
+    async fn make_changes(&self, plan: &Plan) -> Result<()> {
+        let catalog = self.engine().catalog();
+        for change in &plan.changes {
+            match change {
+                Change::CreateDataset(d) => {
+                    self.create_dataset(NewDataset {
+                        dataset: basin_core::DatasetRef::new(&plan.hub, &d.name)?,
+                        layer: d.layer,
+                        domain: d.domain.clone(),
+                        owner: d.owner.clone(),
+                        description: d.description.clone(),
+                        tags: d.tags.clone(),
+                        contract: basin_catalog::Contract {
+                            update_frequency: d.update_frequency.clone(),
+                            support_contact: d.support_contact.clone(),
+                        },
+                    })
+                    .await?;
+                }
+                Change::AlterDataset(d, _) => {
+                    let update = DatasetUpdate {
+                        layer: Some(d.layer),
+                        domain: d.domain.clone(),
+                        owner: d.owner.clone(),
+                        description: Some(d.description.clone()),
+                        update_frequency: d.update_frequency.clone(),
+                        support_contact: d.support_contact.clone(),
+                    };
+                    self.update_dataset(&basin_core::DatasetRef::new(&plan.hub, &d.name)?, &update)
+                        .await?;
+                }
+                _ => {}
+            }
+        }
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        for change in &plan.changes {
+            match change {
+                Change::CreateModel(t) | Change::AlterModel(t, _) => {
+                    self.may_build(t).await?;
+                    let spec = plan
+                        .models
+                        .iter()
+                        .find(|(m, _)| m == t)
+                        .map(|(_, s)| s)
+                        .ok_or_else(|| {
+                            ServiceError::Invalid(format!("model {t} is not in the plan"))
+                        })?;
+                    catalog
+                        .put_model(&Model {
+                            table: t.clone(),
+                            project: plan.project.clone(),
+                            spec: serde_json::to_value(spec)
+                                .map_err(|e| ServiceError::Invalid(e.to_string()))?,
+                            owner: self.principal().name.clone(),
+                            updated_at: now.clone(),
+                        })
+                        .await?;
+                }
+                Change::DropModel(t) => {
+                    self.may_build(t).await?;
+                    catalog.drop_model(t).await?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the principal may build `t`: MANAGE on it when it exists, CREATE in its dataset
+    /// when it does not.
+    async fn may_build(&self, t: &TableRef) -> Result<()> {
+        let engine = self.engine();
+        if engine.catalog().table(t).await?.is_some() {
+            let object = Securable::table(t);
+            self.require_on(&object, Action::Manage(&object)).await
+        } else {
+            Ok(engine.tables().check_create(&engine.actor(), t).await?)
+        }
+    }
+
+    /// Runs `targets` (in the order given) as this principal, recording each run; a model
+    /// whose upstream model failed in this build is skipped.
+    async fn build(
+        &self,
+        models: &[(TableRef, ModelSpec)],
+        targets: &[TableRef],
+        trigger: &str,
+    ) -> Result<Vec<ModelRun>> {
+        let mut runs: Vec<ModelRun> = Vec::new();
+        for t in targets {
+            let Some((_, spec)) = models.iter().find(|(m, _)| m == t) else {
+                continue;
+            };
+            let started_at =
+                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let started = Instant::now();
+            let broken = runs
+                .iter()
+                .find(|r| r.status == "failed" || r.status == "skipped")
+                .filter(|r| spec.upstream.contains(&r.model));
+            let outcome = match broken {
+                Some(r) => basin_pipelines::RunOutcome {
+                    status: "skipped".into(),
+                    version: -1,
+                    error: format!("its upstream model {} did not build", r.model),
+                    ..Default::default()
+                },
+                None => basin_pipelines::run_model(self.engine(), t, spec).await,
+            };
+            let run = ModelRun {
+                model: t.to_string(),
+                trigger: trigger.into(),
+                started_at,
+                duration_ms: started.elapsed().as_millis() as u64,
+                status: outcome.status,
+                rows_out: outcome.rows_out,
+                version: outcome.version,
+                checks: serde_json::to_value(&outcome.checks).unwrap_or_default(),
+                error: outcome.error,
+            };
+            self.engine().catalog().record_model_run(&run).await?;
+            runs.push(run);
+        }
+        Ok(runs)
+    }
+
+    /// The models whose tables the principal sees, with their last runs.
+    pub async fn models(&self) -> Result<Vec<(Model, Vec<ModelRun>)>> {
+        let catalog = self.engine().catalog();
+        let mut seen = Vec::new();
+        for m in catalog.models().await? {
+            if self.sees_model(&m).await {
+                let runs = catalog
+                    .model_runs(Some(&m.table.to_string()), SHOWN_MODEL_RUNS)
+                    .await?;
+                seen.push((m, runs));
+            }
+        }
+        Ok(seen)
+    }
+
+    async fn sees_model(&self, m: &Model) -> bool {
+        m.owner == self.principal().name
+            || basin_sql::access::table_policy(self.engine(), &m.table)
+                .await
+                .is_ok()
+    }
+
+    /// Runs the model that builds `t` now — and with `downstream`, every model that reads
+    /// it, directly or not, after it — each as its owner. Who may: a model's owner, or who
+    /// manages its table.
+    pub async fn run_model(
+        &self,
+        hub: &Hub,
+        t: &TableRef,
+        downstream: bool,
+    ) -> Result<Vec<ModelRun>> {
+        let catalog = self.engine().catalog();
+        let all = catalog.models().await?;
+        let missing =
+            || ServiceError::NotFound(format!("model {t} not found; see `basin model list`"));
+        let model = all.iter().find(|m| &m.table == t).ok_or_else(missing)?;
+        if !self.sees_model(model).await {
+            return Err(missing());
+        }
+        if model.owner != self.principal().name {
+            let object = Securable::table(t);
+            self.require_on(&object, Action::Manage(&object)).await?;
+        }
+        let mut specs: Vec<(TableRef, ModelSpec, String)> = Vec::new();
+        for m in &all {
+            let spec: ModelSpec = serde_json::from_value(m.spec.clone()).map_err(|e| {
+                ServiceError::Invalid(format!("the catalog's record of model {}: {e}", m.table))
+            })?;
+            specs.push((m.table.clone(), spec, m.owner.clone()));
+        }
+        let graph: Vec<(TableRef, Vec<TableRef>)> = specs
+            .iter()
+            .map(|(t, s, _)| {
+                (
+                    t.clone(),
+                    s.upstream
+                        .iter()
+                        .filter_map(|u| TableRef::parse(u).ok())
+                        .collect(),
+                )
+            })
+            .collect();
+        let mut chosen = vec![t.to_string()];
+        let mut targets = Vec::new();
+        for next in basin_pipelines::order(&graph)? {
+            let (_, spec, _) = specs
+                .iter()
+                .find(|(m, _, _)| m == &next)
+                .ok_or_else(missing)?;
+            let picked = chosen.contains(&next.to_string())
+                || (downstream && spec.upstream.iter().any(|u| chosen.contains(u)));
+            if picked {
+                chosen.push(next.to_string());
+                targets.push(next);
+            }
+        }
+        let mut runs = Vec::new();
+        for next in targets {
+            let (_, spec, owner) = specs
+                .iter()
+                .find(|(m, _, _)| m == &next)
+                .ok_or_else(missing)?;
+            let session = hub
+                .user_session(owner, &[], &format!("model:{next}"))
+                .await?;
+            let trigger = if next == *t { "manual" } else { "downstream" };
+            let models = [(next.clone(), spec.clone())];
+            let mut done = session.build(&models, &[next.clone()], trigger).await?;
+            let failed = done.iter().any(|r| r.status == "failed");
+            runs.append(&mut done);
+            if failed {
+                break;
+            }
+        }
+        Ok(runs)
+    }
+}

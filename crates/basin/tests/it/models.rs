@@ -1,0 +1,331 @@
+//! Models end to end through the CLI: a project folder planned and applied (datasets, table,
+//! append and view models in DAG order), applied again with no change, drift repaired; a
+//! failing check that leaves the target at its version and says why with failing rows; a
+//! cycle, a SQL error and a malformed file refused with the file named; runs as the owner.
+
+use std::path::{Path, PathBuf};
+
+use crate::Basin;
+
+fn write(dir: &Path, file: &str, text: &str) {
+    let path = dir.join(file);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// A shop with source tables, and a project folder of three models over them.
+fn shop() -> (Basin, PathBuf) {
+    let b = Basin::new();
+    b.ok(&["dataset", "create", "source", "--layer", "source"]);
+    b.ok(&[
+        "sql",
+        "CREATE TABLE source.customers (id BIGINT, name VARCHAR)",
+    ]);
+    b.ok(&[
+        "sql",
+        "INSERT INTO source.customers VALUES (1, 'Ada'), (2, 'Bob'), (3, 'Cy')",
+    ]);
+    b.ok(&[
+        "sql",
+        "CREATE TABLE source.orders (id BIGINT, customer_id BIGINT, status VARCHAR, amount DOUBLE)",
+    ]);
+    b.ok(&[
+        "sql",
+        "INSERT INTO source.orders VALUES (10, 1, 'OPEN', 80), (11, 1, 'shipped', 40), (12, 2, 'open', 15), (13, 3, 'cancelled', 0), (14, 2, 'lost', 5)",
+    ]);
+    let project = b.dir.path().join("project");
+    write(
+        &project,
+        "basin.toml",
+        r#"[project]
+name = "shop"
+
+[datasets.prepared]
+layer = "prepared"
+description = "Cleaned shop data"
+
+[datasets.semantic]
+layer = "semantic"
+domain = "sales"
+"#,
+    );
+    write(
+        &project,
+        "models/prepared/orders.sql",
+        "-- description: Orders with an amount\n-- check not_null: id, customer_id\n-- check unique: id\n-- check relationships customer_id: source.customers.id\n-- warn accepted_values status: open, shipped\nSELECT id, customer_id, lower(status) AS status, amount FROM source.orders WHERE amount > 0\n",
+    );
+    write(
+        &project,
+        "models/semantic/sales.sql",
+        "-- check row_count: 1..\nSELECT o.customer_id, c.name, sum(o.amount) AS total, count(*) AS orders\nFROM prepared.orders o JOIN source.customers c ON c.id = o.customer_id\nGROUP BY o.customer_id, c.name\n",
+    );
+    write(
+        &project,
+        "models/semantic/big_customers.sql",
+        "-- materialized: view\nSELECT name, total FROM semantic.sales WHERE total > 100\n",
+    );
+    write(
+        &project,
+        "models/prepared/open_orders_log.sql",
+        "-- materialized: append\nSELECT id, amount FROM prepared.orders WHERE status = 'open'\n",
+    );
+    (b, project)
+}
+
+fn count(b: &Basin, table: &str) -> i64 {
+    b.json(&format!("SELECT count(*) AS n FROM {table}"))[0]["n"]
+        .as_i64()
+        .unwrap()
+}
+
+#[test]
+fn a_project_is_planned_applied_and_kept_in_step() {
+    let (b, project) = shop();
+    let dir = project.to_str().unwrap();
+    let plan = b.ok(&["plan", dir]);
+    for line in [
+        "+ dataset prepared (layer prepared)",
+        "+ dataset semantic (layer semantic)",
+        "+ model main.prepared.orders (table)",
+        "+ model main.semantic.big_customers (view)",
+        "+ model main.prepared.open_orders_log (append)",
+        "Runs, in order: main.prepared.orders, main.prepared.open_orders_log, main.semantic.sales, main.semantic.big_customers",
+        "6 to add, 0 to change, 0 to drop.",
+    ] {
+        assert!(plan.contains(line), "{line}\n{plan}");
+    }
+    // A plan changes nothing.
+    assert!(
+        b.fails(&["sql", "SELECT * FROM prepared.orders"])
+            .contains("not found")
+    );
+
+    let applied = b.ok(&["apply", dir]);
+    assert!(
+        applied.contains("main.prepared.orders warned (apply): 4 rows"),
+        "{applied}"
+    );
+    assert!(
+        applied.contains("main.semantic.sales ok (apply): 2 rows"),
+        "{applied}"
+    );
+    let sales = b.json("SELECT name, total, orders FROM semantic.sales ORDER BY name");
+    assert_eq!(sales.len(), 2, "{sales:?}");
+    assert_eq!(
+        (sales[0]["name"].as_str(), sales[0]["total"].as_f64()),
+        (Some("Ada"), Some(120.0))
+    );
+    let big = b.json("SELECT name FROM semantic.big_customers");
+    assert_eq!(big.len(), 1, "{big:?}");
+    assert_eq!(count(&b, "prepared.open_orders_log"), 2);
+    let datasets = b.ok(&["--output", "json", "dataset", "list"]);
+    assert!(datasets.contains("Cleaned shop data"), "{datasets}");
+    // The warn check committed and says which rows it did not like.
+    let status = b.ok(&["model", "status", "prepared.orders"]);
+    assert!(
+        status.contains("FAIL warn accepted_values status: open, shipped"),
+        "{status}"
+    );
+    assert!(status.contains("lost"), "{status}");
+
+    // The same folder again: nothing to do.
+    assert!(b.ok(&["plan", dir]).contains("No changes"));
+    let again = b.ok(&["apply", dir]);
+    assert!(
+        again.contains("No changes") && !again.contains("(apply)"),
+        "{again}"
+    );
+
+    // Drift: a table dropped by hand shows in the plan and is built again.
+    b.ok(&["sql", "DROP TABLE semantic.sales"]);
+    let plan = b.ok(&["plan", dir]);
+    assert!(
+        plan.contains("! model main.semantic.sales: its table is missing; it is built again"),
+        "{plan}"
+    );
+    b.ok(&["apply", dir]);
+    assert_eq!(count(&b, "semantic.sales"), 2);
+
+    // A change of SQL is planned as such, and what reads the model runs after it.
+    write(
+        &project,
+        "models/semantic/sales.sql",
+        "-- check row_count: 1..\nSELECT o.customer_id, c.name, sum(o.amount) AS total, count(*) AS orders, max(o.amount) AS biggest\nFROM prepared.orders o JOIN source.customers c ON c.id = o.customer_id\nGROUP BY o.customer_id, c.name\n",
+    );
+    let plan = b.ok(&["plan", dir]);
+    assert!(plan.contains("~ model main.semantic.sales: sql"), "{plan}");
+    assert!(
+        plan.contains("Runs, in order: main.semantic.sales, main.semantic.big_customers"),
+        "{plan}"
+    );
+    b.ok(&["apply", dir]);
+    assert_eq!(
+        b.json("SELECT max(biggest) AS m FROM semantic.sales")[0]["m"],
+        80.0
+    );
+
+    // A model removed from the folder is dropped; its table stays.
+    std::fs::remove_file(project.join("models/prepared/open_orders_log.sql")).unwrap();
+    let plan = b.ok(&["plan", dir]);
+    assert!(
+        plan.contains("- model main.prepared.open_orders_log (its table stays)"),
+        "{plan}"
+    );
+    b.ok(&["apply", dir]);
+    assert_eq!(count(&b, "prepared.open_orders_log"), 2);
+    let listed = b.ok(&["--output", "json", "model", "list"]);
+    assert!(
+        !listed.contains("open_orders_log") && listed.contains("semantic.sales"),
+        "{listed}"
+    );
+
+    // Every run is in system.model_runs.
+    let runs =
+        b.json("SELECT model, status FROM system.model_runs WHERE model = 'main.semantic.sales'");
+    assert!(runs.len() >= 3, "{runs:?}");
+}
+
+#[test]
+fn a_failing_check_keeps_the_target_and_says_why() {
+    let (b, project) = shop();
+    let dir = project.to_str().unwrap();
+    b.ok(&["apply", dir]);
+    let history = |b: &Basin| b.ok(&["--output", "json", "table", "history", "prepared.orders"]);
+    let before = history(&b);
+    assert_eq!(count(&b, "prepared.orders"), 4);
+    // An order of a customer that does not exist.
+    b.ok(&[
+        "sql",
+        "INSERT INTO source.orders VALUES (15, 999, 'open', 30)",
+    ]);
+    let e = b.fails(&["model", "run", "prepared.orders", "--downstream"]);
+    assert!(
+        e.contains("'check relationships customer_id: source.customers.id' failed (1 failing)")
+            && e.contains("main.prepared.orders keeps its version"),
+        "{e}"
+    );
+    assert_eq!(count(&b, "prepared.orders"), 4);
+    assert_eq!(history(&b), before, "the target changed");
+    let status = b.ok(&["model", "status", "prepared.orders"]);
+    assert!(
+        status.contains("FAIL check relationships") && status.contains("999"),
+        "{status}"
+    );
+    // Fixed upstream, the model and what reads it run again, in order.
+    b.ok(&["sql", "DELETE FROM source.orders WHERE customer_id = 999"]);
+    b.ok(&[
+        "sql",
+        "INSERT INTO source.orders VALUES (16, 3, 'open', 500)",
+    ]);
+    let out = b.ok(&["model", "run", "prepared.orders", "--downstream"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("main.prepared.orders warned (manual)"),
+        "{out}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("main.semantic.sales ok (downstream)")),
+        "{out}"
+    );
+    let big = b.json("SELECT name FROM semantic.big_customers ORDER BY name");
+    assert_eq!(big.len(), 2, "{big:?}");
+
+    // A model runs as its owner: another user may neither run it nor apply over it.
+    b.create_user("reader", "reader-password", &[]);
+    b.ok(&["sql", "GRANT SELECT ON TABLE prepared.orders TO reader"]);
+    let e = b.fails(&["--as", "reader", "model", "run", "prepared.orders"]);
+    assert!(e.contains("permission denied"), "{e}");
+    write(
+        &project,
+        "models/semantic/big_customers.sql",
+        "-- materialized: view\nSELECT name FROM semantic.sales\n",
+    );
+    let e = b.fails(&["--as", "reader", "apply", dir]);
+    assert!(
+        e.contains("permission denied") || e.contains("not found"),
+        "{e}"
+    );
+    assert_eq!(b.json("SELECT * FROM semantic.big_customers").len(), 2);
+}
+
+#[test]
+fn bad_projects_are_refused_naming_the_file_and_change_nothing() {
+    let (b, project) = shop();
+    let dir = project.to_str().unwrap();
+    // A cycle, spelled out.
+    write(
+        &project,
+        "models/prepared/a.sql",
+        "SELECT * FROM prepared.b\n",
+    );
+    write(
+        &project,
+        "models/prepared/b.sql",
+        "SELECT * FROM prepared.a\n",
+    );
+    let e = b.fails(&["plan", dir]);
+    assert!(
+        e.contains("cycle: main.prepared.a → main.prepared.b → main.prepared.a"),
+        "{e}"
+    );
+    std::fs::remove_file(project.join("models/prepared/a.sql")).unwrap();
+    std::fs::remove_file(project.join("models/prepared/b.sql")).unwrap();
+    // Not a SELECT.
+    write(
+        &project,
+        "models/prepared/bad.sql",
+        "DELETE FROM source.orders\n",
+    );
+    let e = b.fails(&["apply", dir]);
+    assert!(
+        e.contains("models/prepared/bad.sql") && e.contains("exactly one query"),
+        "{e}"
+    );
+    std::fs::remove_file(project.join("models/prepared/bad.sql")).unwrap();
+    // A malformed header line, with its line number.
+    write(
+        &project,
+        "models/prepared/typo.sql",
+        "-- materialized: table\n-- chek not_null: id\nSELECT 1 AS id\n",
+    );
+    let e = b.fails(&["apply", dir]);
+    assert!(
+        e.contains("models/prepared/typo.sql:2: 'chek not_null' is not a header key"),
+        "{e}"
+    );
+    std::fs::remove_file(project.join("models/prepared/typo.sql")).unwrap();
+    // A malformed basin.toml, with its line.
+    let toml = std::fs::read_to_string(project.join("basin.toml")).unwrap();
+    write(
+        &project,
+        "basin.toml",
+        &toml.replace("layer = \"semantic\"", "layer = \"gold\""),
+    );
+    let e = b.fails(&["plan", dir]);
+    assert!(e.contains("basin.toml:") && e.contains("gold"), "{e}");
+    // None of it changed the hub.
+    assert!(
+        b.fails(&["sql", "SELECT * FROM prepared.orders"])
+            .contains("not found")
+    );
+    let datasets = b.ok(&["--output", "json", "dataset", "list"]);
+    assert!(!datasets.contains("prepared"), "{datasets}");
+    // A model whose SQL fails at run time fails its run, names the model, and leaves no table.
+    write(&project, "basin.toml", &toml);
+    write(
+        &project,
+        "models/prepared/broken.sql",
+        "SELECT no_such_column FROM source.orders\n",
+    );
+    let e = b.fails(&["apply", dir]);
+    assert!(
+        e.contains("model main.prepared.broken failed") && e.contains("no_such_column"),
+        "{e}"
+    );
+    assert!(
+        b.fails(&["sql", "SELECT * FROM prepared.broken"])
+            .contains("not found")
+    );
+}
