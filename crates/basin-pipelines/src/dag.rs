@@ -91,13 +91,13 @@ mod tests {
             (t("dev.prepared.orders"), vec![t("dev.source.orders")]),
             (t("dev.prepared.customers"), vec![t("dev.source.customers")]),
         ];
-        let order: Vec<String> = order(&models)
+        let ordered: Vec<String> = order(&models)
             .unwrap()
             .iter()
             .map(|t| t.to_string())
             .collect();
         assert_eq!(
-            order,
+            ordered,
             vec![
                 "dev.prepared.customers",
                 "dev.prepared.orders",
