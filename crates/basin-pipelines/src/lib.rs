@@ -13,7 +13,7 @@ mod run;
 pub use checks::{Check, CheckKind, CheckOutcome, Severity};
 pub use dag::order;
 pub use plan::{Change, Plan, plan};
-pub use project::{DatasetSpec, Materialized, ModelSpec, PROJECT_FILE, Project};
+pub use project::{DatasetSpec, Materialized, ModelSpec, PROJECT_FILE, Project, Trigger};
 pub use run::{RunOutcome, run_model};
 
 /// Errors of this crate.

@@ -222,6 +222,9 @@ pub async fn plan(engine: &Engine, project: &Project, hub: &str) -> Result<Plan>
                 if before.checks != spec.checks {
                     what.push("checks");
                 }
+                if before.trigger != spec.trigger {
+                    what.push("trigger");
+                }
                 if before.description != spec.description {
                     what.push("description");
                 }

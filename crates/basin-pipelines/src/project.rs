@@ -63,6 +63,19 @@ impl Materialized {
     }
 }
 
+/// When a model runs besides `apply` and `basin model run`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// Only by hand (and when applied).
+    #[default]
+    Manual,
+    /// Once after a burst of commits to a table it reads (in `basin serve`).
+    OnChange,
+    /// At the times of a cron expression, UTC (in `basin serve`).
+    Cron(String),
+}
+
 /// A model as its file declares it. Stored in the catalog as JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelSpec {
@@ -70,6 +83,8 @@ pub struct ModelSpec {
     pub dataset: String,
     pub table: String,
     pub materialized: Materialized,
+    #[serde(default)]
+    pub trigger: Trigger,
     pub description: String,
     /// The SELECT as written …
     pub sql: String,
@@ -208,6 +223,7 @@ pub(crate) fn parse_model(file: &str, dataset: &str, table: &str, text: &str) ->
         dataset: dataset.to_string(),
         table: table.to_string(),
         materialized: Materialized::Table,
+        trigger: Trigger::Manual,
         description: String::new(),
         sql: String::new(),
         checks: Vec::new(),
@@ -255,6 +271,27 @@ pub(crate) fn parse_model(file: &str, dataset: &str, table: &str, text: &str) ->
                         }
                     }
                     (Some("description"), None, _) => spec.description = value.to_string(),
+                    (Some("trigger"), None, _) => {
+                        spec.trigger = match value.split_once(' ') {
+                            _ if value == "manual" => Trigger::Manual,
+                            _ if value == "on_change" => Trigger::OnChange,
+                            Some(("cron", expr)) => {
+                                expr.trim().parse::<croner::Cron>().map_err(|e| {
+                                    malformed(file, Some(i + 1), format!("'{expr}' is not a cron expression ({e}): write e.g. 'cron 0 2 * * *'"))
+                                })?;
+                                Trigger::Cron(expr.trim().to_string())
+                            }
+                            _ => {
+                                return Err(malformed(
+                                    file,
+                                    Some(i + 1),
+                                    format!(
+                                        "trigger '{value}' is not known: use manual, on_change or cron <expression>"
+                                    ),
+                                ));
+                            }
+                        }
+                    }
                     (Some(severity @ ("check" | "warn")), Some(kind), column) => {
                         let check = parse_check(severity, kind, column, value)
                             .map_err(|m| malformed(file, Some(i + 1), m))?;
@@ -265,7 +302,7 @@ pub(crate) fn parse_model(file: &str, dataset: &str, table: &str, text: &str) ->
                             file,
                             Some(i + 1),
                             format!(
-                                "'{key}' is not a header key: use materialized, description, check <kind> or warn <kind>"
+                                "'{key}' is not a header key: use materialized, trigger, description, check <kind> or warn <kind>"
                             ),
                         ));
                     }
@@ -320,7 +357,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "models/p/t.sql:2: 'materialised' is not a header key: use materialized, description, check <kind> or warn <kind>"
+            "models/p/t.sql:2: 'materialised' is not a header key: use materialized, trigger, description, check <kind> or warn <kind>"
         );
         let e =
             parse_model("models/p/t.sql", "p", "t", "-- check between: x\nSELECT 1").unwrap_err();

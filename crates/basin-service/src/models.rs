@@ -2,13 +2,14 @@
 //! owner. Applying records each model with the applying principal as its owner, then builds the
 //! changed models and everything downstream of them, upstream first.
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use basin_catalog::access::{Action, Securable};
 use basin_catalog::{DatasetUpdate, Model, ModelRun, NewDataset};
 use basin_core::{DEFAULT_HUB, TableRef};
-use basin_pipelines::{Change, ModelSpec, Plan, Project};
+use basin_pipelines::{Change, ModelSpec, Plan, Project, Trigger};
 use serde_json::json;
 
 use crate::{Hub, Result, ServiceError, Session};
@@ -277,5 +278,137 @@ impl Session {
             }
         }
         Ok(runs)
+    }
+}
+
+/// Quiet time after a commit to an upstream table before an `on_change` model runs, so that
+/// a burst of commits makes one run.
+const DEBOUNCE: Duration = Duration::from_secs(2);
+
+/// Tries of a scheduled run that fails (waiting 5 s, 10 s, … between them).
+const RETRIES: u32 = 3;
+
+/// How long a model's lease outlives a node that stopped renewing it.
+const MODEL_LEASE: Duration = Duration::from_secs(60);
+
+impl Hub {
+    /// Runs models on their triggers until the task is aborted: `on_change` models once after
+    /// a burst of commits to a table they read (commits made through this server: SQL, REST,
+    /// sources, streams, other models), `cron` models at their times. Each run holds the
+    /// model's lease (one node runs it), runs as the model's owner, and is recorded; a failed
+    /// run is tried again with backoff, up to [`RETRIES`] times.
+    pub fn spawn_models(&self) -> tokio::task::JoinHandle<()> {
+        let hub = self.clone();
+        let mut commits = hub.tables().subscribe();
+        tokio::spawn(async move {
+            // When each model is due, and why.
+            let mut due: HashMap<String, (Instant, &'static str)> = HashMap::new();
+            let mut cron_seen: HashMap<String, chrono::DateTime<chrono::Utc>> = HashMap::new();
+            let mut failures: HashMap<String, u32> = HashMap::new();
+            let mut running: HashSet<String> = HashSet::new();
+            let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<(String, bool)>();
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tokio::select! {
+                    event = commits.recv() => {
+                        let event = match event {
+                            Ok(e) => e,
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                            Err(_) => return,
+                        };
+                        let Ok(models) = hub.catalog().models().await else { continue };
+                        for m in models {
+                            let spec = serde_json::from_value::<ModelSpec>(m.spec);
+                            if spec.is_ok_and(|s| s.trigger == Trigger::OnChange && s.upstream.contains(&event.table)) {
+                                due.insert(m.table.to_string(), (Instant::now() + DEBOUNCE, "upstream"));
+                            }
+                        }
+                    }
+                    Some((name, ok)) = done_rx.recv() => {
+                        running.remove(&name);
+                        if ok {
+                            failures.remove(&name);
+                        } else {
+                            let n = failures.entry(name.clone()).or_default();
+                            *n += 1;
+                            if *n < RETRIES {
+                                let wait = Duration::from_secs(5 << (*n - 1));
+                                due.insert(name, (Instant::now() + wait, "retry"));
+                            } else {
+                                failures.remove(&name);
+                            }
+                        }
+                    }
+                    _ = tick.tick() => {
+                        let now = chrono::Utc::now();
+                        if let Ok(models) = hub.catalog().models().await {
+                            for m in models {
+                                let Ok(spec) = serde_json::from_value::<ModelSpec>(m.spec) else { continue };
+                                let Trigger::Cron(expr) = &spec.trigger else { continue };
+                                let name = m.table.to_string();
+                                let Some(at) = cron_seen.get(&name) else {
+                                    cron_seen.insert(name, now);
+                                    continue;
+                                };
+                                let next = expr
+                                    .parse::<croner::Cron>()
+                                    .ok()
+                                    .and_then(|c| c.find_next_occurrence(at, false).ok());
+                                if next.is_some_and(|n| n <= now) {
+                                    cron_seen.insert(name.clone(), now);
+                                    due.insert(name, (Instant::now(), "schedule"));
+                                }
+                            }
+                        }
+                        let ready: Vec<(String, &'static str)> = due
+                            .iter()
+                            .filter(|(name, (at, _))| *at <= Instant::now() && !running.contains(*name))
+                            .map(|(name, (_, why))| (name.clone(), *why))
+                            .collect();
+                        for (name, trigger) in ready {
+                            due.remove(&name);
+                            running.insert(name.clone());
+                            let (hub, done) = (hub.clone(), done_tx.clone());
+                            tokio::spawn(async move {
+                                let ok = match hub.run_model_exclusive(&name, trigger).await {
+                                    Ok(ok) => ok,
+                                    Err(e) => {
+                                        tracing::warn!(model = %name, "a model run failed: {e}");
+                                        false
+                                    }
+                                };
+                                let _ = done.send((name, ok));
+                            });
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    /// One run of model `name` under its lease, as its owner; whether it did not fail (a run
+    /// held elsewhere counts as done).
+    async fn run_model_exclusive(&self, name: &str, trigger: &str) -> Result<bool> {
+        let t = TableRef::parse(name)?;
+        let outcome = self
+            .run_exclusive(&format!("model:{name}"), MODEL_LEASE, |_| async {
+                let Some(model) = self.catalog().model(&t).await? else {
+                    return Ok(true);
+                };
+                let spec: ModelSpec = serde_json::from_value(model.spec)
+                    .map_err(|e| ServiceError::Invalid(format!("model {name}: {e}")))?;
+                let session = self
+                    .user_session(&model.owner, &[], &format!("model:{name}"))
+                    .await?;
+                let runs = session
+                    .build(&[(t.clone(), spec)], &[t.clone()], trigger)
+                    .await?;
+                Ok::<_, ServiceError>(runs.iter().all(|r| r.status != "failed"))
+            })
+            .await?;
+        match outcome {
+            crate::Exclusive::Ran(ok) => ok,
+            crate::Exclusive::Busy(_) | crate::Exclusive::Lost(_) => Ok(true),
+        }
     }
 }

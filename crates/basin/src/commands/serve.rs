@@ -71,11 +71,13 @@ pub async fn run(g: &Global, args: ServeArgs) -> anyhow::Result<()> {
     let maintainer = (args.maintenance_interval_secs > 0)
         .then(|| hub.spawn_maintainer(Duration::from_secs(args.maintenance_interval_secs)));
     let sources = hub.spawn_sources();
+    let models = hub.spawn_models();
     let served = basin_server::serve(hub.clone(), config, shutdown).await;
     if let Some(m) = maintainer {
         m.abort();
     }
     sources.abort();
+    models.abort();
     // The last step of a graceful shutdown: every buffered record is committed.
     let closed = hub.close_streams().await;
     served.map_err(|e| anyhow::anyhow!(e))?;

@@ -329,3 +329,52 @@ fn bad_projects_are_refused_naming_the_file_and_change_nothing() {
             .contains("not found")
     );
 }
+
+/// In the server, `on_change` models run once after a burst of commits to what they read, and
+/// what reads them runs after them.
+#[tokio::test(flavor = "multi_thread")]
+async fn on_change_models_run_once_after_a_burst_of_upstream_commits() {
+    let (b, project) = shop();
+    for file in ["models/prepared/orders.sql", "models/semantic/sales.sql"] {
+        let text = std::fs::read_to_string(project.join(file)).unwrap();
+        write(&project, file, &format!("-- trigger: on_change\n{text}"));
+    }
+    b.ok(&["apply", project.to_str().unwrap()]);
+    let server = crate::server::Server::start(&b, &[]);
+    let s = server.client();
+    let admin = server.login("admin", crate::server::ADMIN_PASSWORD).await;
+    for id in 20..23 {
+        let a = s
+            .sql(
+                &admin,
+                &format!("INSERT INTO source.orders VALUES ({id}, 3, 'open', 200)"),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.text);
+    }
+    let runs = |model: &'static str| {
+        let (s, admin) = (&s, &admin);
+        async move {
+            s.count(
+                admin,
+                &format!("SELECT count(*) FROM system.model_runs WHERE model = '{model}' AND trigger = 'upstream'"),
+            )
+            .await
+        }
+    };
+    let mut total = 0.0;
+    for _ in 0..80 {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let a = s
+            .sql(&admin, "SELECT total FROM semantic.sales WHERE name = 'Cy'")
+            .await;
+        total = a.body["rows"][0]["total"].as_f64().unwrap_or(0.0);
+        if total == 600.0 {
+            break;
+        }
+    }
+    assert_eq!(total, 600.0, "the downstream model did not run");
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(runs("main.prepared.orders").await, 1);
+    assert_eq!(runs("main.semantic.sales").await, 1);
+}
