@@ -125,31 +125,84 @@ fn malformed(file: &str, line: Option<usize>, message: impl Into<String>) -> Pip
 impl Project {
     /// Reads the project folder `dir`.
     pub fn read(dir: &Path) -> Result<Project> {
-        let file = dir.join(PROJECT_FILE);
-        let shown = file.display().to_string();
-        let text = std::fs::read_to_string(&file).map_err(|e| {
+        let mut files = BTreeMap::new();
+        let root = dir.join(PROJECT_FILE);
+        let text = std::fs::read_to_string(&root).map_err(|e| {
             malformed(
-                &shown,
+                &root.display().to_string(),
                 None,
                 format!("cannot read it ({e}); a project folder holds a {PROJECT_FILE}"),
             )
         })?;
-        let parsed: ProjectFile = toml::from_str(&text).map_err(|e| {
+        files.insert(PROJECT_FILE.to_string(), text);
+        for d in std::fs::read_dir(dir.join("models"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = format!("models/{}", d.file_name().to_string_lossy());
+            if !d.path().is_dir() {
+                files.insert(name, String::new());
+                continue;
+            }
+            for f in std::fs::read_dir(d.path())
+                .map_err(|e| malformed(&name, None, e.to_string()))?
+                .flatten()
+            {
+                let file = format!("{name}/{}", f.file_name().to_string_lossy());
+                let text = std::fs::read_to_string(f.path())
+                    .map_err(|e| malformed(&file, None, e.to_string()))?;
+                files.insert(file, text);
+            }
+        }
+        Project::from_files(&files)
+    }
+
+    /// A project from its files' texts by path relative to the project folder (`basin.toml`,
+    /// `models/<dataset>/<table>.sql`): what a folder holds, or what a client sends over REST.
+    pub fn from_files(files: &BTreeMap<String, String>) -> Result<Project> {
+        let shown = PROJECT_FILE;
+        let text = files.get(PROJECT_FILE).ok_or_else(|| {
+            malformed(
+                shown,
+                None,
+                format!("missing: a project holds a {PROJECT_FILE}"),
+            )
+        })?;
+        let parsed: ProjectFile = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| text[..s.start].lines().count().max(1));
-            malformed(&shown, line, e.message().to_string())
+            malformed(shown, line, e.message().to_string())
         })?;
         Name::parse("project", &parsed.project.name)
-            .map_err(|e| malformed(&shown, None, e.to_string()))?;
+            .map_err(|e| malformed(shown, None, e.to_string()))?;
         if let Some(hub) = &parsed.project.hub {
-            Name::parse("hub", hub).map_err(|e| malformed(&shown, None, e.to_string()))?;
+            Name::parse("hub", hub).map_err(|e| malformed(shown, None, e.to_string()))?;
         }
         let mut datasets = Vec::new();
         for (name, mut spec) in parsed.datasets {
-            Name::parse("dataset", &name).map_err(|e| malformed(&shown, None, e.to_string()))?;
+            Name::parse("dataset", &name).map_err(|e| malformed(shown, None, e.to_string()))?;
             spec.name = name;
             datasets.push(spec);
         }
-        let models = read_models(dir)?;
+        let mut models = Vec::new();
+        for (path, text) in files.iter().filter(|(p, _)| *p != PROJECT_FILE) {
+            let parts: Vec<&str> = path.split('/').collect();
+            let ["models", dataset, file] = parts.as_slice() else {
+                return Err(malformed(
+                    path,
+                    None,
+                    "a project holds basin.toml and models/<dataset>/<table>.sql files only",
+                ));
+            };
+            let Some(table) = file.strip_suffix(".sql") else {
+                return Err(malformed(
+                    path,
+                    None,
+                    "only .sql files belong under models/<dataset>/ (one model each)",
+                ));
+            };
+            models.push(parse_model(path, dataset, table, text)?);
+        }
         Ok(Project {
             name: parsed.project.name,
             hub: parsed.project.hub,
@@ -157,62 +210,6 @@ impl Project {
             models,
         })
     }
-}
-
-/// Every `models/<dataset>/<table>.sql`, by path.
-fn read_models(dir: &Path) -> Result<Vec<ModelSpec>> {
-    let root = dir.join("models");
-    let mut models = Vec::new();
-    let Ok(datasets) = std::fs::read_dir(&root) else {
-        return Ok(models);
-    };
-    let mut files = Vec::new();
-    for d in datasets.flatten() {
-        let path = d.path();
-        if !path.is_dir() {
-            let shown = format!("models/{}", d.file_name().to_string_lossy());
-            return Err(malformed(
-                &shown,
-                None,
-                "a model lives in models/<dataset>/<table>.sql: move it into its dataset's folder",
-            ));
-        }
-        for f in std::fs::read_dir(&path)
-            .map_err(|e| malformed(&path.display().to_string(), None, e.to_string()))?
-            .flatten()
-        {
-            files.push((d.file_name(), f.path()));
-        }
-    }
-    files.sort();
-    for (dataset, path) in files {
-        let relative = format!(
-            "models/{}/{}",
-            dataset.to_string_lossy(),
-            path.file_name().unwrap_or_default().to_string_lossy()
-        );
-        if path.extension().and_then(|e| e.to_str()) != Some("sql") {
-            return Err(malformed(
-                &relative,
-                None,
-                "only .sql files belong under models/ (one model each)",
-            ));
-        }
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| malformed(&relative, None, e.to_string()))?;
-        let table = path
-            .file_stem()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .to_string();
-        models.push(parse_model(
-            &relative,
-            &dataset.to_string_lossy(),
-            &table,
-            &text,
-        )?);
-    }
-    Ok(models)
 }
 
 /// A model file: leading `-- key: value` lines (the header), then its SELECT.

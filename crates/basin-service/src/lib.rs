@@ -34,6 +34,7 @@ use basin_tables::Tables;
 
 pub use admin::{MAX_TOKEN_DAYS, NewUser, TagAssignment, grants_of};
 pub use backup::{BackupReport, restore};
+pub use basin_pipelines::{Plan, Project};
 pub use completion::{Completion, MAX_COMPLETIONS};
 pub use error::ServiceError;
 pub use lease::Exclusive;

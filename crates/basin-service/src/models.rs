@@ -3,7 +3,6 @@
 //! changed models and everything downstream of them, upstream first.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use basin_catalog::access::{Action, Securable};
@@ -25,24 +24,23 @@ pub struct Applied {
 pub const SHOWN_MODEL_RUNS: usize = 5;
 
 impl Session {
-    /// Reads the project folder `dir` and compares it with `hub` (by default the project's
-    /// hub, else `main`). Changes nothing.
-    pub async fn plan_project(&self, dir: &Path, hub: Option<&str>) -> Result<Plan> {
-        let project = Project::read(dir)?;
+    /// Compares `project` with `hub` (by default the project's hub, else `main`). Changes
+    /// nothing.
+    pub async fn plan_project(&self, project: &Project, hub: Option<&str>) -> Result<Plan> {
         let hub = hub
             .or(project.hub.as_deref())
             .unwrap_or(DEFAULT_HUB)
             .to_string();
-        Ok(basin_pipelines::plan(self.engine(), &project, &hub).await?)
+        Ok(basin_pipelines::plan(self.engine(), project, &hub).await?)
     }
 
-    /// Applies the project folder `dir` to `hub` (see [`Session::plan_project`]): datasets
-    /// created and changed, models recorded (run as this principal) and dropped, then the
-    /// changed models built in order. A model whose upstream failed is skipped. Audited.
-    pub async fn apply_project(&self, dir: &Path, hub: Option<&str>) -> Result<Applied> {
-        let target = dir.display().to_string();
+    /// Applies `project` to `hub` (see [`Session::plan_project`]): datasets created and
+    /// changed, models recorded (run as this principal) and dropped, then the changed models
+    /// built in order. A model whose upstream failed is skipped. Audited.
+    pub async fn apply_project(&self, project: &Project, hub: Option<&str>) -> Result<Applied> {
+        let target = project.name.clone();
         let result = async {
-            let plan = self.plan_project(dir, hub).await?;
+            let plan = self.plan_project(project, hub).await?;
             self.make_changes(&plan).await?;
             let runs = self.build(&plan.models, &plan.to_run(), "apply").await?;
             Ok::<_, ServiceError>(Applied { plan, runs })

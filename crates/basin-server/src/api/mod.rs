@@ -10,6 +10,7 @@ mod grants;
 mod keys;
 mod login;
 mod maintenance;
+mod models;
 mod policies;
 mod queries;
 pub(crate) mod query;
@@ -73,6 +74,11 @@ pub(crate) struct Caller {
         sources::run_source,
         sources::pause_source,
         sources::resume_source,
+        models::plan_project,
+        models::apply_project,
+        models::list_models,
+        models::run_model,
+        models::model_runs,
         records::get_stream_settings,
         records::set_stream_settings,
         maintenance::optimize,
@@ -195,6 +201,11 @@ pub(crate) fn router(state: State) -> Router {
             "/api/v1/sources/{name}/resume",
             post(sources::resume_source),
         )
+        .route("/api/v1/projects/plan", post(models::plan_project))
+        .route("/api/v1/projects/apply", post(models::apply_project))
+        .route("/api/v1/models", get(models::list_models))
+        .route("/api/v1/models/{name}/run", post(models::run_model))
+        .route("/api/v1/models/{name}/runs", get(models::model_runs))
         .route("/api/v1/query", post(query::query))
         .route("/api/v1/queries/{id}", delete(queries::cancel_query))
         .route("/api/v1/queries/history", get(queries::query_history))

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use basin_catalog::ModelRun;
 use basin_core::TableRef;
-use basin_service::Session;
+use basin_service::{Project, Session};
 
 use crate::cli::{Global, ModelCommand, OutputFormat};
 use crate::output::print_records;
@@ -15,7 +15,9 @@ pub async fn plan(
     dir: &Path,
     hub: Option<String>,
 ) -> anyhow::Result<()> {
-    let plan = session.plan_project(dir, hub.as_deref()).await?;
+    let plan = session
+        .plan_project(&Project::read(dir)?, hub.as_deref())
+        .await?;
     print!("{plan}");
     Ok(())
 }
@@ -26,7 +28,9 @@ pub async fn apply(
     dir: &Path,
     hub: Option<String>,
 ) -> anyhow::Result<()> {
-    let applied = session.apply_project(dir, hub.as_deref()).await?;
+    let applied = session
+        .apply_project(&Project::read(dir)?, hub.as_deref())
+        .await?;
     if g.output == OutputFormat::Json {
         println!("{}", serde_json::to_string_pretty(&applied.runs)?);
     } else {

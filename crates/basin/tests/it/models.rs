@@ -378,3 +378,98 @@ async fn on_change_models_run_once_after_a_burst_of_upstream_commits() {
     assert_eq!(runs("main.prepared.orders").await, 1);
     assert_eq!(runs("main.semantic.sales").await, 1);
 }
+
+/// The same through REST: a project's files planned and applied, models listed and run, a
+/// malformed file refused with its name, and nothing without a login.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_project_is_planned_and_applied_through_rest() {
+    let (b, project) = shop();
+    let mut files = serde_json::Map::new();
+    for file in [
+        "basin.toml",
+        "models/prepared/orders.sql",
+        "models/semantic/sales.sql",
+        "models/semantic/big_customers.sql",
+    ] {
+        let text = std::fs::read_to_string(project.join(file)).unwrap();
+        files.insert(file.into(), text.into());
+    }
+    let body = serde_json::json!({ "files": files });
+    let server = crate::server::Server::start(&b, &[]);
+    let s = server.client();
+    let admin = server.login("admin", crate::server::ADMIN_PASSWORD).await;
+    let a = s
+        .call("POST", "/api/v1/projects/plan", None, Some(body.clone()))
+        .await;
+    assert_eq!(a.status, 401, "{}", a.text);
+    let a = s
+        .call(
+            "POST",
+            "/api/v1/projects/plan",
+            Some(&admin),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["changes"], 5, "{}", a.text);
+    assert!(
+        a.body["text"]
+            .as_str()
+            .unwrap()
+            .contains("+ model main.semantic.sales (table)")
+    );
+    let a = s
+        .call(
+            "POST",
+            "/api/v1/projects/apply",
+            Some(&admin),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["runs"].as_array().unwrap().len(), 3, "{}", a.text);
+    let a = s
+        .call(
+            "POST",
+            "/api/v1/projects/plan",
+            Some(&admin),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(a.body["changes"], 0, "{}", a.text);
+    let a = s.call("GET", "/api/v1/models", Some(&admin), None).await;
+    assert_eq!(a.body["models"].as_array().unwrap().len(), 3, "{}", a.text);
+    let a = s
+        .call(
+            "POST",
+            "/api/v1/models/prepared.orders/run?downstream=true",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let statuses: Vec<&str> = a
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["warned", "ok", "ok"], "{}", a.text);
+    let a = s
+        .call(
+            "GET",
+            "/api/v1/models/semantic.sales/runs",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(a.body.as_array().unwrap().len(), 2, "{}", a.text);
+    let mut bad = body.clone();
+    bad["files"]["models/prepared/x.sql"] = "-- materialized: cube\nSELECT 1 AS x".into();
+    let a = s
+        .call("POST", "/api/v1/projects/apply", Some(&admin), Some(bad))
+        .await;
+    crate::server::problem(&a, 400);
+    assert!(a.text.contains("models/prepared/x.sql:1"), "{}", a.text);
+}
