@@ -52,16 +52,11 @@ impl KafkaTopic {
         Ok(topic.partitions.into_iter().collect())
     }
 
-    /// Writes the values of partition `p`'s records from offset `from` (or the earliest kept) up to `until` (exclusive; when `None`, the end of the partition, or
-    /// [`MAX_BYTES_PER_RUN`] of values) to `file`, one per line. Returns the first and the next
+    /// Writes the values of partition `p`'s records from offset `from` (or the earliest kept)
+    /// up to the end of the partition, or [`MAX_BYTES_PER_RUN`] of values, to `file`, one per
+    /// line. Returns the first and the next
     /// offset of what was written. Records without a value (tombstones) are skipped.
-    pub async fn read(
-        &self,
-        p: i32,
-        from: Option<i64>,
-        until: Option<i64>,
-        file: &Path,
-    ) -> Result<(i64, i64)> {
+    pub async fn read(&self, p: i32, from: Option<i64>, file: &Path) -> Result<(i64, i64)> {
         let client = self
             .client
             .partition_client(self.topic.clone(), p, UnknownTopicHandling::Error)
@@ -81,11 +76,7 @@ impl KafkaTopic {
         let mut out = std::io::BufWriter::new(std::fs::File::create(file).map_err(io)?);
         let (mut offset, mut bytes) = (from, 0u64);
         loop {
-            let done = match until {
-                Some(u) => offset >= u,
-                None => bytes >= MAX_BYTES_PER_RUN,
-            };
-            if done {
+            if bytes >= MAX_BYTES_PER_RUN {
                 break;
             }
             let (records, high) = client
@@ -98,9 +89,6 @@ impl KafkaTopic {
             for r in records {
                 if r.offset < offset {
                     continue;
-                }
-                if until.is_some_and(|u| r.offset >= u) {
-                    break;
                 }
                 if let Some(value) = r.record.value {
                     out.write_all(&value).map_err(io)?;

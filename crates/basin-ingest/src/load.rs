@@ -49,6 +49,9 @@ pub struct LoadRequest {
     /// The folder from which `key=value` folders in an input file's path become columns
     /// (default: the folder given, or the file's own folder).
     pub partition_root: Option<std::path::PathBuf>,
+    /// A Delta `txn` action `(app id, version)` committed with an append's rows (a Kafka
+    /// source's next offset of a partition).
+    pub transaction: Option<(String, i64)>,
 }
 
 /// Live counters of a running load, for progress bars.
@@ -235,6 +238,7 @@ pub async fn load(
                 description: String::new(),
                 load_id: req.load_id.clone(),
                 operation: "ingest",
+                transaction: req.transaction.clone(),
             };
             tables.create(actor, spec, Some(stream)).await
         }
@@ -267,6 +271,7 @@ pub async fn load(
                     load_id: req.load_id.clone(),
                     operation: "ingest",
                     within_row_filter: false,
+                    transaction: req.transaction.clone(),
                 },
             };
             tables.commit(actor, &table_ref, write).await
@@ -484,6 +489,7 @@ impl Quarantine {
                     load_id,
                     operation: "quarantine",
                     within_row_filter: false,
+                    transaction: None,
                 };
                 self.tables.commit(&system, &self.table, write).await?;
             }
@@ -498,6 +504,7 @@ impl Quarantine {
                             .into(),
                     load_id,
                     operation: "quarantine",
+                    transaction: None,
                 };
                 // The loader owns the record of its own bad rows where it may create tables.
                 let creator = match self.tables.check_create(&self.loader, &self.table).await {

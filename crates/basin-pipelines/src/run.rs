@@ -152,6 +152,7 @@ async fn commit(
                 load_id: None,
                 operation: "model append",
                 within_row_filter: false,
+                transaction: None,
             };
             tables.commit(&actor, target, write).await?
         }
@@ -164,6 +165,7 @@ async fn commit(
                 description: spec.description.clone(),
                 load_id: None,
                 operation: "model",
+                transaction: None,
             };
             tables.create(&actor, new, Some(rows)).await?
         }

@@ -571,34 +571,35 @@ impl Hub {
         result
     }
 
-    /// A Kafka source's run: each partition's records past its committed offset into the
-    /// table, one load per partition. The range a load takes is recorded as pending before it
-    /// commits and its load id names the range, so a run cut off anywhere reads the same range
-    /// again and either commits it or finds it committed: each record lands once.
+    /// A Kafka source's run: each partition's records past the offset the table holds into
+    /// the table, one load per partition. The next offset of each partition is a Delta `txn`
+    /// action (`basin-source-<name>-<partition>`) committed with the rows, so the table and its
+    /// offsets never disagree: a run cut off anywhere reads from the offset of the last commit.
     async fn load_kafka(&self, source: &Source, run: &mut SourceRun) -> Result<()> {
         let brokers: Vec<String> =
             serde_json::from_value(source.config["brokers"].clone()).unwrap_or_default();
         let topic = source.setting("topic").unwrap_or_default();
         let kafka = basin_ingest::KafkaTopic::connect(&brokers, topic).await?;
-        let session = self
-            .user_session(&source.owner, &[], &format!("source:{}", source.name))
-            .await?;
-        let mut state = source.state.clone();
+        let session = self.owner_session(source).await?;
+        let mut offsets = serde_json::Map::new();
         for p in kafka.partitions().await? {
-            let key = p.to_string();
-            let offsets = &state["partitions"][&key];
-            let committed = offsets["committed"].as_i64();
-            let pending = offsets["pending"].as_i64();
+            let app_id = format!("basin-source-{}-{p}", source.name);
+            let committed = match self.catalog().table(&source.table).await? {
+                Some(entry) => {
+                    basin_lake::LakeTable::open(&entry.location)
+                        .await?
+                        .transaction_version(&app_id)
+                        .await?
+                }
+                None => None,
+            };
             let file = scratch_path(source, ".ndjson");
             let result = async {
-                let (from, to) = kafka.read(p, committed, pending, &file).await?;
+                let (from, to) = kafka.read(p, committed, &file).await?;
+                offsets.insert(p.to_string(), json!(to));
                 if to <= from {
                     return Ok(());
                 }
-                state["partitions"][&key] = json!({"committed": from, "pending": to});
-                self.catalog()
-                    .set_source_state(&source.name, &state)
-                    .await?;
                 let mut read = basin_ingest::ReadOptions::default();
                 read.format = Some(basin_ingest::Format::Ndjson);
                 let report = session
@@ -610,15 +611,11 @@ impl Hub {
                             // A message that is not a record of the table must not stop the
                             // partition: it goes to `<table>__rejected`.
                             max_bad_rows: u64::MAX,
-                            load_id: Some(load_id(source, &format!("{topic}\n{p}\n{from}\n{to}"))),
+                            transaction: Some((app_id.clone(), to)),
                             ..Default::default()
                         },
                         Default::default(),
                     )
-                    .await?;
-                state["partitions"][&key] = json!({"committed": to});
-                self.catalog()
-                    .set_source_state(&source.name, &state)
                     .await?;
                 run.files += 1;
                 run.rows += report.rows;
@@ -629,6 +626,10 @@ impl Hub {
             let _ = std::fs::remove_file(&file);
             result?;
         }
+        // For `basin source show` only: the table's txn actions are the truth.
+        self.catalog()
+            .set_source_state(&source.name, &json!({ "offsets": offsets }))
+            .await?;
         Ok(())
     }
 

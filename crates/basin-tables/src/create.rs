@@ -24,6 +24,8 @@ pub struct NewTableSpec {
     pub description: String,
     /// Makes the first write idempotent (loads).
     pub load_id: Option<String>,
+    /// A Delta `txn` action committed with the first rows (see `Write::Append`).
+    pub transaction: Option<(String, i64)>,
     /// The operation history shows (`create table`, `create table as select`, `ingest`).
     pub operation: &'static str,
 }
@@ -125,11 +127,13 @@ impl Tables {
                     }
                     None => rows,
                 };
-                let w = WriteTable::new_table(&location, spec.partition_columns.clone(), rows)?
+                let mut w = WriteTable::new_table(&location, spec.partition_columns.clone(), rows)?
                     .with_load_id(spec.load_id.clone())
-                    .with_operation(spec.operation)
-                    .execute()
-                    .await;
+                    .with_operation(spec.operation);
+                if let Some((app_id, version)) = spec.transaction.clone() {
+                    w = w.with_transaction(app_id, version);
+                }
+                let w = w.execute().await;
                 if let Some(e) = violation.lock().ok().and_then(|mut v| v.take()) {
                     return Err(e);
                 }

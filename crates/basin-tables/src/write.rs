@@ -30,6 +30,9 @@ pub enum Write {
         load_id: Option<String>,
         operation: &'static str,
         within_row_filter: bool,
+        /// A Delta `txn` action `(app id, version)` committed with the rows (a Kafka source's
+        /// offset of a partition), so that the table and that position never disagree.
+        transaction: Option<(String, i64)>,
     },
     /// Rows replacing the whole table, or the rows matching `predicate`.
     Overwrite {
@@ -346,6 +349,7 @@ impl Tables {
                 load_id: None,
                 operation,
                 within_row_filter,
+                transaction: None,
             } => match buffer(rows, &entry.location).await? {
                 Buffered::Whole(schema, batches) => {
                     let job = self.pending(entry, schema, batches, operation)?;
@@ -356,6 +360,7 @@ impl Tables {
                     load_id: None,
                     operation,
                     within_row_filter,
+                    transaction: None,
                 },
             },
             other => other,
@@ -532,13 +537,14 @@ impl Tables {
                 rows,
                 load_id,
                 operation,
+                transaction,
                 ..
             } => {
                 let rows = Rows {
                     rows,
                     load_id,
                     operation,
-                    transaction: None,
+                    transaction,
                 };
                 write_rows(&lake, &entry, rows, WriteMode::Append, key, &pii).await?
             }

@@ -70,6 +70,7 @@ pub(super) async fn run(engine: &Engine, create: SqlCreateTable) -> Result<Query
         description: String::new(),
         load_id: None,
         operation: "create table",
+        transaction: None,
     };
     let rows = match create.query {
         Some(query) => {

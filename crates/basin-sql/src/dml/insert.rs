@@ -108,6 +108,7 @@ async fn insert_into(
             load_id: None,
             operation: "insert",
             within_row_filter: true,
+            transaction: None,
         }
     };
     let operation = write.operation();

@@ -51,7 +51,7 @@ pub async fn run(
         partition_by: args.partition_by,
         max_bad_rows: args.max_bad_rows,
         load_id: args.load_id.clone(),
-        partition_root: None,
+        ..Default::default()
     };
     let progress = Arc::new(Progress::default());
     let bar = show_progress.then(|| tokio::spawn(progress_bar(progress.clone())));

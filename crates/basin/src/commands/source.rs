@@ -125,6 +125,13 @@ pub async fn run(g: &Global, session: &Session, cmd: SourceCommand) -> anyhow::R
                     status.files_loaded, status.files_failed
                 );
             }
+            if let Some(offsets) = s.state.get("offsets").and_then(|o| o.as_object()) {
+                let list: Vec<String> = offsets
+                    .iter()
+                    .map(|(p, o)| format!("partition {p} at {o}"))
+                    .collect();
+                println!("read up:  {}", list.join(", "));
+            }
             if let Some(w) = s.state.get("watermark").and_then(|w| w.as_str()) {
                 let column = s.setting("watermark").unwrap_or_default();
                 println!("read up:  {column} = {w}");

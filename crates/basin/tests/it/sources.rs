@@ -596,6 +596,32 @@ async fn a_kafka_source_loads_each_record_once_even_across_a_kill() {
         .await;
     let run = said(&b, &["source", "run", "events"]);
     assert!(run.contains("(2 rows)"), "{run}");
+    // The offsets live in the table's Delta log: declared again, the source reads on from them.
+    b.ok(&["source", "remove", "events"]);
+    said(
+        &b,
+        &[
+            "source",
+            "add",
+            "events",
+            "--table",
+            "fleet.events",
+            "--kafka",
+            &address,
+            "--topic",
+            "vehicle-events",
+            "--every",
+            "1",
+        ],
+    );
+    let run = said(&b, &["source", "run", "events"]);
+    assert!(run.contains("(0 rows)"), "{run}");
+    assert_eq!(b.json("SELECT count(*) AS n FROM fleet.events")[0]["n"], 5);
+    let shown = b.ok(&["source", "show", "events"]);
+    assert!(
+        shown.contains("partition 0 at 3") && shown.contains("partition 1 at 3"),
+        "{shown}"
+    );
     b.ok(&["source", "remove", "events"]);
 
     // Continuous, in the server, killed while records arrive.
