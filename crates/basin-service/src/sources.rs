@@ -536,23 +536,14 @@ impl Hub {
                     }
                     None => (LoadMode::Overwrite(None), None),
                 };
-                let mut read = basin_ingest::ReadOptions::default();
-                read.format = Some(basin_ingest::Format::Ndjson);
                 let session = self.owner_session(source).await?;
-                let report = session
-                    .load(
-                        LoadRequest {
-                            table: Some(source.table.clone()),
-                            inputs: vec![file.display().to_string()],
-                            read,
-                            mode,
-                            key,
-                            load_id,
-                            ..Default::default()
-                        },
-                        Default::default(),
-                    )
-                    .await?;
+                let request = LoadRequest {
+                    mode,
+                    key,
+                    load_id,
+                    ..ndjson_load(source, &file)
+                };
+                let report = session.load(request, Default::default()).await?;
                 run.files = 1;
                 run.rows = report.rows;
                 run.bytes = report.bytes;
@@ -600,23 +591,14 @@ impl Hub {
                 if to <= from {
                     return Ok(());
                 }
-                let mut read = basin_ingest::ReadOptions::default();
-                read.format = Some(basin_ingest::Format::Ndjson);
-                let report = session
-                    .load(
-                        LoadRequest {
-                            table: Some(source.table.clone()),
-                            inputs: vec![file.display().to_string()],
-                            read,
-                            // A message that is not a record of the table must not stop the
-                            // partition: it goes to `<table>__rejected`.
-                            max_bad_rows: u64::MAX,
-                            transaction: Some((app_id.clone(), to)),
-                            ..Default::default()
-                        },
-                        Default::default(),
-                    )
-                    .await?;
+                let request = LoadRequest {
+                    // A message that is not a record of the table must not stop the
+                    // partition: it goes to `<table>__rejected`.
+                    max_bad_rows: u64::MAX,
+                    transaction: Some((app_id.clone(), to)),
+                    ..ndjson_load(source, &file)
+                };
+                let report = session.load(request, Default::default()).await?;
                 run.files += 1;
                 run.rows += report.rows;
                 run.bytes += report.bytes;
@@ -699,6 +681,18 @@ impl Hub {
 fn load_id(source: &Source, input: &str) -> String {
     let hash = sha2::Sha256::digest(input.as_bytes());
     format!("source-{}-{}", source.name, &hex::encode(hash)[..24])
+}
+
+/// A load of the NDJSON file `file` a run wrote into `source`'s table.
+fn ndjson_load(source: &Source, file: &std::path::Path) -> LoadRequest {
+    let mut read = basin_ingest::ReadOptions::default();
+    read.format = Some(basin_ingest::Format::Ndjson);
+    LoadRequest {
+        table: Some(source.table.clone()),
+        inputs: vec![file.display().to_string()],
+        read,
+        ..Default::default()
+    }
 }
 
 /// A new path in the temporary folder for what a run of `source` reads (ending in `suffix`).
