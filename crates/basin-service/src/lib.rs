@@ -40,7 +40,7 @@ pub use error::ServiceError;
 pub use lease::Exclusive;
 pub use listing::{Page, Paged};
 pub use maintenance::OptimizeOptions;
-pub use models::{Applied, SHOWN_MODEL_RUNS};
+pub use models::{Applied, Direction, SHOWN_MODEL_RUNS};
 pub use queries::{HistoryEntry, MAX_HISTORY, RunningQuery};
 pub use requests::RequestScope;
 pub use search::{

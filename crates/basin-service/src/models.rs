@@ -410,3 +410,49 @@ impl Hub {
         }
     }
 }
+
+/// Which way lineage is followed from a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// What feeds it.
+    Up,
+    /// What it feeds.
+    Down,
+}
+
+impl Session {
+    /// The lineage edges within `depth` steps of table `t` in `direction`, as the principal
+    /// sees them (a hidden table is neither shown nor followed).
+    pub async fn lineage(
+        &self,
+        t: &TableRef,
+        direction: Direction,
+        depth: usize,
+    ) -> Result<Vec<basin_sql::lineage::LineageEdge>> {
+        basin_sql::access::table_policy(self.engine(), t).await?;
+        let edges = basin_sql::lineage::edges(self.engine()).await?;
+        let mut frontier = vec![t.to_string()];
+        let mut seen: HashSet<String> = frontier.iter().cloned().collect();
+        let mut found = Vec::new();
+        for _ in 0..depth {
+            let mut next = Vec::new();
+            for e in &edges {
+                let (from, to) = match direction {
+                    Direction::Up => (&e.downstream, &e.upstream),
+                    Direction::Down => (&e.upstream, &e.downstream),
+                };
+                if frontier.contains(from) && !found.contains(e) {
+                    found.push(e.clone());
+                    if seen.insert(to.clone()) {
+                        next.push(to.clone());
+                    }
+                }
+            }
+            if next.is_empty() {
+                break;
+            }
+            frontier = next;
+        }
+        Ok(found)
+    }
+}

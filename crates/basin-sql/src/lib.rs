@@ -17,6 +17,7 @@ mod engine;
 mod error;
 mod governance;
 mod governed;
+pub mod lineage;
 mod pending;
 mod principal_sql;
 mod resolve;

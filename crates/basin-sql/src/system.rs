@@ -1,6 +1,6 @@
 //! Virtual tables about the catalog itself: `system.hubs`, `system.datasets`, `system.tables`,
 //! `system.columns`, `system.history`, `system.maintenance_runs`, `system.source_runs`,
-//! `system.model_runs` and (for
+//! `system.model_runs`, `system.lineage` and (for
 //! administrators)
 //! `system.audit`. Built when a
 //! statement names them, from what the statement's principal may see.
@@ -38,6 +38,7 @@ const TABLES: &[&str] = &[
     "maintenance_runs",
     "source_runs",
     "model_runs",
+    "lineage",
 ];
 
 /// Most runs `system.maintenance_runs` holds (the newest).
@@ -387,6 +388,18 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
                         .map(|r| (!r.error.is_empty()).then(|| r.error.clone()))
                         .collect(),
                 ),
+            ])
+        }
+        "lineage" => {
+            let edges = crate::lineage::edges(engine).await?;
+            batch(vec![
+                Col::Text("upstream", text(edges.iter().map(|e| e.upstream.clone()))),
+                Col::Text(
+                    "downstream",
+                    text(edges.iter().map(|e| e.downstream.clone())),
+                ),
+                Col::Text("kind", text(edges.iter().map(|e| e.kind.to_string()))),
+                Col::Text("via", text(edges.iter().map(|e| e.via.clone()))),
             ])
         }
         "model_runs" => {

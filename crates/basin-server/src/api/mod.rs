@@ -79,6 +79,7 @@ pub(crate) struct Caller {
         models::list_models,
         models::run_model,
         models::model_runs,
+        models::lineage,
         records::get_stream_settings,
         records::set_stream_settings,
         maintenance::optimize,
@@ -206,6 +207,7 @@ pub(crate) fn router(state: State) -> Router {
         .route("/api/v1/models", get(models::list_models))
         .route("/api/v1/models/{name}/run", post(models::run_model))
         .route("/api/v1/models/{name}/runs", get(models::model_runs))
+        .route("/api/v1/lineage/{table}", get(models::lineage))
         .route("/api/v1/query", post(query::query))
         .route("/api/v1/queries/{id}", delete(queries::cancel_query))
         .route("/api/v1/queries/history", get(queries::query_history))

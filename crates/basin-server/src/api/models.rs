@@ -136,3 +136,39 @@ pub(crate) async fn model_runs(
         )),
     }
 }
+
+/// Which way and how far to follow lineage.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LineageParams {
+    /// `up` (what feeds the table, default) or `down` (what it feeds).
+    direction: Option<String>,
+    /// Steps to follow (default 1, at most 20).
+    depth: Option<usize>,
+}
+
+#[utoipa::path(get, path = "/api/v1/lineage/{table}", params(("table" = String, Path), LineageParams),
+    responses((status = 200, description = "The edges (upstream, downstream, kind, via) you may see", body = Object),
+              (status = 404, description = "Missing or invisible", body = crate::error::Problem)))]
+pub(crate) async fn lineage(
+    Extension(c): Extension<Caller>,
+    Path(table): Path<String>,
+    Query(p): Query<LineageParams>,
+) -> ApiResult<Json<Value>> {
+    let direction = match p.direction.as_deref() {
+        None | Some("up") => basin_service::Direction::Up,
+        Some("down") => basin_service::Direction::Down,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "direction '{other}' is not known: use up or down"
+            )));
+        }
+    };
+    let depth = p.depth.unwrap_or(1);
+    if !(1..=20).contains(&depth) {
+        return Err(ApiError::bad_request("depth is 1 to 20"));
+    }
+    let t = table_of(&table)?;
+    let edges = c.session.lineage(&t, direction, depth).await?;
+    Ok(Json(json!({"table": t.to_string(), "edges": edges})))
+}

@@ -237,6 +237,18 @@ fn a_failing_check_keeps_the_target_and_says_why() {
     b.ok(&["sql", "GRANT SELECT ON TABLE prepared.orders TO reader"]);
     let e = b.fails(&["--as", "reader", "model", "run", "prepared.orders"]);
     assert!(e.contains("permission denied"), "{e}");
+    // Lineage shows only edges whose tables one sees: the reader sees prepared.orders, not
+    // what feeds it.
+    assert!(!b.json("SELECT * FROM system.lineage").is_empty());
+    let seen = b.ok(&[
+        "--as",
+        "reader",
+        "--output",
+        "json",
+        "sql",
+        "SELECT * FROM system.lineage",
+    ]);
+    assert!(!seen.contains("source.orders"), "{seen}");
     write(
         &project,
         "models/semantic/big_customers.sql",
@@ -465,6 +477,58 @@ async fn a_project_is_planned_and_applied_through_rest() {
         )
         .await;
     assert_eq!(a.body.as_array().unwrap().len(), 2, "{}", a.text);
+    // Lineage: what feeds the view, three steps up.
+    let a = s
+        .call(
+            "GET",
+            "/api/v1/lineage/main.semantic.big_customers?direction=up&depth=3",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let mut edges: Vec<String> = a.body["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} -> {}",
+                e["upstream"].as_str().unwrap(),
+                e["downstream"].as_str().unwrap()
+            )
+        })
+        .collect();
+    edges.sort();
+    assert_eq!(
+        edges,
+        [
+            "main.prepared.orders -> main.semantic.sales",
+            "main.semantic.sales -> main.semantic.big_customers",
+            "main.source.customers -> main.semantic.sales",
+            "main.source.orders -> main.prepared.orders",
+        ],
+        "{}",
+        a.text
+    );
+    let a = s
+        .call(
+            "GET",
+            "/api/v1/lineage/main.source.orders?direction=down&depth=1",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(a.body["edges"].as_array().unwrap().len(), 1, "{}", a.text);
+    let a = s
+        .call(
+            "GET",
+            "/api/v1/lineage/main.source.orders?direction=sideways",
+            Some(&admin),
+            None,
+        )
+        .await;
+    crate::server::problem(&a, 400);
     let mut bad = body.clone();
     bad["files"]["models/prepared/x.sql"] = "-- materialized: cube\nSELECT 1 AS x".into();
     let a = s

@@ -523,6 +523,13 @@ async fn a_files_source_on_an_s3_prefix_loads_each_new_object_once() {
     assert_eq!(count(&b), 9);
     let shown = b.ok(&["--output", "json", "source", "show", "products"]);
     assert!(!shown.contains(basin_testkit::s3::SECRET_KEY), "{shown}");
+    let lineage =
+        b.json("SELECT upstream, downstream, via FROM system.lineage WHERE kind = 'source'");
+    assert_eq!(lineage[0]["upstream"], "s3://drops/products", "{lineage:?}");
+    assert_eq!(
+        lineage[0]["downstream"], "main.shop.products",
+        "{lineage:?}"
+    );
 }
 
 /// A Kafka topic (a real Kafka-protocol broker, two partitions) read by a source: each record
