@@ -11,6 +11,7 @@ use basin_tables::{NewTableSpec, Write};
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::options::ArrowReadOptions;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 
@@ -222,8 +223,16 @@ async fn failing_rows(
             .map_err(failed)?;
     }
     let query = check.failing_query();
+    // A check only reads: no DDL (an external table over a server file), no DML.
+    let read_only = SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
     let count = ctx
-        .sql(&format!("SELECT count(*) AS n FROM ({query}) AS f"))
+        .sql_with_options(
+            &format!("SELECT count(*) AS n FROM ({query}) AS f"),
+            read_only,
+        )
         .await
         .map_err(failed)?
         .collect()
@@ -243,7 +252,10 @@ async fn failing_rows(
         return Ok((0, Vec::new()));
     }
     let sample = ctx
-        .sql(&format!("SELECT * FROM ({query}) AS f LIMIT {SAMPLE_ROWS}"))
+        .sql_with_options(
+            &format!("SELECT * FROM ({query}) AS f LIMIT {SAMPLE_ROWS}"),
+            read_only,
+        )
         .await
         .map_err(failed)?
         .collect()
