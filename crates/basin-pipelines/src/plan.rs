@@ -247,6 +247,29 @@ pub async fn plan(engine: &Engine, project: &Project, hub: &str) -> Result<Plan>
             None => changes.push(Change::CreateModel(target.clone())),
         }
     }
+    // A query whose tables are all there (none of them rebuilt by this plan) must plan now:
+    // a wrong column or a table the owner may not read is refused before anything changes.
+    let rebuilt: Vec<String> = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::CreateModel(t) | Change::AlterModel(t, _) | Change::RebuildModel(t, _) => {
+                Some(t.to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    for (_, spec) in &models {
+        if spec.upstream.iter().any(|u| rebuilt.contains(u)) {
+            continue;
+        }
+        if let Err(e) = engine.execute(&format!("EXPLAIN {}", spec.query)).await {
+            return Err(PipelineError::Project {
+                file: spec.path.clone(),
+                line: None,
+                message: format!("the query does not plan: {e}"),
+            });
+        }
+    }
     for have in catalog.models().await? {
         if have.project == project.name
             && have.table.hub.as_str() == hub

@@ -324,12 +324,28 @@ fn bad_projects_are_refused_naming_the_file_and_change_nothing() {
     );
     let datasets = b.ok(&["--output", "json", "dataset", "list"]);
     assert!(!datasets.contains("prepared"), "{datasets}");
-    // A model whose SQL fails at run time fails its run, names the model, and leaves no table.
+    // A query that does not plan over tables that are there is refused before anything
+    // changes; one over a table the same apply builds fails its run, naming the model.
     write(&project, "basin.toml", &toml);
     write(
         &project,
         "models/prepared/broken.sql",
         "SELECT no_such_column FROM source.orders\n",
+    );
+    let e = b.fails(&["apply", dir]);
+    assert!(
+        e.contains("models/prepared/broken.sql: the query does not plan")
+            && e.contains("no_such_column"),
+        "{e}"
+    );
+    assert!(
+        !b.ok(&["--output", "json", "dataset", "list"])
+            .contains("prepared")
+    );
+    write(
+        &project,
+        "models/prepared/broken.sql",
+        "SELECT no_such_column FROM prepared.orders\n",
     );
     let e = b.fails(&["apply", dir]);
     assert!(
@@ -340,6 +356,7 @@ fn bad_projects_are_refused_naming_the_file_and_change_nothing() {
         b.fails(&["sql", "SELECT * FROM prepared.broken"])
             .contains("not found")
     );
+    assert_eq!(count(&b, "prepared.orders"), 4);
 }
 
 /// In the server, `on_change` models run once after a burst of commits to what they read, and
