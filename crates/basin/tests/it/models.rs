@@ -554,3 +554,46 @@ async fn a_project_is_planned_and_applied_through_rest() {
     crate::server::problem(&a, 400);
     assert!(a.text.contains("models/prepared/x.sql:1"), "{}", a.text);
 }
+
+/// The example in examples/pipeline runs as its README says (with this build's binary), and a
+/// second run loads nothing and changes nothing.
+#[test]
+fn the_pipeline_example_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = dir.path().join("pipeline");
+    let copy = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(crate::repo_root().join("examples/pipeline"))
+        .arg(&example)
+        .output()
+        .unwrap();
+    assert!(copy.status.success(), "{copy:?}");
+    let _ = std::fs::remove_dir_all(example.join("data"));
+    let run = || {
+        let out = std::process::Command::new(example.join("run.sh"))
+            .env("BASIN", basin_testkit::basin::basin_bin())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        text
+    };
+    let first = run();
+    for says in [
+        "2 files loaded (7 rows)",
+        "main.prepared.orders ok (apply): 6 rows",
+        "main.semantic.daily_sales ok (apply): 4 rows",
+        "2026-11-25",
+    ] {
+        assert!(first.contains(says), "{says}\n{first}");
+    }
+    let second = run();
+    assert!(
+        second.contains("0 files loaded") && second.contains("No changes"),
+        "{second}"
+    );
+}
