@@ -43,16 +43,7 @@ impl Plan {
     /// The models a plan builds: the created, changed and rebuilt ones, and every model
     /// downstream of them, in run order.
     pub fn to_run(&self) -> Vec<TableRef> {
-        let mut dirty: Vec<String> = self
-            .changes
-            .iter()
-            .filter_map(|c| match c {
-                Change::CreateModel(t) | Change::AlterModel(t, _) | Change::RebuildModel(t, _) => {
-                    Some(t.to_string())
-                }
-                _ => None,
-            })
-            .collect();
+        let mut dirty = built(&self.changes);
         let mut run = Vec::new();
         for (t, spec) in &self.models {
             let name = t.to_string();
@@ -65,6 +56,19 @@ impl Plan {
         }
         run
     }
+}
+
+/// The models `changes` create, change or rebuild (`hub.dataset.table`).
+fn built(changes: &[Change]) -> Vec<String> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::CreateModel(t) | Change::AlterModel(t, _) | Change::RebuildModel(t, _) => {
+                Some(t.to_string())
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 impl fmt::Display for Plan {
@@ -249,15 +253,7 @@ pub async fn plan(engine: &Engine, project: &Project, hub: &str) -> Result<Plan>
     }
     // A query whose tables are all there (none of them rebuilt by this plan) must plan now:
     // a wrong column or a table the owner may not read is refused before anything changes.
-    let rebuilt: Vec<String> = changes
-        .iter()
-        .filter_map(|c| match c {
-            Change::CreateModel(t) | Change::AlterModel(t, _) | Change::RebuildModel(t, _) => {
-                Some(t.to_string())
-            }
-            _ => None,
-        })
-        .collect();
+    let rebuilt = built(&changes);
     for (_, spec) in &models {
         if spec.upstream.iter().any(|u| rebuilt.contains(u)) {
             continue;

@@ -223,21 +223,7 @@ async fn failing_rows(
             .map_err(failed)?;
     }
     let query = check.failing_query();
-    // A check only reads: no DDL (an external table over a server file), no DML.
-    let read_only = SQLOptions::new()
-        .with_allow_ddl(false)
-        .with_allow_dml(false)
-        .with_allow_statements(false);
-    let count = ctx
-        .sql_with_options(
-            &format!("SELECT count(*) AS n FROM ({query}) AS f"),
-            read_only,
-        )
-        .await
-        .map_err(failed)?
-        .collect()
-        .await
-        .map_err(failed)?;
+    let count = read_only(ctx, &format!("SELECT count(*) AS n FROM ({query}) AS f")).await?;
     let failing = count
         .first()
         .and_then(|b| {
@@ -251,16 +237,11 @@ async fn failing_rows(
     if failing == 0 {
         return Ok((0, Vec::new()));
     }
-    let sample = ctx
-        .sql_with_options(
-            &format!("SELECT * FROM ({query}) AS f LIMIT {SAMPLE_ROWS}"),
-            read_only,
-        )
-        .await
-        .map_err(failed)?
-        .collect()
-        .await
-        .map_err(failed)?;
+    let sample = read_only(
+        ctx,
+        &format!("SELECT * FROM ({query}) AS f LIMIT {SAMPLE_ROWS}"),
+    )
+    .await?;
     let mut writer = arrow::json::ArrayWriter::new(Vec::new());
     let refs: Vec<&RecordBatch> = sample.iter().collect();
     writer.write_batches(&refs).map_err(failed)?;
@@ -273,4 +254,19 @@ async fn failing_rows(
         _ => failing,
     };
     Ok((failing, rows))
+}
+
+/// The rows of a check's query: it only reads (no DDL — an external table over a server
+/// file —, no DML, no statements).
+async fn read_only(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
+    let options = SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
+    ctx.sql_with_options(sql, options)
+        .await
+        .map_err(failed)?
+        .collect()
+        .await
+        .map_err(failed)
 }
