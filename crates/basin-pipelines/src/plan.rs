@@ -186,17 +186,8 @@ pub async fn plan(engine: &Engine, project: &Project, hub: &str) -> Result<Plan>
         spec.upstream = upstream.iter().map(|t| t.to_string()).collect();
         models.push((target, spec));
     }
-    let graph: Vec<(TableRef, Vec<TableRef>)> = models
-        .iter()
-        .map(|(t, s)| {
-            let reads = s
-                .upstream
-                .iter()
-                .filter_map(|u| TableRef::parse(u).ok())
-                .collect();
-            (t.clone(), reads)
-        })
-        .collect();
+    let graph: Vec<(TableRef, Vec<TableRef>)> =
+        models.iter().map(|(t, s)| (t.clone(), s.reads())).collect();
     let order = crate::dag::order(&graph)?;
     models.sort_by_key(|(t, _)| order.iter().position(|o| o == t));
     for (target, spec) in &models {

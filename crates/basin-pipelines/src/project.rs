@@ -99,6 +99,16 @@ pub struct ModelSpec {
     pub upstream: Vec<String>,
 }
 
+impl ModelSpec {
+    /// The tables it reads.
+    pub fn reads(&self) -> Vec<basin_core::TableRef> {
+        self.upstream
+            .iter()
+            .filter_map(|u| basin_core::TableRef::parse(u).ok())
+            .collect()
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProjectFile {

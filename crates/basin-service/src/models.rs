@@ -233,15 +233,7 @@ impl Session {
         }
         let graph: Vec<(TableRef, Vec<TableRef>)> = specs
             .iter()
-            .map(|(t, s, _)| {
-                (
-                    t.clone(),
-                    s.upstream
-                        .iter()
-                        .filter_map(|u| TableRef::parse(u).ok())
-                        .collect(),
-                )
-            })
+            .map(|(t, s, _)| (t.clone(), s.reads()))
             .collect();
         let mut chosen = vec![t.to_string()];
         let mut targets = Vec::new();
@@ -304,6 +296,8 @@ impl Hub {
             let mut cron_seen: HashMap<String, chrono::DateTime<chrono::Utc>> = HashMap::new();
             let mut failures: HashMap<String, u32> = HashMap::new();
             let mut running: HashSet<String> = HashSet::new();
+            // The models and their specs, read from the catalog at each tick.
+            let mut models: Vec<(String, ModelSpec)> = Vec::new();
             let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<(String, bool)>();
             let mut tick = tokio::time::interval(Duration::from_millis(500));
             loop {
@@ -314,11 +308,9 @@ impl Hub {
                             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                             Err(_) => return,
                         };
-                        let Ok(models) = hub.catalog().models().await else { continue };
-                        for m in models {
-                            let spec = serde_json::from_value::<ModelSpec>(m.spec);
-                            if spec.is_ok_and(|s| s.trigger == Trigger::OnChange && s.upstream.contains(&event.table)) {
-                                due.insert(m.table.to_string(), (Instant::now() + DEBOUNCE, "upstream"));
+                        for (name, spec) in &models {
+                            if spec.trigger == Trigger::OnChange && spec.upstream.contains(&event.table) {
+                                due.insert(name.clone(), (Instant::now() + DEBOUNCE, "upstream"));
                             }
                         }
                     }
@@ -339,23 +331,25 @@ impl Hub {
                     }
                     _ = tick.tick() => {
                         let now = chrono::Utc::now();
-                        if let Ok(models) = hub.catalog().models().await {
-                            for m in models {
-                                let Ok(spec) = serde_json::from_value::<ModelSpec>(m.spec) else { continue };
-                                let Trigger::Cron(expr) = &spec.trigger else { continue };
-                                let name = m.table.to_string();
-                                let Some(at) = cron_seen.get(&name) else {
-                                    cron_seen.insert(name, now);
-                                    continue;
-                                };
-                                let next = expr
-                                    .parse::<croner::Cron>()
-                                    .ok()
-                                    .and_then(|c| c.find_next_occurrence(at, false).ok());
-                                if next.is_some_and(|n| n <= now) {
-                                    cron_seen.insert(name.clone(), now);
-                                    due.insert(name, (Instant::now(), "schedule"));
-                                }
+                        if let Ok(all) = hub.catalog().models().await {
+                            models = all
+                                .into_iter()
+                                .filter_map(|m| Some((m.table.to_string(), serde_json::from_value(m.spec).ok()?)))
+                                .collect();
+                        }
+                        for (name, spec) in &models {
+                            let Trigger::Cron(expr) = &spec.trigger else { continue };
+                            let Some(at) = cron_seen.get(name) else {
+                                cron_seen.insert(name.clone(), now);
+                                continue;
+                            };
+                            let next = expr
+                                .parse::<croner::Cron>()
+                                .ok()
+                                .and_then(|c| c.find_next_occurrence(at, false).ok());
+                            if next.is_some_and(|n| n <= now) {
+                                cron_seen.insert(name.clone(), now);
+                                due.insert(name.clone(), (Instant::now(), "schedule"));
                             }
                         }
                         let ready: Vec<(String, &'static str)> = due

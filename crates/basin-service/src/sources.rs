@@ -572,16 +572,17 @@ impl Hub {
         let topic = source.setting("topic").unwrap_or_default();
         let kafka = basin_ingest::KafkaTopic::connect(&brokers, topic).await?;
         let session = self.owner_session(source).await?;
+        // Each partition's offset only moves with its own commits: one read of the table serves
+        // the whole run.
+        let table = match self.catalog().table(&source.table).await? {
+            Some(entry) => Some(basin_lake::LakeTable::open(&entry.location).await?),
+            None => None,
+        };
         let mut offsets = serde_json::Map::new();
         for p in kafka.partitions().await? {
             let app_id = format!("basin-source-{}-{p}", source.name);
-            let committed = match self.catalog().table(&source.table).await? {
-                Some(entry) => {
-                    basin_lake::LakeTable::open(&entry.location)
-                        .await?
-                        .transaction_version(&app_id)
-                        .await?
-                }
+            let committed = match &table {
+                Some(table) => table.transaction_version(&app_id).await?,
                 None => None,
             };
             let file = scratch_path(source, ".ndjson");

@@ -442,10 +442,11 @@ impl Engine {
         let wrapped = datafusion::sql::parser::Statement::Statement(Box::new(statement.clone()));
         let (relations, _) = datafusion::sql::resolve::resolve_table_references(&wrapped, true)?;
         let _ = visit_relations_mut(&mut statement, |name| {
-            let virtual_schema = name.0.first().and_then(|p| p.as_ident()).is_some_and(|i| {
-                [crate::system::SCHEMA, crate::system::INFORMATION_SCHEMA]
-                    .contains(&i.value.to_lowercase().as_str())
-            });
+            let virtual_schema = name
+                .0
+                .first()
+                .and_then(|p| p.as_ident())
+                .is_some_and(|i| is_virtual_schema(&i.value.to_lowercase()));
             if name.0.len() == 2 && !virtual_schema {
                 name.0
                     .insert(0, ObjectNamePart::Identifier(Ident::new(hub)));
@@ -466,9 +467,7 @@ impl Engine {
                 } => vec![catalog, schema, table],
             };
             let t = match parts.as_slice() {
-                [d, _]
-                    if [crate::system::SCHEMA, crate::system::INFORMATION_SCHEMA].contains(d) =>
-                {
+                [d, _] if is_virtual_schema(d) => {
                     continue;
                 }
                 [d, t] => TableRef::new(hub, d, t)?,
@@ -626,6 +625,12 @@ fn beginning(text: &str) -> String {
         Some((at, _)) => format!("{} …", text[..at].trim_end()),
         None => text,
     }
+}
+
+/// Whether `schema` is one of the virtual schemas (`system`, `information_schema`), which are
+/// not datasets of a hub.
+fn is_virtual_schema(schema: &str) -> bool {
+    [crate::system::SCHEMA, crate::system::INFORMATION_SCHEMA].contains(&schema)
 }
 
 /// Parses SQL text into statements.

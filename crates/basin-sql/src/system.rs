@@ -94,6 +94,20 @@ fn text(v: impl IntoIterator<Item = String>) -> Vec<Option<String>> {
     v.into_iter().map(Some).collect()
 }
 
+/// Texts where an empty one (no error) is NULL.
+fn or_null(v: impl IntoIterator<Item = String>) -> Vec<Option<String>> {
+    v.into_iter()
+        .map(|t| (!t.is_empty()).then_some(t))
+        .collect()
+}
+
+/// Counts as BIGINT (saturating).
+fn counts(v: impl IntoIterator<Item = u64>) -> Vec<i64> {
+    v.into_iter()
+        .map(|n| n.min(i64::MAX as u64) as i64)
+        .collect()
+}
+
 /// A column the principal may see, with its position among the visible columns of its table and
 /// how the principal sees its values.
 struct VisibleColumn {
@@ -308,11 +322,7 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
                 .into_iter()
                 .filter(|r| seen.contains(&r.table))
                 .collect();
-            let int = |f: fn(&basin_catalog::MaintenanceRun) -> u64| {
-                runs.iter()
-                    .map(|r| f(r).min(i64::MAX as u64) as i64)
-                    .collect()
-            };
+            let int = |f: fn(&basin_catalog::MaintenanceRun) -> u64| counts(runs.iter().map(f));
             batch(vec![
                 Col::Text("hub", text(runs.iter().map(|r| r.table.hub.to_string()))),
                 Col::Text(
@@ -336,12 +346,7 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
                 Col::Int("files_after", int(|r| r.files_after)),
                 Col::Int("bytes_rewritten", int(|r| r.bytes_rewritten)),
                 Col::Int("files_deleted", int(|r| r.files_deleted)),
-                Col::Text(
-                    "error",
-                    runs.iter()
-                        .map(|r| (!r.error.is_empty()).then(|| r.error.clone()))
-                        .collect(),
-                ),
+                Col::Text("error", or_null(runs.iter().map(|r| r.error.clone()))),
             ])
         }
         "source_runs" => {
@@ -354,11 +359,7 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
                 .into_iter()
                 .filter(|r| seen.contains(&r.table))
                 .collect();
-            let int = |f: fn(&basin_catalog::SourceRun) -> u64| {
-                runs.iter()
-                    .map(|r| f(r).min(i64::MAX as u64) as i64)
-                    .collect()
-            };
+            let int = |f: fn(&basin_catalog::SourceRun) -> u64| counts(runs.iter().map(f));
             batch(vec![
                 Col::Text("source", text(runs.iter().map(|r| r.source.clone()))),
                 Col::Text("hub", text(runs.iter().map(|r| r.table.hub.to_string()))),
@@ -382,12 +383,7 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
                 Col::Int("rows", int(|r| r.rows)),
                 Col::Int("bytes", int(|r| r.bytes)),
                 Col::Int("lag_ms", int(|r| r.lag_ms)),
-                Col::Text(
-                    "error",
-                    runs.iter()
-                        .map(|r| (!r.error.is_empty()).then(|| r.error.clone()))
-                        .collect(),
-                ),
+                Col::Text("error", or_null(runs.iter().map(|r| r.error.clone()))),
             ])
         }
         "lineage" => {
@@ -419,27 +415,12 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
                     "started_at",
                     runs.iter().map(|r| time(&r.started_at)).collect(),
                 ),
-                Col::Int(
-                    "duration_ms",
-                    runs.iter()
-                        .map(|r| r.duration_ms.min(i64::MAX as u64) as i64)
-                        .collect(),
-                ),
+                Col::Int("duration_ms", counts(runs.iter().map(|r| r.duration_ms))),
                 Col::Text("status", text(runs.iter().map(|r| r.status.clone()))),
-                Col::Int(
-                    "rows_out",
-                    runs.iter()
-                        .map(|r| r.rows_out.min(i64::MAX as u64) as i64)
-                        .collect(),
-                ),
+                Col::Int("rows_out", counts(runs.iter().map(|r| r.rows_out))),
                 Col::Int("version", runs.iter().map(|r| r.version).collect()),
                 Col::Text("checks", text(runs.iter().map(|r| r.checks.to_string()))),
-                Col::Text(
-                    "error",
-                    runs.iter()
-                        .map(|r| (!r.error.is_empty()).then(|| r.error.clone()))
-                        .collect(),
-                ),
+                Col::Text("error", or_null(runs.iter().map(|r| r.error.clone()))),
             ])
         }
         other => Err(SqlError::NotFound {

@@ -95,18 +95,17 @@ pub async fn run(g: &Global, session: &Session, cmd: ModelCommand) -> anyhow::Re
         }
         ModelCommand::Status { name } => {
             let wanted = name.map(|n| TableRef::parse(&n)).transpose()?;
-            let mut runs: Vec<ModelRun> = Vec::new();
-            for (m, last) in session.models().await? {
-                if wanted.as_ref().is_none_or(|w| w == &m.table) {
-                    runs.extend(last);
-                }
-            }
+            let models = session.models().await?;
             if let Some(w) = &wanted
-                && runs.is_empty()
-                && !session.models().await?.iter().any(|(m, _)| &m.table == w)
+                && !models.iter().any(|(m, _)| &m.table == w)
             {
                 anyhow::bail!("model {w} not found; see `basin model list`");
             }
+            let runs: Vec<ModelRun> = models
+                .into_iter()
+                .filter(|(m, _)| wanted.as_ref().is_none_or(|w| w == &m.table))
+                .flat_map(|(_, last)| last)
+                .collect();
             if g.output == OutputFormat::Json {
                 println!("{}", serde_json::to_string_pretty(&runs)?);
                 return Ok(());
