@@ -5,6 +5,7 @@
 //! Delta commit: it either lands whole or leaves the table exactly as it was.
 
 mod error;
+mod changes;
 pub mod evolution;
 mod latest;
 pub mod operations;
@@ -27,7 +28,7 @@ pub use operations::{
     write::{WriteMode, WriteOutcome, WriteTable},
 };
 pub use stream::one_shot_table;
-pub use table::{Commit, LakeTable, TimeTravel};
+pub use table::{CHANGE_COLUMNS, Commit, LakeTable, TimeTravel};
 
 /// Result type of this crate.
 pub type Result<T, E = LakeError> = std::result::Result<T, E>;

@@ -23,6 +23,9 @@ pub enum TimeTravel {
     Timestamp(DateTime<Utc>),
 }
 
+/// The columns [`LakeTable::changes`] adds to a table's own.
+pub const CHANGE_COLUMNS: [&str; 3] = ["_change_type", "_commit_version", "_commit_timestamp"];
+
 /// One entry of a table's history.
 #[derive(Debug, Clone, Serialize)]
 pub struct Commit {
@@ -251,6 +254,30 @@ impl LakeTable {
             .transaction_version(self.delta.log_store().as_ref(), app_id)
             .await
             .ctx(|| format!("looking up transaction '{app_id}' in {}", self.location))
+    }
+
+    /// The rows changed by versions `from..=to` (Delta change data feed): the table's columns
+    /// plus `_change_type` (`insert`, `delete`, `update_preimage`, `update_postimage`),
+    /// `_commit_version` and `_commit_timestamp`. A version that recorded no changed rows
+    /// (written before the feed was on, or by a rewrite) shows its removed files' rows as
+    /// deletes and its added files' rows as inserts; compactions (no data change) show nothing.
+    pub async fn changes(&self, from: i64, to: i64) -> Result<Arc<dyn TableProvider>> {
+        if from > to || from < 1 || to > self.version() {
+            return Err(LakeError::InvalidInput(format!(
+                "changes of versions {from} to {to} of {}: they must be a range within 1 to {}",
+                self.location,
+                self.version()
+            )));
+        }
+        let builder = self
+            .delta
+            .clone()
+            .scan_cdf()
+            .with_starting_version(from as u64)
+            .with_ending_version(to as u64);
+        let provider = deltalake::delta_datafusion::DeltaCdfTableProvider::try_new(builder)
+            .ctx(|| format!("reading the changes of {}", self.location))?;
+        Ok(Arc::new(crate::changes::Changes(Arc::new(provider))))
     }
 
     /// Starts a write (append by default) of `input` into this table.

@@ -155,6 +155,15 @@ impl GovernedTable {
             fields.push(Field::new(&c.name, data_type, nullable || c.mask.is_some()));
             outputs.push(expr);
         }
+        // A change data feed's own columns (which change, in which version) are not the
+        // table's: they pass through as they are.
+        for name in basin_lake::CHANGE_COLUMNS {
+            if let Ok(field) = inner_schema.field_with_name(name) {
+                open_columns.insert(name.to_string());
+                fields.push(field.clone());
+                outputs.push(col(name));
+            }
+        }
         Ok(GovernedTable {
             name,
             inner,

@@ -13,8 +13,8 @@ use datafusion::catalog::{
 };
 use datafusion::common::TableReference;
 use datafusion::sql::sqlparser::ast::{
-    Expr, Ident, ObjectName, ObjectNamePart, Statement, TableFactor, TableVersion, Value, VisitMut,
-    VisitorMut,
+    Expr, FunctionArg, FunctionArgExpr, Ident, ObjectName, ObjectNamePart, Statement, TableFactor,
+    TableVersion, Value, VisitMut, VisitorMut,
 };
 
 use crate::engine::Engine;
@@ -23,18 +23,30 @@ use crate::pending::WithPending;
 use crate::{Result, SqlError, access, system};
 use basin_catalog::access::Privilege;
 
-/// A table of the statement that time travel pins to a version, under the name the statement
-/// now uses for it.
+/// A table of the statement that time travel pins to a version (or `table_changes` to the
+/// rows changed by some versions), under the name the statement now uses for it.
 struct Pinned {
     hub: String,
     dataset: String,
     alias: String,
     table: TableRef,
-    at: TimeTravel,
+    at: Read,
 }
 
-/// Replaces each `t VERSION AS OF n` / `t TIMESTAMP AS OF '…'` with a name of its own, and
-/// returns what those names stand for.
+/// Which rows of a table a statement reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Read {
+    /// The table as it was then.
+    At(TimeTravel),
+    /// The rows changed by versions `from..=to` (`to`: the latest when `None`).
+    Changes { from: i64, to: Option<i64> },
+}
+
+/// The table function that reads a table's change data feed.
+const TABLE_CHANGES: &str = "table_changes";
+
+/// Replaces each `t VERSION AS OF n` / `t TIMESTAMP AS OF '…'` / `table_changes('t', from[,
+/// to])` with a name of its own, and returns what those names stand for.
 fn pin_time_travel(statement: &mut Statement) -> Result<Vec<Pinned>> {
     struct Pinner {
         pinned: Vec<Pinned>,
@@ -43,13 +55,24 @@ fn pin_time_travel(statement: &mut Statement) -> Result<Vec<Pinned>> {
     impl VisitorMut for Pinner {
         type Break = ();
         fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
-            let TableFactor::Table { name, version, .. } = factor else {
+            let TableFactor::Table {
+                name,
+                version,
+                args,
+                ..
+            } = factor
+            else {
                 return ControlFlow::Continue(());
             };
-            let Some(v) = version.take() else {
+            let pinned = if name_parts(name) == [TABLE_CHANGES] {
+                let args = args.take().map(|a| a.args).unwrap_or_default();
+                pin_changes(&args, self.pinned.len())
+            } else if let Some(v) = version.take() {
+                pin(name, &v, self.pinned.len())
+            } else {
                 return ControlFlow::Continue(());
             };
-            match pin(name, &v, self.pinned.len()) {
+            match pinned {
                 Ok(p) => {
                     *name = ObjectName(
                         [&p.hub, &p.dataset, &p.alias]
@@ -116,7 +139,47 @@ fn pin(name: &ObjectName, version: &TableVersion, n: usize) -> Result<Pinned> {
         dataset: table.dataset.to_string(),
         alias: format!("{} ({suffix}) #{n}", table.table),
         table,
-        at,
+        at: Read::At(at),
+    })
+}
+
+/// `table_changes('hub.dataset.table', from [, to])`.
+fn pin_changes(args: &[FunctionArg], n: usize) -> Result<Pinned> {
+    let usage = "use table_changes('dataset.table', first_version[, last_version])";
+    let value = |a: &FunctionArg| match a {
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v))) => Some(v.value.clone()),
+        _ => None,
+    };
+    let values: Vec<Option<Value>> = args.iter().map(value).collect();
+    let version = |v: &Option<Value>| -> Result<i64> {
+        match v {
+            Some(Value::Number(n, _)) => n.parse().map_err(|_| {
+                SqlError::Invalid(format!("table_changes: '{n}' is not a version; {usage}"))
+            }),
+            other => Err(SqlError::Invalid(format!(
+                "table_changes: a version must be a whole number, not {}; {usage}",
+                other.as_ref().map(|v| v.to_string()).unwrap_or("an expression".into())
+            ))),
+        }
+    };
+    let (name, from, to) = match values.as_slice() {
+        [Some(name), from] => (name, version(from)?, None),
+        [Some(name), from, to] => (name, version(from)?, Some(version(to)?)),
+        _ => return Err(SqlError::Invalid(format!("table_changes needs 2 or 3 arguments; {usage}"))),
+    };
+    let Some(name) = name.clone().into_string() else {
+        return Err(SqlError::Invalid(format!(
+            "table_changes: the table must be a quoted name, not {name}; {usage}"
+        )));
+    };
+    let parts: Vec<String> = name.split('.').map(str::to_string).collect();
+    let table = table_ref_from_parts(&parts, &name)?;
+    Ok(Pinned {
+        hub: table.hub.to_string(),
+        dataset: table.dataset.to_string(),
+        alias: format!("{} (changes {from} to {}) #{n}", table.table, to.map(|t| t.to_string()).unwrap_or("latest".into())),
+        table,
+        at: Read::Changes { from, to },
     })
 }
 
@@ -331,16 +394,26 @@ pub(crate) fn tables_named(statement: &Statement) -> Result<Vec<TableRef>> {
 async fn governed_provider(
     engine: &Engine,
     t: &TableRef,
-    at: Option<TimeTravel>,
+    read: Option<Read>,
 ) -> Result<Arc<dyn TableProvider>> {
     let (entry, policy) = access::table_policy(engine, t).await?;
     access::require(&policy, Privilege::Select, t)?;
+    let at = match read {
+        Some(Read::At(at)) => Some(at),
+        Some(Read::Changes { from, to }) if entry.is_view() => {
+            return Err(SqlError::Invalid(format!(
+                "'{t}' is a view and has no changes of its own (asked for versions {from} to {}); use table_changes on the tables it reads",
+                to.map(|t| t.to_string()).unwrap_or("latest".into())
+            )));
+        }
+        _ => None,
+    };
     if entry.is_view() {
         return view_provider(engine, t, &entry, &policy, at).await;
     }
     // Streamed records not yet committed belong to the latest version; they are taken before
     // the table is opened, so that a commit of them in between is seen once, not twice.
-    let pending = match at {
+    let pending = match read {
         Some(_) => None,
         None => engine.tables().pending_rows(t),
     };
@@ -348,7 +421,10 @@ async fn governed_provider(
         Some(at) => open_at(&entry.location, t, at).await?,
         None => LakeTable::open(&entry.location).await?,
     };
-    let mut inner = lake.provider().await?;
+    let mut inner = match read {
+        Some(Read::Changes { from, to }) => changes(&lake, t, from, to).await?,
+        _ => lake.provider().await?,
+    };
     if let Some(pending) = pending {
         let rows = pending.beyond(lake.version()).await;
         if !rows.is_empty() {
@@ -376,6 +452,23 @@ async fn governed_provider(
         engine.principal(),
         engine.scan_planner().clone(),
     )?))
+}
+
+/// The rows versions `from..=to` of `t` changed; the error says which versions there are.
+async fn changes(
+    lake: &LakeTable,
+    t: &TableRef,
+    from: i64,
+    to: Option<i64>,
+) -> Result<Arc<dyn TableProvider>> {
+    let last = lake.version();
+    let to = to.unwrap_or(last);
+    if from < 1 || from > to || to > last {
+        return Err(SqlError::Invalid(format!(
+            "table_changes('{t}', {from}, {to}): the versions must run from 1 up to the latest, {last} (from ≤ to); `basin table history {t}` lists them"
+        )));
+    }
+    Ok(lake.changes(from, to).await?)
 }
 
 /// The table as it was at `at`, which must lie within its history: a version that exists, a

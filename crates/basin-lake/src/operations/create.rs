@@ -67,6 +67,7 @@ impl CreateTable {
             .with_columns(kernel.fields().cloned())
             .with_partition_columns(self.partition_columns.clone())
             .with_save_mode(SaveMode::ErrorIfExists)
+            .with_configuration(super::NEW_TABLE_PROPERTIES)
             .with_commit_properties(super::commit_properties("create", None));
         if let Some(name) = self.name {
             builder = builder.with_table_name(name);

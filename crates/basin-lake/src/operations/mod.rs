@@ -32,6 +32,12 @@ pub(crate) fn commit_properties(operation: &str, load_id: Option<&str>) -> Commi
     props.with_metadata(metadata)
 }
 
+/// The properties of every new table: its change data feed is recorded, so that `UPDATE`,
+/// `DELETE` and `MERGE` write the rows they change and readers of changes (incremental models,
+/// `table_changes`) read those rows rather than whole rewritten files.
+pub(crate) const NEW_TABLE_PROPERTIES: [(&str, Option<&str>); 1] =
+    [("delta.enableChangeDataFeed", Some("true"))];
+
 /// A DataFusion session (with delta-rs's planner) able to read `table`.
 pub(crate) fn session_for(table: &LakeTable) -> SessionContext {
     let ctx = deltalake::delta_datafusion::create_session().into_inner();

@@ -157,6 +157,7 @@ impl WriteTable {
             let delta = if new_partition_columns.is_some() {
                 builder
                     .with_save_mode(SaveMode::ErrorIfExists)
+                    .with_configuration(super::NEW_TABLE_PROPERTIES)
                     .await
                     .ctx(|| format!("creating table at {location}"))?
             } else {
