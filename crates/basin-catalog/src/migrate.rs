@@ -37,6 +37,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0010_sources.sql"),
     ),
     (11, "models", include_str!("../migrations/0011_models.sql")),
+    (
+        12,
+        "model refresh",
+        include_str!("../migrations/0012_model_refresh.sql"),
+    ),
 ];
 
 /// Applies every migration that the database has not seen yet, each in its own transaction.

@@ -238,7 +238,7 @@ pub async fn load(
                 description: String::new(),
                 load_id: req.load_id.clone(),
                 operation: "ingest",
-                transaction: req.transaction.clone(),
+                transactions: req.transaction.clone().into_iter().collect(),
             };
             tables.create(actor, spec, Some(stream)).await
         }
@@ -265,6 +265,7 @@ pub async fn load(
                     predicate: predicate.clone(),
                     load_id: req.load_id.clone(),
                     operation: "ingest",
+                    transactions: Vec::new(),
                 },
                 _ => Write::Append {
                     rows: stream,
@@ -504,7 +505,7 @@ impl Quarantine {
                             .into(),
                     load_id,
                     operation: "quarantine",
-                    transaction: None,
+                    transactions: Vec::new(),
                 };
                 // The loader owns the record of its own bad rows where it may create tables.
                 let creator = match self.tables.check_create(&self.loader, &self.table).await {

@@ -6,6 +6,7 @@
 
 mod checks;
 mod dag;
+pub mod incremental;
 mod plan;
 mod project;
 mod run;

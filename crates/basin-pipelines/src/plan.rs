@@ -95,11 +95,13 @@ impl fmt::Display for Plan {
                 Change::CreateModel(t) => {
                     add += 1;
                     let m = self.model(t).map_or("table", |m| m.materialized.as_str());
-                    writeln!(f, "  + model {t} ({m})")?
+                    writeln!(f, "  + model {t} ({m})")?;
+                    self.incremental_note(f, t)?
                 }
                 Change::AlterModel(t, what) => {
                     change += 1;
-                    writeln!(f, "  ~ model {t}: {}", what.join(", "))?
+                    writeln!(f, "  ~ model {t}: {}", what.join(", "))?;
+                    self.incremental_note(f, t)?
                 }
                 Change::RebuildModel(t, why) => {
                     change += 1;
@@ -122,6 +124,25 @@ impl fmt::Display for Plan {
 impl Plan {
     fn model(&self, t: &TableRef) -> Option<&ModelSpec> {
         self.models.iter().find(|(m, _)| m == t).map(|(_, s)| s)
+    }
+
+    /// For an incremental model: by which key, or why each run rebuilds it in full.
+    fn incremental_note(&self, f: &mut fmt::Formatter<'_>, t: &TableRef) -> fmt::Result {
+        let Some(spec) = self.model(t).filter(|m| m.materialized == Materialized::Incremental)
+        else {
+            return Ok(());
+        };
+        match crate::incremental::why_not(&spec.query, &spec.unique_key) {
+            None => writeln!(
+                f,
+                "      incremental by {}: each run recomputes the keys that upstream changes touch",
+                spec.unique_key.join(", ")
+            ),
+            Some(why) => writeln!(
+                f,
+                "      not maintainable incrementally ({why}): each run rebuilds it in full"
+            ),
+        }
     }
 }
 
@@ -213,6 +234,9 @@ pub async fn plan(engine: &Engine, project: &Project, hub: &str) -> Result<Plan>
                 }
                 if before.materialized != spec.materialized {
                     what.push("materialized");
+                }
+                if before.unique_key != spec.unique_key {
+                    what.push("unique_key");
                 }
                 if before.checks != spec.checks {
                     what.push("checks");

@@ -47,6 +47,9 @@ pub struct DatasetSpec {
 pub enum Materialized {
     /// Rebuilt in full at each run, replaced in one commit.
     Table,
+    /// Each run recomputes only the rows of the unique keys that upstream changes touched
+    /// (see [`crate::incremental`]); a query that cannot be maintained so is rebuilt in full.
+    Incremental,
     /// Each run's rows added.
     Append,
     /// A governed view: planned at query time, nothing stored.
@@ -57,6 +60,7 @@ impl Materialized {
     pub fn as_str(self) -> &'static str {
         match self {
             Materialized::Table => "table",
+            Materialized::Incremental => "incremental",
             Materialized::Append => "append",
             Materialized::View => "view",
         }
@@ -83,6 +87,9 @@ pub struct ModelSpec {
     pub dataset: String,
     pub table: String,
     pub materialized: Materialized,
+    /// The columns that identify a row of an incremental model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unique_key: Vec<String>,
     #[serde(default)]
     pub trigger: Trigger,
     pub description: String,
@@ -230,6 +237,7 @@ pub(crate) fn parse_model(file: &str, dataset: &str, table: &str, text: &str) ->
         dataset: dataset.to_string(),
         table: table.to_string(),
         materialized: Materialized::Table,
+        unique_key: Vec::new(),
         trigger: Trigger::Manual,
         description: String::new(),
         sql: String::new(),
@@ -264,6 +272,7 @@ pub(crate) fn parse_model(file: &str, dataset: &str, table: &str, text: &str) ->
                     (Some("materialized"), None, _) => {
                         spec.materialized = match value {
                             "table" => Materialized::Table,
+                            "incremental" => Materialized::Incremental,
                             "append" => Materialized::Append,
                             "view" => Materialized::View,
                             other => {
@@ -271,13 +280,27 @@ pub(crate) fn parse_model(file: &str, dataset: &str, table: &str, text: &str) ->
                                     file,
                                     Some(i + 1),
                                     format!(
-                                        "materialized '{other}' is not known: use table, append or view"
+                                        "materialized '{other}' is not known: use table, incremental, append or view"
                                     ),
                                 ));
                             }
                         }
                     }
                     (Some("description"), None, _) => spec.description = value.to_string(),
+                    (Some("unique_key"), None, _) => {
+                        spec.unique_key = value
+                            .split(',')
+                            .map(|c| c.trim().to_string())
+                            .filter(|c| !c.is_empty())
+                            .collect();
+                        if spec.unique_key.is_empty() {
+                            return Err(malformed(
+                                file,
+                                Some(i + 1),
+                                "unique_key names no column: write e.g. 'unique_key: day, product_id'",
+                            ));
+                        }
+                    }
                     (Some("trigger"), None, _) => {
                         spec.trigger = match value.split_once(' ') {
                             _ if value == "manual" => Trigger::Manual,
@@ -309,7 +332,7 @@ pub(crate) fn parse_model(file: &str, dataset: &str, table: &str, text: &str) ->
                             file,
                             Some(i + 1),
                             format!(
-                                "'{key}' is not a header key: use materialized, trigger, description, check <kind> or warn <kind>"
+                                "'{key}' is not a header key: use materialized, unique_key, trigger, description, check <kind> or warn <kind>"
                             ),
                         ));
                     }
@@ -327,6 +350,26 @@ pub(crate) fn parse_model(file: &str, dataset: &str, table: &str, text: &str) ->
         .trim_end_matches(';')
         .trim()
         .to_string();
+    match (spec.materialized, spec.unique_key.is_empty()) {
+        (Materialized::Incremental, true) => {
+            return Err(malformed(
+                file,
+                None,
+                "materialized: incremental needs the columns that identify a row: add e.g. '-- unique_key: day, product_id'",
+            ));
+        }
+        (Materialized::Incremental, false) | (_, true) => {}
+        (other, false) => {
+            return Err(malformed(
+                file,
+                None,
+                format!(
+                    "unique_key only applies to materialized: incremental (this model is {})",
+                    other.as_str()
+                ),
+            ));
+        }
+    }
     if spec.sql.is_empty() {
         return Err(malformed(
             file,
@@ -364,7 +407,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "models/p/t.sql:2: 'materialised' is not a header key: use materialized, trigger, description, check <kind> or warn <kind>"
+            "models/p/t.sql:2: 'materialised' is not a header key: use materialized, unique_key, trigger, description, check <kind> or warn <kind>"
         );
         let e =
             parse_model("models/p/t.sql", "p", "t", "-- check between: x\nSELECT 1").unwrap_err();

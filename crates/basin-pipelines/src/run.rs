@@ -16,6 +16,7 @@ use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 
 use crate::checks::{CheckKind, CheckOutcome, SAMPLE_ROWS, Severity};
+use crate::incremental::{self, Refresh};
 use crate::project::{Materialized, ModelSpec};
 use crate::{PipelineError, Result};
 
@@ -29,15 +30,24 @@ pub struct RunOutcome {
     pub version: i64,
     pub checks: Vec<CheckOutcome>,
     pub error: String,
+    /// How the table was built: `full: <why>`, `incremental: …`, `up to date` (empty for
+    /// views, appends and tables, which always run in full).
+    pub refresh: String,
 }
 
 fn failed(e: impl std::fmt::Display) -> PipelineError {
     PipelineError::Run(e.to_string())
 }
 
-/// Runs the model `spec` building `target` as `engine`'s principal.
-pub async fn run_model(engine: &Engine, target: &TableRef, spec: &ModelSpec) -> RunOutcome {
-    match run(engine, target, spec).await {
+/// Runs the model `spec` building `target` as `engine`'s principal; `full` rebuilds an
+/// incremental model in full.
+pub async fn run_model(
+    engine: &Engine,
+    target: &TableRef,
+    spec: &ModelSpec,
+    full: bool,
+) -> RunOutcome {
+    match run(engine, target, spec, full).await {
         Ok(outcome) => outcome,
         Err(e) => RunOutcome {
             status: "failed".into(),
@@ -48,23 +58,57 @@ pub async fn run_model(engine: &Engine, target: &TableRef, spec: &ModelSpec) -> 
     }
 }
 
-async fn run(engine: &Engine, target: &TableRef, spec: &ModelSpec) -> Result<RunOutcome> {
+async fn run(
+    engine: &Engine,
+    target: &TableRef,
+    spec: &ModelSpec,
+    full: bool,
+) -> Result<RunOutcome> {
     let view = format!("CREATE OR REPLACE VIEW {target} AS {}", spec.query);
     if spec.materialized == Materialized::View && spec.checks.is_empty() {
         engine.execute(&view).await?;
-        return Ok(ok(0, -1, Vec::new()));
+        return Ok(ok(0, -1, Vec::new(), String::new()));
+    }
+    let refresh = match spec.materialized {
+        Materialized::Incremental => incremental::refresh(engine, target, spec, full).await?,
+        _ => Refresh::Plain,
+    };
+    if let Refresh::UpToDate = refresh {
+        return Ok(ok(0, -1, Vec::new(), refresh.describe()));
     }
     let scratch = tempfile::tempdir().map_err(failed)?;
     let staged = scratch.path().join("staged.arrow");
-    let rows = stage(engine.stream(&spec.query).await?, &staged).await?;
+    let rows = stage(engine.stream(&refresh.query(spec)?).await?, &staged).await?;
     let ctx = SessionContext::new();
-    ctx.register_arrow(
-        "staged",
-        &staged.display().to_string(),
-        ArrowReadOptions::default(),
-    )
-    .await
-    .map_err(failed)?;
+    let read = |name: &'static str, path: std::path::PathBuf| {
+        let ctx = ctx.clone();
+        async move {
+            ctx.register_arrow(name, &path.display().to_string(), ArrowReadOptions::default())
+                .await
+                .map_err(failed)
+        }
+    };
+    match &refresh {
+        // The checks see the whole table as it will be: the rows kept and those recomputed.
+        Refresh::Keys { predicate, .. } if !spec.checks.is_empty() => {
+            let kept = scratch.path().join("kept.arrow");
+            let sql = format!("SELECT * FROM {target} WHERE NOT ({predicate})");
+            stage(engine.stream(&sql).await?, &kept).await?;
+            read("basin_recomputed", staged.clone()).await?;
+            read("basin_kept", kept).await?;
+            ctx.sql("CREATE VIEW staged AS SELECT * FROM basin_kept UNION ALL SELECT * FROM basin_recomputed")
+                .await
+                .map_err(failed)?;
+        }
+        _ => read("staged", staged.clone()).await?,
+    }
+    let staged_rows = || async {
+        let name = match refresh {
+            Refresh::Keys { .. } if !spec.checks.is_empty() => "basin_recomputed",
+            _ => "staged",
+        };
+        ctx.table(name).await?.execute_stream().await
+    };
     let mut checks = Vec::new();
     for check in &spec.checks {
         checks.push(run_check(engine, &ctx, target, check).await);
@@ -88,23 +132,23 @@ async fn run(engine: &Engine, target: &TableRef, spec: &ModelSpec) -> Result<Run
             version: -1,
             error: format!("not committed: {why}; {target} keeps its version"),
             checks,
+            refresh: refresh.describe(),
         });
     }
-    let staged_rows = || async { ctx.table("staged").await?.execute_stream().await };
     let version = match spec.materialized {
         Materialized::View => {
             engine.execute(&view).await?;
             -1
         }
-        Materialized::Table | Materialized::Append => {
+        _ => {
             let rows = staged_rows().await.map_err(failed)?;
-            commit(engine, target, spec, rows).await?
+            commit(engine, target, spec, &refresh, rows).await?
         }
     };
-    Ok(ok(rows, version, checks))
+    Ok(ok(rows, version, checks, refresh.describe()))
 }
 
-fn ok(rows: u64, version: i64, checks: Vec<CheckOutcome>) -> RunOutcome {
+fn ok(rows: u64, version: i64, checks: Vec<CheckOutcome>, refresh: String) -> RunOutcome {
     let warned = checks.iter().any(|c| !c.passed);
     RunOutcome {
         status: if warned { "warned" } else { "ok" }.into(),
@@ -112,6 +156,7 @@ fn ok(rows: u64, version: i64, checks: Vec<CheckOutcome>) -> RunOutcome {
         version,
         checks,
         error: String::new(),
+        refresh,
     }
 }
 
@@ -129,25 +174,39 @@ async fn stage(mut rows: SendableRecordBatchStream, path: &Path) -> Result<u64> 
     Ok(count)
 }
 
-/// The staged rows into the target: replacing it (table), added (append), or a new table.
+/// The staged rows into the target: replacing it (table, incremental in full), replacing the
+/// rows of the recomputed keys (incremental), added (append), or a new table.
 async fn commit(
     engine: &Engine,
     target: &TableRef,
     spec: &ModelSpec,
+    refresh: &Refresh,
     rows: SendableRecordBatchStream,
 ) -> Result<i64> {
     let actor = engine.actor();
     let tables = engine.tables();
-    let done = match engine.catalog().table(target).await? {
-        Some(entry) if spec.materialized == Materialized::Table => {
+    let transactions = refresh.transactions(spec);
+    let done = match (engine.catalog().table(target).await?, refresh) {
+        (Some(_), Refresh::Keys { predicate, .. }) => {
+            let write = Write::Overwrite {
+                rows,
+                predicate: Some(predicate.clone()),
+                load_id: None,
+                operation: "model incremental",
+                transactions,
+            };
+            tables.commit(&actor, target, write).await?
+        }
+        (Some(entry), _) if spec.materialized != Materialized::Append => {
             let write = Write::Replace {
                 rows,
                 primary_key: entry.primary_key,
                 partition_columns: entry.partition_columns,
+                transactions,
             };
             tables.commit(&actor, target, write).await?
         }
-        Some(_) => {
+        (Some(_), _) => {
             let write = Write::Append {
                 rows,
                 load_id: None,
@@ -157,7 +216,7 @@ async fn commit(
             };
             tables.commit(&actor, target, write).await?
         }
-        None => {
+        (None, _) => {
             let new = NewTableSpec {
                 table: target.clone(),
                 schema: None,
@@ -166,7 +225,7 @@ async fn commit(
                 description: spec.description.clone(),
                 load_id: None,
                 operation: "model",
-                transaction: None,
+                transactions,
             };
             tables.create(&actor, new, Some(rows)).await?
         }

@@ -42,7 +42,9 @@ impl Session {
         let result = async {
             let plan = self.plan_project(project, hub).await?;
             self.make_changes(&plan).await?;
-            let runs = self.build(&plan.models, &plan.to_run(), "apply").await?;
+            let runs = self
+                .build(&plan.models, &plan.to_run(), "apply", false)
+                .await?;
             Ok::<_, ServiceError>(Applied { plan, runs })
         }
         .await;
@@ -136,12 +138,14 @@ impl Session {
     }
 
     /// Runs `targets` (in the order given) as this principal, recording each run; a model
-    /// whose upstream model failed in this build is skipped.
+    /// whose upstream model failed in this build is skipped. `full` rebuilds incremental
+    /// models in full.
     async fn build(
         &self,
         models: &[(TableRef, ModelSpec)],
         targets: &[TableRef],
         trigger: &str,
+        full: bool,
     ) -> Result<Vec<ModelRun>> {
         let mut runs: Vec<ModelRun> = Vec::new();
         for t in targets {
@@ -162,7 +166,7 @@ impl Session {
                     error: format!("its upstream model {} did not build", r.model),
                     ..Default::default()
                 },
-                None => basin_pipelines::run_model(self.engine(), t, spec).await,
+                None => basin_pipelines::run_model(self.engine(), t, spec, full).await,
             };
             let run = ModelRun {
                 model: t.to_string(),
@@ -174,6 +178,7 @@ impl Session {
                 version: outcome.version,
                 checks: serde_json::to_value(&outcome.checks).unwrap_or_default(),
                 error: outcome.error,
+                refresh: outcome.refresh,
             };
             self.engine().catalog().record_model_run(&run).await?;
             runs.push(run);
@@ -204,13 +209,14 @@ impl Session {
     }
 
     /// Runs the model that builds `t` now — and with `downstream`, every model that reads
-    /// it, directly or not, after it — each as its owner. Who may: a model's owner, or who
-    /// manages its table.
+    /// it, directly or not, after it — each as its owner; `full` rebuilds `t` in full even if
+    /// it is incremental. Who may: a model's owner, or who manages its table.
     pub async fn run_model(
         &self,
         hub: &Hub,
         t: &TableRef,
         downstream: bool,
+        full: bool,
     ) -> Result<Vec<ModelRun>> {
         let catalog = self.engine().catalog();
         let all = catalog.models().await?;
@@ -260,7 +266,10 @@ impl Session {
                 .await?;
             let trigger = if next == *t { "manual" } else { "downstream" };
             let models = [(next.clone(), spec.clone())];
-            let mut done = session.build(&models, &[next.clone()], trigger).await?;
+            let full = full && next == *t;
+            let mut done = session
+                .build(&models, &[next.clone()], trigger, full)
+                .await?;
             let failed = done.iter().any(|r| r.status == "failed");
             runs.append(&mut done);
             if failed {
@@ -393,7 +402,7 @@ impl Hub {
                     .user_session(&model.owner, &[], &format!("model:{name}"))
                     .await?;
                 let runs = session
-                    .build(&[(t.clone(), spec)], &[t.clone()], trigger)
+                    .build(&[(t.clone(), spec)], &[t.clone()], trigger, false)
                     .await?;
                 Ok::<_, ServiceError>(runs.iter().all(|r| r.status != "failed"))
             })

@@ -41,6 +41,11 @@ impl Dialect for BasinDialect {
         true
     }
 
+    /// `SELECT * EXCLUDE (a, b)`: every column but these.
+    fn supports_select_wildcard_exclude(&self) -> bool {
+        true
+    }
+
     fn supports_nested_comments(&self) -> bool {
         true
     }

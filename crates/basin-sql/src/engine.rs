@@ -428,6 +428,18 @@ impl Engine {
         names
     }
 
+    /// Exactly one query (`SELECT …`, `WITH … SELECT …`), parsed with Basin's dialect, for
+    /// code that rewrites queries (incremental models); `what` names it in the error.
+    pub fn parse_query(sql: &str, what: &str) -> Result<Statement> {
+        let mut statements = parse(sql)?;
+        if statements.len() != 1 || !matches!(statements[0], Statement::Query(_)) {
+            return Err(SqlError::Invalid(format!(
+                "{what} is exactly one query (SELECT … or WITH … SELECT …)"
+            )));
+        }
+        Ok(statements.remove(0))
+    }
+
     /// One SELECT with its `dataset.table` names qualified by `hub` (so that it reads the same
     /// tables whichever hub it is applied to), and the tables it reads (CTE names excluded).
     pub fn qualify_query(sql: &str, hub: &str) -> Result<(String, Vec<TableRef>)> {

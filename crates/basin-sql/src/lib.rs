@@ -33,5 +33,8 @@ pub use principal_sql::OPERATOR;
 /// The SQL name of an Arrow type, as result schemas and `system.columns` show it.
 pub use basin_lake::types::sql_name as sql_type_name;
 
+/// The columns `table_changes(…)` adds to a table's own: which change, in which version, when.
+pub use basin_lake::CHANGE_COLUMNS;
+
 /// Result type of this crate.
 pub type Result<T, E = SqlError> = std::result::Result<T, E>;

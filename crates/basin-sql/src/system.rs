@@ -421,6 +421,7 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
                 Col::Int("version", runs.iter().map(|r| r.version).collect()),
                 Col::Text("checks", text(runs.iter().map(|r| r.checks.to_string()))),
                 Col::Text("error", or_null(runs.iter().map(|r| r.error.clone()))),
+                Col::Text("refresh", text(runs.iter().map(|r| r.refresh.clone()))),
             ])
         }
         other => Err(SqlError::NotFound {

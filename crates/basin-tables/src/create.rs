@@ -24,8 +24,8 @@ pub struct NewTableSpec {
     pub description: String,
     /// Makes the first write idempotent (loads).
     pub load_id: Option<String>,
-    /// A Delta `txn` action committed with the first rows (see `Write::Append`).
-    pub transaction: Option<(String, i64)>,
+    /// Delta `txn` actions committed with the first rows (see `Write::Append`).
+    pub transactions: Vec<(String, i64)>,
     /// The operation history shows (`create table`, `create table as select`, `ingest`).
     pub operation: &'static str,
 }
@@ -130,7 +130,7 @@ impl Tables {
                 let mut w = WriteTable::new_table(&location, spec.partition_columns.clone(), rows)?
                     .with_load_id(spec.load_id.clone())
                     .with_operation(spec.operation);
-                if let Some((app_id, version)) = spec.transaction.clone() {
+                for (app_id, version) in spec.transactions.clone() {
                     w = w.with_transaction(app_id, version);
                 }
                 let w = w.execute().await;

@@ -40,6 +40,9 @@ pub enum Write {
         predicate: Option<String>,
         load_id: Option<String>,
         operation: &'static str,
+        /// Delta `txn` actions committed with the rows (how far an incremental model has read
+        /// each table it reads).
+        transactions: Vec<(String, i64)>,
     },
     /// Rows merged by key: new keys inserted, existing keys updated with every source column.
     Upsert {
@@ -76,6 +79,8 @@ pub enum Write {
         rows: SendableRecordBatchStream,
         primary_key: Vec<String>,
         partition_columns: Vec<String>,
+        /// Delta `txn` actions committed with the rows.
+        transactions: Vec<(String, i64)>,
     },
     /// A column renamed or dropped, as one commit that rewrites every row with the new schema
     /// (delta-rs cannot write column mapping): keys, grants, masks, row filters and tags follow
@@ -508,7 +513,7 @@ impl Tables {
                 )),
                 load_id: None,
                 operation: jobs[0].operation,
-                transaction: None,
+                transactions: Vec::new(),
             };
             match write_rows(&lake, entry, rows, WriteMode::Append, None, &[]).await {
                 Err(e) if is_conflict(&e) && attempt < CONFLICT_RETRIES => {
@@ -544,7 +549,7 @@ impl Tables {
                     rows,
                     load_id,
                     operation,
-                    transaction,
+                    transactions: transaction.into_iter().collect(),
                 };
                 write_rows(&lake, &entry, rows, WriteMode::Append, key, &pii).await?
             }
@@ -553,13 +558,14 @@ impl Tables {
                 predicate,
                 load_id,
                 operation,
+                transactions,
             } => {
                 let mode = WriteMode::Overwrite(predicate);
                 let rows = Rows {
                     rows,
                     load_id,
                     operation,
-                    transaction: None,
+                    transactions,
                 };
                 write_rows(&lake, &entry, rows, mode, key, &pii).await?
             }
@@ -674,6 +680,7 @@ impl Tables {
                 rows,
                 primary_key,
                 partition_columns,
+                transactions,
             } => {
                 let incoming = rows.schema();
                 if let Some(k) = primary_key
@@ -701,7 +708,7 @@ impl Tables {
                     rows,
                     load_id: None,
                     operation: "replace table",
-                    transaction: None,
+                    transactions,
                 };
                 let done = write_rows(&lake, &replaced, rows, mode, key, &pii).await?;
                 self.catalog
@@ -829,6 +836,18 @@ impl Tables {
     }
 
     /// The catalog entry of a table ("not found" for a missing one).
+    /// The latest version of `t` and, for each app id, the version of its last Delta `txn`
+    /// action (how far a writer that feeds the table in steps has got). Table metadata, not
+    /// rows: callers that act on it for a principal check that principal's access themselves.
+    pub async fn progress(&self, t: &TableRef, app_ids: &[String]) -> Result<(i64, Vec<Option<i64>>)> {
+        let lake = LakeTable::open(&self.entry(t).await?.location).await?;
+        let mut done = Vec::new();
+        for id in app_ids {
+            done.push(lake.transaction_version(id).await?);
+        }
+        Ok((lake.version(), done))
+    }
+
     pub(crate) async fn entry(&self, t: &TableRef) -> Result<Table> {
         self.catalog
             .table(t)
@@ -1014,8 +1033,8 @@ pub(crate) struct Rows {
     pub(crate) rows: SendableRecordBatchStream,
     pub(crate) load_id: Option<String>,
     pub(crate) operation: &'static str,
-    /// A Delta `txn` action committed with them (see [`crate::stream`]).
-    pub(crate) transaction: Option<(String, i64)>,
+    /// Delta `txn` actions committed with them (see [`crate::stream`]).
+    pub(crate) transactions: Vec<(String, i64)>,
 }
 
 /// Appends or overwrites rows, their PII columns encrypted and their primary key checked (on
@@ -1027,7 +1046,7 @@ pub(crate) async fn write_rows(
         rows,
         load_id,
         operation,
-        transaction,
+        transactions,
     }: Rows,
     mode: WriteMode,
     key: Option<basin_keys::HubKey>,
@@ -1059,7 +1078,7 @@ pub(crate) async fn write_rows(
         .with_mode(mode)
         .with_load_id(load_id)
         .with_operation(operation);
-    if let Some((app_id, version)) = transaction {
+    for (app_id, version) in transactions {
         write = write.with_transaction(app_id, version);
     }
     let outcome = write.execute().await;

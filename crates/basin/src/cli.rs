@@ -163,6 +163,9 @@ pub enum ModelCommand {
         /// Also run every model that reads it, directly or not, after it.
         #[arg(long)]
         downstream: bool,
+        /// Rebuild it in full even if it is incremental.
+        #[arg(long)]
+        full: bool,
     },
     /// The last runs of a model (or of all): status, rows, version, checks with failing rows.
     Status { name: Option<String> },

@@ -38,6 +38,8 @@ pub struct ModelRun {
     /// Each check's outcome, with a sample of failing rows.
     pub checks: serde_json::Value,
     pub error: String,
+    /// How the run built the table: `full: <why>`, `incremental: …` or `up to date`.
+    pub refresh: String,
 }
 
 fn as_text<S: serde::Serializer>(t: &TableRef, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -118,8 +120,8 @@ impl Catalog {
     /// Records a run of a model.
     pub async fn record_model_run(&self, r: &ModelRun) -> Result<()> {
         sqlx::query(
-            "INSERT INTO model_runs (model, trigger, started_at, duration_ms, status, rows_out, version, checks, error)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO model_runs (model, trigger, started_at, duration_ms, status, rows_out, version, checks, error, refresh)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&r.model)
         .bind(&r.trigger)
@@ -130,6 +132,7 @@ impl Catalog {
         .bind(r.version)
         .bind(r.checks.to_string())
         .bind(&r.error)
+        .bind(&r.refresh)
         .execute(&self.pool)
         .await
         .ctx(|| format!("recording a run of model '{}'", r.model))?;
@@ -158,6 +161,7 @@ impl Catalog {
                     version: get(r, "version")?,
                     checks: json(r, "checks")?,
                     error: get(r, "error")?,
+                    refresh: get(r, "refresh")?,
                 })
             })
             .collect()

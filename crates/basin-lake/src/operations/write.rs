@@ -53,8 +53,8 @@ pub struct WriteTable {
     input: SendableRecordBatchStream,
     mode: WriteMode,
     load_id: Option<String>,
-    /// A Delta `txn` action committed with the rows (application id, version).
-    transaction: Option<(String, i64)>,
+    /// Delta `txn` actions committed with the rows (application id, version).
+    transactions: Vec<(String, i64)>,
     operation: String,
     /// For a table that does not exist yet: its partition columns.
     new_partition_columns: Option<Vec<String>>,
@@ -67,7 +67,7 @@ impl WriteTable {
             input,
             mode: WriteMode::Append,
             load_id: None,
-            transaction: None,
+            transactions: Vec::new(),
             operation: "write".into(),
             new_partition_columns: None,
         }
@@ -105,7 +105,7 @@ impl WriteTable {
     /// that feeds a table in sequence (a stream) records how far it got, see
     /// [`LakeTable::transaction_version`].
     pub fn with_transaction(mut self, app_id: impl Into<String>, version: i64) -> Self {
-        self.transaction = Some((app_id.into(), version));
+        self.transactions.push((app_id.into(), version));
         self
     }
 
@@ -122,12 +122,12 @@ impl WriteTable {
             input,
             mode,
             load_id,
-            transaction,
+            transactions,
             operation,
             new_partition_columns,
         } = self;
         let mut properties = super::commit_properties(&operation, load_id.as_deref());
-        if let Some((app_id, version)) = transaction {
+        for (app_id, version) in transactions {
             properties = properties
                 .with_application_transaction(deltalake::kernel::Transaction::new(app_id, version));
         }

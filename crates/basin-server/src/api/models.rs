@@ -90,6 +90,9 @@ pub(crate) async fn list_models(Extension(c): Extension<Caller>) -> ApiResult<Js
 pub(crate) struct RunParams {
     #[serde(default)]
     downstream: bool,
+    /// Rebuild the model in full even if it is incremental.
+    #[serde(default)]
+    full: bool,
 }
 
 fn table_of(name: &str) -> ApiResult<TableRef> {
@@ -108,7 +111,7 @@ pub(crate) async fn run_model(
 ) -> ApiResult<Json<Vec<ModelRun>>> {
     let runs = c
         .session
-        .run_model(&state.hub, &table_of(&name)?, p.downstream)
+        .run_model(&state.hub, &table_of(&name)?, p.downstream, p.full)
         .await?;
     Ok(Json(runs))
 }

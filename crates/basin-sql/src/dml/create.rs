@@ -70,7 +70,7 @@ pub(super) async fn run(engine: &Engine, create: SqlCreateTable) -> Result<Query
         description: String::new(),
         load_id: None,
         operation: "create table",
-        transaction: None,
+        transactions: Vec::new(),
     };
     let rows = match create.query {
         Some(query) => {
@@ -116,6 +116,7 @@ pub(super) async fn run(engine: &Engine, create: SqlCreateTable) -> Result<Query
             rows,
             primary_key: spec.primary_key,
             partition_columns: spec.partition_columns,
+            transactions: Vec::new(),
         };
         let done = engine.tables().commit(&actor, &table, write).await?;
         return QueryOutput::write_summary("replace table", done.rows, done.version);

@@ -101,6 +101,7 @@ async fn insert_into(
             predicate: None,
             load_id: None,
             operation: "insert overwrite",
+            transactions: Vec::new(),
         }
     } else {
         Write::Append {

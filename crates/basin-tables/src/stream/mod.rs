@@ -997,7 +997,7 @@ impl Tables {
             rows: in_memory(schema, batches),
             load_id: None,
             operation: "stream",
-            transaction: Some((streams.app_id.clone(), through as i64)),
+            transactions: vec![(streams.app_id.clone(), through as i64)],
         };
         let mut committed =
             write_rows(lake, entry, rows, basin_lake::WriteMode::Append, None, &[]).await?;

@@ -76,10 +76,14 @@ pub async fn run(g: &Global, session: &Session, cmd: ModelCommand) -> anyhow::Re
                 &rows,
             )
         }
-        ModelCommand::Run { name, downstream } => {
+        ModelCommand::Run {
+            name,
+            downstream,
+            full,
+        } => {
             let hub = super::open(g).await?;
             let runs = session
-                .run_model(&hub, &TableRef::parse(&name)?, downstream)
+                .run_model(&hub, &TableRef::parse(&name)?, downstream, full)
                 .await?;
             if g.output == OutputFormat::Json {
                 println!("{}", serde_json::to_string_pretty(&runs)?);
@@ -143,6 +147,9 @@ fn describe(r: &ModelRun) -> String {
     );
     if r.version >= 0 {
         s.push_str(&format!(", version {}", r.version));
+    }
+    if !r.refresh.is_empty() {
+        s.push_str(&format!("; {}", r.refresh));
     }
     if !r.error.is_empty() {
         s.push_str(&format!(" — {}", r.error));
