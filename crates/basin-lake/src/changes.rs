@@ -36,7 +36,9 @@ impl TableProvider for Changes {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let plan = self.0.scan(state, projection, filters, limit).await?;
         let plan = plan.transform_up(|p| {
-            if p.children().is_empty() && p.properties().output_partitioning().partition_count() == 0 {
+            if p.children().is_empty()
+                && p.properties().output_partitioning().partition_count() == 0
+            {
                 let empty: Arc<dyn ExecutionPlan> = Arc::new(EmptyExec::new(p.schema()));
                 Ok(Transformed::yes(empty))
             } else {

@@ -4,8 +4,8 @@
 //! its own module under [`operations`] as a builder in the style of delta-rs. Every write is one
 //! Delta commit: it either lands whole or leaves the table exactly as it was.
 
-mod error;
 mod changes;
+mod error;
 pub mod evolution;
 mod latest;
 pub mod operations;

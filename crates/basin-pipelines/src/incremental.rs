@@ -19,12 +19,11 @@ use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::datatypes::DataType;
 use basin_core::TableRef;
 use basin_sql::Engine;
-use futures::TryStreamExt;
 use datafusion::sql::sqlparser::ast::{
-    Expr, GroupByExpr, Ident, JoinOperator, Query, SelectItem, SetExpr,
-    SetOperator, Statement, TableFactor, TableWithJoins, Visit, VisitMut,
-    Visitor, VisitorMut,
+    Expr, GroupByExpr, Ident, JoinOperator, Query, SelectItem, SetExpr, SetOperator, Statement,
+    TableFactor, TableWithJoins, Visit, VisitMut, Visitor, VisitorMut,
 };
+use futures::TryStreamExt;
 use sha2::{Digest, Sha256};
 
 use crate::project::ModelSpec;
@@ -136,9 +135,8 @@ impl Visitor for Unmaintainable {
                 .iter()
                 .any(|s| aggregates(s))
             {
-                self.why = Some(
-                    "a subquery or CTE aggregates: only the outer query may GROUP BY".into(),
-                );
+                self.why =
+                    Some("a subquery or CTE aggregates: only the outer query may GROUP BY".into());
                 return ControlFlow::Break(());
             }
         }
@@ -156,10 +154,9 @@ impl Visitor for Unmaintainable {
                 "the window function {}() reads rows of other keys",
                 f.name
             )),
-            Expr::Function(f) if VOLATILE.contains(&lower_name(&f.name).as_str()) => Some(format!(
-                "{}() changes without any upstream change",
-                f.name
-            )),
+            Expr::Function(f) if VOLATILE.contains(&lower_name(&f.name).as_str()) => {
+                Some(format!("{}() changes without any upstream change", f.name))
+            }
             Expr::Subquery(_) => Some("a scalar subquery reads rows of every key".into()),
             Expr::InSubquery { negated: true, .. } | Expr::Exists { negated: true, .. } => {
                 Some("NOT IN / NOT EXISTS: a row removed upstream can add rows".into())
@@ -242,22 +239,34 @@ fn key_not_grouped(s: &datafusion::sql::sqlparser::ast::Select, key: &[String]) 
             .then(|| "it aggregates all rows into one (no GROUP BY)".to_string());
     }
     for k in key {
-        let item = s.projection.iter().enumerate().find_map(|(i, item)| match item {
-            SelectItem::ExprWithAlias { expr, alias } if alias.value.eq_ignore_ascii_case(k) => {
-                Some((i, expr.clone()))
-            }
-            SelectItem::UnnamedExpr(e @ Expr::Identifier(id)) if id.value.eq_ignore_ascii_case(k) => {
-                Some((i, e.clone()))
-            }
-            SelectItem::UnnamedExpr(e @ Expr::CompoundIdentifier(ids))
-                if ids.last().is_some_and(|id| id.value.eq_ignore_ascii_case(k)) =>
-            {
-                Some((i, e.clone()))
-            }
-            _ => None,
-        });
+        let item = s
+            .projection
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| match item {
+                SelectItem::ExprWithAlias { expr, alias }
+                    if alias.value.eq_ignore_ascii_case(k) =>
+                {
+                    Some((i, expr.clone()))
+                }
+                SelectItem::UnnamedExpr(e @ Expr::Identifier(id))
+                    if id.value.eq_ignore_ascii_case(k) =>
+                {
+                    Some((i, e.clone()))
+                }
+                SelectItem::UnnamedExpr(e @ Expr::CompoundIdentifier(ids))
+                    if ids
+                        .last()
+                        .is_some_and(|id| id.value.eq_ignore_ascii_case(k)) =>
+                {
+                    Some((i, e.clone()))
+                }
+                _ => None,
+            });
         let Some((position, expr)) = item else {
-            return Some(format!("the unique key column '{k}' is not a column it selects"));
+            return Some(format!(
+                "the unique key column '{k}' is not a column it selects"
+            ));
         };
         let grouped = groups.contains(&expr.to_string().to_lowercase())
             || groups.contains(&k.to_lowercase())
@@ -567,10 +576,12 @@ pub(crate) async fn refresh(
             }
         }
     }
-    let rebuild = |why: String| Ok(Refresh::Full {
-        why,
-        versions: now.clone(),
-    });
+    let rebuild = |why: String| {
+        Ok(Refresh::Full {
+            why,
+            versions: now.clone(),
+        })
+    };
     if full {
         return rebuild("asked for".into());
     }
@@ -580,11 +591,12 @@ pub(crate) async fn refresh(
     let Some(entry) = catalog.table(target).await? else {
         return rebuild("first build".into());
     };
-    if let Some(k) = spec
-        .unique_key
-        .iter()
-        .find(|k| entry.columns.iter().any(|c| &c.name == *k && entry.is_pii(c)))
-    {
+    if let Some(k) = spec.unique_key.iter().find(|k| {
+        entry
+            .columns
+            .iter()
+            .any(|c| &c.name == *k && entry.is_pii(c))
+    }) {
         return rebuild(format!("the key column '{k}' is PII (stored encrypted)"));
     }
     let ids: Vec<String> = now
@@ -613,7 +625,11 @@ pub(crate) async fn refresh(
         for others in [&before, &now] {
             let sql = keys_query(&spec.query, &spec.unique_key, u, range, others)?;
             let mut rows = engine.stream(&sql).await?;
-            while let Some(batch) = rows.try_next().await.map_err(|e| PipelineError::Run(e.to_string()))? {
+            while let Some(batch) = rows
+                .try_next()
+                .await
+                .map_err(|e| PipelineError::Run(e.to_string()))?
+            {
                 if let Err(why) = keys.add(&batch) {
                     return rebuild(why);
                 }
@@ -685,7 +701,8 @@ impl Keys {
             .map(|(i, k)| {
                 let column = quote(k);
                 let values: Vec<&str> = self.columns[i].iter().map(String::as_str).collect();
-                let listed = (!values.is_empty()).then(|| format!("{column} IN ({})", values.join(", ")));
+                let listed =
+                    (!values.is_empty()).then(|| format!("{column} IN ({})", values.join(", ")));
                 let null = self.nulls[i].then(|| format!("{column} IS NULL"));
                 match (listed, null) {
                     (Some(l), Some(n)) => format!("({l} OR {n})"),
@@ -750,23 +767,62 @@ mod tests {
         let q = "WITH o AS (SELECT * FROM main.s.orders WHERE amount > 0) \
                  SELECT day, sum(amount) AS total FROM o GROUP BY day";
         assert_eq!(why_not(q, &key("day")), None);
-        assert_eq!(why_not("SELECT id, lower(name) AS name FROM main.s.t", &key("id")), None);
+        assert_eq!(
+            why_not("SELECT id, lower(name) AS name FROM main.s.t", &key("id")),
+            None
+        );
     }
 
     #[test]
     fn what_cannot_be_maintained_says_why() {
         let cases = [
-            ("SELECT id, rank() OVER (ORDER BY v) AS r FROM main.s.t", "id", "window function"),
+            (
+                "SELECT id, rank() OVER (ORDER BY v) AS r FROM main.s.t",
+                "id",
+                "window function",
+            ),
             ("SELECT id FROM main.s.t LIMIT 10", "id", "LIMIT"),
             ("SELECT id, now() AS at FROM main.s.t", "id", "now()"),
-            ("SELECT count(*) AS n FROM main.s.t", "n", "all rows into one"),
-            ("SELECT day, max(id) AS top FROM main.s.t GROUP BY day", "top", "not one of its GROUP BY"),
-            ("SELECT day FROM main.s.t GROUP BY day", "nope", "not a column it selects"),
-            ("SELECT id FROM main.s.t WHERE id NOT IN (SELECT id FROM main.s.u)", "id", "NOT IN"),
-            ("SELECT id, v / (SELECT sum(v) FROM main.s.t) AS share FROM main.s.t", "id", "scalar subquery"),
-            ("SELECT id FROM main.s.t EXCEPT SELECT id FROM main.s.u", "id", "EXCEPT"),
-            ("SELECT d, n FROM (SELECT d, count(*) AS n FROM main.s.t GROUP BY d) AS x", "d", "only the outer query"),
-            ("SELECT a.id FROM main.s.t a JOIN main.s.t b ON a.parent = b.id", "id", "self-join"),
+            (
+                "SELECT count(*) AS n FROM main.s.t",
+                "n",
+                "all rows into one",
+            ),
+            (
+                "SELECT day, max(id) AS top FROM main.s.t GROUP BY day",
+                "top",
+                "not one of its GROUP BY",
+            ),
+            (
+                "SELECT day FROM main.s.t GROUP BY day",
+                "nope",
+                "not a column it selects",
+            ),
+            (
+                "SELECT id FROM main.s.t WHERE id NOT IN (SELECT id FROM main.s.u)",
+                "id",
+                "NOT IN",
+            ),
+            (
+                "SELECT id, v / (SELECT sum(v) FROM main.s.t) AS share FROM main.s.t",
+                "id",
+                "scalar subquery",
+            ),
+            (
+                "SELECT id FROM main.s.t EXCEPT SELECT id FROM main.s.u",
+                "id",
+                "EXCEPT",
+            ),
+            (
+                "SELECT d, n FROM (SELECT d, count(*) AS n FROM main.s.t GROUP BY d) AS x",
+                "d",
+                "only the outer query",
+            ),
+            (
+                "SELECT a.id FROM main.s.t a JOIN main.s.t b ON a.parent = b.id",
+                "id",
+                "self-join",
+            ),
         ];
         for (q, k, why) in cases {
             let got = why_not(q, &key(k)).unwrap_or_default();
@@ -779,8 +835,14 @@ mod tests {
         let q = "SELECT o.id, c.name FROM main.s.orders AS o LEFT JOIN main.s.customers AS c ON o.customer = c.id";
         let others = BTreeMap::from([("main.s.orders".to_string(), 4)]);
         let sql = keys_query(q, &key("id"), "main.s.customers", (3, 5), &others).unwrap();
-        assert!(sql.contains("table_changes('main.s.customers', 3, 5)) AS c"), "{sql}");
-        assert!(sql.contains("(SELECT * FROM main.s.orders VERSION AS OF 4) AS o"), "{sql}");
+        assert!(
+            sql.contains("table_changes('main.s.customers', 3, 5)) AS c"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("(SELECT * FROM main.s.orders VERSION AS OF 4) AS o"),
+            "{sql}"
+        );
         assert!(sql.contains(" JOIN ") && !sql.contains("LEFT"), "{sql}");
         assert!(sql.starts_with("SELECT DISTINCT \"id\" FROM ("), "{sql}");
     }

@@ -128,7 +128,9 @@ impl Plan {
 
     /// For an incremental model: by which key, or why each run rebuilds it in full.
     fn incremental_note(&self, f: &mut fmt::Formatter<'_>, t: &TableRef) -> fmt::Result {
-        let Some(spec) = self.model(t).filter(|m| m.materialized == Materialized::Incremental)
+        let Some(spec) = self
+            .model(t)
+            .filter(|m| m.materialized == Materialized::Incremental)
         else {
             return Ok(());
         };

@@ -83,9 +83,13 @@ async fn run(
     let read = |name: &'static str, path: std::path::PathBuf| {
         let ctx = ctx.clone();
         async move {
-            ctx.register_arrow(name, &path.display().to_string(), ArrowReadOptions::default())
-                .await
-                .map_err(failed)
+            ctx.register_arrow(
+                name,
+                &path.display().to_string(),
+                ArrowReadOptions::default(),
+            )
+            .await
+            .map_err(failed)
         }
     };
     match &refresh {

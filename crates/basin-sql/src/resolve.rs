@@ -158,14 +158,21 @@ fn pin_changes(args: &[FunctionArg], n: usize) -> Result<Pinned> {
             }),
             other => Err(SqlError::Invalid(format!(
                 "table_changes: a version must be a whole number, not {}; {usage}",
-                other.as_ref().map(|v| v.to_string()).unwrap_or("an expression".into())
+                other
+                    .as_ref()
+                    .map(|v| v.to_string())
+                    .unwrap_or("an expression".into())
             ))),
         }
     };
     let (name, from, to) = match values.as_slice() {
         [Some(name), from] => (name, version(from)?, None),
         [Some(name), from, to] => (name, version(from)?, Some(version(to)?)),
-        _ => return Err(SqlError::Invalid(format!("table_changes needs 2 or 3 arguments; {usage}"))),
+        _ => {
+            return Err(SqlError::Invalid(format!(
+                "table_changes needs 2 or 3 arguments; {usage}"
+            )));
+        }
     };
     let Some(name) = name.clone().into_string() else {
         return Err(SqlError::Invalid(format!(
@@ -177,7 +184,11 @@ fn pin_changes(args: &[FunctionArg], n: usize) -> Result<Pinned> {
     Ok(Pinned {
         hub: table.hub.to_string(),
         dataset: table.dataset.to_string(),
-        alias: format!("{} (changes {from} to {}) #{n}", table.table, to.map(|t| t.to_string()).unwrap_or("latest".into())),
+        alias: format!(
+            "{} (changes {from} to {}) #{n}",
+            table.table,
+            to.map(|t| t.to_string()).unwrap_or("latest".into())
+        ),
         table,
         at: Read::Changes { from, to },
     })

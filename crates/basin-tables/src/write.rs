@@ -839,7 +839,11 @@ impl Tables {
     /// The latest version of `t` and, for each app id, the version of its last Delta `txn`
     /// action (how far a writer that feeds the table in steps has got). Table metadata, not
     /// rows: callers that act on it for a principal check that principal's access themselves.
-    pub async fn progress(&self, t: &TableRef, app_ids: &[String]) -> Result<(i64, Vec<Option<i64>>)> {
+    pub async fn progress(
+        &self,
+        t: &TableRef,
+        app_ids: &[String],
+    ) -> Result<(i64, Vec<Option<i64>>)> {
         let lake = LakeTable::open(&self.entry(t).await?.location).await?;
         let mut done = Vec::new();
         for id in app_ids {

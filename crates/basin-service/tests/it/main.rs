@@ -3,6 +3,7 @@
 mod backup;
 mod lease;
 mod listing;
+mod models;
 mod policies;
 mod requests;
 mod search;
@@ -35,7 +36,9 @@ pub(crate) async fn user_with(hub: &Hub, data: &DataDir, name: &str, grants: &[&
 
 /// Runs a test on a thread with a large stack: debug builds of the SQL engine under a session
 /// need more than a test thread's.
-pub(crate) fn on_large_stack<F: Future<Output = ()> + 'static>(test: fn() -> F) {
+pub(crate) fn on_large_stack<F: Future<Output = ()> + 'static>(
+    test: impl FnOnce() -> F + Send + 'static,
+) {
     std::thread::Builder::new()
         .stack_size(16 << 20)
         .spawn(move || {
