@@ -485,6 +485,12 @@ async fn changes(
 /// The table as it was at `at`, which must lie within its history: a version that exists, a
 /// time at or after its first commit. The error names the table and what its history holds.
 async fn open_at(location: &str, t: &TableRef, at: TimeTravel) -> Result<LakeTable> {
+    // A version that opens is in the history; the history is read only to explain a failure.
+    if let TimeTravel::Version(_) = at
+        && let Ok(table) = LakeTable::open_at(location, at).await
+    {
+        return Ok(table);
+    }
     let latest = LakeTable::open(location).await?;
     let last = latest.version();
     // Newest first; the last entry is the oldest commit still in the log.
