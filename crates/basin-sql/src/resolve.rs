@@ -166,17 +166,17 @@ fn pin_changes(args: &[FunctionArg], n: usize) -> Result<Pinned> {
         }
     };
     let (name, from, to) = match values.as_slice() {
-        [Some(name), from] => (name, version(from)?, None),
-        [Some(name), from, to] => (name, version(from)?, Some(version(to)?)),
+        [name, from] => (name, version(from)?, None),
+        [name, from, to] => (name, version(from)?, Some(version(to)?)),
         _ => {
             return Err(SqlError::Invalid(format!(
                 "table_changes needs 2 or 3 arguments; {usage}"
             )));
         }
     };
-    let Some(name) = name.clone().into_string() else {
+    let Some(name) = name.clone().and_then(|n| n.into_string()) else {
         return Err(SqlError::Invalid(format!(
-            "table_changes: the table must be a quoted name, not {name}; {usage}"
+            "table_changes: the table must be a quoted name such as 'sales.orders'; {usage}"
         )));
     };
     let parts: Vec<String> = name.split('.').map(str::to_string).collect();
