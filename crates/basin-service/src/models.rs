@@ -162,7 +162,17 @@ impl Session {
                     error: format!("its upstream model {} did not build", r.model),
                     ..Default::default()
                 },
-                None => basin_pipelines::run_model(self.engine(), t, spec).await,
+                None => {
+                    // Column lineage and OpenLineage events: derived and sent around the run,
+                    // never failing it.
+                    let lineage = self.record_column_lineage(t, spec).await;
+                    let events = crate::openlineage::RunEvents::start(t, spec, lineage);
+                    let outcome = basin_pipelines::run_model(self.engine(), t, spec).await;
+                    if let Some(events) = events {
+                        events.end(&outcome);
+                    }
+                    outcome
+                }
             };
             let run = ModelRun {
                 model: t.to_string(),
