@@ -7,7 +7,8 @@
 //! CLI alike): an `http://` or `https://` URL receives each event as a JSON `POST` (with
 //! `BASIN_OPENLINEAGE_API_KEY`, if set, as a bearer token); anything else is a file that each
 //! event is appended to as one line of JSON. Sending never fails nor holds up a run: posts go
-//! out from a thread of their own with a short timeout, and what fails is logged.
+//! out from a thread of their own with a short timeout, and what fails is logged (as an error: the
+//! CLI shows it too) without the endpoint's credentials or query.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -247,7 +248,7 @@ impl Sink {
                     .open(path)
                     .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
                 if let Err(e) = written {
-                    tracing::warn!(
+                    tracing::error!(
                         "could not append an OpenLineage event to {} ({ENV_URL}): {e}",
                         path.display()
                     );
@@ -299,14 +300,8 @@ fn http_sink(url: String) -> Sink {
                 .build();
             let (runtime, client) = match (runtime, client) {
                 (Ok(r), Ok(c)) => (r, c),
-                (Err(e), _) => {
-                    tracing::warn!("OpenLineage events to {where_to} are off: {e}");
-                    return;
-                }
-                (_, Err(e)) => {
-                    tracing::warn!("OpenLineage events to {where_to} are off: {e}");
-                    return;
-                }
+                (Err(e), _) => return discard(rx, &left, &where_to, &e.to_string()),
+                (_, Err(e)) => return discard(rx, &left, &where_to, &e.to_string()),
             };
             while let Ok(body) = rx.recv() {
                 let mut post = client
@@ -316,13 +311,14 @@ fn http_sink(url: String) -> Sink {
                 if let Some(key) = &key {
                     post = post.bearer_auth(key);
                 }
-                match runtime.block_on(post.send()) {
+                // The request is made inside the runtime: its timeout needs the runtime's timer.
+                match runtime.block_on(async move { post.send().await }) {
                     Ok(r) if r.status().is_success() => {}
-                    Ok(r) => tracing::warn!(
+                    Ok(r) => tracing::error!(
                         "the OpenLineage endpoint {where_to} refused an event: HTTP {}",
                         r.status()
                     ),
-                    Err(e) => tracing::warn!(
+                    Err(e) => tracing::error!(
                         "could not post an OpenLineage event to {where_to}: {}",
                         e.without_url()
                     ),
@@ -331,11 +327,19 @@ fn http_sink(url: String) -> Sink {
             }
         });
     if let Err(e) = started {
-        tracing::warn!("OpenLineage events are off: cannot start their thread: {e}");
+        tracing::error!("OpenLineage events are off: cannot start their thread: {e}");
     }
     Sink::Http {
         queue: Mutex::new(tx),
         pending,
+    }
+}
+
+/// Drops the events of a sink that cannot post (said once), so that none waits for them.
+fn discard(rx: mpsc::Receiver<String>, pending: &AtomicUsize, where_to: &str, why: &str) {
+    tracing::error!("OpenLineage events to {where_to} are off: {why}");
+    while rx.recv().is_ok() {
+        pending.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -329,3 +329,133 @@ print(json.dumps({"events": n, "errors": errors}))
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// One HTTP request as the loopback endpoint below received it: its headers and its body.
+struct Received {
+    head: String,
+    body: String,
+}
+
+/// A loopback HTTP endpoint that answers every request `200` and hands each over.
+fn endpoint() -> (String, std::sync::mpsc::Receiver<Received>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/api/v1/lineage", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let mut stream = stream;
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let body = String::from_utf8(body).unwrap();
+            if tx.send(Received { head, body }).is_err() {
+                return;
+            }
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn openlineage_events_are_posted_and_a_dead_endpoint_fails_no_run() {
+    let b = Basin::new();
+    let project = shop(&b);
+    std::fs::remove_file(project.join("models/semantic/whales.sql")).unwrap();
+    b.ok(&["apply", &project.display().to_string()]);
+
+    let (url, received) = endpoint();
+    let out = b
+        .command()
+        .args(["model", "run", "prepared.orders"])
+        .env("BASIN_OPENLINEAGE_URL", &url)
+        .env("BASIN_OPENLINEAGE_API_KEY", "s3cr3t-key")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The command waited for its events to be posted before it ended.
+    let events: Vec<Received> = (0..2)
+        .filter_map(|_| {
+            received
+                .recv_timeout(std::time::Duration::from_secs(5))
+                .ok()
+        })
+        .collect();
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|r| {
+            let e: Value = serde_json::from_str(&r.body).unwrap();
+            format!(
+                "{} {}",
+                e["job"]["name"].as_str().unwrap(),
+                e["eventType"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(kinds, ["prepared.orders START", "prepared.orders COMPLETE"]);
+    for r in &events {
+        assert!(r.head.starts_with("POST /api/v1/lineage "), "{}", r.head);
+        let head = r.head.to_lowercase();
+        assert!(
+            head.contains("authorization: bearer s3cr3t-key"),
+            "{}",
+            r.head
+        );
+        assert!(
+            head.contains("content-type: application/json"),
+            "{}",
+            r.head
+        );
+    }
+
+    // Nothing listens there: the run succeeds all the same, and the key is not logged.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://user:pw@{}/lineage", l.local_addr().unwrap())
+    };
+    let out = b
+        .command()
+        .args(["model", "run", "prepared.orders"])
+        .env("BASIN_OPENLINEAGE_URL", &dead)
+        .env("BASIN_OPENLINEAGE_API_KEY", "s3cr3t-key")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("main.prepared.orders ok"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let shown = dead.replace("user:pw@", "");
+    assert!(
+        stderr.contains(&format!("could not post an OpenLineage event to {shown}")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("s3cr3t-key") && !stderr.contains("user:pw"),
+        "{stderr}"
+    );
+}
