@@ -522,4 +522,33 @@ mod tests {
             ]
         );
     }
+
+    #[tokio::test]
+    async fn having_and_scalar_subqueries() {
+        let got = lineage(
+            "SELECT customer_id, sum(amount) AS total, (SELECT max(id) FROM main.source.customers) AS top
+             FROM main.source.orders GROUP BY customer_id HAVING sum(amount) > 10",
+        )
+        .await;
+        assert_eq!(
+            got,
+            [
+                "* <- main.source.orders.amount filter",
+                "* <- main.source.orders.customer_id group_by",
+                "customer_id <- main.source.orders.customer_id identity",
+                "top <- main.source.customers.id aggregation",
+                "total <- main.source.orders.amount aggregation",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_table_read_at_a_version_is_the_table() {
+        let at = TableReference::full("main", "source", "orders (version 3) #0");
+        assert_eq!(table_name(&at).as_deref(), Some("main.source.orders"));
+        assert_eq!(
+            table_name(&TableReference::partial("system", "tables")),
+            None
+        );
+    }
 }
