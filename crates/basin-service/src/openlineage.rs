@@ -128,7 +128,7 @@ pub fn run_event(
                 ),
                 Err(_) => (String::new(), e.upstream.clone()),
             };
-            let kind = if e.used.is_direct() {
+            let kind = if e.kind.is_direct() {
                 "DIRECT"
             } else {
                 "INDIRECT"
@@ -137,7 +137,7 @@ pub fn run_event(
                 "namespace": namespace,
                 "name": name,
                 "field": e.upstream_column,
-                "transformations": [{"type": kind, "subtype": e.used.as_str().to_uppercase()}],
+                "transformations": [{"type": kind, "subtype": e.kind.as_str().to_uppercase()}],
             })
         };
         let mut fields = serde_json::Map::new();

@@ -75,8 +75,7 @@ pub struct ColumnEdge {
     /// `hub.dataset.table`.
     pub upstream: String,
     pub upstream_column: String,
-    #[serde(rename = "use")]
-    pub used: ColumnUse,
+    pub kind: ColumnUse,
 }
 
 /// A query's output columns (name, SQL type) and its column edges.
@@ -117,7 +116,7 @@ pub fn of_plan(plan: &LogicalPlan) -> QueryLineage {
                 column: Some(field.name().clone()),
                 upstream: upstream.clone(),
                 upstream_column: upstream_column.clone(),
-                used: *used,
+                kind: *used,
             });
         }
     }
@@ -126,7 +125,7 @@ pub fn of_plan(plan: &LogicalPlan) -> QueryLineage {
             column: None,
             upstream,
             upstream_column,
-            used,
+            kind: used,
         });
     }
     QueryLineage {
@@ -470,7 +469,7 @@ mod tests {
                     e.column.as_deref().unwrap_or("*"),
                     e.upstream,
                     e.upstream_column,
-                    e.used.as_str()
+                    e.kind.as_str()
                 )
             })
             .collect()

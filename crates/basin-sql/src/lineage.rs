@@ -93,8 +93,7 @@ pub struct ColumnLineageEdge {
     pub downstream_column: Option<String>,
     /// `identity`, `transformation`, `aggregation` (direct); `filter`, `join`, `group_by`,
     /// `sort`, `window` (indirect).
-    #[serde(rename = "kind")]
-    pub used: &'static str,
+    pub kind: &'static str,
     /// The model (its target) that makes the edge.
     pub via: String,
 }
@@ -133,7 +132,7 @@ pub async fn column_edges(engine: &Engine) -> Result<Vec<ColumnLineageEdge>> {
                 upstream_column: e.upstream_column,
                 downstream: target.clone(),
                 downstream_column: e.column,
-                used: e.used.as_str(),
+                kind: e.kind.as_str(),
                 via: target.clone(),
             });
         }

@@ -415,7 +415,7 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
                     "downstream_column",
                     edges.iter().map(|e| e.downstream_column.clone()).collect(),
                 ),
-                Col::Text("kind", text(edges.iter().map(|e| e.used.to_string()))),
+                Col::Text("kind", text(edges.iter().map(|e| e.kind.to_string()))),
                 Col::Text("via", text(edges.iter().map(|e| e.via.clone()))),
             ])
         }
