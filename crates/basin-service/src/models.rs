@@ -195,11 +195,16 @@ impl Session {
     pub async fn models(&self) -> Result<Vec<(Model, Vec<ModelRun>)>> {
         let catalog = self.engine().catalog();
         let mut seen = Vec::new();
-        for m in catalog.models().await? {
+        for mut m in catalog.models().await? {
             if self.sees_model(&m).await {
                 let runs = catalog
                     .model_runs(Some(&m.table.to_string()), SHOWN_MODEL_RUNS)
                     .await?;
+                // Column lineage names upstream columns: it is read through lineage, which
+                // shows only the columns the principal sees.
+                if let Some(spec) = m.spec.as_object_mut() {
+                    spec.remove(basin_sql::lineage::MODEL_COLUMN_LINEAGE);
+                }
                 seen.push((m, runs));
             }
         }

@@ -191,6 +191,11 @@ async fn column_lineage_through_ctes_joins_aliases_expressions_and_aggregates() 
         ["main.source.customers.id -> main.semantic.sales.* join"]
     );
     assert!(!a.text.contains("prepared.orders"), "{}", a.text);
+    // The model's record, as listed, does not carry its column lineage past that filter.
+    let a = s.call("GET", "/api/v1/models", Some(&reader), None).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["models"].as_array().unwrap().len(), 1, "{}", a.text);
+    assert!(!a.text.contains("column_lineage"), "{}", a.text);
 
     // OpenLineage: a START and an end event per run, valid per the spec's schemas.
     let text = std::fs::read_to_string(&events).unwrap();
