@@ -166,7 +166,17 @@ impl Session {
                     error: format!("its upstream model {} did not build", r.model),
                     ..Default::default()
                 },
-                None => basin_pipelines::run_model(self.engine(), t, spec, full).await,
+                None => {
+                    // Column lineage and OpenLineage events: derived and sent around the run,
+                    // never failing it.
+                    let lineage = self.record_column_lineage(t, spec).await;
+                    let events = crate::openlineage::RunEvents::start(t, spec, lineage);
+                    let outcome = basin_pipelines::run_model(self.engine(), t, spec, full).await;
+                    if let Some(events) = events {
+                        events.end(&outcome);
+                    }
+                    outcome
+                }
             };
             let run = ModelRun {
                 model: t.to_string(),
@@ -190,11 +200,16 @@ impl Session {
     pub async fn models(&self) -> Result<Vec<(Model, Vec<ModelRun>)>> {
         let catalog = self.engine().catalog();
         let mut seen = Vec::new();
-        for m in catalog.models().await? {
+        for mut m in catalog.models().await? {
             if self.sees_model(&m).await {
                 let runs = catalog
                     .model_runs(Some(&m.table.to_string()), SHOWN_MODEL_RUNS)
                     .await?;
+                // Column lineage names upstream columns: it is read through lineage, which
+                // shows only the columns the principal sees.
+                if let Some(spec) = m.spec.as_object_mut() {
+                    spec.remove(basin_sql::lineage::MODEL_COLUMN_LINEAGE);
+                }
                 seen.push((m, runs));
             }
         }

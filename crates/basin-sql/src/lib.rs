@@ -11,6 +11,7 @@ pub mod access;
 mod assign;
 mod browse;
 mod checked;
+pub mod column_lineage;
 mod dialect;
 mod dml;
 mod engine;

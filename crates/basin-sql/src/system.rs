@@ -1,6 +1,6 @@
 //! Virtual tables about the catalog itself: `system.hubs`, `system.datasets`, `system.tables`,
 //! `system.columns`, `system.history`, `system.maintenance_runs`, `system.source_runs`,
-//! `system.model_runs`, `system.lineage` and (for
+//! `system.model_runs`, `system.lineage`, `system.column_lineage` and (for
 //! administrators)
 //! `system.audit`. Built when a
 //! statement names them, from what the statement's principal may see.
@@ -39,6 +39,7 @@ const TABLES: &[&str] = &[
     "source_runs",
     "model_runs",
     "lineage",
+    "column_lineage",
 ];
 
 /// Most runs `system.maintenance_runs` holds (the newest).
@@ -393,6 +394,26 @@ pub(crate) async fn table(engine: &Engine, name: &str) -> Result<Arc<dyn TablePr
                 Col::Text(
                     "downstream",
                     text(edges.iter().map(|e| e.downstream.clone())),
+                ),
+                Col::Text("kind", text(edges.iter().map(|e| e.kind.to_string()))),
+                Col::Text("via", text(edges.iter().map(|e| e.via.clone()))),
+            ])
+        }
+        "column_lineage" => {
+            let edges = crate::lineage::column_edges(engine).await?;
+            batch(vec![
+                Col::Text("upstream", text(edges.iter().map(|e| e.upstream.clone()))),
+                Col::Text(
+                    "upstream_column",
+                    text(edges.iter().map(|e| e.upstream_column.clone())),
+                ),
+                Col::Text(
+                    "downstream",
+                    text(edges.iter().map(|e| e.downstream.clone())),
+                ),
+                Col::Text(
+                    "downstream_column",
+                    edges.iter().map(|e| e.downstream_column.clone()).collect(),
                 ),
                 Col::Text("kind", text(edges.iter().map(|e| e.kind.to_string()))),
                 Col::Text("via", text(edges.iter().map(|e| e.via.clone()))),

@@ -151,7 +151,7 @@ pub(crate) struct LineageParams {
 }
 
 #[utoipa::path(get, path = "/api/v1/lineage/{table}", params(("table" = String, Path), LineageParams),
-    responses((status = 200, description = "The edges (upstream, downstream, kind, via) you may see", body = Object),
+    responses((status = 200, description = "The table edges (upstream, downstream, kind, via) and, along them, the column edges (upstream, upstream_column, downstream, downstream_column, kind, via) you may see", body = Object),
               (status = 404, description = "Missing or invisible", body = crate::error::Problem)))]
 pub(crate) async fn lineage(
     Extension(c): Extension<Caller>,
@@ -172,6 +172,8 @@ pub(crate) async fn lineage(
         return Err(ApiError::bad_request("depth is 1 to 20"));
     }
     let t = table_of(&table)?;
-    let edges = c.session.lineage(&t, direction, depth).await?;
-    Ok(Json(json!({"table": t.to_string(), "edges": edges})))
+    let (edges, columns) = c.session.lineage_with_columns(&t, direction, depth).await?;
+    Ok(Json(
+        json!({"table": t.to_string(), "edges": edges, "columns": columns}),
+    ))
 }

@@ -12,6 +12,7 @@ mod faults;
 mod ingest_checks;
 mod interop;
 mod limits;
+mod lineage;
 mod logs;
 mod maintenance;
 mod models;
