@@ -240,6 +240,9 @@ pub async fn plan(engine: &Engine, project: &Project, hub: &str) -> Result<Plan>
                 if before.unique_key != spec.unique_key {
                     what.push("unique_key");
                 }
+                if before.export != spec.export {
+                    what.push("export");
+                }
                 if before.checks != spec.checks {
                     what.push("checks");
                 }
@@ -251,7 +254,7 @@ pub async fn plan(engine: &Engine, project: &Project, hub: &str) -> Result<Plan>
                 }
                 if !what.is_empty() {
                     changes.push(Change::AlterModel(target.clone(), what));
-                } else if table.is_none() {
+                } else if table.is_none() && spec.materialized != Materialized::Export {
                     changes.push(Change::RebuildModel(
                         target.clone(),
                         "its table is missing".into(),

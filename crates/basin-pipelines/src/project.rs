@@ -8,6 +8,8 @@ use std::path::Path;
 use basin_core::{Layer, Name};
 use serde::{Deserialize, Serialize};
 
+use basin_sql::export::{ExportFormat, ExportTarget};
+
 use crate::checks::{Check, parse_check};
 use crate::{PipelineError, Result};
 
@@ -54,6 +56,9 @@ pub enum Materialized {
     Append,
     /// A governed view: planned at query time, nothing stored.
     View,
+    /// Each run's rows written as files under the export folder (see `basin_sql::export`),
+    /// no table.
+    Export,
 }
 
 impl Materialized {
@@ -63,6 +68,7 @@ impl Materialized {
             Materialized::Incremental => "incremental",
             Materialized::Append => "append",
             Materialized::View => "view",
+            Materialized::Export => "export",
         }
     }
 }
@@ -90,6 +96,9 @@ pub struct ModelSpec {
     /// The columns that identify a row of an incremental model.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unique_key: Vec<String>,
+    /// Where an export model writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<ExportTarget>,
     #[serde(default)]
     pub trigger: Trigger,
     pub description: String,
@@ -238,6 +247,7 @@ pub(crate) fn parse_model(file: &str, dataset: &str, table: &str, text: &str) ->
         table: table.to_string(),
         materialized: Materialized::Table,
         unique_key: Vec::new(),
+        export: None,
         trigger: Trigger::Manual,
         description: String::new(),
         sql: String::new(),
@@ -248,6 +258,7 @@ pub(crate) fn parse_model(file: &str, dataset: &str, table: &str, text: &str) ->
     };
     let mut body = Vec::new();
     let mut in_header = true;
+    let (mut export_to, mut format, mut partition_by) = (None, ExportFormat::Parquet, Vec::new());
     for (i, line) in text.lines().enumerate() {
         let trimmed = line.trim();
         if in_header && trimmed.is_empty() {
@@ -275,18 +286,31 @@ pub(crate) fn parse_model(file: &str, dataset: &str, table: &str, text: &str) ->
                             "incremental" => Materialized::Incremental,
                             "append" => Materialized::Append,
                             "view" => Materialized::View,
+                            "export" => Materialized::Export,
                             other => {
                                 return Err(malformed(
                                     file,
                                     Some(i + 1),
                                     format!(
-                                        "materialized '{other}' is not known: use table, incremental, append or view"
+                                        "materialized '{other}' is not known: use table, incremental, append, view or export"
                                     ),
                                 ));
                             }
                         }
                     }
                     (Some("description"), None, _) => spec.description = value.to_string(),
+                    (Some("export_to"), None, _) => export_to = Some((value.to_string(), i + 1)),
+                    (Some("format"), None, _) => {
+                        format = ExportFormat::parse(value)
+                            .map_err(|e| malformed(file, Some(i + 1), e.to_string()))?;
+                    }
+                    (Some("partition_by"), None, _) => {
+                        partition_by = value
+                            .split(',')
+                            .map(|c| c.trim().to_string())
+                            .filter(|c| !c.is_empty())
+                            .collect();
+                    }
                     (Some("unique_key"), None, _) => {
                         spec.unique_key = value
                             .split(',')
@@ -332,7 +356,7 @@ pub(crate) fn parse_model(file: &str, dataset: &str, table: &str, text: &str) ->
                             file,
                             Some(i + 1),
                             format!(
-                                "'{key}' is not a header key: use materialized, unique_key, trigger, description, check <kind> or warn <kind>"
+                                "'{key}' is not a header key: use materialized, unique_key, export_to, format, partition_by, trigger, description, check <kind> or warn <kind>"
                             ),
                         ));
                     }
@@ -350,6 +374,33 @@ pub(crate) fn parse_model(file: &str, dataset: &str, table: &str, text: &str) ->
         .trim_end_matches(';')
         .trim()
         .to_string();
+    match (spec.materialized, export_to) {
+        (Materialized::Export, Some((path, _))) => {
+            spec.export = Some(ExportTarget {
+                path: path.trim_matches(|c| c == '\'' || c == '"').to_string(),
+                format,
+                partition_by,
+            });
+        }
+        (Materialized::Export, None) => {
+            return Err(malformed(
+                file,
+                None,
+                "materialized: export needs a folder to write to: add e.g. '-- export_to: products' (inside the export folder)",
+            ));
+        }
+        (other, Some((_, line))) => {
+            return Err(malformed(
+                file,
+                Some(line),
+                format!(
+                    "export_to only applies to materialized: export (this model is {})",
+                    other.as_str()
+                ),
+            ));
+        }
+        (_, None) => {}
+    }
     match (spec.materialized, spec.unique_key.is_empty()) {
         (Materialized::Incremental, true) => {
             return Err(malformed(
@@ -407,7 +458,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "models/p/t.sql:2: 'materialised' is not a header key: use materialized, unique_key, trigger, description, check <kind> or warn <kind>"
+            "models/p/t.sql:2: 'materialised' is not a header key: use materialized, unique_key, export_to, format, partition_by, trigger, description, check <kind> or warn <kind>"
         );
         let e =
             parse_model("models/p/t.sql", "p", "t", "-- check between: x\nSELECT 1").unwrap_err();

@@ -139,10 +139,21 @@ async fn run(
             refresh: refresh.describe(),
         });
     }
-    let version = match spec.materialized {
-        Materialized::View => {
+    let version = match (spec.materialized, &spec.export) {
+        (Materialized::View, _) => {
             engine.execute(&view).await?;
             -1
+        }
+        (Materialized::Export, Some(target)) => {
+            let rows = ctx.table("staged").await.map_err(failed)?;
+            let done = basin_sql::export::export(engine, rows, target).await?;
+            let refresh = format!(
+                "exported {} rows in {} files to {}",
+                done.rows,
+                done.files,
+                done.location.display()
+            );
+            return Ok(ok(done.rows, -1, checks, refresh));
         }
         _ => {
             let rows = staged_rows().await.map_err(failed)?;

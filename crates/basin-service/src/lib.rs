@@ -111,7 +111,7 @@ impl Hub {
         let catalog = catalog.with_data_dir(&data_dir);
         let tables = Tables::new(catalog, Some(keystore.clone()));
         Hub {
-            engine: Engine::new(tables),
+            engine: Engine::new(tables).with_export_root(data_dir.join("exports")),
             queries: Default::default(),
             keystore,
             keys_dir: data_dir.join("keys"),

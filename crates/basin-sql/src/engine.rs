@@ -72,6 +72,8 @@ pub struct Engine {
     origin: Arc<str>,
     /// Bytes each statement may hold in DataFusion's memory pool (see [`Engine::with_memory_limit`]).
     memory_limit: usize,
+    /// The folder `COPY … TO` writes under (see [`crate::export`]).
+    export_root: Option<Arc<std::path::Path>>,
 }
 
 /// The memory limit when none is given and the machine's memory is unknown.
@@ -242,6 +244,7 @@ impl Engine {
             principal: None,
             origin: "cli".into(),
             memory_limit,
+            export_root: None,
         }
     }
 
@@ -334,6 +337,9 @@ impl Engine {
         if governance::is_grant(sql) {
             return governance::run(self, sql).await;
         }
+        if crate::export::is_copy(sql) {
+            return crate::export::run(self, sql).await;
+        }
         let statements = parse(sql)?;
         let many = statements.len() > 1;
         let mut last = None;
@@ -402,6 +408,17 @@ impl Engine {
         } else {
             SqlError::Query(named)
         }
+    }
+
+    /// Exports (`COPY … TO`) write under `root`.
+    pub fn with_export_root(mut self, root: std::path::PathBuf) -> Engine {
+        self.export_root = Some(root.into());
+        self
+    }
+
+    /// The folder exports write under, if any.
+    pub fn export_root(&self) -> Option<&std::path::Path> {
+        self.export_root.as_deref()
     }
 
     /// Whether the text is exactly one query (which [`Engine::stream`] can run).

@@ -16,6 +16,7 @@ mod dialect;
 mod dml;
 mod engine;
 mod error;
+pub mod export;
 mod governance;
 mod governed;
 pub mod lineage;

@@ -8,6 +8,7 @@ mod concurrency;
 mod crash;
 mod ddl;
 mod docs_examples;
+mod export;
 mod faults;
 mod ingest_checks;
 mod interop;

@@ -1,0 +1,360 @@
+//! Export (the "unload" step): `COPY (query) TO 'path' [(FORMAT parquet|csv, PARTITION_BY (a,
+//! b))]` writes a query's rows — read as the principal reads them, so masked data stays masked —
+//! as files under the server's export folder (`<data-dir>/exports`).
+//!
+//! Readers never see half an export: the files are written to a hidden staging folder beside
+//! the target and moved into place by renames — the whole target, or with `PARTITION_BY` each
+//! partition folder it writes (`year=2026/month=11/`), whose other partitions stay as they were.
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::prelude::DataFrame;
+use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::Token;
+
+use crate::dialect::BasinDialect;
+use crate::engine::{Engine, QueryOutput};
+use crate::{Result, SqlError};
+
+/// The file format of an export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    Parquet,
+    Csv,
+}
+
+impl ExportFormat {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.to_lowercase().as_str() {
+            "parquet" => Ok(ExportFormat::Parquet),
+            "csv" => Ok(ExportFormat::Csv),
+            other => Err(SqlError::Invalid(format!(
+                "export format '{other}' is not known: use parquet or csv"
+            ))),
+        }
+    }
+}
+
+/// Where and how an export writes.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ExportTarget {
+    /// A folder relative to the export folder, e.g. `products` or `sales/daily`.
+    pub path: String,
+    pub format: ExportFormat,
+    /// Columns whose values name the partition folders (`year=2026/month=11/`).
+    pub partition_by: Vec<String>,
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, Default)]
+pub struct Exported {
+    pub rows: u64,
+    pub files: u64,
+    /// The folder it wrote to.
+    pub location: PathBuf,
+}
+
+/// Whether the statement is a `COPY`.
+pub(crate) fn is_copy(sql: &str) -> bool {
+    let mut tokens = datafusion::sql::sqlparser::tokenizer::Tokenizer::new(&BasinDialect, sql);
+    let Ok(tokens) = tokens.tokenize() else {
+        return false;
+    };
+    tokens
+        .iter()
+        .find(|t| !matches!(t, Token::Whitespace(_)))
+        .is_some_and(|t| matches!(t, Token::Word(w) if w.keyword == Keyword::COPY))
+}
+
+const USAGE: &str =
+    "write COPY (SELECT …) TO 'folder' [(FORMAT parquet|csv, PARTITION_BY (column, …))]";
+
+/// `COPY (query) TO 'path' [(FORMAT …, PARTITION_BY (…))]`.
+fn parse(sql: &str) -> Result<(Statement, ExportTarget)> {
+    let bad = |e: &dyn std::fmt::Display| SqlError::Parse(format!("{e}; {USAGE}"));
+    let mut p = Parser::new(&BasinDialect)
+        .try_with_sql(sql)
+        .map_err(|e| bad(&e))?;
+    p.expect_keyword(Keyword::COPY).map_err(|e| bad(&e))?;
+    if !p.consume_token(&Token::LParen) {
+        return Err(SqlError::Unsupported(format!(
+            "COPY exports a query's rows: {USAGE} (COPY FROM is not supported: load files with `basin ingest`)"
+        )));
+    }
+    let query = p.parse_query().map_err(|e| bad(&e))?;
+    p.expect_token(&Token::RParen).map_err(|e| bad(&e))?;
+    p.expect_keyword(Keyword::TO).map_err(|e| bad(&e))?;
+    let path = p.parse_literal_string().map_err(|e| bad(&e))?;
+    let mut target = ExportTarget {
+        path,
+        format: ExportFormat::Parquet,
+        partition_by: Vec::new(),
+    };
+    if p.consume_token(&Token::LParen) {
+        loop {
+            let option = p
+                .parse_identifier()
+                .map_err(|e| bad(&e))?
+                .value
+                .to_uppercase();
+            match option.as_str() {
+                "FORMAT" => {
+                    let f = p.parse_identifier().map_err(|e| bad(&e))?;
+                    target.format = ExportFormat::parse(&f.value)?;
+                }
+                "PARTITION_BY" => {
+                    p.expect_token(&Token::LParen).map_err(|e| bad(&e))?;
+                    let columns = p
+                        .parse_comma_separated(|p| p.parse_identifier())
+                        .map_err(|e| bad(&e))?;
+                    p.expect_token(&Token::RParen).map_err(|e| bad(&e))?;
+                    target.partition_by = columns.into_iter().map(|c| c.value).collect();
+                }
+                other => {
+                    return Err(SqlError::Invalid(format!(
+                        "COPY option '{other}' is not known: use FORMAT and PARTITION_BY; {USAGE}"
+                    )));
+                }
+            }
+            if !p.consume_token(&Token::Comma) {
+                break;
+            }
+        }
+        p.expect_token(&Token::RParen).map_err(|e| bad(&e))?;
+    }
+    let _ = p.consume_token(&Token::SemiColon);
+    if p.peek_token().token != Token::EOF {
+        return Err(bad(&format!(
+            "unexpected '{}' after the COPY",
+            p.peek_token()
+        )));
+    }
+    Ok((Statement::Query(query), target))
+}
+
+/// Runs a `COPY … TO` statement as the engine's principal.
+pub(crate) async fn run(engine: &Engine, sql: &str) -> Result<QueryOutput> {
+    let (mut statement, target) = parse(sql)?;
+    crate::principal_sql::bind_statement(&mut statement, engine.principal())?;
+    let rows = engine.plan(statement).await?;
+    let done = export(engine, rows, &target).await?;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("operation", DataType::Utf8, false),
+        Field::new("rows", DataType::Int64, false),
+        Field::new("files", DataType::Int64, false),
+        Field::new("location", DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(vec!["export"])),
+            Arc::new(Int64Array::from(vec![done.rows as i64])),
+            Arc::new(Int64Array::from(vec![done.files as i64])),
+            Arc::new(StringArray::from(vec![done.location.display().to_string()])),
+        ],
+    )
+    .map_err(|e| SqlError::Query(e.to_string()))?;
+    Ok(QueryOutput {
+        schema,
+        batches: vec![batch],
+    })
+}
+
+/// The folder `path` names inside the export folder: relative, without `..`.
+fn resolve(root: &Path, path: &str) -> Result<PathBuf> {
+    let relative = Path::new(path.trim_end_matches('/'));
+    let plain = relative
+        .components()
+        .all(|c| matches!(c, Component::Normal(s) if !s.to_string_lossy().starts_with('.')));
+    if path.trim().is_empty() || !plain {
+        return Err(SqlError::Invalid(format!(
+            "export target '{path}': name a folder inside the export folder, such as 'products' or 'sales/daily' (no absolute path, no '..', no hidden names)"
+        )));
+    }
+    Ok(root.join(relative))
+}
+
+/// Writes `rows` to `target` under the engine's export folder, atomically (see the module).
+pub async fn export(engine: &Engine, rows: DataFrame, target: &ExportTarget) -> Result<Exported> {
+    let root = engine.export_root().ok_or_else(|| {
+        SqlError::Unsupported("this engine has no export folder (exports run in a hub)".into())
+    })?;
+    let location = resolve(root, &target.path)?;
+    let schema = rows.schema().clone();
+    if let Some(c) = target
+        .partition_by
+        .iter()
+        .find(|c| schema.field_with_unqualified_name(c).is_err())
+    {
+        return Err(SqlError::Invalid(format!(
+            "PARTITION_BY column '{c}' is not a column of the exported query"
+        )));
+    }
+    let parent = location.parent().unwrap_or(root);
+    std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+    let staging = parent.join(format!(".basin-export-{}", unique()));
+    let written = write(rows, &staging, target).await;
+    let published = match written {
+        Ok(rows) => {
+            publish(&staging, &location, !target.partition_by.is_empty()).map(|files| Exported {
+                rows,
+                files,
+                location: location.clone(),
+            })
+        }
+        Err(e) => Err(e),
+    };
+    let _ = std::fs::remove_dir_all(&staging);
+    published
+}
+
+async fn write(rows: DataFrame, staging: &Path, target: &ExportTarget) -> Result<u64> {
+    let options = DataFrameWriteOptions::new().with_partition_by(target.partition_by.clone());
+    let path = format!("{}/", staging.display());
+    let counts = match target.format {
+        ExportFormat::Parquet => rows.write_parquet(&path, options, None).await?,
+        ExportFormat::Csv => rows.write_csv(&path, options, None).await?,
+    };
+    let mut total = 0;
+    for batch in &counts {
+        if let Some(c) = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::UInt64Array>()
+        {
+            total += c.iter().flatten().sum::<u64>();
+        }
+    }
+    Ok(total)
+}
+
+/// Moves the staged files into place: the whole target, or each partition folder written.
+/// Returns the number of files.
+fn publish(staging: &Path, location: &Path, partitioned: bool) -> Result<u64> {
+    let mut leaves = Vec::new();
+    leaf_folders(staging, &mut leaves).map_err(|e| io(staging, e))?;
+    let files: u64 = leaves.iter().map(|(_, n)| n).sum();
+    if !partitioned {
+        swap(staging, location)?;
+        return Ok(files);
+    }
+    for (leaf, _) in leaves {
+        let relative = leaf
+            .strip_prefix(staging)
+            .expect("a leaf lies in the staging folder");
+        let to = location.join(relative);
+        let parent = to.parent().unwrap_or(location);
+        std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+        swap(&leaf, &to)?;
+    }
+    Ok(files)
+}
+
+/// Replaces folder `to` by folder `from` with renames: a reader sees the old folder or the new
+/// one, never a mix.
+fn swap(from: &Path, to: &Path) -> Result<()> {
+    let old = to.with_file_name(format!(".basin-replaced-{}", unique()));
+    let had = to.exists();
+    if had {
+        std::fs::rename(to, &old).map_err(|e| io(to, e))?;
+    }
+    if let Err(e) = std::fs::rename(from, to) {
+        if had {
+            let _ = std::fs::rename(&old, to);
+        }
+        return Err(io(to, e));
+    }
+    if had {
+        let _ = std::fs::remove_dir_all(&old);
+    }
+    Ok(())
+}
+
+/// The folders under `dir` that hold files, with their number of files.
+fn leaf_folders(dir: &Path, out: &mut Vec<(PathBuf, u64)>) -> std::io::Result<()> {
+    let mut files = 0;
+    let mut entries = Vec::new();
+    if dir.exists() {
+        for entry in std::fs::read_dir(dir)? {
+            entries.push(entry?);
+        }
+    }
+    for entry in entries {
+        if entry.file_type()?.is_dir() {
+            leaf_folders(&entry.path(), out)?;
+        } else {
+            files += 1;
+        }
+    }
+    if files > 0 {
+        out.push((dir.to_path_buf(), files));
+    }
+    Ok(())
+}
+
+/// A name no other export of this or another process uses at the same time.
+fn unique() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{nanos}-{n}", std::process::id())
+}
+
+fn io(path: &Path, e: std::io::Error) -> SqlError {
+    SqlError::Query(format!("export to {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_statements_parse_and_bad_ones_say_how() {
+        let (q, t) =
+            parse("COPY (SELECT 1 AS a) TO 'out/x' (FORMAT csv, PARTITION_BY (a, b))").unwrap();
+        assert!(matches!(q, Statement::Query(_)));
+        assert_eq!(t.format, ExportFormat::Csv);
+        assert_eq!(t.partition_by, ["a", "b"]);
+        let (_, t) = parse("copy (select 1) to 'p';").unwrap();
+        assert_eq!((t.path.as_str(), t.format), ("p", ExportFormat::Parquet));
+        for (sql, want) in [
+            ("COPY t FROM 'x'", "COPY FROM is not supported"),
+            (
+                "COPY (SELECT 1) TO 'x' (FORMAT json)",
+                "not known: use parquet or csv",
+            ),
+            (
+                "COPY (SELECT 1) TO 'x' (COMPRESSION zstd)",
+                "COPY option 'COMPRESSION'",
+            ),
+            ("COPY (SELECT 1) 'x'", "Expected"),
+        ] {
+            let e = parse(sql).unwrap_err().to_string();
+            assert!(e.contains(want), "{sql}: {e}");
+        }
+        assert!(is_copy("  copy (select 1) to 'x'"));
+        assert!(!is_copy("SELECT 'copy'"));
+    }
+
+    #[test]
+    fn targets_stay_inside_the_export_folder() {
+        let root = Path::new("/data/exports");
+        assert_eq!(
+            resolve(root, "sales/daily/").unwrap(),
+            root.join("sales/daily")
+        );
+        for bad in ["/etc", "../x", "a/../../b", ".hidden", "", "a/./b/.."] {
+            assert!(resolve(root, bad).is_err(), "{bad}");
+        }
+    }
+}
