@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The pipeline example end to end, in its own data directory (examples/pipeline/data): two
 # sources load the drops into dataset `source`, then the project builds `prepared` and
-# `semantic`. Run it again after adding a day under drops/orders: only the new file is loaded.
+# `semantic` and exports the daily sales. Run it again after adding a day under drops/orders:
+# only the new file is loaded, and the models recompute only what it changed.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 if [ -n "${BASIN:-}" ]; then run=("$BASIN"); else run=(cargo run --quiet --release --); fi
@@ -18,4 +19,7 @@ basin source run customers
 basin source run orders
 basin plan "$here/project"
 basin apply "$here/project"
+# New files since the last apply: each model recomputes only what they changed.
+basin model run prepared.orders --downstream
 basin sql "SELECT * FROM semantic.daily_sales ORDER BY ordered_on, country"
+find "$here/data/exports/daily_sales" -name '*.parquet' | sort

@@ -588,6 +588,8 @@ fn the_pipeline_example_runs() {
         "main.prepared.orders ok (apply): 6 rows",
         "main.semantic.daily_sales ok (apply): 4 rows",
         "2026-11-25",
+        "exported 4 rows in 2 files",
+        "exports/daily_sales/year=2026/month=11/day=24/",
     ] {
         assert!(first.contains(says), "{says}\n{first}");
     }
@@ -596,4 +598,19 @@ fn the_pipeline_example_runs() {
         second.contains("0 files loaded") && second.contains("No changes"),
         "{second}"
     );
+    assert!(second.contains("up to date"), "{second}");
+    // A new day: loaded once, recomputed incrementally, exported to its own folder.
+    let day = example.join("drops/orders/year=2026/month=11/day=26");
+    std::fs::create_dir_all(&day).unwrap();
+    std::fs::write(day.join("orders.csv"), "order_id,customer_id,status,amount\n1010,1,open,12.50\n").unwrap();
+    let third = run();
+    for says in [
+        "1 files loaded (1 rows)",
+        "main.prepared.orders ok (manual): 1 rows",
+        "incremental: 1 key recomputed after changes to main.source.orders",
+        "main.semantic.daily_sales ok (downstream): 1 rows",
+        "year=2026/month=11/day=26/",
+    ] {
+        assert!(third.contains(says), "{says}\n{third}");
+    }
 }

@@ -1,4 +1,6 @@
 -- description: Orders with a positive amount, statuses in lower case
+-- materialized: incremental
+-- unique_key: order_id
 -- trigger: on_change
 -- check not_null: order_id, customer_id, amount
 -- check unique: order_id

@@ -1,4 +1,6 @@
 -- description: Revenue and orders per day and country
+-- materialized: incremental
+-- unique_key: ordered_on, country
 -- trigger: on_change
 -- check not_null: ordered_on, country
 -- check unique: ordered_on, country
