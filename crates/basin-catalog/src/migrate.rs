@@ -42,6 +42,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "model refresh",
         include_str!("../migrations/0012_model_refresh.sql"),
     ),
+    (
+        13,
+        "project grants",
+        include_str!("../migrations/0013_project_grants.sql"),
+    ),
 ];
 
 /// Applies every migration that the database has not seen yet, each in its own transaction.

@@ -22,6 +22,10 @@ pub enum Change {
     RebuildModel(TableRef, String),
     /// A model of the project that left the folder (its table stays).
     DropModel(TableRef),
+    /// A declared grant the hub does not have (a GRANT statement, one grant).
+    Grant(String),
+    /// A grant the project declared before and no longer does (a REVOKE statement).
+    Revoke(String),
 }
 
 /// What applying a project to a hub does.
@@ -32,6 +36,8 @@ pub struct Plan {
     pub changes: Vec<Change>,
     /// Every model of the project, ready to record, in run order (upstream first).
     pub models: Vec<(TableRef, ModelSpec)>,
+    /// Every grant the project declares, one GRANT statement each (recorded once applied).
+    pub grants: Vec<String>,
 }
 
 impl Plan {
@@ -110,6 +116,14 @@ impl fmt::Display for Plan {
                 Change::DropModel(t) => {
                     drop += 1;
                     writeln!(f, "  - model {t} (its table stays)")?
+                }
+                Change::Grant(g) => {
+                    add += 1;
+                    writeln!(f, "  + {g}")?
+                }
+                Change::Revoke(g) => {
+                    drop += 1;
+                    writeln!(f, "  - {g}")?
                 }
             }
         }
@@ -294,10 +308,40 @@ pub async fn plan(engine: &Engine, project: &Project, hub: &str) -> Result<Plan>
             changes.push(Change::DropModel(have.table));
         }
     }
+    // Grants: each declared one the hub lacks is made (again, if revoked by hand); one the
+    // project declared before and no longer does is revoked.
+    let mut grants = Vec::new();
+    for text in &project.grants {
+        for g in basin_sql::expand_grant(text, hub)? {
+            let statement = basin_sql::grant_statement(&g, false);
+            if !grants.contains(&statement) {
+                grants.push(statement);
+            }
+        }
+    }
+    let have: Vec<String> = catalog
+        .grants()
+        .await?
+        .iter()
+        .map(|g| basin_sql::grant_statement(g, false))
+        .collect();
+    for g in &grants {
+        if !have.contains(g) {
+            changes.push(Change::Grant(g.clone()));
+        }
+    }
+    for g in catalog.project_grants(&project.name, hub).await? {
+        if !grants.contains(&g) && have.contains(&g) {
+            for old in basin_sql::expand_grant(&g, hub)? {
+                changes.push(Change::Revoke(basin_sql::grant_statement(&old, true)));
+            }
+        }
+    }
     Ok(Plan {
         project: project.name.clone(),
         hub: hub.to_string(),
         changes,
         models,
+        grants,
     })
 }

@@ -24,6 +24,8 @@ pub struct Project {
     pub hub: Option<String>,
     pub datasets: Vec<DatasetSpec>,
     pub models: Vec<ModelSpec>,
+    /// The grants it declares, as written (`SELECT ON DATASET semantic TO analyst`).
+    pub grants: Vec<String>,
 }
 
 /// A dataset as the project declares it.
@@ -131,6 +133,8 @@ struct ProjectFile {
     project: ProjectSection,
     #[serde(default)]
     datasets: BTreeMap<String, DatasetSpec>,
+    #[serde(default)]
+    grants: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -210,6 +214,17 @@ impl Project {
             spec.name = name;
             datasets.push(spec);
         }
+        for g in &parsed.grants {
+            basin_sql::expand_grant(g, basin_core::DEFAULT_HUB).map_err(|e| {
+                malformed(
+                    shown,
+                    None,
+                    format!(
+                        "grant '{g}': {e}; write e.g. \"SELECT ON DATASET semantic TO analyst\""
+                    ),
+                )
+            })?;
+        }
         let mut models = Vec::new();
         for (path, text) in files.iter().filter(|(p, _)| *p != PROJECT_FILE) {
             let parts: Vec<&str> = path.split('/').collect();
@@ -234,6 +249,7 @@ impl Project {
             hub: parsed.project.hub,
             datasets,
             models,
+            grants: parsed.grants,
         })
     }
 }

@@ -45,6 +45,16 @@ impl Session {
             let runs = self
                 .build(&plan.models, &plan.to_run(), "apply", false)
                 .await?;
+            // Grants last: a grant on a model's table needs the table built.
+            for change in &plan.changes {
+                if let Change::Grant(sql) | Change::Revoke(sql) = change {
+                    self.engine().execute(sql).await?;
+                }
+            }
+            self.engine()
+                .catalog()
+                .set_project_grants(&plan.project, &plan.hub, &plan.grants)
+                .await?;
             Ok::<_, ServiceError>(Applied { plan, runs })
         }
         .await;

@@ -36,6 +36,70 @@ struct GrantStatement {
     grantees: Vec<String>,
 }
 
+/// The single grants (one privilege, column, grantee each) that a `GRANT` statement, or its
+/// text without the word GRANT (as project files list them), gives; dataset and table names
+/// without a hub are in `hub`. Tag grants are refused: a project grants on its hub, datasets
+/// and tables.
+pub fn expand_grant(text: &str, hub: &str) -> Result<Vec<Grant>> {
+    let sql = if is_grant(text) {
+        text.to_string()
+    } else {
+        format!("GRANT {text}")
+    };
+    let statement = parse_in(&sql, hub)?;
+    if statement.revoke {
+        return Err(SqlError::Invalid("a grant to declare, not a REVOKE".into()));
+    }
+    if matches!(statement.object, Securable::Tag { .. }) {
+        return Err(SqlError::Invalid(
+            "grants ON TAG are made with `basin grant`, not declared in a project".into(),
+        ));
+    }
+    let mut grants = Vec::new();
+    for grantee in &statement.grantees {
+        for (privilege, columns) in &statement.privileges {
+            let columns: Vec<Option<String>> = if columns.is_empty() {
+                vec![None]
+            } else {
+                columns.iter().cloned().map(Some).collect()
+            };
+            for column in columns {
+                grants.push(Grant {
+                    grantee: grantee.clone(),
+                    privilege: *privilege,
+                    object: statement.object.clone(),
+                    column,
+                    granted_by: String::new(),
+                    granted_at: String::new(),
+                });
+            }
+        }
+    }
+    Ok(grants)
+}
+
+/// One grant as a statement (`GRANT SELECT (a) ON TABLE h.d.t TO x`, or its REVOKE).
+pub fn grant_statement(g: &Grant, revoke: bool) -> String {
+    let column = g
+        .column
+        .as_ref()
+        .map(|c| format!(" ({c})"))
+        .unwrap_or_default();
+    let object = g.object.to_string();
+    let (kind, name) = object.split_once(' ').unwrap_or((&object, ""));
+    let (verb, to) = if revoke {
+        ("REVOKE", "FROM")
+    } else {
+        ("GRANT", "TO")
+    };
+    format!(
+        "{verb} {}{column} ON {} {name} {to} {}",
+        g.privilege,
+        kind.to_uppercase(),
+        g.grantee
+    )
+}
+
 /// Runs one GRANT or REVOKE statement.
 pub(crate) async fn run(engine: &Engine, sql: &str) -> Result<QueryOutput> {
     let statement = parse(sql)?;
@@ -179,6 +243,11 @@ pub async fn check(engine: &Engine, object: &Securable, action: Action<'_>) -> R
 }
 
 fn parse(sql: &str) -> Result<GrantStatement> {
+    parse_in(sql, basin_core::DEFAULT_HUB)
+}
+
+/// [`parse`], dataset and table names without a hub being in `hub`.
+fn parse_in(sql: &str, hub: &str) -> Result<GrantStatement> {
     let tokens: Vec<Token> = Tokenizer::new(&BasinDialect, sql)
         .tokenize()
         .map_err(|e| SqlError::Parse(e.to_string()))?
@@ -239,13 +308,26 @@ fn parse(sql: &str) -> Result<GrantStatement> {
             hub: Name::parse("hub", &p.word()?)?.to_string(),
         },
         "DATASET" | "SCHEMA" => {
-            let d = DatasetRef::parse(&p.dotted()?)?;
+            let name = p.dotted()?;
+            let name = if name.contains('.') {
+                name
+            } else {
+                format!("{hub}.{name}")
+            };
+            let d = DatasetRef::parse(&name)?;
             Securable::Dataset {
                 hub: d.hub.to_string(),
                 dataset: d.dataset.to_string(),
             }
         }
-        "TABLE" => Securable::table(&TableRef::parse(&p.dotted()?)?),
+        "TABLE" => {
+            let name = p.dotted()?;
+            let name = match name.split('.').count() {
+                2 => format!("{hub}.{name}"),
+                _ => name,
+            };
+            Securable::table(&TableRef::parse(&name)?)
+        }
         "TAG" => {
             let key = p.word()?;
             let values = match p.peek() {

@@ -29,7 +29,9 @@ mod system;
 pub use browse::set_description;
 pub use engine::{Engine, QueryOutput};
 pub use error::{Position, SqlError};
-pub use governance::{PolicyExpression, check, check_policy_expression};
+pub use governance::{
+    PolicyExpression, check, check_policy_expression, expand_grant, grant_statement,
+};
 pub use principal_sql::OPERATOR;
 
 /// The SQL name of an Arrow type, as result schemas and `system.columns` show it.

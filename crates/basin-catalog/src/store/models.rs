@@ -107,6 +107,49 @@ impl Catalog {
         row.as_ref().map(model_from).transpose()
     }
 
+    /// The grants project `project` declared on `hub` when it was last applied (GRANT
+    /// statements, one grant each).
+    pub async fn project_grants(&self, project: &str, hub: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT statement FROM project_grants WHERE project = $1 AND hub = $2 ORDER BY statement",
+        )
+        .bind(project)
+        .bind(hub)
+        .fetch_all(&self.pool)
+        .await
+        .ctx(|| format!("reading the grants of project '{project}'"))?;
+        rows.iter().map(|r| get(r, "statement")).collect()
+    }
+
+    /// Records the grants project `project` declares on `hub`, replacing those it declared.
+    pub async fn set_project_grants(
+        &self,
+        project: &str,
+        hub: &str,
+        grants: &[String],
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM project_grants WHERE project = $1 AND hub = $2")
+            .bind(project)
+            .bind(hub)
+            .execute(&mut *tx)
+            .await
+            .ctx(|| format!("recording the grants of project '{project}'"))?;
+        for g in grants {
+            sqlx::query("INSERT INTO project_grants (project, hub, statement) VALUES ($1, $2, $3)")
+                .bind(project)
+                .bind(hub)
+                .bind(g)
+                .execute(&mut *tx)
+                .await
+                .ctx(|| format!("recording the grants of project '{project}'"))?;
+        }
+        tx.commit()
+            .await
+            .ctx(|| format!("recording the grants of project '{project}'"))?;
+        Ok(())
+    }
+
     /// Removes a model (its table and its runs stay).
     pub async fn drop_model(&self, table: &TableRef) -> Result<()> {
         sqlx::query("DELETE FROM models WHERE name = $1")

@@ -602,7 +602,11 @@ fn the_pipeline_example_runs() {
     // A new day: loaded once, recomputed incrementally, exported to its own folder.
     let day = example.join("drops/orders/year=2026/month=11/day=26");
     std::fs::create_dir_all(&day).unwrap();
-    std::fs::write(day.join("orders.csv"), "order_id,customer_id,status,amount\n1010,1,open,12.50\n").unwrap();
+    std::fs::write(
+        day.join("orders.csv"),
+        "order_id,customer_id,status,amount\n1010,1,open,12.50\n",
+    )
+    .unwrap();
     let third = run();
     for says in [
         "1 files loaded (1 rows)",
@@ -613,4 +617,77 @@ fn the_pipeline_example_runs() {
     ] {
         assert!(third.contains(says), "{says}\n{third}");
     }
+}
+
+#[test]
+fn grants_are_declared_in_the_project_file() {
+    let (b, project) = shop();
+    b.create_user("analyst", "a-long-password-1", &[]);
+    b.create_user("partner", "a-long-password-2", &[]);
+    let toml = std::fs::read_to_string(project.join("basin.toml")).unwrap();
+    let with = |grants: &str| {
+        std::fs::write(
+            project.join("basin.toml"),
+            format!("grants = [{grants}]\n{toml}"),
+        )
+        .unwrap()
+    };
+    with(
+        r#""SELECT ON DATASET semantic TO analyst", "USAGE ON DATASET semantic TO partner", "SELECT (name, total) ON TABLE semantic.sales TO partner""#,
+    );
+    let dir = project.to_str().unwrap();
+    let plan = b.ok(&["plan", dir]);
+    for says in [
+        "  + GRANT SELECT ON DATASET main.semantic TO analyst",
+        "  + GRANT SELECT (name) ON TABLE main.semantic.sales TO partner",
+        "  + GRANT SELECT (total) ON TABLE main.semantic.sales TO partner",
+    ] {
+        assert!(plan.contains(says), "{says}\n{plan}");
+    }
+    b.ok(&["apply", dir]);
+    assert!(b.ok(&["plan", dir]).contains("No changes"));
+    let read = |user: &str, sql: &str| b.run(&["--as", user, "--output", "json", "sql", sql]);
+    assert!(
+        read("analyst", "SELECT * FROM semantic.sales")
+            .status
+            .success()
+    );
+    let partner = read("partner", "SELECT name, total FROM semantic.sales");
+    assert!(
+        partner.status.success(),
+        "{}",
+        String::from_utf8_lossy(&partner.stderr)
+    );
+    assert!(
+        !read("partner", "SELECT orders FROM semantic.sales")
+            .status
+            .success()
+    );
+    // Revoked by hand: the plan makes it again (drift).
+    b.ok(&["revoke", "SELECT ON DATASET semantic FROM analyst"]);
+    assert!(
+        b.ok(&["plan", dir])
+            .contains("  + GRANT SELECT ON DATASET main.semantic TO analyst")
+    );
+    // Left the file: revoked by the next apply.
+    with(r#""SELECT ON DATASET semantic TO analyst""#);
+    let plan = b.ok(&["plan", dir]);
+    assert!(
+        plan.contains("  - REVOKE SELECT (total) ON TABLE main.semantic.sales FROM partner"),
+        "{plan}"
+    );
+    b.ok(&["apply", dir]);
+    assert!(
+        !read("partner", "SELECT name FROM semantic.sales")
+            .status
+            .success()
+    );
+    assert!(b.ok(&["plan", dir]).contains("No changes"));
+    // A grant that does not parse names the file.
+    with(r#""SELEC ON DATASET semantic TO analyst""#);
+    let e = b.fails(&["plan", dir]);
+    assert!(
+        e.contains("basin.toml: grant 'SELEC ON DATASET semantic TO analyst'"),
+        "{e}"
+    );
 }
