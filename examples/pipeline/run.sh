@@ -22,4 +22,4 @@ basin apply "$here/project"
 # New files since the last apply: each model recomputes only what they changed.
 basin model run prepared.orders --downstream
 basin sql "SELECT * FROM semantic.daily_sales ORDER BY ordered_on, country"
-find "$here/data/exports/daily_sales" -name '*.parquet' | sort
+find "$here/data/exports" -path '*/daily_sales/*' -name '*.parquet' | sort

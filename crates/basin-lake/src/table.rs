@@ -120,6 +120,15 @@ impl LakeTable {
         version_of(&self.delta)
     }
 
+    /// The Delta table's id: a table dropped and created again under the same name has a new one.
+    pub fn table_id(&self) -> Result<String> {
+        let snapshot = self
+            .delta
+            .snapshot()
+            .ctx(|| format!("reading {}", self.location))?;
+        Ok(snapshot.metadata().id().to_string())
+    }
+
     /// The table's schema at this version.
     pub fn schema(&self) -> Result<SchemaRef> {
         Ok(self

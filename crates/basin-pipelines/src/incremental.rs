@@ -78,7 +78,10 @@ pub fn why_not(query: &str, key: &[String]) -> Option<String> {
     let Statement::Query(q) = &statement else {
         return Some("it is not a query".into());
     };
-    let mut finder = Unmaintainable::default();
+    let mut finder = Unmaintainable {
+        key: key.to_vec(),
+        ..Default::default()
+    };
     let _ = statement.visit(&mut finder);
     if let Some(why) = finder.why {
         return Some(why);
@@ -102,6 +105,10 @@ struct Unmaintainable {
     why: Option<String>,
     depth: usize,
     read: HashSet<String>,
+    /// `IN (subquery)` and `EXISTS` that are conjuncts of a WHERE or ON (semi-joins): a
+    /// changed row of the subquery's table touches the keys of the rows it matches.
+    semi_joins: HashSet<*const Expr>,
+    key: Vec<String>,
 }
 
 impl Visitor for Unmaintainable {
@@ -121,6 +128,35 @@ impl Visitor for Unmaintainable {
 
     fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
         self.depth += 1;
+        let selects = match top_selects(&q.body) {
+            Ok(s) => s,
+            Err(why) => {
+                self.why = Some(why);
+                return ControlFlow::Break(());
+            }
+        };
+        for select in &selects {
+            for e in select.selection.iter().chain(join_conditions(select)) {
+                for c in conjuncts(e) {
+                    if matches!(
+                        c,
+                        Expr::InSubquery { negated: false, .. }
+                            | Expr::Exists { negated: false, .. }
+                    ) {
+                        self.semi_joins.insert(c as *const Expr);
+                    }
+                }
+            }
+            let key = if self.depth == 1 {
+                self.key.as_slice()
+            } else {
+                &[]
+            };
+            if let Some(why) = outer_join_filtered(select, key) {
+                self.why = Some(why);
+                return ControlFlow::Break(());
+            }
+        }
         if self.depth > 1 {
             if q.limit_clause.is_some() || q.fetch.is_some() {
                 self.why = Some("a subquery with LIMIT keeps rows by their rank".into());
@@ -130,11 +166,7 @@ impl Visitor for Unmaintainable {
                 !matches!(&s.group_by, GroupByExpr::Expressions(e, _) if e.is_empty())
                     || s.projection.iter().any(has_aggregate)
             };
-            if top_selects(&q.body)
-                .unwrap_or_default()
-                .iter()
-                .any(|s| aggregates(s))
-            {
+            if selects.iter().any(|s| aggregates(s)) {
                 self.why =
                     Some("a subquery or CTE aggregates: only the outer query may GROUP BY".into());
                 return ControlFlow::Break(());
@@ -158,8 +190,10 @@ impl Visitor for Unmaintainable {
                 Some(format!("{}() changes without any upstream change", f.name))
             }
             Expr::Subquery(_) => Some("a scalar subquery reads rows of every key".into()),
-            Expr::InSubquery { negated: true, .. } | Expr::Exists { negated: true, .. } => {
-                Some("NOT IN / NOT EXISTS: a row removed upstream can add rows".into())
+            Expr::InSubquery { .. } | Expr::Exists { .. }
+                if !self.semi_joins.contains(&(e as *const Expr)) =>
+            {
+                Some("a subquery test other than `AND x IN (SELECT …)` / `AND EXISTS (…)` (such as NOT IN or NOT EXISTS): a row removed upstream can add rows".into())
             }
             _ => None,
         };
@@ -170,6 +204,173 @@ impl Visitor for Unmaintainable {
             }
             None => ControlFlow::Continue(()),
         }
+    }
+}
+
+/// The ON conditions of a SELECT's joins.
+fn join_conditions(s: &datafusion::sql::sqlparser::ast::Select) -> impl Iterator<Item = &Expr> {
+    s.from
+        .iter()
+        .flat_map(|t| &t.joins)
+        .filter_map(|j| join_constraint(&j.join_operator))
+}
+
+fn join_constraint(op: &JoinOperator) -> Option<&Expr> {
+    use datafusion::sql::sqlparser::ast::JoinConstraint;
+    let c = match op {
+        JoinOperator::Join(c)
+        | JoinOperator::Inner(c)
+        | JoinOperator::Left(c)
+        | JoinOperator::LeftOuter(c)
+        | JoinOperator::Right(c)
+        | JoinOperator::RightOuter(c)
+        | JoinOperator::FullOuter(c) => c,
+        _ => return None,
+    };
+    match c {
+        JoinConstraint::On(e) => Some(e),
+        _ => None,
+    }
+}
+
+/// The parts of an AND chain.
+fn conjuncts(e: &Expr) -> Vec<&Expr> {
+    use datafusion::sql::sqlparser::ast::BinaryOperator;
+    match e {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            let mut all = conjuncts(left);
+            all.extend(conjuncts(right));
+            all
+        }
+        Expr::Nested(inner) => conjuncts(inner),
+        other => vec![other],
+    }
+}
+
+/// Why an outer join of the SELECT cannot be maintained: the columns of its null-extended side
+/// may only be selected (or aggregated) — and tested in that join's own ON — since a filter, a
+/// later join, a GROUP BY or a key on them would change which rows carry NULLs there when that
+/// side changes. With an outer join, those clauses must name each column's table.
+fn outer_join_filtered(
+    s: &datafusion::sql::sqlparser::ast::Select,
+    key: &[String],
+) -> Option<String> {
+    let mut nullable: Vec<String> = Vec::new();
+    let mut judged: Vec<(&Expr, Vec<String>)> = Vec::new();
+    for t in &s.from {
+        let mut left = vec![relation_name(&t.relation)];
+        for j in &t.joins {
+            let right = relation_name(&j.relation);
+            // This join's ON may test what it makes nullable, not what earlier joins did.
+            if let Some(on) = join_constraint(&j.join_operator) {
+                judged.push((on, nullable.clone()));
+            }
+            match &j.join_operator {
+                JoinOperator::Left(_) | JoinOperator::LeftOuter(_) => nullable.push(right.clone()),
+                JoinOperator::Right(_) | JoinOperator::RightOuter(_) => {
+                    nullable.extend(left.clone())
+                }
+                JoinOperator::FullOuter(_) => {
+                    nullable.push(right.clone());
+                    nullable.extend(left.clone());
+                }
+                _ => {}
+            }
+            left.push(right);
+        }
+    }
+    if nullable.is_empty() {
+        return None;
+    }
+    let groups: Vec<&Expr> = match &s.group_by {
+        GroupByExpr::Expressions(e, _) => e.iter().collect(),
+        GroupByExpr::All(_) => Vec::new(),
+    };
+    let keys = s.projection.iter().filter_map(|item| match item {
+        SelectItem::ExprWithAlias { expr, alias }
+            if key.iter().any(|k| alias.value.eq_ignore_ascii_case(k)) =>
+        {
+            Some(expr)
+        }
+        SelectItem::UnnamedExpr(e @ (Expr::Identifier(_) | Expr::CompoundIdentifier(_))) => {
+            let name = e.to_string().to_lowercase();
+            let last = name.rsplit('.').next().unwrap_or_default().to_string();
+            key.iter().any(|k| k.to_lowercase() == last).then_some(e)
+        }
+        _ => None,
+    });
+    for e in s
+        .selection
+        .iter()
+        .chain(s.having.iter())
+        .chain(groups)
+        .chain(keys)
+    {
+        judged.push((e, nullable.clone()));
+    }
+    for (e, forbidden) in judged {
+        let mut why = None;
+        let _ = e.visit(&mut ColumnsOf(|qualifier: Option<&str>| match qualifier {
+            Some(q) if forbidden.iter().any(|n| n.eq_ignore_ascii_case(q)) => {
+                why = Some(format!(
+                    "the columns of '{q}', the nullable side of an outer join, are used in a filter, a later join, a GROUP BY or the key"
+                ));
+            }
+            None if why.is_none() && !forbidden.is_empty() => {
+                why = Some("with an outer join, the columns in WHERE, ON, GROUP BY and the key must name their table (o.amount)".into());
+            }
+            _ => {}
+        }));
+        if why.is_some() {
+            return why;
+        }
+    }
+    None
+}
+
+/// The alias of a FROM item, or its table's own name.
+fn relation_name(f: &TableFactor) -> String {
+    match f {
+        TableFactor::Table { name, alias, .. } => alias
+            .as_ref()
+            .map(|a| a.name.value.clone())
+            .or_else(|| {
+                name.0
+                    .last()
+                    .and_then(|p| p.as_ident())
+                    .map(|i| i.value.clone())
+            })
+            .unwrap_or_default(),
+        TableFactor::Derived { alias, .. } => alias
+            .as_ref()
+            .map(|a| a.name.value.clone())
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+/// Calls its function with the qualifier of each column an expression reads (outside
+/// subqueries).
+struct ColumnsOf<F>(F);
+
+impl<F: FnMut(Option<&str>)> Visitor for ColumnsOf<F> {
+    type Break = ();
+    fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+        match e {
+            Expr::Identifier(_) => (self.0)(None),
+            Expr::CompoundIdentifier(ids) if ids.len() >= 2 => {
+                (self.0)(Some(ids[ids.len() - 2].value.as_str()))
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+    fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+        ControlFlow::Break(())
     }
 }
 
@@ -342,6 +543,7 @@ impl VisitorMut for Rewriter<'_> {
         let Some(source) = self.sources.get(&name) else {
             return ControlFlow::Continue(());
         };
+        let normalized = name;
         let TableFactor::Table { name, alias, .. } = factor else {
             return ControlFlow::Continue(());
         };
@@ -356,7 +558,7 @@ impl VisitorMut for Rewriter<'_> {
             Source::Changes(from, to) => format!(
                 "SELECT * EXCLUDE ({}) FROM table_changes('{}', {from}, {to})",
                 basin_sql::CHANGE_COLUMNS.join(", "),
-                name.to_string().replace('\'', "''"),
+                normalized.replace('\'', "''"),
             ),
         };
         match derived(&format!("SELECT * FROM ({read}) AS {alias}")) {
@@ -499,6 +701,7 @@ pub(crate) enum Refresh {
     Full {
         why: String,
         versions: BTreeMap<String, i64>,
+        state: Vec<(String, i64)>,
     },
     /// The rows of the keys that match `predicate` recomputed and replaced.
     Keys {
@@ -506,6 +709,7 @@ pub(crate) enum Refresh {
         keys: usize,
         changed: Vec<String>,
         versions: BTreeMap<String, i64>,
+        state: Vec<(String, i64)>,
     },
 }
 
@@ -541,12 +745,9 @@ impl Refresh {
     }
 
     /// The Delta `txn` actions committed with the rows: how far each upstream table was read.
-    pub(crate) fn transactions(&self, spec: &ModelSpec) -> Vec<(String, i64)> {
+    pub(crate) fn transactions(&self) -> Vec<(String, i64)> {
         match self {
-            Refresh::Full { versions, .. } | Refresh::Keys { versions, .. } => versions
-                .iter()
-                .map(|(t, v)| (state_id(&spec.query, &spec.unique_key, t), *v))
-                .collect(),
+            Refresh::Full { state, .. } | Refresh::Keys { state, .. } => state.clone(),
             Refresh::Plain | Refresh::UpToDate => Vec::new(),
         }
     }
@@ -562,24 +763,34 @@ pub(crate) async fn refresh(
 ) -> Result<Refresh> {
     let tables = engine.tables();
     let catalog = engine.catalog();
+    // Each upstream table's version now, and the app id that records how far the model read
+    // it: named after the model's definition and the table's Delta id, so that a changed model
+    // or a table dropped and created again starts over with a full build.
     let mut now = BTreeMap::new();
+    let mut ids = BTreeMap::new();
     for u in spec.reads() {
         match catalog.table(&u).await? {
             Some(entry) if !entry.is_view() => {
-                now.insert(u.to_string(), tables.progress(&u, &[]).await?.0);
+                let (version, table_id, _) = tables.progress(&u, &[]).await?;
+                let id = state_id(&spec.query, &spec.unique_key, &format!("{u}-{table_id}"));
+                now.insert(u.to_string(), version);
+                ids.insert(u.to_string(), id);
             }
             _ => {
                 return Ok(Refresh::Full {
                     why: format!("it reads {u}, a view (views have no versions to follow)"),
                     versions: BTreeMap::new(),
+                    state: Vec::new(),
                 });
             }
         }
     }
+    let state: Vec<(String, i64)> = now.iter().map(|(u, v)| (ids[u].clone(), *v)).collect();
     let rebuild = |why: String| {
         Ok(Refresh::Full {
             why,
             versions: now.clone(),
+            state: state.clone(),
         })
     };
     if full {
@@ -599,16 +810,13 @@ pub(crate) async fn refresh(
     }) {
         return rebuild(format!("the key column '{k}' is PII (stored encrypted)"));
     }
-    let ids: Vec<String> = now
-        .keys()
-        .map(|u| state_id(&spec.query, &spec.unique_key, u))
-        .collect();
-    let (_, done) = tables.progress(target, &ids).await?;
+    let app_ids: Vec<String> = ids.values().cloned().collect();
+    let (_, _, done) = tables.progress(target, &app_ids).await?;
     let mut before = BTreeMap::new();
-    for ((u, _), v) in now.iter().zip(done) {
-        match v {
-            Some(v) => before.insert(u.clone(), v),
-            None => return rebuild("first build of this definition".into()),
+    for ((u, v1), v0) in now.iter().zip(done) {
+        match v0 {
+            Some(v0) if v0 <= *v1 => before.insert(u.clone(), v0),
+            _ => return rebuild("first build of this definition".into()),
         };
     }
     let changed: Vec<String> = now
@@ -624,7 +832,11 @@ pub(crate) async fn refresh(
         let range = (before[u] + 1, now[u]);
         for others in [&before, &now] {
             let sql = keys_query(&spec.query, &spec.unique_key, u, range, others)?;
-            let mut rows = engine.stream(&sql).await?;
+            // Changes that cannot be read any more (a vacuum removed them) mean a full build.
+            let mut rows = match engine.stream(&sql).await {
+                Ok(rows) => rows,
+                Err(e) => return rebuild(format!("the changes of {u} cannot be read ({e})")),
+            };
             while let Some(batch) = rows
                 .try_next()
                 .await
@@ -648,6 +860,7 @@ pub(crate) async fn refresh(
             keys: 0,
             changed,
             versions: now,
+            state,
         });
     }
     Ok(Refresh::Keys {
@@ -655,6 +868,7 @@ pub(crate) async fn refresh(
         keys: keys.tuples.len(),
         changed,
         versions: now,
+        state,
     })
 }
 
@@ -771,6 +985,10 @@ mod tests {
             why_not("SELECT id, lower(name) AS name FROM main.s.t", &key("id")),
             None
         );
+        let semi = "SELECT o.id FROM main.s.orders o WHERE o.amount > 0 AND o.customer IN (SELECT id FROM main.s.vip)";
+        assert_eq!(why_not(semi, &key("id")), None);
+        let outer = "SELECT o.id, c.region FROM main.s.orders o LEFT JOIN main.s.customers c ON o.cust = c.id WHERE o.amount > 0";
+        assert_eq!(why_not(outer, &key("id")), None);
     }
 
     #[test]
@@ -822,6 +1040,36 @@ mod tests {
                 "SELECT a.id FROM main.s.t a JOIN main.s.t b ON a.parent = b.id",
                 "id",
                 "self-join",
+            ),
+            (
+                "SELECT c.id, c.name FROM main.s.customers c LEFT JOIN main.s.orders o ON o.customer_id = c.id WHERE o.customer_id IS NULL",
+                "id",
+                "nullable side",
+            ),
+            (
+                "SELECT c.region AS region, count(*) AS n FROM main.s.orders o LEFT JOIN main.s.customers c ON o.cust = c.id GROUP BY c.region",
+                "region",
+                "nullable side",
+            ),
+            (
+                "SELECT o.id FROM main.s.orders o LEFT JOIN main.s.customers c ON o.cust = c.id WHERE amount > 0",
+                "id",
+                "must name their table",
+            ),
+            (
+                "WITH x AS (SELECT id FROM main.s.a EXCEPT SELECT id FROM main.s.b) SELECT id FROM x",
+                "id",
+                "EXCEPT",
+            ),
+            (
+                "SELECT a.id FROM main.s.a a WHERE NOT (a.id IN (SELECT id FROM main.s.b))",
+                "id",
+                "NOT IN",
+            ),
+            (
+                "SELECT a.id FROM main.s.a a WHERE a.id IN (SELECT id FROM main.s.b) = false",
+                "id",
+                "NOT IN",
             ),
         ];
         for (q, k, why) in cases {

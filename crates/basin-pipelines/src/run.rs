@@ -96,7 +96,7 @@ async fn run(
         // The checks see the whole table as it will be: the rows kept and those recomputed.
         Refresh::Keys { predicate, .. } if !spec.checks.is_empty() => {
             let kept = scratch.path().join("kept.arrow");
-            let sql = format!("SELECT * FROM {target} WHERE NOT ({predicate})");
+            let sql = format!("SELECT * FROM {target} WHERE ({predicate}) IS NOT TRUE");
             stage(engine.stream(&sql).await?, &kept).await?;
             read("basin_recomputed", staged.clone()).await?;
             read("basin_kept", kept).await?;
@@ -200,7 +200,7 @@ async fn commit(
 ) -> Result<i64> {
     let actor = engine.actor();
     let tables = engine.tables();
-    let transactions = refresh.transactions(spec);
+    let transactions = refresh.transactions();
     let done = match (engine.catalog().table(target).await?, refresh) {
         (Some(_), Refresh::Keys { predicate, .. }) => {
             let write = Write::Overwrite {

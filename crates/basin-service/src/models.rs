@@ -45,15 +45,32 @@ impl Session {
             let runs = self
                 .build(&plan.models, &plan.to_run(), "apply", false)
                 .await?;
-            // Grants last: a grant on a model's table needs the table built.
+            // Grants last: a grant on a model's table needs the table built. The project owns
+            // the grants it made (and still declares): only those can it revoke later, never
+            // one that was there before it declared it.
+            let catalog = self.engine().catalog();
+            let mut owned: Vec<String> = catalog
+                .project_grants(&plan.project, &plan.hub)
+                .await?
+                .into_iter()
+                .filter(|g| plan.grants.contains(g))
+                .collect();
             for change in &plan.changes {
-                if let Change::Grant(sql) | Change::Revoke(sql) = change {
-                    self.engine().execute(sql).await?;
+                match change {
+                    Change::Grant(sql) => {
+                        self.engine().execute(sql).await?;
+                        if !owned.contains(sql) {
+                            owned.push(sql.clone());
+                        }
+                    }
+                    Change::Revoke(sql) => {
+                        self.engine().execute(sql).await?;
+                    }
+                    _ => {}
                 }
             }
-            self.engine()
-                .catalog()
-                .set_project_grants(&plan.project, &plan.hub, &plan.grants)
+            catalog
+                .set_project_grants(&plan.project, &plan.hub, &owned)
                 .await?;
             Ok::<_, ServiceError>(Applied { plan, runs })
         }

@@ -1,6 +1,7 @@
 //! Export (the "unload" step): `COPY (query) TO 'path' [(FORMAT parquet|csv, PARTITION_BY (a,
 //! b))]` writes a query's rows — read as the principal reads them, so masked data stays masked —
-//! as files under the server's export folder (`<data-dir>/exports`).
+//! as files under the principal's own folder of the server's export folder
+//! (`<data-dir>/exports/<principal>/`), so that no principal replaces another's exports.
 //!
 //! Readers never see half an export: the files are written to a hidden staging folder beside
 //! the target and moved into place by renames — the whole target, or with `PARTITION_BY` each
@@ -57,7 +58,7 @@ pub struct ExportTarget {
 pub struct Exported {
     pub rows: u64,
     pub files: u64,
-    /// The folder it wrote to.
+    /// The folder it wrote to, relative to the export folder (`<principal>/<path>`).
     pub location: PathBuf,
 }
 
@@ -167,18 +168,22 @@ pub(crate) async fn run(engine: &Engine, sql: &str) -> Result<QueryOutput> {
     })
 }
 
-/// The folder `path` names inside the export folder: relative, without `..`.
-fn resolve(root: &Path, path: &str) -> Result<PathBuf> {
+/// The folder `path` names inside the export folder: relative, without `..`, hidden names or
+/// the characters of a file pattern.
+fn resolve(path: &str) -> Result<PathBuf> {
     let relative = Path::new(path.trim_end_matches('/'));
-    let plain = relative
-        .components()
-        .all(|c| matches!(c, Component::Normal(s) if !s.to_string_lossy().starts_with('.')));
+    let plain = relative.components().all(|c| {
+        matches!(c, Component::Normal(s) if {
+            let s = s.to_string_lossy();
+            !s.starts_with('.') && !s.contains(['*', '?', '[', ']', '{', '}', '\\'])
+        })
+    });
     if path.trim().is_empty() || !plain {
         return Err(SqlError::Invalid(format!(
-            "export target '{path}': name a folder inside the export folder, such as 'products' or 'sales/daily' (no absolute path, no '..', no hidden names)"
+            "export target '{path}': name a folder inside the export folder, such as 'products' or 'sales/daily' (no absolute path, no '..', no hidden names, no * ? [ ] {{ }})"
         )));
     }
-    Ok(root.join(relative))
+    Ok(relative.to_path_buf())
 }
 
 /// Writes `rows` to `target` under the engine's export folder, atomically (see the module).
@@ -186,7 +191,21 @@ pub async fn export(engine: &Engine, rows: DataFrame, target: &ExportTarget) -> 
     let root = engine.export_root().ok_or_else(|| {
         SqlError::Unsupported("this engine has no export folder (exports run in a hub)".into())
     })?;
-    let location = resolve(root, &target.path)?;
+    // Each principal exports into a folder of its own (names are plain identifiers).
+    let owner = engine
+        .principal()
+        .map_or(crate::OPERATOR.to_string(), |p| p.name.clone());
+    let relative = Path::new(&owner).join(resolve(&target.path)?);
+    if root
+        .to_string_lossy()
+        .contains(['*', '?', '[', ']', '{', '}'])
+    {
+        return Err(SqlError::Unsupported(format!(
+            "the export folder {} has a file-pattern character in its path; move the data directory",
+            root.display()
+        )));
+    }
+    let location = root.join(&relative);
     let schema = rows.schema().clone();
     if let Some(c) = target
         .partition_by
@@ -206,7 +225,7 @@ pub async fn export(engine: &Engine, rows: DataFrame, target: &ExportTarget) -> 
             publish(&staging, &location, !target.partition_by.is_empty()).map(|files| Exported {
                 rows,
                 files,
-                location: location.clone(),
+                location: relative.clone(),
             })
         }
         Err(e) => Err(e),
@@ -242,9 +261,12 @@ fn publish(staging: &Path, location: &Path, partitioned: bool) -> Result<u64> {
     leaf_folders(staging, &mut leaves).map_err(|e| io(staging, e))?;
     let files: u64 = leaves.iter().map(|(_, n)| n).sum();
     if !partitioned {
-        swap(staging, location)?;
+        let beside = location.parent().unwrap_or(location);
+        swap(staging, location, beside)?;
         return Ok(files);
     }
+    // A replaced partition goes into the staging folder (removed with it), not into the
+    // target, where readers of `target/**` would see it.
     for (leaf, _) in leaves {
         let relative = leaf
             .strip_prefix(staging)
@@ -252,15 +274,15 @@ fn publish(staging: &Path, location: &Path, partitioned: bool) -> Result<u64> {
         let to = location.join(relative);
         let parent = to.parent().unwrap_or(location);
         std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
-        swap(&leaf, &to)?;
+        swap(&leaf, &to, staging)?;
     }
     Ok(files)
 }
 
-/// Replaces folder `to` by folder `from` with renames: a reader sees the old folder or the new
-/// one, never a mix.
-fn swap(from: &Path, to: &Path) -> Result<()> {
-    let old = to.with_file_name(format!(".basin-replaced-{}", unique()));
+/// Replaces folder `to` by folder `from` with renames (the old one moved into `graveyard`
+/// first): a reader sees the old folder or the new one, never a mix.
+fn swap(from: &Path, to: &Path, graveyard: &Path) -> Result<()> {
+    let old = graveyard.join(format!(".basin-replaced-{}", unique()));
     let had = to.exists();
     if had {
         std::fs::rename(to, &old).map_err(|e| io(to, e))?;
@@ -348,13 +370,18 @@ mod tests {
 
     #[test]
     fn targets_stay_inside_the_export_folder() {
-        let root = Path::new("/data/exports");
-        assert_eq!(
-            resolve(root, "sales/daily/").unwrap(),
-            root.join("sales/daily")
-        );
-        for bad in ["/etc", "../x", "a/../../b", ".hidden", "", "a/./b/.."] {
-            assert!(resolve(root, bad).is_err(), "{bad}");
+        assert_eq!(resolve("sales/daily/").unwrap(), Path::new("sales/daily"));
+        for bad in [
+            "/etc",
+            "../x",
+            "a/../../b",
+            ".hidden",
+            "",
+            "a/./b/..",
+            "a[1]/b",
+            "x*",
+        ] {
+            assert!(resolve(bad).is_err(), "{bad}");
         }
     }
 }

@@ -836,20 +836,21 @@ impl Tables {
     }
 
     /// The catalog entry of a table ("not found" for a missing one).
-    /// The latest version of `t` and, for each app id, the version of its last Delta `txn`
-    /// action (how far a writer that feeds the table in steps has got). Table metadata, not
-    /// rows: callers that act on it for a principal check that principal's access themselves.
+    /// The latest version of `t`, its Delta table id and, for each app id, the version of its
+    /// last Delta `txn` action (how far a writer that feeds the table in steps has got). Table
+    /// metadata, not rows: callers that act on it for a principal check that principal's
+    /// access themselves.
     pub async fn progress(
         &self,
         t: &TableRef,
         app_ids: &[String],
-    ) -> Result<(i64, Vec<Option<i64>>)> {
+    ) -> Result<(i64, String, Vec<Option<i64>>)> {
         let lake = LakeTable::open(&self.entry(t).await?.location).await?;
         let mut done = Vec::new();
         for id in app_ids {
             done.push(lake.transaction_version(id).await?);
         }
-        Ok((lake.version(), done))
+        Ok((lake.version(), lake.table_id()?, done))
     }
 
     pub(crate) async fn entry(&self, t: &TableRef) -> Result<Table> {

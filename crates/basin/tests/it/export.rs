@@ -53,7 +53,7 @@ fn shop() -> Basin {
 #[test]
 fn exports_are_partitioned_replaced_whole_and_read_by_duckdb() {
     let b = shop();
-    let exports = b.data_dir().join("exports");
+    let exports = b.data_dir().join("exports/admin");
     let out = b.json("COPY (SELECT day, product, amount FROM shop.sales) TO 'sales' (FORMAT parquet, PARTITION_BY (day))");
     assert_eq!(
         (out[0]["rows"].as_i64(), out[0]["files"].as_i64()),
@@ -157,8 +157,8 @@ fn exports_stay_in_the_export_folder_and_under_governance() {
             .unwrap()
             .to_string()
     };
-    assert_ne!(email("mine"), "ada@example.com");
-    assert_eq!(email("admins"), "ada@example.com");
+    assert_ne!(email("analyst/mine"), "ada@example.com");
+    assert_eq!(email("admin/admins"), "ada@example.com");
 }
 
 #[test]
@@ -178,7 +178,7 @@ fn an_export_model_writes_its_partitions_after_its_checks() {
     let again = b.ok(&["plan", project.to_str().unwrap()]);
     assert!(again.contains("No changes"), "{again}");
     let glob = format!(
-        "{}/daily/**/*.parquet",
+        "{}/admin/daily/**/*.parquet",
         b.data_dir().join("exports").display()
     );
     let got = duckdb(&format!(

@@ -589,7 +589,7 @@ fn the_pipeline_example_runs() {
         "main.semantic.daily_sales ok (apply): 4 rows",
         "2026-11-25",
         "exported 4 rows in 2 files",
-        "exports/daily_sales/year=2026/month=11/day=24/",
+        "exports/admin/daily_sales/year=2026/month=11/day=24/",
     ] {
         assert!(first.contains(says), "{says}\n{first}");
     }
@@ -624,6 +624,8 @@ fn grants_are_declared_in_the_project_file() {
     let (b, project) = shop();
     b.create_user("analyst", "a-long-password-1", &[]);
     b.create_user("partner", "a-long-password-2", &[]);
+    // A grant made by hand before the project declared it is not the project's to revoke.
+    b.ok(&["grant", "SELECT ON DATASET source TO partner"]);
     let toml = std::fs::read_to_string(project.join("basin.toml")).unwrap();
     let with = |grants: &str| {
         std::fs::write(
@@ -633,7 +635,7 @@ fn grants_are_declared_in_the_project_file() {
         .unwrap()
     };
     with(
-        r#""SELECT ON DATASET semantic TO analyst", "USAGE ON DATASET semantic TO partner", "SELECT (name, total) ON TABLE semantic.sales TO partner""#,
+        r#""SELECT ON DATASET semantic TO analyst", "USAGE ON DATASET semantic TO partner", "SELECT (name, total) ON TABLE semantic.sales TO partner", "SELECT ON DATASET source TO partner""#,
     );
     let dir = project.to_str().unwrap();
     let plan = b.ok(&["plan", dir]);
@@ -676,6 +678,7 @@ fn grants_are_declared_in_the_project_file() {
         plan.contains("  - REVOKE SELECT (total) ON TABLE main.semantic.sales FROM partner"),
         "{plan}"
     );
+    assert!(!plan.contains("ON DATASET main.source"), "{plan}");
     b.ok(&["apply", dir]);
     assert!(
         !read("partner", "SELECT name FROM semantic.sales")
