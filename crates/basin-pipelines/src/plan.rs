@@ -268,7 +268,12 @@ pub async fn plan(engine: &Engine, project: &Project, hub: &str) -> Result<Plan>
                 }
                 if !what.is_empty() {
                     changes.push(Change::AlterModel(target.clone(), what));
-                } else if table.is_none() && spec.materialized != Materialized::Export {
+                } else if table.is_none()
+                    && !matches!(
+                        spec.materialized,
+                        Materialized::Export | Materialized::Audit
+                    )
+                {
                     changes.push(Change::RebuildModel(
                         target.clone(),
                         "its table is missing".into(),

@@ -61,6 +61,9 @@ pub enum Materialized {
     /// Each run's rows written as files under the export folder (see `basin_sql::export`),
     /// no table.
     Export,
+    /// Each run's rows only checked (quality checks on a table, e.g. after each of its
+    /// commits with `trigger: on_change`), nothing written.
+    Audit,
 }
 
 impl Materialized {
@@ -71,6 +74,7 @@ impl Materialized {
             Materialized::Append => "append",
             Materialized::View => "view",
             Materialized::Export => "export",
+            Materialized::Audit => "audit",
         }
     }
 }
@@ -303,12 +307,13 @@ pub(crate) fn parse_model(file: &str, dataset: &str, table: &str, text: &str) ->
                             "append" => Materialized::Append,
                             "view" => Materialized::View,
                             "export" => Materialized::Export,
+                            "audit" => Materialized::Audit,
                             other => {
                                 return Err(malformed(
                                     file,
                                     Some(i + 1),
                                     format!(
-                                        "materialized '{other}' is not known: use table, incremental, append, view or export"
+                                        "materialized '{other}' is not known: use table, incremental, append, view, export or audit"
                                     ),
                                 ));
                             }
@@ -416,6 +421,13 @@ pub(crate) fn parse_model(file: &str, dataset: &str, table: &str, text: &str) ->
             ));
         }
         (_, None) => {}
+    }
+    if spec.materialized == Materialized::Audit && spec.checks.is_empty() {
+        return Err(malformed(
+            file,
+            None,
+            "materialized: audit checks its rows and writes nothing: add a check, e.g. '-- check unique: id'",
+        ));
     }
     match (spec.materialized, spec.unique_key.is_empty()) {
         (Materialized::Incremental, true) => {

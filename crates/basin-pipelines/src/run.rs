@@ -134,7 +134,10 @@ async fn run(
             status: "failed".into(),
             rows_out: rows,
             version: -1,
-            error: format!("not committed: {why}; {target} keeps its version"),
+            error: match spec.materialized {
+                Materialized::Audit => format!("the checks failed: {why}"),
+                _ => format!("not committed: {why}; {target} keeps its version"),
+            },
             checks,
             refresh: refresh.describe(),
         });
@@ -143,6 +146,9 @@ async fn run(
         (Materialized::View, _) => {
             engine.execute(&view).await?;
             -1
+        }
+        (Materialized::Audit, _) => {
+            return Ok(ok(rows, -1, checks, format!("audited {rows} rows")));
         }
         (Materialized::Export, Some(target)) => {
             let rows = ctx.table("staged").await.map_err(failed)?;

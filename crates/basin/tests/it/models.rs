@@ -694,3 +694,66 @@ fn grants_are_declared_in_the_project_file() {
         "{e}"
     );
 }
+
+#[test]
+fn an_audit_model_checks_a_table_and_writes_nothing() {
+    let (b, project) = shop();
+    std::fs::write(
+        project.join("models/prepared/orders.sql"),
+        "SELECT id, customer_id, lower(status) AS status, amount FROM source.orders WHERE amount > 0\n",
+    )
+    .unwrap();
+    for f in [
+        "models/semantic/sales.sql",
+        "models/semantic/big_customers.sql",
+        "models/prepared/open_orders_log.sql",
+    ] {
+        std::fs::remove_file(project.join(f)).unwrap();
+    }
+    std::fs::create_dir_all(project.join("models/source")).unwrap();
+    std::fs::write(
+        project.join("models/source/orders_audit.sql"),
+        "-- materialized: audit\n-- trigger: on_change\n-- check unique: id\n-- warn accepted_values status: OPEN, shipped, open, cancelled, lost\nSELECT * FROM source.orders\n",
+    )
+    .unwrap();
+    let dir = project.to_str().unwrap();
+    let out = b.ok(&["apply", dir]);
+    assert!(
+        out.contains("+ model main.source.orders_audit (audit)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("main.source.orders_audit ok (apply): 5 rows"),
+        "{out}"
+    );
+    assert!(b.ok(&["plan", dir]).contains("No changes"));
+    // A duplicate: the audit fails, names the key, and writes nothing.
+    b.ok(&["sql", "INSERT INTO source.orders VALUES (10, 2, 'open', 1)"]);
+    let e = b.fails(&["model", "run", "source.orders_audit"]);
+    assert!(
+        e.contains("the checks failed: 'check unique: id' failed (1 failing)"),
+        "{e}"
+    );
+    let status = b.ok(&["model", "status", "source.orders_audit"]);
+    assert!(
+        status.contains("FAIL check unique: id") && status.contains("10"),
+        "{status}"
+    );
+    assert_eq!(count(&b, "source.orders"), 6);
+    assert!(
+        b.json("SELECT count(*) AS n FROM system.tables WHERE name = 'orders_audit'")[0]["n"] == 0
+    );
+    // A model file that audits nothing is refused.
+    std::fs::write(
+        project.join("models/source/orders_audit.sql"),
+        "-- materialized: audit\nSELECT * FROM source.orders\n",
+    )
+    .unwrap();
+    let e = b.fails(&["plan", dir]);
+    assert!(
+        e.contains(
+            "models/source/orders_audit.sql: materialized: audit checks its rows and writes nothing"
+        ),
+        "{e}"
+    );
+}
