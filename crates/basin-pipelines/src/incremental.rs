@@ -810,6 +810,9 @@ pub(crate) async fn refresh(
     }) {
         return rebuild(format!("the key column '{k}' is PII (stored encrypted)"));
     }
+    if let Some(why) = changed_outside(engine, target).await? {
+        return rebuild(why);
+    }
     let app_ids: Vec<String> = ids.values().cloned().collect();
     let (_, _, done) = tables.progress(target, &app_ids).await?;
     let mut before = BTreeMap::new();
@@ -876,6 +879,41 @@ pub(crate) async fn refresh(
         versions: now,
         state,
     })
+}
+
+/// The operations a model writes its table with (`basin.operation` of the commit).
+const MODEL_WRITES: &[&str] = &["model", "model incremental"];
+
+/// Commits read back to find the model's last build.
+const HISTORY: usize = 20;
+
+/// Why the table's rows may not be the model's own: a commit since its last build that the
+/// model did not make (a change by hand, a restore). Compaction and vacuum change no row.
+async fn changed_outside(engine: &Engine, target: &TableRef) -> Result<Option<String>> {
+    for c in basin_sql::access::table_history(engine, target, Some(HISTORY)).await? {
+        let parameters: serde_json::Value = serde_json::from_str(&c.parameters).unwrap_or_default();
+        let operation = parameters["basin.operation"].as_str().unwrap_or_default();
+        if MODEL_WRITES.contains(&operation) {
+            return Ok(None);
+        }
+        let maintenance = ["OPTIMIZE", "VACUUM"]
+            .iter()
+            .any(|m| c.operation.to_uppercase().starts_with(m));
+        if !maintenance {
+            let what = if operation.is_empty() {
+                c.operation.as_str()
+            } else {
+                operation
+            };
+            return Ok(Some(format!(
+                "version {} changed the table outside the model ({what})",
+                c.version
+            )));
+        }
+    }
+    Ok(Some(format!(
+        "its last build is not among the table's last {HISTORY} commits"
+    )))
 }
 
 /// The distinct keys found, as SQL literals per column.

@@ -224,6 +224,7 @@ async fn commit(
                 primary_key: entry.primary_key,
                 partition_columns: entry.partition_columns,
                 transactions,
+                operation: "model",
             };
             tables.commit(&actor, target, write).await?
         }

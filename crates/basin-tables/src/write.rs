@@ -81,6 +81,8 @@ pub enum Write {
         partition_columns: Vec<String>,
         /// Delta `txn` actions committed with the rows.
         transactions: Vec<(String, i64)>,
+        /// What history shows (`replace table`, `model`).
+        operation: &'static str,
     },
     /// A column renamed or dropped, as one commit that rewrites every row with the new schema
     /// (delta-rs cannot write column mapping): keys, grants, masks, row filters and tags follow
@@ -164,7 +166,7 @@ impl Write {
             Write::Restore { .. } => "restore",
             Write::AddColumns { .. } => "add columns",
             Write::Truncate => "truncate",
-            Write::Replace { .. } => "replace table",
+            Write::Replace { operation, .. } => operation,
             Write::AlterColumn(ColumnChange::Rename { .. }) => "rename column",
             Write::AlterColumn(ColumnChange::Drop(_)) => "drop column",
             Write::Protect { .. } => "encrypt pii",
@@ -681,6 +683,7 @@ impl Tables {
                 primary_key,
                 partition_columns,
                 transactions,
+                operation,
             } => {
                 let incoming = rows.schema();
                 if let Some(k) = primary_key
@@ -707,7 +710,7 @@ impl Tables {
                 let rows = Rows {
                     rows,
                     load_id: None,
-                    operation: "replace table",
+                    operation,
                     transactions,
                 };
                 let done = write_rows(&lake, &replaced, rows, mode, key, &pii).await?;

@@ -213,6 +213,22 @@ fn runs_say_how_they_built_and_an_unchanged_upstream_costs_nothing() {
             "incremental: 1 key recomputed after changes to main.source.orders"
         );
         assert_eq!(one.rows_out, 1);
+        // A change by hand to the model's table: the next run rebuilds it.
+        rows(
+            admin.engine(),
+            "DELETE FROM semantic.sales WHERE status = 'open'",
+        )
+        .await;
+        let repaired = run(&admin, &hub, "main.semantic.sales").await;
+        assert!(
+            repaired
+                .refresh
+                .starts_with("full: version 2 changed the table outside the model (delete)"),
+            "{}",
+            repaired.refresh
+        );
+        let (have, want) = table_and_rebuild(&admin, "main.semantic.sales", SALES).await;
+        assert_eq!(have, want);
         // Asked for, or after the model's SQL changes, the table is rebuilt in full.
         let t = TableRef::parse("main.semantic.sales").unwrap();
         let full = admin

@@ -117,6 +117,7 @@ pub(super) async fn run(engine: &Engine, create: SqlCreateTable) -> Result<Query
             primary_key: spec.primary_key,
             partition_columns: spec.partition_columns,
             transactions: Vec::new(),
+            operation: "replace table",
         };
         let done = engine.tables().commit(&actor, &table, write).await?;
         return QueryOutput::write_summary("replace table", done.rows, done.version);
