@@ -9,7 +9,7 @@ use crate::Basin;
 
 /// DuckDB's answer (JSON rows) to `sql`.
 fn duckdb(sql: &str) -> Vec<serde_json::Value> {
-    let script = "import duckdb, json, sys\ncon = duckdb.connect()\ncols = None\nr = con.sql(sys.argv[1])\nnames = r.columns\nprint(json.dumps([dict(zip(names, row)) for row in r.fetchall()], default=str))";
+    let script = "import duckdb, json, sys\ncon = duckdb.connect()\nr = con.sql(sys.argv[1])\nnames = r.columns\nprint(json.dumps([dict(zip(names, row)) for row in r.fetchall()], default=str))";
     let out = Command::new("python3")
         .args(["-c", script, sql])
         .output()
