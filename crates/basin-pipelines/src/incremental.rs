@@ -334,22 +334,18 @@ fn outer_join_filtered(
 
 /// The alias of a FROM item, or its table's own name.
 fn relation_name(f: &TableFactor) -> String {
+    alias_of(f).map(|i| i.value).unwrap_or_default()
+}
+
+/// The name columns of a FROM item are qualified with: its alias, or its table's own name.
+fn alias_of(f: &TableFactor) -> Option<Ident> {
     match f {
         TableFactor::Table { name, alias, .. } => alias
             .as_ref()
-            .map(|a| a.name.value.clone())
-            .or_else(|| {
-                name.0
-                    .last()
-                    .and_then(|p| p.as_ident())
-                    .map(|i| i.value.clone())
-            })
-            .unwrap_or_default(),
-        TableFactor::Derived { alias, .. } => alias
-            .as_ref()
-            .map(|a| a.name.value.clone())
-            .unwrap_or_default(),
-        _ => String::new(),
+            .map(|a| a.name.clone())
+            .or_else(|| name.0.last().and_then(|p| p.as_ident().cloned())),
+        TableFactor::Derived { alias, .. } => alias.as_ref().map(|a| a.name.clone()),
+        _ => None,
     }
 }
 
@@ -501,16 +497,7 @@ fn factor_name(factor: &TableFactor) -> Option<String> {
     else {
         return None;
     };
-    let parts: Vec<String> = name
-        .0
-        .iter()
-        .map(|p| match p.as_ident() {
-            Some(i) if i.quote_style.is_some() => i.value.clone(),
-            Some(i) => i.value.to_lowercase(),
-            None => p.to_string(),
-        })
-        .collect();
-    Some(parts.join("."))
+    Some(basin_sql::name_parts(name).join("."))
 }
 
 /// How a table of the query is read in a rewritten query.
@@ -544,15 +531,10 @@ impl VisitorMut for Rewriter<'_> {
             return ControlFlow::Continue(());
         };
         let normalized = name;
-        let TableFactor::Table { name, alias, .. } = factor else {
+        let TableFactor::Table { name, .. } = &*factor else {
             return ControlFlow::Continue(());
         };
-        // The alias the query uses, or the table's own name (which column references use).
-        let alias = alias
-            .as_ref()
-            .map(|a| a.name.clone())
-            .or_else(|| name.0.last().and_then(|p| p.as_ident().cloned()))
-            .unwrap_or_else(|| Ident::new("t"));
+        let alias = alias_of(factor).unwrap_or_else(|| Ident::new("t"));
         let read = match *source {
             Source::At(v) => format!("SELECT * FROM {name} VERSION AS OF {v}"),
             Source::Changes(from, to) => format!(

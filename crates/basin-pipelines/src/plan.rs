@@ -244,28 +244,18 @@ pub async fn plan(engine: &Engine, project: &Project, hub: &str) -> Result<Plan>
                 let before: ModelSpec = serde_json::from_value(have.spec).map_err(|e| {
                     PipelineError::Run(format!("the catalog's record of model {target}: {e}"))
                 })?;
-                let mut what = Vec::new();
-                if before.query != spec.query {
-                    what.push("sql");
-                }
-                if before.materialized != spec.materialized {
-                    what.push("materialized");
-                }
-                if before.unique_key != spec.unique_key {
-                    what.push("unique_key");
-                }
-                if before.export != spec.export {
-                    what.push("export");
-                }
-                if before.checks != spec.checks {
-                    what.push("checks");
-                }
-                if before.trigger != spec.trigger {
-                    what.push("trigger");
-                }
-                if before.description != spec.description {
-                    what.push("description");
-                }
+                let what: Vec<&'static str> = [
+                    ("sql", before.query != spec.query),
+                    ("materialized", before.materialized != spec.materialized),
+                    ("unique_key", before.unique_key != spec.unique_key),
+                    ("export", before.export != spec.export),
+                    ("checks", before.checks != spec.checks),
+                    ("trigger", before.trigger != spec.trigger),
+                    ("description", before.description != spec.description),
+                ]
+                .into_iter()
+                .filter_map(|(field, changed)| changed.then_some(field))
+                .collect();
                 if !what.is_empty() {
                     changes.push(Change::AlterModel(target.clone(), what));
                 } else if table.is_none()

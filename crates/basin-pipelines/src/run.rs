@@ -79,40 +79,24 @@ async fn run(
     let scratch = tempfile::tempdir().map_err(failed)?;
     let staged = scratch.path().join("staged.arrow");
     let rows = stage(engine.stream(&refresh.query(spec)?).await?, &staged).await?;
+    // The checks read `staged`, the table as it will be: the rows the run writes and, for an
+    // incremental run, the rows it keeps.
     let ctx = SessionContext::new();
-    let read = |name: &'static str, path: std::path::PathBuf| {
-        let ctx = ctx.clone();
-        async move {
-            ctx.register_arrow(
-                name,
-                &path.display().to_string(),
-                ArrowReadOptions::default(),
-            )
-            .await
-            .map_err(failed)
-        }
-    };
-    match &refresh {
-        // The checks see the whole table as it will be: the rows kept and those recomputed.
+    register(&ctx, "basin_rows", &staged).await?;
+    let staged_sql = match &refresh {
         Refresh::Keys { predicate, .. } if !spec.checks.is_empty() => {
             let kept = scratch.path().join("kept.arrow");
             let sql = format!("SELECT * FROM {target} WHERE ({predicate}) IS NOT TRUE");
             stage(engine.stream(&sql).await?, &kept).await?;
-            read("basin_recomputed", staged.clone()).await?;
-            read("basin_kept", kept).await?;
-            ctx.sql("CREATE VIEW staged AS SELECT * FROM basin_kept UNION ALL SELECT * FROM basin_recomputed")
-                .await
-                .map_err(failed)?;
+            register(&ctx, "basin_kept", &kept).await?;
+            "SELECT * FROM basin_kept UNION ALL SELECT * FROM basin_rows"
         }
-        _ => read("staged", staged.clone()).await?,
-    }
-    let staged_rows = || async {
-        let name = match refresh {
-            Refresh::Keys { .. } if !spec.checks.is_empty() => "basin_recomputed",
-            _ => "staged",
-        };
-        ctx.table(name).await?.execute_stream().await
+        _ => "SELECT * FROM basin_rows",
     };
+    ctx.sql(&format!("CREATE VIEW staged AS {staged_sql}"))
+        .await
+        .map_err(failed)?;
+    let staged_rows = || async { ctx.table("basin_rows").await?.execute_stream().await };
     let mut checks = Vec::new();
     for check in &spec.checks {
         checks.push(run_check(engine, &ctx, target, check).await);
@@ -151,7 +135,7 @@ async fn run(
             return Ok(ok(rows, -1, checks, format!("audited {rows} rows")));
         }
         (Materialized::Export, Some(target)) => {
-            let rows = ctx.table("staged").await.map_err(failed)?;
+            let rows = ctx.table("basin_rows").await.map_err(failed)?;
             let done = basin_sql::export::export(engine, rows, target).await?;
             let refresh = format!(
                 "exported {} rows in {} files to {}",
@@ -179,6 +163,17 @@ fn ok(rows: u64, version: i64, checks: Vec<CheckOutcome>, refresh: String) -> Ru
         error: String::new(),
         refresh,
     }
+}
+
+/// Makes the Arrow file at `path` the table `name` of `ctx`.
+async fn register(ctx: &SessionContext, name: &str, path: &Path) -> Result<()> {
+    ctx.register_arrow(
+        name,
+        &path.display().to_string(),
+        ArrowReadOptions::default(),
+    )
+    .await
+    .map_err(failed)
 }
 
 /// Writes the query's rows to an Arrow file (bounded memory: batch by batch); their count.

@@ -218,20 +218,23 @@ pub async fn export(engine: &Engine, rows: DataFrame, target: &ExportTarget) -> 
     }
     let parent = location.parent().unwrap_or(root);
     std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
-    let staging = parent.join(format!(".basin-export-{}", unique()));
-    let written = write(rows, &staging, target).await;
-    let published = match written {
-        Ok(rows) => {
-            publish(&staging, &location, !target.partition_by.is_empty()).map(|files| Exported {
-                rows,
-                files,
-                location: relative.clone(),
-            })
-        }
-        Err(e) => Err(e),
-    };
-    let _ = std::fs::remove_dir_all(&staging);
-    published
+    // Removed when dropped, whether the export lands or fails.
+    let staging = hidden_folder(parent, ".basin-export-")?;
+    let rows = write(rows, staging.path(), target).await?;
+    let files = publish(staging.path(), &location, !target.partition_by.is_empty())?;
+    Ok(Exported {
+        rows,
+        files,
+        location: relative,
+    })
+}
+
+/// A new hidden folder in `parent`, removed with what it holds when dropped.
+fn hidden_folder(parent: &Path, prefix: &str) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(parent)
+        .map_err(|e| io(parent, e))
 }
 
 async fn write(rows: DataFrame, staging: &Path, target: &ExportTarget) -> Result<u64> {
@@ -282,7 +285,8 @@ fn publish(staging: &Path, location: &Path, partitioned: bool) -> Result<u64> {
 /// Replaces folder `to` by folder `from` with renames (the old one moved into `graveyard`
 /// first): a reader sees the old folder or the new one, never a mix.
 fn swap(from: &Path, to: &Path, graveyard: &Path) -> Result<()> {
-    let old = graveyard.join(format!(".basin-replaced-{}", unique()));
+    let grave = hidden_folder(graveyard, ".basin-replaced-")?;
+    let old = grave.path().join("old");
     let had = to.exists();
     if had {
         std::fs::rename(to, &old).map_err(|e| io(to, e))?;
@@ -292,9 +296,6 @@ fn swap(from: &Path, to: &Path, graveyard: &Path) -> Result<()> {
             let _ = std::fs::rename(&old, to);
         }
         return Err(io(to, e));
-    }
-    if had {
-        let _ = std::fs::remove_dir_all(&old);
     }
     Ok(())
 }
@@ -319,17 +320,6 @@ fn leaf_folders(dir: &Path, out: &mut Vec<(PathBuf, u64)>) -> std::io::Result<()
         out.push((dir.to_path_buf(), files));
     }
     Ok(())
-}
-
-/// A name no other export of this or another process uses at the same time.
-fn unique() -> String {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{}-{nanos}-{n}", std::process::id())
 }
 
 fn io(path: &Path, e: std::io::Error) -> SqlError {

@@ -33,6 +33,7 @@ pub use governance::{
     PolicyExpression, check, check_policy_expression, expand_grant, grant_statement,
 };
 pub use principal_sql::OPERATOR;
+pub use resolve::name_parts;
 
 /// The SQL name of an Arrow type, as result schemas and `system.columns` show it.
 pub use basin_lake::types::sql_name as sql_type_name;

@@ -217,7 +217,7 @@ pub(crate) fn table_ref_of(name: &ObjectName) -> Result<TableRef> {
 }
 
 /// The parts of an SQL name as Basin reads them: unquoted identifiers in lower case.
-pub(crate) fn name_parts(name: &ObjectName) -> Vec<String> {
+pub fn name_parts(name: &ObjectName) -> Vec<String> {
     name.0
         .iter()
         .map(|p| match p.as_ident() {
