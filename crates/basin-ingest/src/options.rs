@@ -65,6 +65,10 @@ pub struct ReadOptions {
     pub infer_rows: usize,
     /// Rows per Arrow batch.
     pub batch_rows: usize,
+    /// How many threads decode one CSV or NDJSON file (1: one thread reads it all).
+    pub threads: usize,
+    /// About how many bytes of a file one thread decodes at a time.
+    pub chunk_bytes: usize,
 }
 
 impl Default for ReadOptions {
@@ -75,6 +79,8 @@ impl Default for ReadOptions {
             schema: None,
             infer_rows: 10_000,
             batch_rows: 32 * 1024,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            chunk_bytes: 4 << 20,
         }
     }
 }

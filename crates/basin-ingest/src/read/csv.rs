@@ -11,10 +11,11 @@
 
 use std::io::Read;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::datatypes::DataType;
 
+use super::chunked::{Chunk, Framer, Framing, Resume, decode_chunks};
 use super::{BadRow, Cell, Decoder, Output, truncate};
 use crate::infer::{header_names, infer_value, merge_types};
 use crate::inputs::InputFile;
@@ -33,8 +34,7 @@ impl Decoder for CsvDecoder {
         file: &InputFile,
         opts: &ReadOptions,
     ) -> Result<Vec<(String, Option<DataType>)>> {
-        let bytes = Arc::new(AtomicU64::new(0));
-        let mut records = Records::new(file, opts, bytes)?;
+        let mut records = Records::new(file.open(Arc::default())?, 1, opts);
         let mut record = Record::default();
         let mut names: Option<Vec<String>> = None;
         let mut types: Vec<Option<DataType>> = Vec::new();
@@ -87,10 +87,10 @@ impl Decoder for CsvDecoder {
         bytes: Arc<AtomicU64>,
         out: &mut Output<'_>,
     ) -> Result<()> {
-        let mut records = Records::new(file, opts, bytes)?;
+        let before = bytes.load(Ordering::Relaxed);
+        let mut records = Records::new(file.open(bytes.clone())?, 1, opts);
         let mut record = Record::default();
-        let mut builders = out.builders();
-        let null = opts.csv.null_marker.clone();
+        let builders = out.builders();
         let map: Vec<usize> = if opts.csv.has_header {
             match records.next(&mut record, file)? {
                 None => return Ok(()),
@@ -105,69 +105,150 @@ impl Decoder for CsvDecoder {
         } else {
             (0..builders.len()).collect()
         };
-        while let Some(next) = records.next(&mut record, file)? {
-            let line = match next {
-                Ok(line) => line,
-                Err(Malformed {
+        if opts.threads > 1 {
+            let (input, start) = records.rest();
+            let framer = QuoteParity {
+                quote: opts.csv.quote,
+                quoted: false,
+            };
+            let decode_chunk = |chunk: &mut Chunk, out: &mut Output<'_>| {
+                let bytes = std::mem::take(&mut chunk.bytes);
+                let mut records = Records::over(bytes, chunk.line, opts);
+                let framing = decode_records(&mut records, file, opts, &map, true, out);
+                chunk.bytes = records.buf;
+                framing
+            };
+            let resume = decode_chunks(file, input, start, framer, opts, decode_chunk, out)?;
+            let Some(at) = resume else {
+                return Ok(());
+            };
+            // A quote the framing could not follow: the rest on one thread, from the last
+            // boundary known for sure (counting the bytes read again only once).
+            bytes.store(before, Ordering::Relaxed);
+            let mut input = file.open(bytes)?;
+            std::io::copy(&mut input.by_ref().take(at.offset), &mut std::io::sink()).map_err(
+                |source| IngestError::Io {
+                    path: file.display(),
+                    source,
+                },
+            )?;
+            records = Records::new(input, at.line, opts);
+        }
+        decode_records(&mut records, file, opts, &map, false, out).map(|_| ())
+    }
+}
+
+/// Decodes the records of `records` (whose fields go to the columns `map` gives) into batches
+/// and bad rows. In a chunk (`chunked`), a record that is not one (a quote that does not close)
+/// makes the chunk [`Framing::Doubtful`] instead: the rows after it depend on what follows.
+fn decode_records(
+    records: &mut Records,
+    file: &InputFile,
+    opts: &ReadOptions,
+    map: &[usize],
+    chunked: bool,
+    out: &mut Output<'_>,
+) -> Result<Framing> {
+    let mut record = Record::default();
+    let mut builders = out.builders();
+    let null = opts.csv.null_marker.as_deref();
+    let mut cells = Vec::new();
+    while let Some(next) = records.next(&mut record, file)? {
+        let line = match next {
+            Ok(line) => line,
+            Err(_) if chunked => return Ok(Framing::Doubtful),
+            Err(Malformed {
+                line,
+                field,
+                problem,
+            }) => {
+                let column = map
+                    .get(field)
+                    .map(|&c| format!("column '{}': ", builders.name(c)))
+                    .unwrap_or_default();
+                out.bad(BadRow {
+                    file: file.display(),
                     line,
-                    field,
-                    problem,
-                }) => {
-                    let column = map
-                        .get(field)
-                        .map(|&c| format!("column '{}': ", builders.name(c)))
-                        .unwrap_or_default();
-                    out.bad(BadRow {
-                        file: file.display(),
-                        line,
-                        reason: format!("{column}{problem}"),
-                        raw: truncate(String::from_utf8_lossy(&record.raw).into_owned()),
-                    })?;
-                    continue;
-                }
-            };
-            let cells = if record.len() != map.len() {
-                Err(format!(
-                    "expected {} fields, found {}",
-                    map.len(),
-                    record.len()
-                ))
-            } else {
-                record
-                    .iter()
-                    .zip(&map)
-                    .map(|(field, &col)| {
-                        let text = std::str::from_utf8(field).map_err(|_| {
-                            format!("column '{}': invalid UTF-8", builders.name(col))
-                        })?;
-                        if text.is_empty() || null.as_deref() == Some(text) {
-                            Ok((col, Cell::Null))
-                        } else {
-                            builders.parse_text(col, text).map(|c| (col, c))
-                        }
-                    })
-                    .collect::<std::result::Result<Vec<_>, String>>()
-            };
-            match cells {
-                Ok(cells) => {
-                    builders.append(cells);
-                    if builders.rows == opts.batch_rows {
-                        let (cols, rows) = builders.finish();
-                        out.batch(cols, rows)?;
-                    }
-                }
-                Err(reason) => {
-                    out.bad(BadRow {
-                        file: file.display(),
-                        line,
-                        reason,
-                        raw: truncate(String::from_utf8_lossy(&record.raw).into_owned()),
-                    })?;
+                    reason: format!("{column}{problem}"),
+                    raw: truncate(String::from_utf8_lossy(&record.raw).into_owned()),
+                })?;
+                continue;
+            }
+        };
+        // The cells' buffer is reused from row to row (emptied, so it borrows nothing).
+        let mut row: Vec<(usize, Cell<'_>)> = reuse(std::mem::take(&mut cells));
+        let parsed = if record.len() != map.len() {
+            Err(format!(
+                "expected {} fields, found {}",
+                map.len(),
+                record.len()
+            ))
+        } else {
+            record.iter().zip(map).try_for_each(|(field, &col)| {
+                let text = std::str::from_utf8(field)
+                    .map_err(|_| format!("column '{}': invalid UTF-8", builders.name(col)))?;
+                let cell = if text.is_empty() || null == Some(text) {
+                    Cell::Null
+                } else {
+                    builders.parse_text(col, text)?
+                };
+                row.push((col, cell));
+                Ok(())
+            })
+        };
+        match parsed {
+            Ok(()) => {
+                builders.append(row.drain(..));
+                if builders.rows == opts.batch_rows {
+                    let (cols, rows) = builders.finish();
+                    out.batch(cols, rows)?;
                 }
             }
+            Err(reason) => {
+                out.bad(BadRow {
+                    file: file.display(),
+                    line,
+                    reason,
+                    raw: truncate(String::from_utf8_lossy(&record.raw).into_owned()),
+                })?;
+            }
         }
-        let (cols, rows) = builders.finish();
-        out.batch(cols, rows)
+        cells = reuse(row);
+    }
+    let (cols, rows) = builders.finish();
+    out.batch(cols, rows)?;
+    Ok(Framing::Exact)
+}
+
+/// An emptied vector, its allocation kept, for values of another lifetime.
+fn reuse<'a>(mut v: Vec<(usize, Cell<'_>)>) -> Vec<(usize, Cell<'a>)> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!()).collect()
+}
+
+/// CSV's record boundaries, as far as they can be told without parsing: line ends outside
+/// quotes, counting every quote as opening or closing one. A stray quote in an unquoted value
+/// misleads it; the chunk that ends inside a quote then shows it ([`Framing::Doubtful`]).
+struct QuoteParity {
+    quote: u8,
+    quoted: bool,
+}
+
+impl Framer for QuoteParity {
+    fn scan(&mut self, bytes: &[u8]) -> Option<usize> {
+        let mut last = None;
+        for i in memchr::memchr2_iter(self.quote, b'\n', bytes) {
+            if bytes[i] == self.quote {
+                self.quoted = !self.quoted;
+            } else if !self.quoted {
+                last = Some(i + 1);
+            }
+        }
+        last
+    }
+
+    fn give_up_after(&self) -> Option<usize> {
+        Some(MAX_RECORD)
     }
 }
 
@@ -253,19 +334,42 @@ struct Records {
     quote: u8,
     /// A `\n` right after a `\r` that ended a record belongs to that line end.
     after_cr: bool,
+    /// Bytes taken from `input`.
+    taken: u64,
 }
 
 impl Records {
-    fn new(file: &InputFile, opts: &ReadOptions, bytes: Arc<AtomicU64>) -> Result<Self> {
-        Ok(Records {
-            input: file.open(bytes)?,
+    /// The records of `input`, whose first byte is on `line`.
+    fn new(input: Box<dyn Read + Send>, line: u64, opts: &ReadOptions) -> Self {
+        Records {
+            input,
             buf: Vec::new(),
             pos: 0,
-            line: 1,
+            line,
             delimiter: opts.csv.delimiter,
             quote: opts.csv.quote,
             after_cr: false,
-        })
+            taken: 0,
+        }
+    }
+
+    /// The records of a chunk of a file.
+    fn over(bytes: Vec<u8>, line: u64, opts: &ReadOptions) -> Self {
+        Records {
+            buf: bytes,
+            ..Records::new(Box::new(std::io::empty()), line, opts)
+        }
+    }
+
+    /// The input not read yet, with the bytes already taken from it but not read, and where
+    /// they start (after a whole record).
+    fn rest(self) -> (Box<dyn Read + Send>, (Vec<u8>, Resume)) {
+        let unread = self.buf[self.pos..].to_vec();
+        let at = Resume {
+            offset: self.taken - unread.len() as u64,
+            line: self.line,
+        };
+        (self.input, (unread, at))
     }
 
     /// The next byte, `None` at the end of the file.
@@ -286,6 +390,7 @@ impl Records {
             };
             self.buf.truncate(n);
             self.pos = 0;
+            self.taken += n as u64;
             if n == 0 {
                 return Ok(None);
             }

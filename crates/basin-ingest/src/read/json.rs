@@ -12,7 +12,8 @@ use std::sync::atomic::AtomicU64;
 use arrow::datatypes::DataType;
 use serde_json::Value;
 
-use super::{BadRow, Decoder, Output, truncate};
+use super::chunked::{Chunk, Framer, Framing, Resume, decode_chunks};
+use super::{BadRow, Builders, Decoder, Output, truncate};
 use crate::infer::{infer_value, merge_types, normalize_column_name};
 use crate::inputs::InputFile;
 use crate::{Format, IngestError, ReadOptions, Result};
@@ -71,54 +72,117 @@ impl Decoder for JsonDecoder {
         bytes: Arc<AtomicU64>,
         out: &mut Output<'_>,
     ) -> Result<()> {
-        let mut builders = out.builders();
-        let mut names = NameCache::default();
-        let mut result = Ok(());
-        json_values(file, bytes, &mut |line, value| {
-            let bad = |reason: String, raw: String| BadRow {
-                file: file.display(),
-                line,
-                reason,
-                raw: truncate(raw),
-            };
-            let step = match value {
-                Err((reason, raw)) => out.bad(bad(reason, raw)),
-                Ok(Record::Object(map)) => {
-                    let cells = map
-                        .iter()
-                        .map(|(k, v)| {
-                            let name = names.get(k);
-                            let col = builders.index_of(&name).ok_or_else(|| {
-                                format!("field '{k}' is not a column of the table (columns come from the schema or the first records)")
-                            })?;
-                            builders.parse_json(col, v).map(|c| (col, c))
-                        })
-                        .collect::<std::result::Result<Vec<_>, String>>();
-                    match cells {
-                        Ok(cells) => {
-                            builders.append(cells);
-                            if builders.rows == opts.batch_rows {
-                                let (cols, rows) = builders.finish();
-                                out.batch(cols, rows)
-                            } else {
-                                Ok(())
-                            }
-                        }
-                        Err(reason) => out.bad(bad(reason, Record::Object(map).to_string())),
+        if file.format == Format::Ndjson && opts.threads > 1 {
+            let decode_chunk = |chunk: &mut Chunk, out: &mut Output<'_>| {
+                let mut rows = Rows::new(out);
+                for (i, text) in chunk.bytes.split(|b| *b == b'\n').enumerate() {
+                    if let Some(value) = ndjson_value(text) {
+                        rows.add(file, opts, chunk.line + i as u64, value, out)?;
                     }
                 }
-                Ok(other) => out.bad(bad("expected a JSON object".into(), other.to_string())),
+                rows.finish(out)?;
+                Ok(Framing::Exact)
             };
-            match step {
+            let start = (Vec::new(), Resume { offset: 0, line: 1 });
+            let input = file.open(bytes)?;
+            // Lines are always whole records: nothing is left for one thread.
+            decode_chunks(file, input, start, LineEnds, opts, decode_chunk, out)?;
+            return Ok(());
+        }
+        let mut rows = Rows::new(out);
+        let mut result = Ok(());
+        json_values(
+            file,
+            bytes,
+            &mut |line, value| match rows.add(file, opts, line, value, out) {
                 Ok(()) => Ok(true),
                 Err(e) => {
                     result = Err(e);
                     Ok(false)
                 }
-            }
-        })?;
+            },
+        )?;
         result?;
-        let (cols, rows) = builders.finish();
+        rows.finish(out)
+    }
+}
+
+/// NDJSON's record boundaries: line ends.
+struct LineEnds;
+
+impl Framer for LineEnds {
+    fn scan(&mut self, bytes: &[u8]) -> Option<usize> {
+        memchr::memrchr(b'\n', bytes).map(|i| i + 1)
+    }
+
+    fn give_up_after(&self) -> Option<usize> {
+        None
+    }
+}
+
+/// The rows of a file (or of a chunk of one) decoded into the column builders.
+struct Rows {
+    builders: Builders,
+    names: NameCache,
+}
+
+impl Rows {
+    fn new(out: &Output<'_>) -> Self {
+        Rows {
+            builders: out.builders(),
+            names: NameCache::default(),
+        }
+    }
+
+    /// Adds the record on `line`, or reports it as a bad row.
+    fn add(
+        &mut self,
+        file: &InputFile,
+        opts: &ReadOptions,
+        line: u64,
+        value: std::result::Result<Record, (String, String)>,
+        out: &mut Output<'_>,
+    ) -> Result<()> {
+        let bad = |reason: String, raw: String| BadRow {
+            file: file.display(),
+            line,
+            reason,
+            raw: truncate(raw),
+        };
+        let builders = &mut self.builders;
+        match value {
+            Err((reason, raw)) => out.bad(bad(reason, raw)),
+            Ok(Record::Object(map)) => {
+                let cells = map
+                    .iter()
+                    .map(|(k, v)| {
+                        let name = self.names.get(k);
+                        let col = builders.index_of(&name).ok_or_else(|| {
+                            format!("field '{k}' is not a column of the table (columns come from the schema or the first records)")
+                        })?;
+                        builders.parse_json(col, v).map(|c| (col, c))
+                    })
+                    .collect::<std::result::Result<Vec<_>, String>>();
+                match cells {
+                    Ok(cells) => {
+                        builders.append(cells);
+                        if builders.rows == opts.batch_rows {
+                            let (cols, rows) = builders.finish();
+                            out.batch(cols, rows)
+                        } else {
+                            Ok(())
+                        }
+                    }
+                    Err(reason) => out.bad(bad(reason, Record::Object(map).to_string())),
+                }
+            }
+            Ok(other) => out.bad(bad("expected a JSON object".into(), other.to_string())),
+        }
+    }
+
+    /// Hands on the rows not handed on yet.
+    fn finish(mut self, out: &mut Output<'_>) -> Result<()> {
+        let (cols, rows) = self.builders.finish();
         out.batch(cols, rows)
     }
 }
@@ -164,17 +228,8 @@ fn json_values(
                     return Ok(());
                 }
                 line += 1;
-                let text = buf.trim_ascii();
-                if text.is_empty() {
+                let Some(value) = ndjson_value(&buf) else {
                     continue;
-                }
-                let value = match std::str::from_utf8(text) {
-                    Err(_) => Err((
-                        "invalid UTF-8".to_string(),
-                        String::from_utf8_lossy(text).into_owned(),
-                    )),
-                    Ok(s) => serde_json::from_str::<Record>(s)
-                        .map_err(|e| (format!("invalid JSON: {e}"), s.to_string())),
                 };
                 if !f(line, value)? {
                     return Ok(());
@@ -202,6 +257,22 @@ fn json_values(
             }
         }
     }
+}
+
+/// The record of an NDJSON line (`None` for a blank one).
+fn ndjson_value(line: &[u8]) -> Option<std::result::Result<Record, (String, String)>> {
+    let text = line.trim_ascii();
+    if text.is_empty() {
+        return None;
+    }
+    Some(match std::str::from_utf8(text) {
+        Err(_) => Err((
+            "invalid UTF-8".to_string(),
+            String::from_utf8_lossy(text).into_owned(),
+        )),
+        Ok(s) => serde_json::from_str::<Record>(s)
+            .map_err(|e| (format!("invalid JSON: {e}"), s.to_string())),
+    })
 }
 
 const STOP: &str = "basin: stop reading";

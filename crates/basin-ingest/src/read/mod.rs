@@ -9,6 +9,7 @@
 //! decoders, in [`InputFile::open`], and folder values are found with the inputs
 //! (`crate::inputs`).
 
+mod chunked;
 mod csv;
 mod json;
 mod parquet;
@@ -193,6 +194,7 @@ pub(crate) fn truncate(mut s: String) -> String {
 // ---- partition columns --------------------------------------------------------------------------
 
 /// The constant columns a file contributes through its `name=value` folders.
+#[derive(Clone)]
 struct PartitionColumns {
     schema: SchemaRef,
     /// Indexes of the schema's columns that come from the file's data.
@@ -442,7 +444,7 @@ impl Builders {
         })
     }
 
-    fn append(&mut self, cells: Vec<(usize, Cell<'_>)>) {
+    fn append<'a>(&mut self, cells: impl IntoIterator<Item = (usize, Cell<'a>)>) {
         // Columns the row does not mention are NULL.
         self.seen.clear();
         self.seen.resize(self.builders.len(), false);

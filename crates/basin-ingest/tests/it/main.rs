@@ -2,6 +2,7 @@
 
 mod keys;
 mod load;
+mod parallel;
 mod quotes;
 
 use std::ops::Deref;
