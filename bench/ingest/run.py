@@ -4,10 +4,11 @@ from pathlib import Path
 
 ROOT = Path("bench/data/ingest")
 
-def generate(path: Path, size_mb: int) -> int:
-    """A CSV of mixed ints, floats, strings and timestamps, made by DuckDB (fast, reproducible)."""
+def generate(path: Path, size_mb: int, fmt: str = "csv") -> int:
+    """A CSV (or NDJSON) of mixed ints, floats, strings and timestamps, made by DuckDB (fast,
+    reproducible); the same rows in both formats, about `size_mb` of CSV."""
     import duckdb
-    rows = size_mb * 1024 * 1024 // 100  # about 100 bytes a row
+    rows = size_mb * 1024 * 1024 // 100  # about 100 bytes a CSV row
     marker = path.with_suffix(".rows")
     if path.exists() and marker.exists() and int(marker.read_text()) == rows:
         return rows
@@ -22,20 +23,21 @@ def generate(path: Path, size_mb: int) -> int:
                  md5(i::VARCHAR) AS token,
                  TIMESTAMP '2024-01-01' + to_seconds(i % 31536000) AS created_at
           FROM range({rows}) t(i)
-        ) TO '{path}' (HEADER, DELIMITER ',')
+        ) TO '{path}' ({"HEADER, DELIMITER ','" if fmt == "csv" else "FORMAT json"})
     """)
     marker.write_text(str(rows))
     return rows
 
 DUCKDB = """
 import duckdb, sys
-duckdb.sql(f"COPY (SELECT * FROM read_csv('{sys.argv[1]}')) TO '{sys.argv[2]}' (FORMAT parquet)")
+read = "read_csv" if sys.argv[1].endswith(".csv") else "read_json"
+duckdb.sql(f"COPY (SELECT * FROM {read}('{sys.argv[1]}')) TO '{sys.argv[2]}' (FORMAT parquet)")
 """
 
 DELTALAKE = """
-import sys, pyarrow.csv as csv
+import sys, pyarrow.csv as csv, pyarrow.json as json
 from deltalake import write_deltalake
-reader = csv.open_csv(sys.argv[1])
+reader = csv.open_csv(sys.argv[1]) if sys.argv[1].endswith(".csv") else json.open_json(sys.argv[1])
 write_deltalake(sys.argv[2], reader, mode="overwrite")
 """
 
@@ -43,9 +45,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--basin", required=True)
     ap.add_argument("--size-mb", type=int, default=1024)
+    ap.add_argument("--format", choices=["csv", "ndjson"], default="csv")
     args = ap.parse_args()
-    csv = ROOT / f"orders_{args.size_mb}mb.csv"
-    rows = generate(csv, args.size_mb)
+    csv = ROOT / f"orders_{args.size_mb}mb.{args.format}"
+    rows = generate(csv, args.size_mb, args.format)
     size_mb = csv.stat().st_size / 1e6
     out = ROOT / "out"
     shutil.rmtree(out, ignore_errors=True)
@@ -68,7 +71,7 @@ def main():
         results.append((name, elapsed, peak))
 
     cpu = platform.processor() or platform.machine()
-    print(f"Ingest of {size_mb:,.0f} MB CSV ({rows:,} rows, 7 columns: ints, floats, strings, timestamp); "
+    print(f"Ingest of {size_mb:,.0f} MB {args.format.upper()} ({rows:,} rows, 7 columns: ints, floats, strings, timestamp); "
           f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}, {cpu}\n")
     print("| tool | seconds | MB/s | rows/s | peak RSS (MiB) |")
     print("|---|---:|---:|---:|---:|")

@@ -53,18 +53,12 @@ impl Prefix {
                     "give a local folder or an s3://bucket/prefix URL",
                 ));
             }
-            let store = object_store::aws::AmazonS3Builder::from_env()
-                .with_url(url.as_str())
-                .build()
-                .map_err(|e| invalid(location, e))?;
+            let store = basin_lake::s3_store(&url).map_err(|e| invalid(location, e))?;
             let prefix = ObjectPath::from(url.path().trim_matches('/'));
             let location = format!("s3://{}/{prefix}", url.host_str().unwrap_or_default());
             return Ok(Prefix {
                 location,
-                place: Place::Store {
-                    store: Arc::new(store),
-                    prefix,
-                },
+                place: Place::Store { store, prefix },
             });
         }
         let folder = std::path::absolute(location).map_err(|e| invalid(location, e))?;

@@ -39,6 +39,21 @@ pub fn register_object_stores() {
     deltalake::aws::register_handlers(None);
 }
 
+/// A client of the S3 (or S3-compatible) bucket of `url` (`s3://bucket/…`), configured by the
+/// process's `AWS_*` environment (keys, region, `AWS_ENDPOINT_URL` for a compatible store).
+pub fn s3_store(url: &url::Url) -> Result<std::sync::Arc<dyn object_store::ObjectStore>> {
+    if url.scheme() != "s3" {
+        return Err(LakeError::InvalidInput(format!(
+            "'{url}' is not an s3://bucket/prefix URL"
+        )));
+    }
+    let store = object_store::aws::AmazonS3Builder::from_env()
+        .with_url(url.as_str())
+        .build()
+        .map_err(|e| LakeError::InvalidInput(format!("cannot use '{url}': {e}")))?;
+    Ok(std::sync::Arc::new(store))
+}
+
 /// Turns a local directory into a `file://` URL, or checks and returns an object-store URL.
 pub fn location_url(location: &str) -> Result<url::Url> {
     if location.contains("://") {

@@ -139,9 +139,7 @@ async fn run(
             let done = basin_sql::export::export(engine, rows, target).await?;
             let refresh = format!(
                 "exported {} rows in {} files to {}",
-                done.rows,
-                done.files,
-                done.location.display()
+                done.rows, done.files, done.location
             );
             return Ok(ok(done.rows, -1, checks, refresh));
         }

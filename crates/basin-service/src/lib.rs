@@ -32,6 +32,7 @@ use basin_catalog::access::Principal;
 use basin_core::{DEFAULT_HUB, Name};
 use basin_keys::Keystore;
 use basin_sql::Engine;
+use basin_sql::export::ExportRoot;
 use basin_tables::Tables;
 
 pub use admin::{MAX_TOKEN_DAYS, NewUser, TagAssignment, grants_of};
@@ -111,7 +112,8 @@ impl Hub {
         let catalog = catalog.with_data_dir(&data_dir);
         let tables = Tables::new(catalog, Some(keystore.clone()));
         Hub {
-            engine: Engine::new(tables).with_export_root(data_dir.join("exports")),
+            engine: Engine::new(tables)
+                .with_export_root(ExportRoot::Folder(data_dir.join("exports"))),
             queries: Default::default(),
             keystore,
             keys_dir: data_dir.join("keys"),
@@ -168,6 +170,13 @@ impl Hub {
     pub fn with_memory_limit(mut self, bytes: usize) -> Hub {
         self.engine = self.engine.with_memory_limit(bytes);
         self
+    }
+
+    /// Exports (`COPY … TO`, export models) go under `location`, a folder or an
+    /// `s3://bucket/prefix` URL, instead of `<data-dir>/exports`.
+    pub fn with_exports(mut self, location: &str) -> Result<Hub> {
+        self.engine = self.engine.with_export_root(ExportRoot::parse(location)?);
+        Ok(self)
     }
 
     /// Appends to the audit log for someone who has no session yet (a sign-in, a refused

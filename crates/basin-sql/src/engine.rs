@@ -72,8 +72,8 @@ pub struct Engine {
     origin: Arc<str>,
     /// Bytes each statement may hold in DataFusion's memory pool (see [`Engine::with_memory_limit`]).
     memory_limit: usize,
-    /// The folder `COPY … TO` writes under (see [`crate::export`]).
-    export_root: Option<Arc<std::path::Path>>,
+    /// Where `COPY … TO` writes (see [`crate::export`]).
+    export_root: Option<Arc<crate::export::ExportRoot>>,
 }
 
 /// The memory limit when none is given and the machine's memory is unknown.
@@ -411,13 +411,13 @@ impl Engine {
     }
 
     /// Exports (`COPY … TO`) write under `root`.
-    pub fn with_export_root(mut self, root: std::path::PathBuf) -> Engine {
+    pub fn with_export_root(mut self, root: crate::export::ExportRoot) -> Engine {
         self.export_root = Some(root.into());
         self
     }
 
-    /// The folder exports write under, if any.
-    pub fn export_root(&self) -> Option<&std::path::Path> {
+    /// Where exports write, if anywhere.
+    pub fn export_root(&self) -> Option<&crate::export::ExportRoot> {
         self.export_root.as_deref()
     }
 

@@ -1,11 +1,15 @@
 //! Export (the "unload" step): `COPY (query) TO 'path' [(FORMAT parquet|csv, PARTITION_BY (a,
 //! b))]` writes a query's rows — read as the principal reads them, so masked data stays masked —
-//! as files under the principal's own folder of the server's export folder
-//! (`<data-dir>/exports/<principal>/`), so that no principal replaces another's exports.
+//! as files under the principal's own folder of the server's export location
+//! (`<data-dir>/exports/<principal>/` by default, or `s3://bucket/prefix/<principal>/`), so that
+//! no principal replaces another's exports.
 //!
-//! Readers never see half an export: the files are written to a hidden staging folder beside
-//! the target and moved into place by renames — the whole target, or with `PARTITION_BY` each
-//! partition folder it writes (`year=2026/month=11/`), whose other partitions stay as they were.
+//! An export replaces the whole target, or with `PARTITION_BY` each partition folder it writes
+//! (`year=2026/month=11/`), whose other partitions stay as they were; each folder gets one file.
+//! Readers never see half an export. In a local folder the files are written to a hidden
+//! staging folder beside the target and moved into place by renames. In an object store, where
+//! nothing renames, each folder's file is uploaded whole under a fixed name (`data.parquet`),
+//! replacing the old one in one step, and only then are the folder's other objects deleted.
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -13,11 +17,17 @@ use std::sync::Arc;
 use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::DataFrame;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Token;
+use futures::TryStreamExt;
+use object_store::buffered::BufWriter;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::dialect::BasinDialect;
 use crate::engine::{Engine, QueryOutput};
@@ -53,13 +63,48 @@ pub struct ExportTarget {
     pub partition_by: Vec<String>,
 }
 
+/// Where a server's exports go.
+#[derive(Clone)]
+pub enum ExportRoot {
+    Folder(PathBuf),
+    /// An object-store prefix, reached with the server's `AWS_*` environment.
+    Store {
+        /// `s3://bucket/prefix`, as shown.
+        url: String,
+        store: Arc<dyn ObjectStore>,
+        prefix: ObjectPath,
+    },
+}
+
+impl ExportRoot {
+    /// A local folder, or an `s3://bucket[/prefix]` URL.
+    pub fn parse(location: &str) -> Result<ExportRoot> {
+        if !location.contains("://") {
+            return Ok(ExportRoot::Folder(PathBuf::from(location)));
+        }
+        let invalid = |why: &dyn std::fmt::Display| {
+            SqlError::Invalid(format!(
+                "export location '{location}': {why} (give a folder or an s3://bucket/prefix URL)"
+            ))
+        };
+        let url = url::Url::parse(location).map_err(|e| invalid(&e))?;
+        let store = basin_lake::s3_store(&url).map_err(|e| invalid(&e))?;
+        let prefix = ObjectPath::from(url.path().trim_matches('/'));
+        let bucket = url.host_str().unwrap_or_default();
+        let url = format!("s3://{bucket}/{prefix}")
+            .trim_end_matches('/')
+            .to_string();
+        Ok(ExportRoot::Store { url, store, prefix })
+    }
+}
+
 /// What an export wrote.
 #[derive(Debug, Clone, Default)]
 pub struct Exported {
     pub rows: u64,
     pub files: u64,
-    /// The folder it wrote to, relative to the export folder (`<principal>/<path>`).
-    pub location: PathBuf,
+    /// Where: relative to a local export folder (`<principal>/<path>`), or a URL.
+    pub location: String,
 }
 
 /// Whether the statement is a `COPY`.
@@ -158,7 +203,7 @@ pub(crate) async fn run(engine: &Engine, sql: &str) -> Result<QueryOutput> {
             Arc::new(StringArray::from(vec!["export"])),
             Arc::new(Int64Array::from(vec![done.rows as i64])),
             Arc::new(Int64Array::from(vec![done.files as i64])),
-            Arc::new(StringArray::from(vec![done.location.display().to_string()])),
+            Arc::new(StringArray::from(vec![done.location])),
         ],
     )
     .map_err(|e| SqlError::Query(e.to_string()))?;
@@ -186,7 +231,7 @@ fn resolve(path: &str) -> Result<PathBuf> {
     Ok(relative.to_path_buf())
 }
 
-/// Writes `rows` to `target` under the engine's export folder, atomically (see the module).
+/// Writes `rows` to `target` under the engine's export location, atomically (see the module).
 pub async fn export(engine: &Engine, rows: DataFrame, target: &ExportTarget) -> Result<Exported> {
     let root = engine.export_root().ok_or_else(|| {
         SqlError::Unsupported("this engine has no export folder (exports run in a hub)".into())
@@ -196,16 +241,6 @@ pub async fn export(engine: &Engine, rows: DataFrame, target: &ExportTarget) -> 
         .principal()
         .map_or(crate::OPERATOR.to_string(), |p| p.name.clone());
     let relative = Path::new(&owner).join(resolve(&target.path)?);
-    if root
-        .to_string_lossy()
-        .contains(['*', '?', '[', ']', '{', '}'])
-    {
-        return Err(SqlError::Unsupported(format!(
-            "the export folder {} has a file-pattern character in its path; move the data directory",
-            root.display()
-        )));
-    }
-    let location = root.join(&relative);
     let schema = rows.schema().clone();
     if let Some(c) = target
         .partition_by
@@ -216,17 +251,138 @@ pub async fn export(engine: &Engine, rows: DataFrame, target: &ExportTarget) -> 
             "PARTITION_BY column '{c}' is not a column of the exported query"
         )));
     }
-    let parent = location.parent().unwrap_or(root);
-    std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
-    // Removed when dropped, whether the export lands or fails.
-    let staging = hidden_folder(parent, ".basin-export-")?;
-    let rows = write(rows, staging.path(), target).await?;
-    let files = publish(staging.path(), &location, !target.partition_by.is_empty())?;
-    Ok(Exported {
-        rows,
-        files,
-        location: relative,
+    let rows = one_file_per_folder(rows);
+    let partitioned = !target.partition_by.is_empty();
+    match root {
+        ExportRoot::Folder(root) => {
+            if root
+                .to_string_lossy()
+                .contains(['*', '?', '[', ']', '{', '}'])
+            {
+                return Err(SqlError::Unsupported(format!(
+                    "the export folder {} has a file-pattern character in its path; move the data directory",
+                    root.display()
+                )));
+            }
+            let location = root.join(&relative);
+            let parent = location.parent().unwrap_or(root);
+            std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+            // Removed when dropped, whether the export lands or fails.
+            let staging = hidden_folder(parent, ".basin-export-")?;
+            let rows = write(rows, staging.path(), target).await?;
+            let files = publish(staging.path(), &location, partitioned)?;
+            Ok(Exported {
+                rows,
+                files,
+                location: relative.display().to_string(),
+            })
+        }
+        ExportRoot::Store { url, store, prefix } => {
+            let staging = tempfile::Builder::new()
+                .prefix("basin-export-")
+                .tempdir()
+                .map_err(|e| io(&std::env::temp_dir(), e))?;
+            let rows = write(rows, staging.path(), target).await?;
+            let to = object_path(prefix, &relative);
+            let files = upload(store, staging.path(), &to, partitioned)
+                .await
+                .map_err(|e| {
+                    SqlError::Query(format!("export to {url}/{}: {e}", to_url(&relative)))
+                })?;
+            Ok(Exported {
+                rows,
+                files,
+                location: format!("{url}/{}", to_url(&relative)),
+            })
+        }
+    }
+}
+
+/// The same rows, written as one file per folder (unless a folder's rows are very many), so
+/// that a folder's file can replace the old one in one step.
+fn one_file_per_folder(rows: DataFrame) -> DataFrame {
+    let (state, plan) = rows.into_parts();
+    let mut config = state.config().clone();
+    config.options_mut().execution.minimum_parallel_output_files =
+        datafusion::config::ConfigNonZeroUsize::try_new(1).expect("1 is not zero");
+    let state = SessionStateBuilder::new_from_existing(state)
+        .with_config(config)
+        .build();
+    DataFrame::new(state, plan)
+}
+
+/// A relative folder as `/`-separated text.
+fn to_url(relative: &Path) -> String {
+    relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// `relative` under `prefix` in an object store.
+fn object_path(prefix: &ObjectPath, relative: &Path) -> ObjectPath {
+    relative.components().fold(prefix.clone(), |path, c| {
+        path.join(c.as_os_str().to_string_lossy().as_ref())
     })
+}
+
+/// Uploads the staged files under `to`: each folder written (the whole target, or each
+/// partition folder) gets its file under a fixed name, replacing the old object in one step;
+/// then the folder's other objects (an older export's) are deleted. Returns the number of files.
+async fn upload(
+    store: &Arc<dyn ObjectStore>,
+    staging: &Path,
+    to: &ObjectPath,
+    partitioned: bool,
+) -> std::result::Result<u64, String> {
+    let mut leaves = Vec::new();
+    leaf_folders(staging, &mut leaves).map_err(|e| e.to_string())?;
+    if leaves.is_empty() && !partitioned {
+        // No rows: the target is replaced by nothing.
+        leaves.push((staging.to_path_buf(), 0));
+    }
+    let mut total = 0;
+    for (leaf, _) in leaves {
+        let folder = object_path(to, leaf.strip_prefix(staging).unwrap_or(Path::new("")));
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&leaf)
+            .map_err(|e| e.to_string())?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        let mut written = Vec::new();
+        for (i, file) in files.iter().enumerate() {
+            let ext = file.extension().unwrap_or_default().to_string_lossy();
+            let name = match files.len() {
+                1 => format!("data.{ext}"),
+                _ => format!("part-{i:05}.{ext}"),
+            };
+            let object = folder.clone().join(name.as_str());
+            // Streamed in parts; the object appears when the upload completes.
+            let mut from = tokio::fs::File::open(file)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut writer = BufWriter::new(store.clone(), object.clone());
+            tokio::io::copy(&mut from, &mut writer)
+                .await
+                .map_err(|e| e.to_string())?;
+            writer.shutdown().await.map_err(|e| e.to_string())?;
+            written.push(object);
+        }
+        let stale: Vec<ObjectPath> = store
+            .list(Some(&folder))
+            .map_ok(|meta| meta.location)
+            .try_filter(|path| futures::future::ready(!written.contains(path)))
+            .try_collect()
+            .await
+            .map_err(|e| e.to_string())?;
+        for path in stale {
+            store.delete(&path).await.map_err(|e| e.to_string())?;
+        }
+        total += files.len() as u64;
+    }
+    Ok(total)
 }
 
 /// A new hidden folder in `parent`, removed with what it holds when dropped.

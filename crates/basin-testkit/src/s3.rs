@@ -72,6 +72,30 @@ impl S3Server {
         )
     }
 
+    /// The keys of `bucket` under `prefix`, sorted, through the S3 protocol.
+    pub async fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        use futures::TryStreamExt;
+        let mut keys: Vec<String> = self
+            .store(bucket)
+            .list(Some(&Path::from(prefix)))
+            .map_ok(|meta| meta.location.to_string())
+            .try_collect()
+            .await
+            .expect("the bucket is listed");
+        keys.sort();
+        keys
+    }
+
+    /// The body of `key` of `bucket`, through the S3 protocol.
+    pub async fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
+        let got = self.store(bucket).get(&Path::from(key)).await;
+        got.expect("the object exists")
+            .bytes()
+            .await
+            .expect("the object is read")
+            .to_vec()
+    }
+
     /// Uploads `body` as `key` of `bucket`, through the S3 protocol.
     pub async fn put(&self, bucket: &str, key: &str, body: &str) {
         self.store(bucket)

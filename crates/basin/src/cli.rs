@@ -49,6 +49,11 @@ pub struct Global {
     /// `serve`, divided by --max-concurrent-queries.
     #[arg(long, global = true, env = "BASIN_MEMORY_LIMIT", value_name = "SIZE", value_parser = basin_server::limits::parse_bytes)]
     pub memory_limit: Option<usize>,
+    /// Where exports (`COPY … TO`, export models) go: a folder, or an `s3://bucket/prefix` URL
+    /// reached with the `AWS_*` environment (keys, region, AWS_ENDPOINT_URL). Default:
+    /// <data-dir>/exports. Each user writes under its own `<user>/` folder of it.
+    #[arg(long, global = true, env = "BASIN_EXPORTS", value_name = "LOCATION")]
+    pub exports: Option<String>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

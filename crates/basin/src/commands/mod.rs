@@ -112,6 +112,9 @@ pub(crate) async fn open(g: &Global) -> anyhow::Result<Hub> {
     if let Some(bytes) = g.memory_limit {
         hub = hub.with_memory_limit(bytes);
     }
+    if let Some(location) = &g.exports {
+        hub = hub.with_exports(location)?;
+    }
     Ok(hub)
 }
 

@@ -197,3 +197,103 @@ fn an_export_model_writes_its_partitions_after_its_checks() {
         "{e}"
     );
 }
+
+/// With `--exports s3://bucket/prefix`, each folder an export writes gets one object under a
+/// fixed name, uploaded whole (replacing the old one in one step), and the folder's older
+/// objects are deleted; other partitions stay. Read back through the S3 protocol.
+#[tokio::test(flavor = "multi_thread")]
+async fn exports_to_an_s3_prefix_replace_each_partition_whole() {
+    let s3 = basin_testkit::s3::S3Server::start();
+    s3.create_bucket("out");
+    let b = shop();
+    let copy = |sql: &str, env: &[(String, String)]| {
+        let out = b
+            .command()
+            .args([
+                "--exports",
+                "s3://out/lake-exports",
+                "--output",
+                "json",
+                "sql",
+                sql,
+            ])
+            .envs(env.iter().cloned())
+            .output()
+            .unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), said)
+    };
+    let by_day = "COPY (SELECT day, product, amount FROM shop.sales) TO 'sales' (FORMAT parquet, PARTITION_BY (day))";
+    let (ok, said) = copy(by_day, &s3.env());
+    assert!(ok, "{said}");
+    assert!(
+        said.contains("\"location\":\"s3://out/lake-exports/admin/sales\"")
+            && said.contains("\"rows\":3")
+            && said.contains("\"files\":2"),
+        "{said}"
+    );
+    let prefix = "lake-exports/admin/sales";
+    let day21 = format!("{prefix}/day=2026-11-21/data.parquet");
+    let day22 = format!("{prefix}/day=2026-11-22/data.parquet");
+    assert_eq!(s3.keys("out", prefix).await, [day21.clone(), day22.clone()]);
+    let first21 = s3.get("out", &day21).await;
+
+    // A file an older export left in day 22 is replaced with it; day 21 is not touched.
+    s3.put(
+        "out",
+        &format!("{prefix}/day=2026-11-22/old.parquet"),
+        "old",
+    )
+    .await;
+    b.ok(&[
+        "sql",
+        "UPDATE shop.sales SET amount = 50 WHERE day = '2026-11-22'",
+    ]);
+    let (ok, said) = copy(
+        &by_day.replace(
+            "FROM shop.sales",
+            "FROM shop.sales WHERE day = '2026-11-22'",
+        ),
+        &s3.env(),
+    );
+    assert!(ok, "{said}");
+    assert_eq!(s3.keys("out", prefix).await, [day21.clone(), day22.clone()]);
+    assert_eq!(s3.get("out", &day21).await, first21);
+    let local = b.dir.path().join("day22.parquet");
+    std::fs::write(&local, s3.get("out", &day22).await).unwrap();
+    let got = duckdb(&format!(
+        "SELECT count(*) AS n, sum(amount)::DOUBLE AS total FROM '{}'",
+        local.display()
+    ));
+    assert_eq!(
+        (got[0]["n"].as_i64(), got[0]["total"].as_f64()),
+        (Some(1), Some(50.0))
+    );
+
+    // Unpartitioned CSV: one object for the whole target.
+    let (ok, said) = copy(
+        "COPY (SELECT product, amount FROM shop.sales ORDER BY product, amount) TO 'summary' (FORMAT csv)",
+        &s3.env(),
+    );
+    assert!(ok, "{said}");
+    let csv = s3.get("out", "lake-exports/admin/summary/data.csv").await;
+    assert_eq!(
+        String::from_utf8(csv).unwrap(),
+        "product,amount\nink,4\npen,3\npen,50\n"
+    );
+
+    // Refused by the store: a clear error naming the location, and nothing changed.
+    let mut wrong = s3.env();
+    wrong[1].1 = "not-the-secret".into();
+    let (ok, said) = copy(by_day, &wrong);
+    assert!(
+        !ok && said.contains("export to s3://out/lake-exports/admin/sales"),
+        "{said}"
+    );
+    assert!(!said.contains("not-the-secret"), "{said}");
+    assert_eq!(s3.get("out", &day21).await, first21);
+}
