@@ -9,7 +9,7 @@ def generate(path: Path, size_mb: int, fmt: str = "csv") -> int:
     reproducible); the same rows in both formats, about `size_mb` of CSV."""
     import duckdb
     rows = size_mb * 1024 * 1024 // 100  # about 100 bytes a CSV row
-    marker = path.with_suffix(".rows")
+    marker = path.with_name(path.name + ".rows")
     if path.exists() and marker.exists() and int(marker.read_text()) == rows:
         return rows
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -76,7 +76,7 @@ pub(super) fn decode_chunks(
 ) -> Result<Option<Resume>> {
     // The buffers: a chunk in the making, chunks queued or decoding, decoded ones waiting for
     // their turn. A buffer goes back when its rows are handed on.
-    let (threads, chunk_bytes, path) = (opts.threads, opts.chunk_bytes, file.display());
+    let (threads, chunk_bytes, path) = (opts.threads, opts.chunk_bytes.max(1), file.display());
     let buffers = 2 * threads + 2;
     let (free_tx, free_rx) = mpsc::sync_channel::<Vec<u8>>(buffers);
     for _ in 0..buffers {

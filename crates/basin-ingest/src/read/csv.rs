@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arrow::datatypes::DataType;
 
 use super::chunked::{Chunk, Framer, Framing, Resume, decode_chunks};
-use super::{BadRow, Cell, Decoder, Output, truncate};
+use super::{BadRow, Builders, Cell, Decoder, Output, truncate};
 use crate::infer::{header_names, infer_value, merge_types};
 use crate::inputs::InputFile;
 use crate::{IngestError, ReadOptions, Result};
@@ -139,8 +139,10 @@ impl Decoder for CsvDecoder {
 }
 
 /// Decodes the records of `records` (whose fields go to the columns `map` gives) into batches
-/// and bad rows. In a chunk (`chunked`), a record that is not one (a quote that does not close)
-/// makes the chunk [`Framing::Doubtful`] instead: the rows after it depend on what follows.
+/// and bad rows. In a chunk (`chunked`), whose lines are all in memory, plain lines (no quote,
+/// no carriage return but a last one) are split in place, without the record machine's copies;
+/// and a record that is not one (a quote that does not close) makes the chunk
+/// [`Framing::Doubtful`]: the rows after it depend on what follows.
 fn decode_records(
     records: &mut Records,
     file: &InputFile,
@@ -150,12 +152,23 @@ fn decode_records(
     out: &mut Output<'_>,
 ) -> Result<Framing> {
     let mut record = Record::default();
-    let mut builders = out.builders();
-    let null = opts.csv.null_marker.as_deref();
-    let mut cells = Vec::new();
-    while let Some(next) = records.next(&mut record, file)? {
-        let line = match next {
-            Ok(line) => line,
+    let mut rows = Rows {
+        builders: out.builders(),
+        map,
+        null: opts.csv.null_marker.as_deref(),
+        batch_rows: opts.batch_rows,
+        file,
+        spare: Vec::new(),
+    };
+    loop {
+        if chunked {
+            records.plain_lines(&mut rows, out)?;
+        }
+        let Some(next) = records.next(&mut record, file)? else {
+            break;
+        };
+        match next {
+            Ok(line) => rows.add(record.iter(), record.len(), line, &record.raw, out)?,
             Err(_) if chunked => return Ok(Framing::Doubtful),
             Err(Malformed {
                 line,
@@ -164,7 +177,7 @@ fn decode_records(
             }) => {
                 let column = map
                     .get(field)
-                    .map(|&c| format!("column '{}': ", builders.name(c)))
+                    .map(|&c| format!("column '{}': ", rows.builders.name(c)))
                     .unwrap_or_default();
                 out.bad(BadRow {
                     file: file.display(),
@@ -172,22 +185,46 @@ fn decode_records(
                     reason: format!("{column}{problem}"),
                     raw: truncate(String::from_utf8_lossy(&record.raw).into_owned()),
                 })?;
-                continue;
             }
-        };
-        // The cells' buffer is reused from row to row (emptied, so it borrows nothing).
-        let mut row: Vec<(usize, Cell<'_>)> = reuse(std::mem::take(&mut cells));
-        let parsed = if record.len() != map.len() {
-            Err(format!(
-                "expected {} fields, found {}",
-                map.len(),
-                record.len()
-            ))
+        }
+    }
+    let (cols, n) = rows.builders.finish();
+    out.batch(cols, n)?;
+    Ok(Framing::Exact)
+}
+
+/// Rows decoded into the column builders: each field parsed to its column's type, or the row
+/// reported as bad.
+struct Rows<'a> {
+    builders: Builders,
+    /// The column of each field.
+    map: &'a [usize],
+    null: Option<&'a str>,
+    batch_rows: usize,
+    file: &'a InputFile,
+    /// The cells' buffer, reused from row to row (emptied, so it borrows nothing).
+    spare: Vec<(usize, Cell<'static>)>,
+}
+
+impl Rows<'_> {
+    /// Adds the record of `count` `fields` on `line` (its text: `raw`).
+    fn add<'f>(
+        &mut self,
+        fields: impl Iterator<Item = &'f [u8]>,
+        count: usize,
+        line: u64,
+        raw: &[u8],
+        out: &mut Output<'_>,
+    ) -> Result<()> {
+        let mut row: Vec<(usize, Cell<'f>)> = reuse(std::mem::take(&mut self.spare));
+        let builders = &self.builders;
+        let parsed = if count != self.map.len() {
+            Err(format!("expected {} fields, found {count}", self.map.len()))
         } else {
-            record.iter().zip(map).try_for_each(|(field, &col)| {
+            fields.zip(self.map).try_for_each(|(field, &col)| {
                 let text = std::str::from_utf8(field)
                     .map_err(|_| format!("column '{}': invalid UTF-8", builders.name(col)))?;
-                let cell = if text.is_empty() || null == Some(text) {
+                let cell = if text.is_empty() || self.null == Some(text) {
                     Cell::Null
                 } else {
                     builders.parse_text(col, text)?
@@ -196,28 +233,26 @@ fn decode_records(
                 Ok(())
             })
         };
-        match parsed {
+        let result = match parsed {
             Ok(()) => {
-                builders.append(row.drain(..));
-                if builders.rows == opts.batch_rows {
-                    let (cols, rows) = builders.finish();
-                    out.batch(cols, rows)?;
+                self.builders.append(row.drain(..));
+                if self.builders.rows == self.batch_rows {
+                    let (cols, n) = self.builders.finish();
+                    out.batch(cols, n)
+                } else {
+                    Ok(())
                 }
             }
-            Err(reason) => {
-                out.bad(BadRow {
-                    file: file.display(),
-                    line,
-                    reason,
-                    raw: truncate(String::from_utf8_lossy(&record.raw).into_owned()),
-                })?;
-            }
-        }
-        cells = reuse(row);
+            Err(reason) => out.bad(BadRow {
+                file: self.file.display(),
+                line,
+                reason,
+                raw: truncate(String::from_utf8_lossy(raw).into_owned()),
+            }),
+        };
+        self.spare = reuse(row);
+        result
     }
-    let (cols, rows) = builders.finish();
-    out.batch(cols, rows)?;
-    Ok(Framing::Exact)
 }
 
 /// An emptied vector, its allocation kept, for values of another lifetime.
@@ -501,6 +536,34 @@ impl Records {
             {
                 q.next_line = Some(record.raw.len());
             }
+        }
+    }
+
+    /// Adds the plain lines at the reading position to `rows` — lines the buffer holds whole,
+    /// without a quote or a carriage return (but one before the line end) — splitting them in
+    /// place, as the record machine would read them. Stops before any other line.
+    fn plain_lines(&mut self, rows: &mut Rows<'_>, out: &mut Output<'_>) -> Result<()> {
+        loop {
+            let rest = &self.buf[self.pos..];
+            let Some(end) = memchr::memchr(b'\n', rest) else {
+                return Ok(());
+            };
+            let mut text = &rest[..end];
+            if let [line @ .., b'\r'] = text {
+                text = line;
+            }
+            if text.len() >= MAX_RECORD || memchr::memchr2(self.quote, b'\r', text).is_some() {
+                return Ok(());
+            }
+            if !text.is_empty() {
+                let count = memchr::memchr_iter(self.delimiter, text).count() + 1;
+                let fields = text.split(|b| *b == self.delimiter);
+                rows.add(fields, count, self.line, text, out)?;
+            }
+            // (Also the `\n` of a `\r\n` that ended the record before: an empty line.)
+            self.after_cr = false;
+            self.pos += end + 1;
+            self.line += 1;
         }
     }
 
