@@ -47,9 +47,21 @@ pub(crate) async fn refreshed(location: &str) -> Option<DeltaTable> {
         (now.size, now.last_modified, &now.e_tag)
             == (commit.size, commit.last_modified, &commit.e_tag)
     });
-    if !same || delta.update_incremental(None).await.is_err() {
+    if !same {
         forget(location);
         return None;
+    }
+    // Versions follow one another and a commit file appears whole: when the next one is not
+    // there, the state is the latest, and the log need not be listed (nor the files replayed).
+    let store = delta.log_store().object_store(None);
+    let next = before.map_or(0, |v| v + 1);
+    match store.head(&commit_path(next)).await {
+        Err(object_store::Error::NotFound { .. }) => return Some(delta),
+        Ok(_) if delta.update_incremental(None).await.is_ok() => {}
+        _ => {
+            forget(location);
+            return None;
+        }
     }
     if delta.version() != before {
         remember(location, &delta).await;

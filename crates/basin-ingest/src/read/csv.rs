@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arrow::datatypes::DataType;
 
 use super::chunked::{Chunk, Framer, Framing, Resume, decode_chunks};
-use super::{BadRow, Builders, Cell, Decoder, Output, truncate};
+use super::{BadRow, Builders, Cell, Decoder, Output, reuse, truncate};
 use crate::infer::{header_names, infer_value, merge_types};
 use crate::inputs::InputFile;
 use crate::{IngestError, ReadOptions, Result};
@@ -253,12 +253,6 @@ impl Rows<'_> {
         self.spare = reuse(row);
         result
     }
-}
-
-/// An emptied vector, its allocation kept, for values of another lifetime.
-fn reuse<'a>(mut v: Vec<(usize, Cell<'_>)>) -> Vec<(usize, Cell<'a>)> {
-    v.clear();
-    v.into_iter().map(|_| unreachable!()).collect()
 }
 
 /// CSV's record boundaries, as far as they can be told without parsing: line ends outside

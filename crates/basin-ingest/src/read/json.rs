@@ -13,7 +13,7 @@ use arrow::datatypes::DataType;
 use serde_json::Value;
 
 use super::chunked::{Chunk, Framer, Framing, Resume, decode_chunks};
-use super::{BadRow, Builders, Decoder, Output, truncate};
+use super::{BadRow, Builders, Cell, Decoder, Output, reuse, truncate};
 use crate::infer::{infer_value, merge_types, normalize_column_name};
 use crate::inputs::InputFile;
 use crate::{Format, IngestError, ReadOptions, Result};
@@ -124,6 +124,11 @@ impl Framer for LineEnds {
 struct Rows {
     builders: Builders,
     names: NameCache,
+    /// The key and column of each position of the last record: records mostly repeat the keys
+    /// of the one before, in the same order.
+    by_position: Vec<(String, Option<usize>)>,
+    /// The cells' buffer, reused from row to row (emptied, so it borrows nothing).
+    spare: Vec<(usize, Cell<'static>)>,
 }
 
 impl Rows {
@@ -131,7 +136,26 @@ impl Rows {
         Rows {
             builders: out.builders(),
             names: NameCache::default(),
+            by_position: Vec::new(),
+            spare: Vec::new(),
         }
+    }
+
+    /// The column of the field named `key` at `position` of a record.
+    fn column(&mut self, position: usize, key: &str) -> Option<usize> {
+        if let Some((k, col)) = self.by_position.get(position)
+            && k == key
+        {
+            return *col;
+        }
+        let col = self.builders.index_of(&self.names.get(key));
+        let known = self.by_position.len();
+        if position < known {
+            self.by_position[position] = (key.to_string(), col);
+        } else if position == known {
+            self.by_position.push((key.to_string(), col));
+        }
+        col
     }
 
     /// Adds the record on `line`, or reports it as a bad row.
@@ -149,34 +173,42 @@ impl Rows {
             reason,
             raw: truncate(raw),
         };
-        let builders = &mut self.builders;
-        match value {
-            Err((reason, raw)) => out.bad(bad(reason, raw)),
-            Ok(Record::Object(map)) => {
-                let cells = map
-                    .iter()
-                    .map(|(k, v)| {
-                        let name = self.names.get(k);
-                        let col = builders.index_of(&name).ok_or_else(|| {
-                            format!("field '{k}' is not a column of the table (columns come from the schema or the first records)")
-                        })?;
-                        builders.parse_json(col, v).map(|c| (col, c))
-                    })
-                    .collect::<std::result::Result<Vec<_>, String>>();
-                match cells {
-                    Ok(cells) => {
-                        builders.append(cells);
-                        if builders.rows == opts.batch_rows {
-                            let (cols, rows) = builders.finish();
-                            out.batch(cols, rows)
-                        } else {
-                            Ok(())
-                        }
-                    }
-                    Err(reason) => out.bad(bad(reason, Record::Object(map).to_string())),
+        let map = match value {
+            Err((reason, raw)) => return out.bad(bad(reason, raw)),
+            Ok(Record::Object(map)) => map,
+            Ok(other) => return out.bad(bad("expected a JSON object".into(), other.to_string())),
+        };
+        let mut row: Vec<(usize, Cell<'_>)> = reuse(std::mem::take(&mut self.spare));
+        let mut parsed = Ok(());
+        for (i, (k, v)) in map.iter().enumerate() {
+            let cell = match self.column(i, k) {
+                Some(col) if row.iter().any(|(c, _)| *c == col) => {
+                    Err(format!("field '{k}' appears twice"))
+                }
+                Some(col) => self.builders.parse_json(col, v).map(|c| (col, c)),
+                None => Err(format!(
+                    "field '{k}' is not a column of the table (columns come from the schema or the first records)"
+                )),
+            };
+            match cell {
+                Ok(cell) => row.push(cell),
+                Err(reason) => {
+                    parsed = Err(reason);
+                    break;
                 }
             }
-            Ok(other) => out.bad(bad("expected a JSON object".into(), other.to_string())),
+        }
+        if parsed.is_ok() {
+            self.builders.append(row.drain(..));
+        }
+        self.spare = reuse(row);
+        match parsed {
+            Ok(()) if self.builders.rows == opts.batch_rows => {
+                let (cols, rows) = self.builders.finish();
+                out.batch(cols, rows)
+            }
+            Ok(()) => Ok(()),
+            Err(reason) => out.bad(bad(reason, Record::Object(map).to_string())),
         }
     }
 

@@ -178,6 +178,13 @@ impl Output<'_> {
     }
 }
 
+/// An emptied vector, its allocation kept, for cells of another lifetime (a row's cells borrow
+/// its text; the buffer outlives the row).
+fn reuse<'a>(mut v: Vec<(usize, Cell<'_>)>) -> Vec<(usize, Cell<'a>)> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!()).collect()
+}
+
 /// A bad row's text, cut to [`RAW_LIMIT`] bytes.
 pub(crate) fn truncate(mut s: String) -> String {
     if s.len() > RAW_LIMIT {

@@ -91,6 +91,8 @@ fn ndjson() -> impl Strategy<Value = String> {
         1 => Just(String::new()),
         1 => Just("{not json".to_string()),
         1 => Just("  {\"id\": 7}\r".to_string()),
+        1 => Just("{\"name\": \"b\", \"id\": 8}".to_string()),
+        1 => Just("{\"id\": 9, \"id\": 10}".to_string()),
     ];
     prop::collection::vec(line, 0..60).prop_map(|lines| lines.join("\n"))
 }
@@ -120,4 +122,18 @@ fn a_stray_quote_before_a_value_spanning_lines() {
         let (one, many) = decoded_both(text, Format::Csv, 2, chunk);
         assert_eq!(one, many, "chunks of {chunk} bytes");
     }
+}
+
+/// A JSON object naming a field twice is a bad row, not a row with one column too long.
+#[test]
+fn a_json_field_named_twice_is_a_bad_row() {
+    let text =
+        "{\"id\": 1, \"name\": \"a\"}\n{\"id\": 2, \"id\": 3}\n{\"name\": \"c\", \"id\": 4}\n";
+    let (one, many) = decoded_both(text, Format::Ndjson, 2, 8);
+    assert_eq!(one, many);
+    assert!(one.contains("1|a\n4|c"), "{one}");
+    assert!(
+        one.contains("line: 2, reason: \"field 'id' appears twice\""),
+        "{one}"
+    );
 }
