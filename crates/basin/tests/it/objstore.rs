@@ -200,16 +200,30 @@ async fn object_store_faults_fail_cleanly_and_the_retry_lands_once() {
     faults.clear();
     assert_eq!(state(&api, &admin, dir).await, before);
 
-    // 3. The Delta log cannot be listed (every query lists it for the latest version): the
-    // same clear 503, then served again.
+    // 3. The Delta log cannot be listed. A table this process holds at its latest version
+    // needs no listing (no commit follows the one it read) and is served. Once another process
+    // has committed to it (here: a commit with no rows), the new commit must be found by
+    // listing the log: the same clear 503, then served again.
     faults.inject(Op::List, "_delta_log", Fault::Fail);
+    let held = before.rows.len() as i64;
+    assert_eq!(
+        api.count(&admin, "SELECT count(*) FROM lake.d.t").await,
+        held
+    );
+    let next = dir.join(format!("d/t/_delta_log/{:020}.json", before.version + 1));
+    std::fs::write(
+        &next,
+        "{\"commitInfo\":{\"timestamp\":1764115200000,\"operation\":\"WRITE\",\"operationParameters\":{}}}\n",
+    )
+    .unwrap();
     storage_503(
         &api.sql(&admin, "SELECT count(*) FROM lake.d.t").await,
         "log listing",
     );
     other_tables_serve().await;
     faults.clear();
-    assert_eq!(state(&api, &admin, dir).await, before);
+    let before = state(&api, &admin, dir).await;
+    assert_eq!(before.rows.len() as i64, held);
 
     // 4. A slow store delays, it does not fail.
     faults.inject(Op::Get, "", Fault::Delay(Duration::from_millis(20)));
