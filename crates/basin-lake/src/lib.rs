@@ -50,7 +50,10 @@ pub fn s3_store(url: &url::Url) -> Result<std::sync::Arc<dyn object_store::Objec
     let store = object_store::aws::AmazonS3Builder::from_env()
         .with_url(url.as_str())
         .build()
-        .map_err(|e| LakeError::InvalidInput(format!("cannot use '{url}': {e}")))?;
+        .map_err(|e| {
+            let bucket = url.host_str().unwrap_or_default();
+            LakeError::InvalidInput(format!("cannot use s3://{bucket}{}: {e}", url.path()))
+        })?;
     Ok(std::sync::Arc::new(store))
 }
 

@@ -89,7 +89,8 @@ impl ExportRoot {
         };
         let url = url::Url::parse(location).map_err(|e| invalid(&e))?;
         let store = basin_lake::s3_store(&url).map_err(|e| invalid(&e))?;
-        let prefix = ObjectPath::from(url.path().trim_matches('/'));
+        let prefix =
+            ObjectPath::from_url_path(url.path().trim_matches('/')).map_err(|e| invalid(&e))?;
         let bucket = url.host_str().unwrap_or_default();
         let url = format!("s3://{bucket}/{prefix}")
             .trim_end_matches('/')
@@ -283,7 +284,7 @@ pub async fn export(engine: &Engine, rows: DataFrame, target: &ExportTarget) -> 
                 .tempdir()
                 .map_err(|e| io(&std::env::temp_dir(), e))?;
             let rows = write(rows, staging.path(), target).await?;
-            let to = object_path(prefix, &relative);
+            let to = object_path(prefix, &relative).map_err(SqlError::Invalid)?;
             let files = upload(store, staging.path(), &to, partitioned)
                 .await
                 .map_err(|e| {
@@ -298,13 +299,16 @@ pub async fn export(engine: &Engine, rows: DataFrame, target: &ExportTarget) -> 
     }
 }
 
-/// The same rows, written as one file per folder (unless a folder's rows are very many), so
-/// that a folder's file can replace the old one in one step.
+/// The same rows, written as one file per folder, so that a folder's file can replace the old
+/// one in one step.
 fn one_file_per_folder(rows: DataFrame) -> DataFrame {
+    use datafusion::config::ConfigNonZeroUsize;
     let (state, plan) = rows.into_parts();
     let mut config = state.config().clone();
-    config.options_mut().execution.minimum_parallel_output_files =
-        datafusion::config::ConfigNonZeroUsize::try_new(1).expect("1 is not zero");
+    let execution = &mut config.options_mut().execution;
+    execution.minimum_parallel_output_files = ConfigNonZeroUsize::try_new(1).expect("not zero");
+    execution.soft_max_rows_per_output_file =
+        ConfigNonZeroUsize::try_new(usize::MAX).expect("not zero");
     let state = SessionStateBuilder::new_from_existing(state)
         .with_config(config)
         .build();
@@ -320,11 +324,37 @@ fn to_url(relative: &Path) -> String {
         .join("/")
 }
 
-/// `relative` under `prefix` in an object store.
-fn object_path(prefix: &ObjectPath, relative: &Path) -> ObjectPath {
-    relative.components().fold(prefix.clone(), |path, c| {
-        path.join(c.as_os_str().to_string_lossy().as_ref())
-    })
+/// `relative` under `prefix` in an object store, its names as they are (partition folders are
+/// already encoded by the writer, as on a local disk).
+fn object_path(prefix: &ObjectPath, relative: &Path) -> std::result::Result<ObjectPath, String> {
+    let under = to_url(relative);
+    let key = match prefix.as_ref() {
+        "" => under,
+        p => format!("{p}/{under}"),
+    };
+    ObjectPath::parse(&key).map_err(|e| format!("export target '{key}': {e}"))
+}
+
+/// Why the object store refused or failed, without its answer's body (which can repeat the
+/// request, access key id included).
+fn store_failure(e: &dyn std::fmt::Display) -> String {
+    let text = e.to_string();
+    let denied = [
+        "403",
+        "Forbidden",
+        "SignatureDoesNotMatch",
+        "InvalidAccessKeyId",
+        "AccessDenied",
+    ];
+    if denied.iter().any(|s| text.contains(s)) {
+        "access denied: check the server's AWS_* keys and the bucket's permissions".into()
+    } else if text.contains("NoSuchBucket") || text.contains("404") {
+        "the bucket or prefix does not exist".into()
+    } else if text.contains("connect") || text.contains("timed out") {
+        "the object store cannot be reached: check AWS_ENDPOINT_URL and the network".into()
+    } else {
+        "the object store failed the request; the export did not land".into()
+    }
 }
 
 /// Uploads the staged files under `to`: each folder written (the whole target, or each
@@ -344,7 +374,7 @@ async fn upload(
     }
     let mut total = 0;
     for (leaf, _) in leaves {
-        let folder = object_path(to, leaf.strip_prefix(staging).unwrap_or(Path::new("")));
+        let folder = object_path(to, leaf.strip_prefix(staging).unwrap_or(Path::new("")))?;
         let mut files: Vec<PathBuf> = std::fs::read_dir(&leaf)
             .map_err(|e| e.to_string())?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -364,10 +394,12 @@ async fn upload(
                 .await
                 .map_err(|e| e.to_string())?;
             let mut writer = BufWriter::new(store.clone(), object.clone());
-            tokio::io::copy(&mut from, &mut writer)
-                .await
-                .map_err(|e| e.to_string())?;
-            writer.shutdown().await.map_err(|e| e.to_string())?;
+            if let Err(e) = tokio::io::copy(&mut from, &mut writer).await {
+                // No part upload is left behind.
+                let _ = writer.abort().await;
+                return Err(store_failure(&e));
+            }
+            writer.shutdown().await.map_err(|e| store_failure(&e))?;
             written.push(object);
         }
         let stale: Vec<ObjectPath> = store
@@ -376,9 +408,9 @@ async fn upload(
             .try_filter(|path| futures::future::ready(!written.contains(path)))
             .try_collect()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| store_failure(&e))?;
         for path in stale {
-            store.delete(&path).await.map_err(|e| e.to_string())?;
+            store.delete(&path).await.map_err(|e| store_failure(&e))?;
         }
         total += files.len() as u64;
     }

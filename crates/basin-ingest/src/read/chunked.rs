@@ -92,11 +92,18 @@ pub(super) fn decode_chunks(
     std::thread::scope(|s| {
         let (read, at) = start;
         let input = Box::new(std::io::Cursor::new(read).chain(input));
-        let framing =
-            s.spawn(move || frame(path, input, at, framer, chunk_bytes, free_rx, work_tx));
+        let framing = {
+            let path = path.clone();
+            s.spawn(move || frame(path, input, at, framer, chunk_bytes, free_rx, work_tx))
+        };
         for _ in 0..threads {
-            let (work_rx, done_tx, stop, decode) =
-                (work_rx.clone(), done_tx.clone(), &stop, &decode);
+            let (work_rx, done_tx, stop, decode, path) = (
+                work_rx.clone(),
+                done_tx.clone(),
+                &stop,
+                &decode,
+                path.clone(),
+            );
             s.spawn(move || {
                 loop {
                     let next = work_rx.lock().map(|rx| rx.recv());
@@ -115,7 +122,16 @@ pub(super) fn decode_chunks(
                         partitions: partitions.clone(),
                         sink: &mut sink,
                     };
-                    let framing = decode(&mut chunk, &mut out);
+                    // A panic would leave its piece's turn open for ever: it fails the read.
+                    let framing = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        decode(&mut chunk, &mut out)
+                    }))
+                    .unwrap_or_else(|_| {
+                        Err(IngestError::Input(format!(
+                            "decoding {path} failed unexpectedly at line {}",
+                            chunk.line
+                        )))
+                    });
                     let result = framing.map(|f| (f, emitted, chunk));
                     if done_tx.send((seq, result)).is_err() {
                         return;

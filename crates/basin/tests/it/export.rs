@@ -291,7 +291,7 @@ async fn exports_to_an_s3_prefix_replace_each_partition_whole() {
     wrong[1].1 = "not-the-secret".into();
     let (ok, said) = copy(by_day, &wrong);
     assert!(
-        !ok && said.contains("export to s3://out/lake-exports/admin/sales"),
+        !ok && said.contains("export to s3://out/lake-exports/admin/sales: access denied"),
         "{said}"
     );
     assert!(!said.contains("not-the-secret"), "{said}");
