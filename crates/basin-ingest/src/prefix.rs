@@ -46,16 +46,9 @@ impl Prefix {
     /// Opens `location`: an existing local folder, or an `s3://bucket[/prefix]` URL.
     pub fn open(location: &str) -> Result<Prefix> {
         if location.contains("://") {
-            let url = url::Url::parse(location).map_err(|e| invalid(location, e))?;
-            if url.scheme() != "s3" {
-                return Err(invalid(
-                    location,
-                    "give a local folder or an s3://bucket/prefix URL",
-                ));
-            }
-            let store = basin_lake::s3_store(&url).map_err(|e| invalid(location, e))?;
-            let prefix = ObjectPath::from(url.path().trim_matches('/'));
-            let location = format!("s3://{}/{prefix}", url.host_str().unwrap_or_default());
+            let basin_lake::S3Prefix { store, prefix, url } =
+                basin_lake::S3Prefix::parse(location).map_err(|e| invalid(location, e))?;
+            let location = url;
             return Ok(Prefix {
                 location,
                 place: Place::Store { store, prefix },

@@ -39,22 +39,42 @@ pub fn register_object_stores() {
     deltalake::aws::register_handlers(None);
 }
 
-/// A client of the S3 (or S3-compatible) bucket of `url` (`s3://bucket/…`), configured by the
-/// process's `AWS_*` environment (keys, region, `AWS_ENDPOINT_URL` for a compatible store).
-pub fn s3_store(url: &url::Url) -> Result<std::sync::Arc<dyn object_store::ObjectStore>> {
-    if url.scheme() != "s3" {
-        return Err(LakeError::InvalidInput(format!(
-            "'{url}' is not an s3://bucket/prefix URL"
-        )));
+/// An `s3://bucket[/prefix]` location: a client of the S3 (or S3-compatible) bucket, configured
+/// by the process's `AWS_*` environment (keys, region, `AWS_ENDPOINT_URL` for a compatible
+/// store), and the prefix inside it.
+pub struct S3Prefix {
+    pub store: std::sync::Arc<dyn object_store::ObjectStore>,
+    pub prefix: object_store::path::Path,
+    /// `s3://bucket/prefix`, as shown (without the URL's user info).
+    pub url: String,
+}
+
+impl S3Prefix {
+    pub fn parse(location: &str) -> Result<S3Prefix> {
+        let invalid = |why: String| {
+            LakeError::InvalidInput(format!(
+                "'{location}' is not a usable s3://bucket/prefix URL: {why}"
+            ))
+        };
+        let url = url::Url::parse(location).map_err(|e| invalid(e.to_string()))?;
+        if url.scheme() != "s3" {
+            return Err(invalid(format!("the scheme is {}", url.scheme())));
+        }
+        let bucket = url.host_str().unwrap_or_default();
+        let store = object_store::aws::AmazonS3Builder::from_env()
+            .with_url(url.as_str())
+            .build()
+            .map_err(|e| {
+                LakeError::InvalidInput(format!("cannot use s3://{bucket}{}: {e}", url.path()))
+            })?;
+        let prefix = object_store::path::Path::from_url_path(url.path().trim_matches('/'))
+            .map_err(|e| invalid(e.to_string()))?;
+        Ok(S3Prefix {
+            store: std::sync::Arc::new(store),
+            url: format!("s3://{bucket}/{prefix}"),
+            prefix,
+        })
     }
-    let store = object_store::aws::AmazonS3Builder::from_env()
-        .with_url(url.as_str())
-        .build()
-        .map_err(|e| {
-            let bucket = url.host_str().unwrap_or_default();
-            LakeError::InvalidInput(format!("cannot use s3://{bucket}{}: {e}", url.path()))
-        })?;
-    Ok(std::sync::Arc::new(store))
 }
 
 /// Turns a local directory into a `file://` URL, or checks and returns an object-store URL.

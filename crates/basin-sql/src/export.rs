@@ -87,14 +87,9 @@ impl ExportRoot {
                 "export location '{location}': {why} (give a folder or an s3://bucket/prefix URL)"
             ))
         };
-        let url = url::Url::parse(location).map_err(|e| invalid(&e))?;
-        let store = basin_lake::s3_store(&url).map_err(|e| invalid(&e))?;
-        let prefix =
-            ObjectPath::from_url_path(url.path().trim_matches('/')).map_err(|e| invalid(&e))?;
-        let bucket = url.host_str().unwrap_or_default();
-        let url = format!("s3://{bucket}/{prefix}")
-            .trim_end_matches('/')
-            .to_string();
+        let basin_lake::S3Prefix { store, prefix, url } =
+            basin_lake::S3Prefix::parse(location).map_err(|e| invalid(&e))?;
+        let url = url.trim_end_matches('/').to_string();
         Ok(ExportRoot::Store { url, store, prefix })
     }
 }
