@@ -72,7 +72,7 @@ impl UpdateRows {
             .await
             .ctx(|| format!("updating table at {location}"))?;
         Ok((
-            crate::table::version_of(&delta),
+            crate::latest::committed(&location, &delta).await,
             metrics.num_updated_rows as u64,
         ))
     }
