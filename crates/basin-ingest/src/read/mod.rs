@@ -26,7 +26,7 @@ use arrow::compute::kernels::cast_utils::{Parser, parse_decimal};
 use arrow::datatypes::{
     DataType, Date32Type, Decimal128Type, Field, Schema, SchemaRef, TimestampMicrosecondType,
 };
-use serde_json::Value;
+use json::Json;
 
 use crate::inputs::InputFile;
 use crate::{Format, IngestError, ReadOptions, Result};
@@ -275,7 +275,7 @@ pub(crate) enum Cell<'a> {
     Float(f64),
     Decimal(i128),
     Text(&'a str),
-    Json(&'a Value),
+    Json(&'a Json<'a>),
     Days(i32),
     Micros(i64),
 }
@@ -410,7 +410,7 @@ impl Builders {
     fn parse_json<'a>(
         &self,
         col: usize,
-        value: &'a Value,
+        value: &'a Json<'a>,
     ) -> std::result::Result<Cell<'a>, String> {
         let wrong = |ty: &str| {
             format!(
@@ -420,11 +420,11 @@ impl Builders {
             )
         };
         Ok(match (value, &self.builders[col]) {
-            (Value::Null, _) => Cell::Null,
-            (Value::String(s), Builder::Text(_)) => Cell::Text(s),
+            (Json::Null, _) => Cell::Null,
+            (Json::Text(s), Builder::Text(_)) => Cell::Text(s),
             (v, Builder::Text(_)) => Cell::Json(v),
-            (Value::Bool(b), Builder::Bool(_)) => Cell::Bool(*b),
-            (Value::Number(n), Builder::I16(_) | Builder::I32(_) | Builder::I64(_)) => {
+            (Json::Bool(b), Builder::Bool(_)) => Cell::Bool(*b),
+            (Json::Number(n), Builder::I16(_) | Builder::I32(_) | Builder::I64(_)) => {
                 let v = n.as_i64().ok_or_else(|| wrong("integer"))?;
                 let fits = match &self.builders[col] {
                     Builder::I16(_) => i16::try_from(v).is_ok(),
@@ -436,15 +436,15 @@ impl Builders {
                 }
                 Cell::Int(v)
             }
-            (Value::Number(n), Builder::F32(_) | Builder::F64(_)) => {
+            (Json::Number(n), Builder::F32(_) | Builder::F64(_)) => {
                 Cell::Float(n.as_f64().ok_or_else(|| wrong("DOUBLE"))?)
             }
-            (Value::Number(n), Builder::Decimal(_, p, s)) => Cell::Decimal(
+            (Json::Number(n), Builder::Decimal(_, p, s)) => Cell::Decimal(
                 parse_decimal::<Decimal128Type>(&n.to_string(), *p, *s)
                     .map_err(|_| wrong(&format!("DECIMAL({p},{s})")))?,
             ),
             (
-                Value::String(s),
+                Json::Text(s),
                 Builder::Date(_) | Builder::Timestamp(..) | Builder::Decimal(..),
             ) => self.parse_text(col, s)?,
             (_, b) => return Err(wrong(b.type_name())),

@@ -1,5 +1,6 @@
 //! Loads of real files into real Delta tables through the catalog.
 
+mod json;
 mod keys;
 mod load;
 mod parallel;
