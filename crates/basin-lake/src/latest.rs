@@ -1,8 +1,6 @@
 //! The latest loaded state of the tables this process has opened, so that opening a table again
 //! reads only the commits made since (by this process or any other), not its whole log.
 //!
-//! - A commit made by this process leaves its new state here ([`committed`]), so the next open
-//!   finds it latest with one `HEAD`.
 //! - A state that is behind is brought up to date by one task at a time per table; the others
 //!   wait for it and take its result. Bringing a state up to date replays the table's file list
 //!   (delta-rs keeps every file), so a burst of requests after a commit would otherwise each
@@ -128,13 +126,6 @@ pub(crate) async fn remember(location: &str, delta: &DeltaTable) {
             refresh,
         },
     );
-}
-
-/// The version `delta` (the state a commit to `location` left) is at; that state is kept for
-/// the next open, which then needs no replay of the log.
-pub(crate) async fn committed(location: &str, delta: &DeltaTable) -> i64 {
-    remember(location, delta).await;
-    crate::table::version_of(delta)
 }
 
 /// Drops what is kept of `location` (its table was dropped, or could not be brought up to date).

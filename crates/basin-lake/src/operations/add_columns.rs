@@ -54,6 +54,6 @@ impl AddColumns {
             .with_fields(kernel.fields().cloned().collect::<Vec<_>>())
             .await
             .ctx(|| format!("adding columns to table at {location}"))?;
-        Ok(crate::latest::committed(&location, &delta).await)
+        Ok(crate::table::version_of(&delta))
     }
 }

@@ -86,7 +86,7 @@ impl DeleteRows {
             .await
             .ctx(|| format!("deleting from table at {location}"))?;
         Ok((
-            crate::latest::committed(&location, &delta).await,
+            crate::table::version_of(&delta),
             metrics.num_deleted_rows.unwrap_or_default() as u64,
         ))
     }

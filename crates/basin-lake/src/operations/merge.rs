@@ -283,7 +283,7 @@ impl MergeTable {
         }
         let (delta, metrics) = builder.await.ctx(action)?;
         Ok(MergeOutcome {
-            version: crate::latest::committed(&location, &delta).await,
+            version: crate::table::version_of(&delta),
             inserted: metrics.num_target_rows_inserted as u64,
             updated: metrics.num_target_rows_updated as u64,
             deleted: metrics.num_target_rows_deleted as u64,

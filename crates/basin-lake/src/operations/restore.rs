@@ -34,6 +34,6 @@ impl RestoreTable {
             .with_commit_properties(super::commit_properties("restore", None))
             .await
             .ctx(|| format!("restoring table at {location} to version {}", self.version))?;
-        Ok(crate::latest::committed(&location, &delta).await)
+        Ok(crate::table::version_of(&delta))
     }
 }

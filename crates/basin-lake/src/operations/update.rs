@@ -72,7 +72,7 @@ impl UpdateRows {
             .await
             .ctx(|| format!("updating table at {location}"))?;
         Ok((
-            crate::latest::committed(&location, &delta).await,
+            crate::table::version_of(&delta),
             metrics.num_updated_rows as u64,
         ))
     }

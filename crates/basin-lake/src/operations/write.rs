@@ -168,7 +168,7 @@ impl WriteTable {
                     .ctx(|| format!("replacing table at {location}"))?
             };
             return Ok(WriteOutcome {
-                version: crate::latest::committed(&location, &delta).await,
+                version: crate::table::version_of(&delta),
                 rows: rows.load(Ordering::Relaxed),
                 skipped: false,
                 evolution: None,
@@ -256,7 +256,7 @@ impl WriteTable {
             .await
             .ctx(|| format!("writing to table at {location}"))?;
         Ok(WriteOutcome {
-            version: crate::latest::committed(&location, &delta).await,
+            version: crate::table::version_of(&delta),
             rows: rows.load(Ordering::Relaxed),
             skipped: false,
             evolution: evolution.changes_schema().then_some(evolution),
