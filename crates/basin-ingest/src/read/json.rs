@@ -4,7 +4,6 @@
 //! one array, or lines — which [`json_values`] hides; the record type (an object with its keys
 //! in file order), type inference and decoding into the column builders are the same.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::sync::Arc;
@@ -52,7 +51,7 @@ impl Decoder for JsonDecoder {
         json_values(
             file,
             Arc::new(AtomicU64::new(0)),
-            &mut |_, value: std::result::Result<Record<'_>, _>| match value {
+            &mut |_, value| match value {
                 Ok(v) => observe(v),
                 Err(_) => Ok(true),
             },
@@ -95,9 +94,7 @@ impl Decoder for JsonDecoder {
         json_values(
             file,
             bytes,
-            &mut |line, value: std::result::Result<Record<'_>, _>| match rows.add(
-                file, opts, line, value, out,
-            ) {
+            &mut |line, value| match rows.add(file, opts, line, value, out) {
                 Ok(()) => Ok(true),
                 Err(e) => {
                     result = Err(e);
@@ -167,7 +164,7 @@ impl Rows {
         file: &InputFile,
         opts: &ReadOptions,
         line: u64,
-        value: std::result::Result<Record<'_>, (String, String)>,
+        value: std::result::Result<Record, (String, String)>,
         out: &mut Output<'_>,
     ) -> Result<()> {
         let bad = |reason: String, raw: String| BadRow {
@@ -222,23 +219,20 @@ impl Rows {
     }
 }
 
-fn json_value_type(v: &Json<'_>) -> Option<DataType> {
+fn json_value_type(v: &Value) -> Option<DataType> {
     match v {
-        Json::Null => None,
-        Json::Bool(_) => Some(DataType::Boolean),
-        Json::Number(n) if n.is_i64() => Some(DataType::Int64),
-        Json::Number(_) => Some(DataType::Float64),
+        Value::Null => None,
+        Value::Bool(_) => Some(DataType::Boolean),
+        Value::Number(n) if n.is_i64() => Some(DataType::Int64),
+        Value::Number(_) => Some(DataType::Float64),
         // Text stays text unless it is a date or a timestamp ("42" in quotes is a string).
-        Json::Text(s) => Some(match infer_value(s) {
+        Value::String(s) => Some(match infer_value(s) {
             t @ (DataType::Date32 | DataType::Timestamp(..)) => t,
             _ => DataType::Utf8,
         }),
-        Json::Nested(_) => Some(DataType::Utf8),
+        Value::Array(_) | Value::Object(_) => Some(DataType::Utf8),
     }
 }
-
-/// A record (or a line) as it is handed to [`json_values`]'s caller.
-type Read<'r> = std::result::Result<Record<'r>, (String, String)>;
 
 /// Calls `f(line or record number, value)` for each JSON value of an NDJSON file (a line that is
 /// not JSON comes as `Err((reason, raw))`) or each element of a JSON array; `f` returns whether
@@ -246,7 +240,7 @@ type Read<'r> = std::result::Result<Record<'r>, (String, String)>;
 fn json_values(
     file: &InputFile,
     bytes: Arc<AtomicU64>,
-    f: &mut dyn for<'r> FnMut(u64, Read<'r>) -> Result<bool>,
+    f: &mut dyn FnMut(u64, std::result::Result<Record, (String, String)>) -> Result<bool>,
 ) -> Result<()> {
     let reader = BufReader::with_capacity(1 << 20, file.open(bytes)?);
     match file.format {
@@ -298,7 +292,7 @@ fn json_values(
 }
 
 /// The record of an NDJSON line (`None` for a blank one).
-fn ndjson_value(line: &[u8]) -> Option<Read<'_>> {
+fn ndjson_value(line: &[u8]) -> Option<std::result::Result<Record, (String, String)>> {
     let text = line.trim_ascii();
     if text.is_empty() {
         return None;
@@ -316,7 +310,7 @@ fn ndjson_value(line: &[u8]) -> Option<Read<'_>> {
 const STOP: &str = "basin: stop reading";
 
 struct Elements<'a> {
-    f: &'a mut dyn for<'r> FnMut(u64, Read<'r>) -> Result<bool>,
+    f: &'a mut dyn FnMut(u64, std::result::Result<Record, (String, String)>) -> Result<bool>,
     outcome: &'a mut Result<()>,
 }
 
@@ -333,7 +327,7 @@ impl<'de> serde::de::Visitor<'de> for Elements<'_> {
     ) -> std::result::Result<(), A::Error> {
         use serde::de::Error;
         let mut n = 0u64;
-        while let Some(value) = seq.next_element::<Record<'de>>()? {
+        while let Some(value) = seq.next_element::<Record>()? {
             n += 1;
             match (self.f)(n, Ok(value)) {
                 Ok(true) => {}
@@ -349,24 +343,13 @@ impl<'de> serde::de::Visitor<'de> for Elements<'_> {
 }
 
 /// One JSON record: an object with its keys in file order (columns follow that order), or any
-/// other value (which is a bad row). Keys and text borrow from the input where they can (no
-/// escapes, an input held in memory), so a record costs no allocation per field.
-enum Record<'a> {
-    Object(Vec<(Cow<'a, str>, Json<'a>)>),
+/// other value (which is a bad row).
+enum Record {
+    Object(Vec<(String, Value)>),
     Other(Value),
 }
 
-/// A field's value. Arrays and objects are kept whole (they go into text columns as JSON).
-#[derive(Debug)]
-pub(crate) enum Json<'a> {
-    Null,
-    Bool(bool),
-    Number(serde_json::Number),
-    Text(Cow<'a, str>),
-    Nested(Value),
-}
-
-impl std::fmt::Display for Record<'_> {
+impl std::fmt::Display for Record {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Record::Other(v) => write!(f, "{v}"),
@@ -374,7 +357,7 @@ impl std::fmt::Display for Record<'_> {
                 f.write_str("{")?;
                 for (i, (k, v)) in fields.iter().enumerate() {
                     let sep = if i == 0 { "" } else { "," };
-                    write!(f, "{sep}{}:{v}", Value::from(k.as_ref()))?;
+                    write!(f, "{sep}{}:{v}", Value::String(k.clone()))?;
                 }
                 f.write_str("}")
             }
@@ -382,111 +365,20 @@ impl std::fmt::Display for Record<'_> {
     }
 }
 
-/// Compact JSON, as `serde_json::Value` prints it.
-impl std::fmt::Display for Json<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Json::Null => f.write_str("null"),
-            Json::Bool(b) => write!(f, "{b}"),
-            Json::Number(n) => write!(f, "{n}"),
-            Json::Text(s) => write!(f, "{}", Value::from(s.as_ref())),
-            Json::Nested(v) => write!(f, "{v}"),
-        }
-    }
-}
-
-/// Text borrowed from the input when it has no escapes.
-struct Text<'a>(Cow<'a, str>);
-
-impl<'de> serde::Deserialize<'de> for Text<'de> {
+impl<'de> serde::Deserialize<'de> for Record {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         struct V;
         impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Text<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Text<'de>, E> {
-                Ok(Text(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> std::result::Result<Text<'de>, E> {
-                Ok(Text(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E>(self, v: String) -> std::result::Result<Text<'de>, E> {
-                Ok(Text(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Json<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        use serde::Deserialize as _;
-        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Json<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON value")
-            }
-            fn visit_unit<E>(self) -> std::result::Result<Json<'de>, E> {
-                Ok(Json::Null)
-            }
-            fn visit_bool<E>(self, v: bool) -> std::result::Result<Json<'de>, E> {
-                Ok(Json::Bool(v))
-            }
-            fn visit_i64<E>(self, v: i64) -> std::result::Result<Json<'de>, E> {
-                Ok(Json::Number(v.into()))
-            }
-            fn visit_u64<E>(self, v: u64) -> std::result::Result<Json<'de>, E> {
-                Ok(Json::Number(v.into()))
-            }
-            fn visit_f64<E: serde::de::Error>(self, v: f64) -> std::result::Result<Json<'de>, E> {
-                serde_json::Number::from_f64(v)
-                    .map(Json::Number)
-                    .ok_or_else(|| E::custom("a number out of range"))
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Json<'de>, E> {
-                Ok(Json::Text(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> std::result::Result<Json<'de>, E> {
-                Ok(Json::Text(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E>(self, v: String) -> std::result::Result<Json<'de>, E> {
-                Ok(Json::Text(Cow::Owned(v)))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                seq: A,
-            ) -> std::result::Result<Json<'de>, A::Error> {
-                Value::deserialize(SeqAccessDeserializer::new(seq)).map(Json::Nested)
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> std::result::Result<Json<'de>, A::Error> {
-                Value::deserialize(MapAccessDeserializer::new(map)).map(Json::Nested)
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Record<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Record<'de>;
+            type Value = Record;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a JSON value")
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut map: A,
-            ) -> std::result::Result<Record<'de>, A::Error> {
+            ) -> std::result::Result<Record, A::Error> {
                 let mut fields = Vec::new();
-                while let Some((Text(k), v)) = map.next_entry::<Text<'de>, Json<'de>>()? {
+                while let Some((k, v)) = map.next_entry::<String, Value>()? {
                     fields.push((k, v));
                 }
                 Ok(Record::Object(fields))
@@ -494,26 +386,26 @@ impl<'de> serde::Deserialize<'de> for Record<'de> {
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
                 self,
                 seq: A,
-            ) -> std::result::Result<Record<'de>, A::Error> {
+            ) -> std::result::Result<Record, A::Error> {
                 let v = Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
                 Ok(Record::Other(v))
             }
-            fn visit_bool<E>(self, v: bool) -> std::result::Result<Record<'de>, E> {
+            fn visit_bool<E>(self, v: bool) -> std::result::Result<Record, E> {
                 Ok(Record::Other(Value::Bool(v)))
             }
-            fn visit_i64<E>(self, v: i64) -> std::result::Result<Record<'de>, E> {
+            fn visit_i64<E>(self, v: i64) -> std::result::Result<Record, E> {
                 Ok(Record::Other(Value::from(v)))
             }
-            fn visit_u64<E>(self, v: u64) -> std::result::Result<Record<'de>, E> {
+            fn visit_u64<E>(self, v: u64) -> std::result::Result<Record, E> {
                 Ok(Record::Other(Value::from(v)))
             }
-            fn visit_f64<E>(self, v: f64) -> std::result::Result<Record<'de>, E> {
+            fn visit_f64<E>(self, v: f64) -> std::result::Result<Record, E> {
                 Ok(Record::Other(Value::from(v)))
             }
-            fn visit_str<E>(self, v: &str) -> std::result::Result<Record<'de>, E> {
+            fn visit_str<E>(self, v: &str) -> std::result::Result<Record, E> {
                 Ok(Record::Other(Value::from(v)))
             }
-            fn visit_unit<E>(self) -> std::result::Result<Record<'de>, E> {
+            fn visit_unit<E>(self) -> std::result::Result<Record, E> {
                 Ok(Record::Other(Value::Null))
             }
         }

@@ -26,7 +26,7 @@ use arrow::compute::kernels::cast_utils::{Parser, parse_decimal};
 use arrow::datatypes::{
     DataType, Date32Type, Decimal128Type, Field, Schema, SchemaRef, TimestampMicrosecondType,
 };
-use json::Json;
+use serde_json::Value;
 
 use crate::inputs::InputFile;
 use crate::{Format, IngestError, ReadOptions, Result};
@@ -275,7 +275,7 @@ pub(crate) enum Cell<'a> {
     Float(f64),
     Decimal(i128),
     Text(&'a str),
-    Json(&'a Json<'a>),
+    Json(&'a Value),
     Days(i32),
     Micros(i64),
 }
@@ -410,7 +410,7 @@ impl Builders {
     fn parse_json<'a>(
         &self,
         col: usize,
-        value: &'a Json<'a>,
+        value: &'a Value,
     ) -> std::result::Result<Cell<'a>, String> {
         let wrong = |ty: &str| {
             format!(
@@ -420,11 +420,11 @@ impl Builders {
             )
         };
         Ok(match (value, &self.builders[col]) {
-            (Json::Null, _) => Cell::Null,
-            (Json::Text(s), Builder::Text(_)) => Cell::Text(s),
+            (Value::Null, _) => Cell::Null,
+            (Value::String(s), Builder::Text(_)) => Cell::Text(s),
             (v, Builder::Text(_)) => Cell::Json(v),
-            (Json::Bool(b), Builder::Bool(_)) => Cell::Bool(*b),
-            (Json::Number(n), Builder::I16(_) | Builder::I32(_) | Builder::I64(_)) => {
+            (Value::Bool(b), Builder::Bool(_)) => Cell::Bool(*b),
+            (Value::Number(n), Builder::I16(_) | Builder::I32(_) | Builder::I64(_)) => {
                 let v = n.as_i64().ok_or_else(|| wrong("integer"))?;
                 let fits = match &self.builders[col] {
                     Builder::I16(_) => i16::try_from(v).is_ok(),
@@ -436,15 +436,15 @@ impl Builders {
                 }
                 Cell::Int(v)
             }
-            (Json::Number(n), Builder::F32(_) | Builder::F64(_)) => {
+            (Value::Number(n), Builder::F32(_) | Builder::F64(_)) => {
                 Cell::Float(n.as_f64().ok_or_else(|| wrong("DOUBLE"))?)
             }
-            (Json::Number(n), Builder::Decimal(_, p, s)) => Cell::Decimal(
+            (Value::Number(n), Builder::Decimal(_, p, s)) => Cell::Decimal(
                 parse_decimal::<Decimal128Type>(&n.to_string(), *p, *s)
                     .map_err(|_| wrong(&format!("DECIMAL({p},{s})")))?,
             ),
             (
-                Json::Text(s),
+                Value::String(s),
                 Builder::Date(_) | Builder::Timestamp(..) | Builder::Decimal(..),
             ) => self.parse_text(col, s)?,
             (_, b) => return Err(wrong(b.type_name())),
