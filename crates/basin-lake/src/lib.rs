@@ -8,6 +8,7 @@ mod changes;
 mod error;
 pub mod evolution;
 mod latest;
+mod multiset;
 pub mod operations;
 mod scan;
 mod stream;
@@ -15,6 +16,7 @@ mod table;
 pub mod types;
 
 pub use error::LakeError;
+pub use multiset::MultisetSetOperations;
 pub use operations::{
     add_columns::AddColumns,
     create::CreateTable,

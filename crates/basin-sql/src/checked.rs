@@ -299,7 +299,8 @@ impl AnalyzerRule for CheckedArithmetic {
     }
 }
 
-/// The session's analyzer rules with [`CheckedArithmetic`] before type coercion.
+/// The session's analyzer rules with [`CheckedArithmetic`] before type coercion, and
+/// [`basin_lake::MultisetSetOperations`] last (`EXCEPT ALL`, `INTERSECT ALL`).
 pub(crate) fn analyzer_rules(
     defaults: &[Arc<dyn AnalyzerRule + Send + Sync>],
 ) -> Vec<Arc<dyn AnalyzerRule + Send + Sync>> {
@@ -315,5 +316,6 @@ pub(crate) fn analyzer_rules(
     if !added {
         rules.insert(0, Arc::new(CheckedArithmetic::new()));
     }
+    rules.push(Arc::new(basin_lake::MultisetSetOperations));
     rules
 }

@@ -330,3 +330,27 @@ async fn merge_refuses_values_its_columns_cannot_take() {
     rows(e, "MERGE INTO sales.events t USING (SELECT 2 AS id, 3 AS n) s ON t.id = s.id WHEN NOT MATCHED THEN INSERT (id) VALUES (s.id + s.n)").await;
     assert_eq!(rows(e, "SELECT count(*) FROM sales.events").await, ["2"]);
 }
+
+#[tokio::test]
+async fn except_all_and_intersect_all_count_copies() {
+    let f = fixture().await;
+    let e = &f.engine;
+    let left = "(VALUES (1, 'a'), (1, 'a'), (1, 'a'), (2, 'b'), (NULL, 'n'), (NULL, 'n'))";
+    let right = "(VALUES (1, 'a'), (2, 'b'), (2, 'b'), (NULL, 'n'), (3, 'c'))";
+    let run = |op: &str| format!("SELECT * FROM (SELECT * FROM {left} AS l(x, y) {op} SELECT * FROM {right} AS r(x, y)) ORDER BY x, y");
+    // m - n copies of each row (at least none), and min(m, n): the standard's counts.
+    assert_eq!(rows(e, &run("EXCEPT ALL")).await, ["1|a", "1|a", "null|n"]);
+    assert_eq!(rows(e, &run("INTERSECT ALL")).await, ["1|a", "2|b", "null|n"]);
+    // The plain forms stay sets.
+    assert_eq!(rows(e, &run("EXCEPT")).await, Vec::<String>::new());
+    assert_eq!(rows(e, &run("INTERSECT")).await, ["1|a", "2|b", "null|n"]);
+    // A semi or anti join the query writes itself is left alone.
+    assert_eq!(
+        rows(e, &format!("SELECT x FROM {left} AS l(x, y) WHERE x NOT IN (SELECT x FROM {right} AS r(x, y) WHERE x IS NOT NULL) ORDER BY x")).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        rows(e, &format!("SELECT x FROM {left} AS l(x, y) WHERE EXISTS (SELECT 1 FROM {right} AS r(x, y) WHERE r.x = l.x) ORDER BY x")).await,
+        ["1", "1", "1", "2"]
+    );
+}
