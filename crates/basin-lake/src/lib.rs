@@ -16,7 +16,7 @@ mod table;
 pub mod types;
 
 pub use error::LakeError;
-pub use multiset::MultisetSetOperations;
+pub use multiset::{MultisetSetOperations, with_multiset_rule};
 pub use operations::{
     add_columns::AddColumns,
     create::CreateTable,

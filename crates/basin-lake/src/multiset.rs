@@ -17,22 +17,21 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, NullEquality, Result};
 use datafusion::config::ConfigOptions;
 use datafusion::functions_window::expr_fn::row_number;
-use datafusion::logical_expr::{
-    Distinct, ExprFunctionExt, JoinType, LogicalPlan, LogicalPlanBuilder,
-};
+use datafusion::logical_expr::{ExprFunctionExt, JoinType, LogicalPlan, LogicalPlanBuilder};
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::prelude::Expr;
 
 /// The column that numbers the copies of a row while the rule's join runs.
 const COPY: &str = "__basin_copy";
 
-/// The analyzer rule; add it to every session that plans SQL or delta-rs operations.
+/// The analyzer rule; add it, before type coercion, to every session that plans SQL or
+/// delta-rs operations ([`with_multiset_rule`]).
 #[derive(Debug, Default)]
 pub struct MultisetSetOperations;
 
 impl AnalyzerRule for MultisetSetOperations {
     fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> Result<LogicalPlan> {
-        Ok(rewrite(plan, false)?.data)
+        Ok(rewrite(plan)?.data)
     }
 
     fn name(&self) -> &str {
@@ -40,21 +39,22 @@ impl AnalyzerRule for MultisetSetOperations {
     }
 }
 
-/// `plan` with its `ALL` set operations rewritten; one directly under a `DISTINCT` is the plain
-/// (set) form and stays as it is.
-fn rewrite(plan: LogicalPlan, under_distinct: bool) -> Result<Transformed<LogicalPlan>> {
-    let distinct = matches!(plan, LogicalPlan::Distinct(Distinct::All(_)));
-    plan.map_subqueries(|q| rewrite(q, false))?
-        .transform_data(|p| p.map_children(|c| rewrite(c, distinct)))?
+/// `plan` with its set operations rewritten. The plain forms (`EXCEPT`, `INTERSECT`) are
+/// rewritten too and stay right: their left side is made distinct first, so each row is one
+/// copy.
+fn rewrite(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+    plan.map_subqueries(rewrite)?
+        .transform_data(|p| p.map_children(rewrite))?
         .transform_data(|p| match set_operation(&p) {
-            Some(keys) if !under_distinct => counted(p, keys).map(Transformed::yes),
-            _ => Ok(Transformed::no(p)),
+            Some(keys) => counted(p, keys).map(Transformed::yes),
+            None => Ok(Transformed::no(p)),
         })
 }
 
 /// The column pairs of a join that DataFusion made of an `EXCEPT ALL` or `INTERSECT ALL`: a
 /// semi or anti join on every column, nulls equal, nothing else (a join the query wrote has
-/// its condition as a filter here, and nulls never equal).
+/// its condition as a filter here, and nulls never equal). The rule runs before type coercion,
+/// so the keys are still plain columns.
 fn set_operation(plan: &LogicalPlan) -> Option<Vec<(Column, Column)>> {
     let LogicalPlan::Join(j) = plan else {
         return None;
@@ -65,7 +65,8 @@ fn set_operation(plan: &LogicalPlan) -> Option<Vec<(Column, Column)>> {
         && !j.null_aware
         && j.on.len() == j.left.schema().fields().len()
         && j.on.len() == j.right.schema().fields().len()
-        && !j.left.schema().has_column_with_unqualified_name(COPY);
+        && !j.left.schema().has_column_with_unqualified_name(COPY)
+        && !j.right.schema().has_column_with_unqualified_name(COPY);
     if !set_like {
         return None;
     }
@@ -101,4 +102,14 @@ fn counted(plan: LogicalPlan, keys: Vec<(Column, Column)>) -> Result<LogicalPlan
         )?
         .project(output)?
         .build()
+}
+
+/// `rules` with [`MultisetSetOperations`] first, so that it sees the keys before type coercion
+/// wraps them in casts.
+pub fn with_multiset_rule(
+    rules: &[Arc<dyn AnalyzerRule + Send + Sync>],
+) -> Vec<Arc<dyn AnalyzerRule + Send + Sync>> {
+    let mut all: Vec<Arc<dyn AnalyzerRule + Send + Sync>> = vec![Arc::new(MultisetSetOperations)];
+    all.extend(rules.iter().cloned());
+    all
 }

@@ -300,7 +300,7 @@ impl AnalyzerRule for CheckedArithmetic {
 }
 
 /// The session's analyzer rules with [`CheckedArithmetic`] before type coercion, and
-/// [`basin_lake::MultisetSetOperations`] last (`EXCEPT ALL`, `INTERSECT ALL`).
+/// [`basin_lake::MultisetSetOperations`] (`EXCEPT ALL`, `INTERSECT ALL`) first.
 pub(crate) fn analyzer_rules(
     defaults: &[Arc<dyn AnalyzerRule + Send + Sync>],
 ) -> Vec<Arc<dyn AnalyzerRule + Send + Sync>> {
@@ -316,6 +316,5 @@ pub(crate) fn analyzer_rules(
     if !added {
         rules.insert(0, Arc::new(CheckedArithmetic::new()));
     }
-    rules.push(Arc::new(basin_lake::MultisetSetOperations));
-    rules
+    basin_lake::with_multiset_rule(&rules)
 }

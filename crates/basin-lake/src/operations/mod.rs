@@ -41,7 +41,13 @@ pub(crate) const NEW_TABLE_PROPERTIES: [(&str, Option<&str>); 1] =
 /// A DataFusion session (with delta-rs's planner) able to read `table`.
 pub(crate) fn session_for(table: &LakeTable) -> SessionContext {
     let ctx = deltalake::delta_datafusion::create_session().into_inner();
-    ctx.add_analyzer_rule(std::sync::Arc::new(crate::MultisetSetOperations));
+    let state = ctx.state();
+    let rules = crate::with_multiset_rule(&state.analyzer().rules);
+    let ctx = datafusion::prelude::SessionContext::new_with_state(
+        datafusion::execution::SessionStateBuilder::new_from_existing(state)
+            .with_analyzer_rules(rules)
+            .build(),
+    );
     // Registration only fails for an unknown URL scheme, which opening the table already ruled out.
     let _ = table.delta.update_datafusion_session(&ctx.state());
     ctx

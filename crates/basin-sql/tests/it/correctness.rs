@@ -344,6 +344,15 @@ async fn except_all_and_intersect_all_count_copies() {
     // The plain forms stay sets.
     assert_eq!(rows(e, &run("EXCEPT")).await, Vec::<String>::new());
     assert_eq!(rows(e, &run("INTERSECT")).await, ["1|a", "2|b", "null|n"]);
+    // Chained with a plain form, and over columns of different types (coerced by casts).
+    assert_eq!(
+        rows(e, "SELECT * FROM ((VALUES (1), (1)) EXCEPT ALL (VALUES (1)) EXCEPT (VALUES (2)))").await,
+        ["1"]
+    );
+    assert_eq!(
+        rows(e, "SELECT * FROM (SELECT CAST(x AS INT) AS x FROM (VALUES (1), (1), (2)) AS t(x) EXCEPT ALL SELECT 1) ORDER BY x").await,
+        ["1", "2"]
+    );
     // A semi or anti join the query writes itself is left alone.
     assert_eq!(
         rows(e, &format!("SELECT x FROM {left} AS l(x, y) WHERE x NOT IN (SELECT x FROM {right} AS r(x, y) WHERE x IS NOT NULL) ORDER BY x")).await,
