@@ -44,7 +44,10 @@ pub fn read(format: Format, extension: &str, data: &[u8], csv: CsvOptions) {
             }
             assert_eq!(one.schema, many.schema);
             assert_eq!(rows(&one), rows(&many));
-            assert_eq!(format!("{:?}", one.bad_rows), format!("{:?}", many.bad_rows));
+            assert_eq!(
+                format!("{:?}", one.bad_rows),
+                format!("{:?}", many.bad_rows)
+            );
         }
         (Err(one), Err(many)) => assert_eq!(one.to_string(), many.to_string()),
         (one, many) => panic!("one thread: {:?}; many: {:?}", one.err(), many.err()),
@@ -59,4 +62,3 @@ fn rows(decoded: &basin_ingest::Decoded) -> Vec<impl PartialEq + std::fmt::Debug
         .flat_map(|b| (0..b.num_rows()).map(move |i| b.slice(i, 1)))
         .collect()
 }
-

@@ -56,7 +56,11 @@ enum State {
 async fn state_of(loaded: &Loaded) -> State {
     let same = commit_of(&loaded.delta).await.is_some_and(|now| {
         (now.size, now.last_modified, &now.e_tag)
-            == (loaded.commit.size, loaded.commit.last_modified, &loaded.commit.e_tag)
+            == (
+                loaded.commit.size,
+                loaded.commit.last_modified,
+                &loaded.commit.e_tag,
+            )
     });
     if !same {
         return State::Replaced;

@@ -84,11 +84,24 @@ fn counted(plan: LogicalPlan, keys: Vec<(Column, Column)>) -> Result<LogicalPlan
         unreachable!("set_operation only matches joins")
     };
     let numbered = |side: Arc<LogicalPlan>| -> Result<LogicalPlan> {
-        let columns = side.schema().columns().into_iter().map(Expr::Column).collect();
+        let columns = side
+            .schema()
+            .columns()
+            .into_iter()
+            .map(Expr::Column)
+            .collect();
         let copy = row_number().partition_by(columns).build()?.alias(COPY);
-        LogicalPlanBuilder::new_from_arc(side).window(vec![copy])?.build()
+        LogicalPlanBuilder::new_from_arc(side)
+            .window(vec![copy])?
+            .build()
     };
-    let output: Vec<Expr> = j.left.schema().columns().into_iter().map(Expr::Column).collect();
+    let output: Vec<Expr> = j
+        .left
+        .schema()
+        .columns()
+        .into_iter()
+        .map(Expr::Column)
+        .collect();
     let (mut left_keys, mut right_keys): (Vec<Column>, Vec<Column>) = keys.into_iter().unzip();
     left_keys.push(Column::from_name(COPY));
     right_keys.push(Column::from_name(COPY));

@@ -2,18 +2,10 @@
 //! compact JSON in text columns, numbers by the column's type, and bad rows shown as JSON.
 
 use arrow::compute::concat_batches;
-use basin_ingest::{Decoded, Format, InputFile, ReadOptions, decode};
+use basin_ingest::{Decoded, Format, ReadOptions, decode};
 
 fn decoded(text: &str, format: Format) -> (Vec<String>, Vec<String>) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("input");
-    std::fs::write(&path, text).unwrap();
-    let file = InputFile {
-        path,
-        format,
-        compression: basin_ingest::Compression::None,
-        partition_values: vec![],
-    };
+    let (_dir, file) = crate::input_file(text, format);
     let Decoded {
         schema,
         batches,

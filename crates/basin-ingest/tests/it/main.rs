@@ -16,6 +16,24 @@ use basin_testkit::DataDir;
 pub use basin_testkit::fixtures::files_under;
 use datafusion::prelude::SessionContext;
 
+/// `text` written as an input file of `format` in a new temporary directory (kept alive by
+/// the returned guard).
+pub fn input_file(
+    text: &str,
+    format: basin_ingest::Format,
+) -> (tempfile::TempDir, basin_ingest::InputFile) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("input");
+    std::fs::write(&path, text).unwrap();
+    let file = basin_ingest::InputFile {
+        path,
+        format,
+        compression: basin_ingest::Compression::None,
+        partition_values: vec![],
+    };
+    (dir, file)
+}
+
 /// A data dir with hub `main` and dataset `main.raw`.
 pub struct Hub {
     pub data: DataDir,

@@ -14,15 +14,7 @@ fn decoded_both(
     threads: usize,
     chunk_bytes: usize,
 ) -> (String, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("input");
-    std::fs::write(&path, text).unwrap();
-    let file = InputFile {
-        path,
-        format,
-        compression: basin_ingest::Compression::None,
-        partition_values: vec![],
-    };
+    let (_dir, file) = crate::input_file(text, format);
     (
         decoded(&file, 1, 4 << 20),
         decoded(&file, threads, chunk_bytes),

@@ -337,16 +337,27 @@ async fn except_all_and_intersect_all_count_copies() {
     let e = &f.engine;
     let left = "(VALUES (1, 'a'), (1, 'a'), (1, 'a'), (2, 'b'), (NULL, 'n'), (NULL, 'n'))";
     let right = "(VALUES (1, 'a'), (2, 'b'), (2, 'b'), (NULL, 'n'), (3, 'c'))";
-    let run = |op: &str| format!("SELECT * FROM (SELECT * FROM {left} AS l(x, y) {op} SELECT * FROM {right} AS r(x, y)) ORDER BY x, y");
+    let run = |op: &str| {
+        format!(
+            "SELECT * FROM (SELECT * FROM {left} AS l(x, y) {op} SELECT * FROM {right} AS r(x, y)) ORDER BY x, y"
+        )
+    };
     // m - n copies of each row (at least none), and min(m, n): the standard's counts.
     assert_eq!(rows(e, &run("EXCEPT ALL")).await, ["1|a", "1|a", "null|n"]);
-    assert_eq!(rows(e, &run("INTERSECT ALL")).await, ["1|a", "2|b", "null|n"]);
+    assert_eq!(
+        rows(e, &run("INTERSECT ALL")).await,
+        ["1|a", "2|b", "null|n"]
+    );
     // The plain forms stay sets.
     assert_eq!(rows(e, &run("EXCEPT")).await, Vec::<String>::new());
     assert_eq!(rows(e, &run("INTERSECT")).await, ["1|a", "2|b", "null|n"]);
     // Chained with a plain form, and over columns of different types (coerced by casts).
     assert_eq!(
-        rows(e, "SELECT * FROM ((VALUES (1), (1)) EXCEPT ALL (VALUES (1)) EXCEPT (VALUES (2)))").await,
+        rows(
+            e,
+            "SELECT * FROM ((VALUES (1), (1)) EXCEPT ALL (VALUES (1)) EXCEPT (VALUES (2)))"
+        )
+        .await,
         ["1"]
     );
     assert_eq!(

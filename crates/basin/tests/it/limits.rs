@@ -300,7 +300,12 @@ async fn errors_while_streaming_are_explicit() {
     let failing_everywhere =
         "SELECT CAST(CASE WHEN v >= 0 THEN 'x' ELSE '1' END AS INT) AS c FROM big.numbers";
     for format in ["json", "csv", "arrow"] {
-        let resp = query(&s, &admin, json!({"sql": failing_everywhere, "format": format})).await;
+        let resp = query(
+            &s,
+            &admin,
+            json!({"sql": failing_everywhere, "format": format}),
+        )
+        .await;
         problem(&Server::answer(resp).await, 400);
     }
     // Timing out before the first rows: 504.
