@@ -759,8 +759,9 @@ async fn browser_runs_pages_completes_downloads_and_cancels_a_query() {
         "{text}"
     );
     assert!(text.contains("cancelled"), "{text}");
-    // Other tests of this module query as alice too: the entry is found by its text.
-    let clicked = js(&b, "const a = [...document.querySelectorAll('#history li a')].find(a => a.textContent.includes('nope')); if (!a) return 'missing'; a.click(); return 'clicked';").await;
+    // Other tests of this module query as alice too (one also selects `nope`): the entry is
+    // found by its own text.
+    let clicked = js(&b, "const a = [...document.querySelectorAll('#history li a')].find(a => a.textContent.includes('id,') && a.textContent.includes('nope')); if (!a) return 'missing'; a.click(); return 'clicked';").await;
     assert_eq!(clicked, "clicked", "{text}");
     let loaded = js(&b, "return document.getElementById('sql').value;").await;
     assert_eq!(loaded, "SELECT id,\n  nope FROM sales.orders");
