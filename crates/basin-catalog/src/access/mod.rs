@@ -10,5 +10,5 @@ pub(crate) mod store;
 
 pub use decision::{AccessSnapshot, Action, ColumnPolicy, TablePolicy, is_pii};
 pub use model::*;
-pub(crate) use store::AccessCache;
+pub(crate) use store::{AccessCache, AuditQueue};
 pub use store::{AccessRequest, RequestStatus};

@@ -36,6 +36,8 @@ use crate::{CatalogError, Result, migrate};
 pub struct Catalog {
     pub(crate) pool: AnyPool,
     pub(crate) access: crate::access::AccessCache,
+    /// Audit rows on their way to the log (written in groups).
+    pub(crate) audit_queue: std::sync::Arc<crate::access::AuditQueue>,
     /// The data directory that storage paths inside it are stored relative to (see `paths`).
     pub(crate) data_dir: Option<std::path::PathBuf>,
     /// SQLite (a file) rather than PostgreSQL.
@@ -76,6 +78,7 @@ impl Catalog {
         Ok(Catalog {
             pool,
             access: Default::default(),
+            audit_queue: Default::default(),
             data_dir: None,
             sqlite,
             url: backup::CatalogUrl(url.to_string()),

@@ -830,18 +830,21 @@ async fn tokens(catalog: &Catalog) {
     };
     assert!(catalog.create_token(&same_secret).await.is_err());
 
-    assert_eq!(
-        catalog.token_by_hash("hash-of-t1").await.unwrap(),
-        Some(etl.clone())
-    );
-    assert_eq!(
-        catalog.token_by_hash("hash-of-t3").await.unwrap(),
-        Some(session.clone())
-    );
-    assert_eq!(
-        catalog.token_by_hash("hash-of-nothing").await.unwrap(),
-        None
-    );
+    // A live token signs its user in; an unknown or expired one nobody.
+    let user_of = |hash: &'static str| catalog.token_user(hash);
+    assert_eq!(user_of("hash-of-t1").await.unwrap().as_deref(), Some("ana"));
+    assert_eq!(user_of("hash-of-t3").await.unwrap().as_deref(), Some("ana"));
+    assert_eq!(user_of("hash-of-nothing").await.unwrap(), None);
+    let expired = Token {
+        expires_at: "2001-01-01T00:00:00.000Z".into(),
+        ..token("t5", "ana", TokenKind::Session, 5)
+    };
+    catalog.create_token(&expired).await.unwrap();
+    assert_eq!(user_of("hash-of-t5").await.unwrap(), None);
+    // Nor does a token of a disabled user.
+    catalog.set_user_disabled("ana", true).await.unwrap();
+    assert_eq!(user_of("hash-of-t3").await.unwrap(), None);
+    catalog.set_user_disabled("ana", false).await.unwrap();
     assert_eq!(
         catalog.service_tokens(Some("ana")).await.unwrap(),
         std::slice::from_ref(&etl)
@@ -862,11 +865,8 @@ async fn tokens(catalog: &Catalog) {
         }
     );
     assert_eq!(catalog.token("t1").await.unwrap(), Some(revoked.clone()));
-    // Revoked tokens are still found (the caller refuses them), listed too.
-    assert_eq!(
-        catalog.token_by_hash("hash-of-t1").await.unwrap(),
-        Some(revoked.clone())
-    );
+    // A revoked token signs nobody in, and is still listed.
+    assert_eq!(user_of("hash-of-t1").await.unwrap(), None);
     assert_eq!(
         catalog.service_tokens(Some("ana")).await.unwrap(),
         [revoked]
@@ -919,6 +919,28 @@ async fn audit_log(catalog: &Catalog) {
         []
     );
     assert_eq!(read(Some("2024-05-02T00:00:00Z"), 100).await.unwrap(), []);
+
+    // Rows that arrive together are written together; each is stored once and its writer
+    // answered only when it is.
+    let mut writers = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let catalog = catalog.clone();
+        writers.spawn(async move {
+            let e = AuditEvent {
+                at: format!("2024-06-01T10:00:{:02}.000000Z", i),
+                ..event(0, "together")
+            };
+            catalog.audit(&e).await.unwrap();
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.unwrap();
+    }
+    let together = read(Some("2024-06-01T00:00:00Z"), 100).await.unwrap();
+    let seconds: Vec<String> = together.iter().map(|e| e.at[17..19].to_string()).collect();
+    let expected: Vec<String> = (0..40).map(|i| format!("{i:02}")).collect();
+    assert_eq!(seconds, expected);
+    assert!(together.iter().all(|e| e.action == "together"));
 }
 
 // ---- decisions ----------------------------------------------------------------------------------

@@ -2,25 +2,86 @@
 
 use crate::access::model::*;
 use crate::error::DbContext;
-use crate::{Catalog, Result};
+use crate::{Catalog, CatalogError, Result};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// Audit rows waiting to be written, and the turn to write them. Rows that arrive together
+/// go into the catalog together: one transaction, so one sync to disk, for many requests (the
+/// same group commit as the lake's appends). Each caller still waits until its row is stored.
+#[derive(Default)]
+pub(crate) struct AuditQueue {
+    pending: std::sync::Mutex<Vec<Queued>>,
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A row and where its outcome goes (a failed group's error, as text, to every member).
+type Queued = (AuditEvent, oneshot::Sender<std::result::Result<(), String>>);
+
+impl std::fmt::Debug for AuditQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditQueue").finish_non_exhaustive()
+    }
+}
+
+/// Most rows in one transaction (a bound on its size, not a wait: nothing waits to fill it).
+const MOST_ROWS_PER_WRITE: usize = 512;
 
 impl Catalog {
-    /// Appends an event to the audit log. There is no way to change or remove one.
+    /// Appends an event to the audit log. There is no way to change or remove one. Returns
+    /// once the row is stored.
     pub async fn audit(&self, event: &AuditEvent) -> Result<()> {
-        let id = format!("{}-{:016x}", event.at, rand_u64());
-        sqlx::query("INSERT INTO audit_log (id, at, principal, source, action, target, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-            .bind(id)
-            .bind(&event.at)
-            .bind(&event.principal)
-            .bind(&event.source)
-            .bind(&event.action)
-            .bind(&event.target)
-            .bind(&event.outcome)
-            .bind(&event.detail)
-            .execute(&self.pool)
-            .await
-            .ctx(|| "writing the audit log".into())?;
-        Ok(())
+        let queue = &self.audit_queue;
+        let (answer, mut answered) = oneshot::channel();
+        lock(&queue.pending).push((event.clone(), answer));
+        // Whoever gets the turn writes every row queued by then; the others wait for it.
+        let turn = tokio::select! {
+            a = &mut answered => return outcome(a),
+            turn = queue.turn.clone().lock_owned() => turn,
+        };
+        // The writer before took this row and answered it before giving up the turn.
+        if let Ok(a) = answered.try_recv() {
+            return outcome(Ok(a));
+        }
+        let rows: Vec<Queued> = {
+            let mut pending = lock(&queue.pending);
+            let n = pending.len().min(MOST_ROWS_PER_WRITE);
+            pending.drain(..n).collect()
+        };
+        // A task of its own, so that a caller that goes away cannot leave rows unanswered.
+        let catalog = self.clone();
+        tokio::spawn(async move {
+            let result = catalog.write_audit_rows(rows.iter().map(|(e, _)| e)).await;
+            let result = result.map_err(|e| match e {
+                CatalogError::Database { source, .. } => source.to_string(),
+                other => other.to_string(),
+            });
+            for (_, answer) in rows {
+                let _ = answer.send(result.clone());
+            }
+            drop(turn);
+        });
+        outcome(answered.await)
+    }
+
+    async fn write_audit_rows(&self, events: impl Iterator<Item = &AuditEvent>) -> Result<()> {
+        let mut tx = self.begin().await?;
+        for event in events {
+            let id = format!("{}-{:016x}", event.at, rand_u64());
+            sqlx::query("INSERT INTO audit_log (id, at, principal, source, action, target, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                .bind(id)
+                .bind(&event.at)
+                .bind(&event.principal)
+                .bind(&event.source)
+                .bind(&event.action)
+                .bind(&event.target)
+                .bind(&event.outcome)
+                .bind(&event.detail)
+                .execute(&mut *tx)
+                .await
+                .ctx(|| "writing the audit log".into())?;
+        }
+        tx.commit().await.ctx(|| "writing the audit log".into())
     }
 
     /// Audit events, oldest first, from `since` (an RFC 3339 time) on, at most `limit`.
@@ -92,6 +153,25 @@ impl Catalog {
         }
         Ok(counts)
     }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A queued row's outcome: its group's, or a clear error if its writer stopped unanswered.
+fn outcome(
+    answered: std::result::Result<std::result::Result<(), String>, oneshot::error::RecvError>,
+) -> Result<()> {
+    let why = match answered {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(why)) => why,
+        Err(_) => "the writer of the audit rows stopped before it answered".into(),
+    };
+    Err(CatalogError::Database {
+        action: "writing the audit log".into(),
+        source: sqlx::Error::Protocol(why),
+    })
 }
 
 /// A random number for ids, from the process's hasher seed and a counter (no extra crate).

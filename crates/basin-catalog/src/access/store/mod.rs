@@ -25,6 +25,7 @@ use crate::store::{Tx, not_found};
 use crate::{Catalog, Result, Table};
 use users::attributes_from_json;
 
+pub(crate) use audit::AuditQueue;
 pub(crate) use grants::insert_grant;
 pub use requests::{AccessRequest, RequestStatus};
 

@@ -24,14 +24,23 @@ impl Catalog {
         Ok(())
     }
 
-    /// The token whose secret hashes to `secret_hash`, if any (revoked and expired included).
-    pub async fn token_by_hash(&self, secret_hash: &str) -> Result<Option<Token>> {
-        let row = sqlx::query("SELECT id, name, owner, kind, secret_hash, created_at, expires_at, revoked_at FROM tokens WHERE secret_hash = $1")
-            .bind(secret_hash)
-            .fetch_optional(&self.pool)
-            .await
-            .ctx(|| "reading a token".into())?;
-        row.map(|r| token_from_row(&r)).transpose()
+    /// The user that the token whose secret hashes to `secret_hash` signs in, if the token
+    /// is live (neither revoked nor expired) and its user exists and is enabled. One query: it
+    /// runs for every request.
+    pub async fn token_user(&self, secret_hash: &str) -> Result<Option<String>> {
+        let row: Option<(String, String)> = sqlx::query_as(
+            "SELECT t.owner, t.expires_at FROM tokens t JOIN users u ON u.name = t.owner WHERE t.secret_hash = $1 AND t.revoked_at IS NULL AND u.disabled = 0",
+        )
+        .bind(secret_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .ctx(|| "reading a token".into())?;
+        Ok(row.and_then(|(owner, expires_at)| {
+            // Unreadable expiry: treated as expired.
+            let live = chrono::DateTime::parse_from_rfc3339(&expires_at)
+                .is_ok_and(|t| t > chrono::Utc::now());
+            live.then_some(owner)
+        }))
     }
 
     /// Service tokens, of one owner or all.
