@@ -926,11 +926,17 @@ async fn audit_log(catalog: &Catalog) {
     for i in 0..40 {
         let catalog = catalog.clone();
         writers.spawn(async move {
-            let e = AuditEvent {
+            let mut e = AuditEvent {
                 at: format!("2024-06-01T10:00:{:02}.000000Z", i),
                 ..event(0, "together")
             };
-            catalog.audit(&e).await.unwrap();
+            if i == 7 {
+                // PostgreSQL refuses a NUL in text: this row fails there, alone.
+                e.target = "bad\0target".into();
+                let _ = catalog.audit(&e).await;
+            } else {
+                catalog.audit(&e).await.unwrap();
+            }
         });
     }
     while let Some(done) = writers.join_next().await {
@@ -938,8 +944,16 @@ async fn audit_log(catalog: &Catalog) {
     }
     let together = read(Some("2024-06-01T00:00:00Z"), 100).await.unwrap();
     let seconds: Vec<String> = together.iter().map(|e| e.at[17..19].to_string()).collect();
-    let expected: Vec<String> = (0..40).map(|i| format!("{i:02}")).collect();
-    assert_eq!(seconds, expected);
+    let expected = |with_bad: bool| -> Vec<String> {
+        (0..40)
+            .filter(|&i| with_bad || i != 7)
+            .map(|i| format!("{i:02}"))
+            .collect()
+    };
+    assert!(
+        seconds == expected(true) || seconds == expected(false),
+        "{seconds:?}"
+    );
     assert!(together.iter().all(|e| e.action == "together"));
 }
 

@@ -3,7 +3,6 @@
 use crate::access::model::*;
 use crate::error::DbContext;
 use crate::{Catalog, CatalogError, Result};
-use std::sync::Arc;
 use tokio::sync::oneshot;
 
 /// Audit rows waiting to be written, and the turn to write them. Rows that arrive together
@@ -12,10 +11,10 @@ use tokio::sync::oneshot;
 #[derive(Default)]
 pub(crate) struct AuditQueue {
     pending: std::sync::Mutex<Vec<Queued>>,
-    turn: Arc<tokio::sync::Mutex<()>>,
+    turn: tokio::sync::Mutex<()>,
 }
 
-/// A row and where its outcome goes (a failed group's error, as text, to every member).
+/// A row and where its outcome goes (an error as text).
 type Queued = (AuditEvent, oneshot::Sender<std::result::Result<(), String>>);
 
 impl std::fmt::Debug for AuditQueue {
@@ -31,37 +30,44 @@ impl Catalog {
     /// Appends an event to the audit log. There is no way to change or remove one. Returns
     /// once the row is stored.
     pub async fn audit(&self, event: &AuditEvent) -> Result<()> {
-        let queue = &self.audit_queue;
-        let (answer, mut answered) = oneshot::channel();
-        lock(&queue.pending).push((event.clone(), answer));
-        // Whoever gets the turn writes every row queued by then; the others wait for it.
-        let turn = tokio::select! {
-            a = &mut answered => return outcome(a),
-            turn = queue.turn.clone().lock_owned() => turn,
-        };
-        // The writer before took this row and answered it before giving up the turn.
-        if let Ok(a) = answered.try_recv() {
-            return outcome(Ok(a));
-        }
+        let (answer, answered) = oneshot::channel();
+        lock(&self.audit_queue.pending).push((event.clone(), answer));
+        // Each row brings a writer, a task of its own so that a caller that goes away leaves
+        // its row to be written all the same. Writers take turns; each writes every row queued
+        // by then, so under load most find their row already written.
+        let catalog = self.clone();
+        tokio::spawn(async move { catalog.write_queued_audit_rows().await });
+        outcome(answered.await)
+    }
+
+    async fn write_queued_audit_rows(&self) {
+        let _turn = self.audit_queue.turn.lock().await;
         let rows: Vec<Queued> = {
-            let mut pending = lock(&queue.pending);
+            let mut pending = lock(&self.audit_queue.pending);
             let n = pending.len().min(MOST_ROWS_PER_WRITE);
             pending.drain(..n).collect()
         };
-        // A task of its own, so that a caller that goes away cannot leave rows unanswered.
-        let catalog = self.clone();
-        tokio::spawn(async move {
-            let result = catalog.write_audit_rows(rows.iter().map(|(e, _)| e)).await;
-            let result = result.map_err(|e| match e {
+        if rows.is_empty() {
+            return;
+        }
+        if self
+            .write_audit_rows(rows.iter().map(|(e, _)| e))
+            .await
+            .is_ok()
+        {
+            for (_, answer) in rows {
+                let _ = answer.send(Ok(()));
+            }
+            return;
+        }
+        // One bad row must not cost the others theirs: each on its own, with its own answer.
+        for (event, answer) in rows {
+            let result = self.write_audit_rows(std::iter::once(&event)).await;
+            let _ = answer.send(result.map_err(|e| match e {
                 CatalogError::Database { source, .. } => source.to_string(),
                 other => other.to_string(),
-            });
-            for (_, answer) in rows {
-                let _ = answer.send(result.clone());
-            }
-            drop(turn);
-        });
-        outcome(answered.await)
+            }));
+        }
     }
 
     async fn write_audit_rows(&self, events: impl Iterator<Item = &AuditEvent>) -> Result<()> {
