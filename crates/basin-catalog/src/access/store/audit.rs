@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 /// Audit rows waiting to be written, and the turn to write them. Rows that arrive together
 /// go into the catalog together: one transaction, so one sync to disk, for many requests (the
 /// same group commit as the lake's appends). Each caller still waits until its row is stored.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(crate) struct AuditQueue {
     pending: std::sync::Mutex<Vec<Queued>>,
     turn: tokio::sync::Mutex<()>,
@@ -16,12 +16,6 @@ pub(crate) struct AuditQueue {
 
 /// A row and where its outcome goes (an error as text).
 type Queued = (AuditEvent, oneshot::Sender<std::result::Result<(), String>>);
-
-impl std::fmt::Debug for AuditQueue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuditQueue").finish_non_exhaustive()
-    }
-}
 
 /// Most rows in one transaction (a bound on its size, not a wait: nothing waits to fill it).
 const MOST_ROWS_PER_WRITE: usize = 512;
