@@ -2,6 +2,7 @@
 //! Z-ordered by columns, as one commit that changes no row (time travel still reads the old
 //! files until a vacuum removes them).
 
+use std::collections::HashMap;
 use std::num::NonZeroU64;
 
 use deltalake::operations::optimize::OptimizeType;
@@ -83,12 +84,18 @@ impl OptimizeTable {
             }
         }
         let files_before = self.table.file_count()? as u64;
+        // Z-order rewrites each partition as one bin, split into files of the target size.
+        let bin_size = if self.zorder.is_empty() {
+            NonZeroU64::new(balanced_bin_size(&self.table, target.get())?).unwrap_or(target)
+        } else {
+            target
+        };
         let mut op = self
             .table
             .delta
             .clone()
             .optimize()
-            .with_target_size(target)
+            .with_target_size(bin_size)
             .with_commit_properties(super::commit_properties("optimize", None));
         if !self.zorder.is_empty() {
             op = op.with_type(OptimizeType::ZOrder(self.zorder.clone()));
@@ -105,4 +112,38 @@ impl OptimizeTable {
             files_deleted: 0,
         })
     }
+}
+
+/// The size to fill compaction bins to, at most `target`. delta-rs fills each bin up to the
+/// target in file order and compacts one bin per core, so 157 MB of small files with a 128 MB
+/// target made a 134 MB bin and a 23 MB one: one core worked while the other waited. Instead the
+/// candidates (files up to the target) of each partition are split into as few bins as the
+/// target allows, of equal size; the largest partition's bin size is used for all.
+fn balanced_bin_size(table: &LakeTable, target: u64) -> Result<u64> {
+    let state = table
+        .delta
+        .snapshot()
+        .ctx(|| format!("reading the files of {}", table.location()))?;
+    // Per partition: candidate bytes and the largest candidate.
+    let mut partitions: HashMap<Vec<(String, Option<String>)>, (u64, u64)> = HashMap::new();
+    for file in state.log_data().iter() {
+        let size = file.size().max(0) as u64;
+        if size > target {
+            continue;
+        }
+        let mut key: Vec<_> = file.partition_values_map().into_iter().collect();
+        key.sort();
+        let (bytes, largest) = partitions.entry(key).or_default();
+        *bytes += size;
+        *largest = (*largest).max(size);
+    }
+    Ok(partitions
+        .into_values()
+        .map(|(bytes, largest)| {
+            let bins = bytes.div_ceil(target).max(1);
+            // One file of slack: a greedy fill then never spills into an extra, tiny bin.
+            (bytes.div_ceil(bins) + largest).min(target)
+        })
+        .max()
+        .unwrap_or(target))
 }

@@ -410,3 +410,54 @@ async fn scans_prune_files_by_their_statistics_and_count_from_them() {
     let rows = rows.collect().await.unwrap();
     assert_eq!(rows.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
 }
+
+#[tokio::test]
+async fn compaction_splits_small_files_into_bins_of_equal_size() {
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    let dir = tempfile::tempdir().unwrap();
+    let t = new_table(&dir, vec![]).await;
+    for f in 0..9i64 {
+        let ids: Vec<i64> = (f * 100..f * 100 + 100).collect();
+        let names = vec!["n"; 100];
+        let days = vec!["d"; 100];
+        let more = batch(vec![
+            ("id", ints(&ids)),
+            ("name", strs(&names)),
+            ("day", strs(&days)),
+        ]);
+        t.write(stream(more)).execute().await.unwrap();
+    }
+    let t = LakeTable::open(t.location()).await.unwrap();
+    let path = t.location().trim_start_matches("file://").to_string();
+    let before: std::collections::HashSet<_> = std::fs::read_dir(&path)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let (bytes, _) = t.size().unwrap();
+    // A target of about 7.5 of the 10 files: filled greedily, bins of 7 files and 3.
+    let done = t
+        .optimize()
+        .with_target_size(bytes * 3 / 4)
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!((done.files_before, done.files_after), (10, 2));
+    let mut rows_per_file: Vec<i64> = std::fs::read_dir(&path)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !before.contains(p) && p.extension().is_some_and(|e| e == "parquet"))
+        .map(|p| {
+            let reader = SerializedFileReader::new(std::fs::File::open(p).unwrap()).unwrap();
+            reader.metadata().file_metadata().num_rows()
+        })
+        .collect();
+    rows_per_file.sort();
+    // Balanced: the cores that compact the bins finish together (one file of slack).
+    assert_eq!(rows_per_file.iter().sum::<i64>(), 903);
+    assert!(
+        rows_per_file[1] - rows_per_file[0] <= 300,
+        "{rows_per_file:?}"
+    );
+    let t = LakeTable::open(t.location()).await.unwrap();
+    assert_eq!(rows(&t).await.len(), 903);
+}
