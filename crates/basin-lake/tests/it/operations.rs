@@ -216,6 +216,12 @@ async fn time_travel_restore_and_history() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("no version 7"), "{err}");
+    // Far beyond the newest: refused at once (delta-rs alone searched for minutes).
+    let err = LakeTable::open_at(&loc, TimeTravel::Version(4_444_444_444_440))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("its newest version is 1"), "{err}");
 
     let latest = LakeTable::open(&loc).await.unwrap();
     assert_eq!(rows(&latest).await.len(), 2);
