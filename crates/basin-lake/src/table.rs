@@ -70,7 +70,7 @@ impl LakeTable {
     /// Opens the table at `location` as it was at `at`.
     pub async fn open_at(location: &str, at: TimeTravel) -> Result<Self> {
         if let TimeTravel::Version(v) = at {
-            // Checked first: delta-rs asked for a version far beyond the newest searches for
+            // Checked first: asked for a version far beyond the newest, delta-rs searches for
             // minutes (found by the `sql` fuzz target).
             let newest = Self::open(location).await?.version();
             if v > newest {
