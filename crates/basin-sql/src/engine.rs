@@ -17,10 +17,8 @@ use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::execution::{FunctionRegistry, SendableRecordBatchStream};
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use datafusion::sql::sqlparser::ast::Statement;
-use datafusion::sql::sqlparser::parser::Parser;
 use futures::TryStreamExt;
 
-use crate::dialect::BasinDialect;
 use crate::{Result, SqlError, browse, dml, governance, principal_sql, resolve};
 
 /// The rows a statement returned.
@@ -664,5 +662,5 @@ fn is_virtual_schema(schema: &str) -> bool {
 
 /// Parses SQL text into statements.
 pub(crate) fn parse(sql: &str) -> Result<Vec<Statement>> {
-    Parser::parse_sql(&BasinDialect, sql).map_err(|e| SqlError::Parse(e.to_string()))
+    crate::dialect::parse_statements(sql).map_err(|e| SqlError::Parse(e.to_string()))
 }

@@ -105,8 +105,10 @@ pub struct Exported {
 
 /// Whether the statement is a `COPY`.
 pub(crate) fn is_copy(sql: &str) -> bool {
-    let mut tokens = datafusion::sql::sqlparser::tokenizer::Tokenizer::new(&BasinDialect, sql);
-    let Ok(tokens) = tokens.tokenize() else {
+    let dialect = BasinDialect::for_text(sql);
+    let Ok(tokens) =
+        datafusion::sql::sqlparser::tokenizer::Tokenizer::new(&dialect, sql).tokenize()
+    else {
         return false;
     };
     tokens
@@ -120,8 +122,9 @@ const USAGE: &str =
 
 /// `COPY (query) TO 'path' [(FORMAT …, PARTITION_BY (…))]`.
 fn parse(sql: &str) -> Result<(Statement, ExportTarget)> {
+    let dialect = BasinDialect::for_text(sql);
     let bad = |e: &dyn std::fmt::Display| SqlError::Parse(format!("{e}; {USAGE}"));
-    let mut p = Parser::new(&BasinDialect)
+    let mut p = Parser::new(&dialect)
         .try_with_sql(sql)
         .map_err(|e| bad(&e))?;
     p.expect_keyword(Keyword::COPY).map_err(|e| bad(&e))?;
@@ -130,7 +133,7 @@ fn parse(sql: &str) -> Result<(Statement, ExportTarget)> {
             "COPY exports a query's rows: {USAGE} (COPY FROM is not supported: load files with `basin ingest`)"
         )));
     }
-    let query = p.parse_query().map_err(|e| bad(&e))?;
+    let query = p.parse_query().map_err(|e| bad(&dialect.explain(e)))?;
     p.expect_token(&Token::RParen).map_err(|e| bad(&e))?;
     p.expect_keyword(Keyword::TO).map_err(|e| bad(&e))?;
     let path = p.parse_literal_string().map_err(|e| bad(&e))?;

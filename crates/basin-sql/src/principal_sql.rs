@@ -7,9 +7,7 @@ use basin_catalog::access::Principal;
 use datafusion::sql::sqlparser::ast::{
     Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Statement, Value, VisitMut, VisitorMut,
 };
-use datafusion::sql::sqlparser::parser::Parser;
 
-use crate::dialect::BasinDialect;
 use crate::{Result, SqlError};
 
 /// The principal's name for the trusted operator (the CLI on a data dir).
@@ -88,12 +86,9 @@ pub(crate) fn bind_statement(
 
 /// Binds the principal's functions in a SQL expression (a row filter or mask).
 pub(crate) fn bind_principal(sql: &str, principal: Option<&Principal>) -> Result<String> {
-    let mut expr = Parser::new(&BasinDialect)
-        .try_with_sql(sql)
-        .and_then(|mut p| p.parse_expr())
-        .map_err(|e| {
-            SqlError::Invalid(format!("policy expression '{sql}' is not valid SQL: {e}"))
-        })?;
+    let mut expr = crate::dialect::parse_expr(sql).map_err(|e| {
+        SqlError::Invalid(format!("policy expression '{sql}' is not valid SQL: {e}"))
+    })?;
     let mut binder = Binder {
         principal,
         error: None,

@@ -192,10 +192,7 @@ fn columns_in(expr: &Expr) -> Vec<String> {
 }
 
 fn parse_expr(sql: &str) -> Result<Expr> {
-    datafusion::sql::sqlparser::parser::Parser::new(&crate::dialect::BasinDialect)
-        .try_with_sql(sql)
-        .and_then(|mut p| p.parse_expr())
-        .map_err(|e| SqlError::Parse(e.to_string()))
+    crate::dialect::parse_expr(sql).map_err(|e| SqlError::Parse(e.to_string()))
 }
 
 /// `SET column = value` pairs as text. An UPDATE's values lose their table qualifiers (they run

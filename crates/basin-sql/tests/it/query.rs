@@ -152,3 +152,63 @@ async fn unknown_names_are_named_with_a_suggestion() {
     let err = error(&f.engine, "SELEC 1").await;
     assert!(err.starts_with("SQL syntax error"), "{err}");
 }
+
+/// sqlparser backtracks: without a bound, a dotted name of n parts before an unclosed bracket
+/// takes 2^n steps (40 parts: days of CPU). Basin bounds the work by the text's length.
+#[tokio::test]
+async fn a_statement_that_makes_the_parser_backtrack_is_refused_at_once() {
+    let f = fixture().await;
+    let runaway = format!("SELECT {}[(", vec!["a"; 40].join("."));
+    let err = error(&f.engine, &runaway).await;
+    assert!(err.contains("takes too long to parse"), "{err}");
+    assert!(err.contains("brackets"), "{err}");
+    let dotted = "SELECT main.sales.orders.order_id FROM main.sales.orders ORDER BY 1 LIMIT 1";
+    assert_eq!(rows(&f.engine, dotted).await, ["10"]);
+}
+
+/// Operators in a row build a tree as deep as the row is long, and cloning, planning and
+/// dropping it recurse: 10,000 `OR`s overflowed the stack and aborted the process, 400 integer
+/// `+`s took 13 s to plan. Such statements are refused before they are parsed.
+#[tokio::test]
+async fn a_statement_too_deep_to_plan_safely_is_refused_with_the_way_out() {
+    let f = fixture().await;
+    let ors = |n: usize| {
+        let terms: Vec<String> = (0..n).map(|i| format!("order_id = {i}")).collect();
+        format!(
+            "SELECT count(*) FROM sales.orders WHERE {}",
+            terms.join(" OR ")
+        )
+    };
+    let err = error(&f.engine, &ors(10_000)).await;
+    assert!(err.contains("nests more than 2000 operators deep"), "{err}");
+    assert!(err.contains("x IN (…)"), "{err}");
+    let unions = vec!["SELECT 1"; 600].join(" UNION ALL ");
+    let err = error(&f.engine, &unions).await;
+    assert!(err.contains("nests more than 2000 operators deep"), "{err}");
+    let sum = |n: usize| {
+        format!(
+            "SELECT {} FROM sales.orders",
+            vec!["order_id"; n].join(" + ")
+        )
+    };
+    let err = error(&f.engine, &sum(100)).await;
+    assert!(
+        err.contains("chains more than 64 arithmetic operators in a row"),
+        "{err}"
+    );
+
+    // Statements well inside the bounds run.
+    assert_eq!(rows(&f.engine, &ors(400)).await, ["3"]);
+    assert_eq!(
+        rows(&f.engine, &format!("{} LIMIT 1", sum(60))).await.len(),
+        1
+    );
+    let nested = format!("SELECT {}1{} AS n", "(".repeat(40), ")".repeat(40));
+    assert_eq!(rows(&f.engine, &nested).await, ["1"]);
+    let list: Vec<String> = (0..10_000).map(|i| i.to_string()).collect();
+    let long_in = format!(
+        "SELECT count(*) FROM sales.orders WHERE order_id IN ({})",
+        list.join(", ")
+    );
+    assert_eq!(rows(&f.engine, &long_in).await, ["3"]);
+}
