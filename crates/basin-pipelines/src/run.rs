@@ -337,6 +337,7 @@ async fn read_only(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> 
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false);
+    basin_sql::check_syntax(sql).map_err(failed)?;
     ctx.sql_with_options(sql, options)
         .await
         .map_err(failed)?

@@ -10,28 +10,26 @@ use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 /// DataFusion's generic SQL plus Delta time travel (`FROM t VERSION AS OF 3`,
 /// `FROM t TIMESTAMP AS OF '2026-01-01T00:00:00Z'`). Identifiers may be quoted with `"` or `` ` ``.
 ///
-/// A parser in this dialect may try only so many expressions for its text (see
-/// [`BasinDialect::for_text`]). sqlparser backtracks, and some malformed statements would
-/// otherwise keep a core busy for hours: `SELECT a.a.a.….a[(` takes time exponential in the
-/// length of the dotted name.
-#[derive(Debug)]
+/// A parser in this dialect may try only so many expressions for each token it has reached
+/// (see [`BasinDialect::parse_prefix`]). sqlparser backtracks, and some malformed statements
+/// would otherwise keep a core busy for hours: `SELECT a.a.a.….a[(` takes time exponential in
+/// the length of the dotted name.
+#[derive(Debug, Default)]
 pub(crate) struct BasinDialect {
-    expressions_left: Cell<usize>,
+    expressions_tried: Cell<usize>,
+    furthest_token: Cell<usize>,
+    gave_up: Cell<bool>,
 }
 
-impl BasinDialect {
-    /// The dialect for parsing `text`: it allows a few thousand expressions plus 8 per byte of
-    /// text, far more than any statement needs (one expression takes at least one byte), and
-    /// stops a runaway parse within a fraction of a second per kilobyte.
-    pub(crate) fn for_text(text: &str) -> Self {
-        BasinDialect {
-            expressions_left: Cell::new(4_096 + 8 * text.len()),
-        }
-    }
+/// Expressions a parser may try: this many, plus [`EXPRESSIONS_PER_TOKEN`] for each token it
+/// has reached. A statement that parses forward needs about one per token.
+const EXPRESSIONS_BASE: usize = 4_096;
+const EXPRESSIONS_PER_TOKEN: usize = 16;
 
-    /// `error`, explained when the parser stopped because it ran out of expressions.
+impl BasinDialect {
+    /// `error`, explained when the parser gave up backtracking.
     pub(crate) fn explain(&self, error: ParserError) -> ParserError {
-        if self.expressions_left.get() > 0 {
+        if !self.gave_up.get() {
             return error;
         }
         ParserError::ParserError(
@@ -40,26 +38,42 @@ impl BasinDialect {
                 .into(),
         )
     }
+
+    /// Counts an expression the parser starts at token `at`; false once it has tried too many.
+    fn try_expression(&self, at: usize) -> bool {
+        let furthest = self.furthest_token.get().max(at);
+        self.furthest_token.set(furthest);
+        let tried = self.expressions_tried.get() + 1;
+        self.expressions_tried.set(tried);
+        if tried > EXPRESSIONS_BASE + EXPRESSIONS_PER_TOKEN * furthest {
+            self.gave_up.set(true);
+        }
+        !self.gave_up.get()
+    }
+}
+
+/// A parser for `sql` in `dialect`, once the statement's shape is checked ([`check_depth`]).
+pub(crate) fn bounded_parser<'a>(
+    dialect: &'a BasinDialect,
+    sql: &str,
+) -> Result<Parser<'a>, ParserError> {
+    let tokens = Tokenizer::new(dialect, sql).tokenize_with_location()?;
+    check_depth(&tokens)?;
+    Ok(Parser::new(dialect).with_tokens_with_locations(tokens))
 }
 
 /// Parses SQL text into statements, in a bounded time and to a bounded depth.
 pub(crate) fn parse_statements(sql: &str) -> Result<Vec<Statement>, ParserError> {
-    let dialect = BasinDialect::for_text(sql);
-    let tokens = Tokenizer::new(&dialect, sql).tokenize_with_location()?;
-    check_depth(&tokens)?;
-    Parser::new(&dialect)
-        .with_tokens_with_locations(tokens)
+    let dialect = BasinDialect::default();
+    bounded_parser(&dialect, sql)?
         .parse_statements()
         .map_err(|e| dialect.explain(e))
 }
 
 /// Parses one SQL expression, in a bounded time and to a bounded depth.
 pub(crate) fn parse_expr(sql: &str) -> Result<Expr, ParserError> {
-    let dialect = BasinDialect::for_text(sql);
-    let tokens = Tokenizer::new(&dialect, sql).tokenize_with_location()?;
-    check_depth(&tokens)?;
-    Parser::new(&dialect)
-        .with_tokens_with_locations(tokens)
+    let dialect = BasinDialect::default();
+    bounded_parser(&dialect, sql)?
         .parse_expr()
         .map_err(|e| dialect.explain(e))
 }
@@ -73,127 +87,54 @@ const MAX_OPERATOR_DEPTH: usize = 2_000;
 /// build), so at most 250 in a row.
 const SET_OPERATION_DEPTH: usize = 8;
 
-/// How long a chain of arithmetic (`a + b - c * …`) may be. Planning time grows with the cube
-/// of such a chain's length: 400 integer `+`s take 13 s of CPU, 128 take 0.4 s, 64 take 0.03 s.
-const MAX_ARITHMETIC_CHAIN: usize = 64;
+/// How many arithmetic operators (`+ - * / %`) one arithmetic expression may hold, parenthesized
+/// parts included. Planning time grows faster than the square of that: 400 integer `+`s in a row
+/// take 13 s of CPU, 64 parenthesized sums of 60 take 10 s, 128 in a row 0.5 s.
+const MAX_ARITHMETIC: usize = 128;
 
 /// Refuses a statement whose operators nest too deep to plan safely, before it is parsed.
 /// sqlparser builds `a OR b OR …` and `SELECT … UNION SELECT …` in a loop, but cloning,
 /// planning and dropping the tree recurse once per operator, and overflowing the stack aborts
-/// the whole process. Counted on the tokens: the operators in a row at each level of
-/// parentheses (a comma or a clause keyword starts a new expression), summed over the enclosing
-/// levels. Arithmetic chains, slow to plan long before they are deep, have their own, lower
-/// bound.
+/// the whole process. Counted on the tokens, conservatively (as if all operators bound alike):
+/// the depth of the chains of operators at each level of parentheses and `CASE … END` (a comma
+/// or a clause keyword starts a new chain), summed over the enclosing levels. Arithmetic, slow
+/// to plan long before it is deep, is bounded by its size.
 fn check_depth(tokens: &[TokenWithSpan]) -> Result<(), ParserError> {
-    #[derive(Default)]
-    struct Level {
-        operators: usize,
-        set_operations: usize,
-        arithmetic: usize,
-    }
     let mut levels = vec![Level::default()];
     let (mut depth, mut arithmetic) = (0usize, 0usize);
+    let mut previous = &Token::EOF;
     for t in tokens {
-        let nested = levels.len() > 1;
+        let token = &t.token;
+        if matches!(token, Token::Whitespace(_)) {
+            continue;
+        }
+        let after = std::mem::replace(&mut previous, token);
+        if opens(token) {
+            levels.push(Level::default());
+            continue;
+        }
+        if *token == Token::SemiColon {
+            levels = vec![Level::default()];
+            (depth, arithmetic) = (0, 0);
+            continue;
+        }
+        let closed = (closes(token) && levels.len() > 1).then(|| {
+            let inner = levels.pop().expect("more than one level");
+            depth -= inner.depth();
+            arithmetic -= inner.arithmetic;
+            inner
+        });
         let level = levels
             .last_mut()
             .expect("the statement's level is never popped");
-        let mut end_arithmetic = true;
-        match &t.token {
-            Token::LParen | Token::LBracket | Token::LBrace => {
-                levels.push(Level::default());
-                continue;
-            }
-            Token::RParen | Token::RBracket | Token::RBrace if nested => {
-                let inner = levels.pop().expect("more than one level");
-                depth -= inner.operators + inner.set_operations;
-                arithmetic -= inner.arithmetic;
-                // `(a + b) + c`: the chain goes on around the parentheses.
-                end_arithmetic = false;
-            }
-            Token::SemiColon => {
-                levels = vec![Level::default()];
-                (depth, arithmetic) = (0, 0);
-                continue;
-            }
-            Token::Word(w) => match w.keyword {
-                Keyword::UNION | Keyword::EXCEPT | Keyword::INTERSECT | Keyword::MINUS => {
-                    level.set_operations += SET_OPERATION_DEPTH;
-                    depth += SET_OPERATION_DEPTH;
-                }
-                Keyword::AND
-                | Keyword::OR
-                | Keyword::XOR
-                | Keyword::IS
-                | Keyword::LIKE
-                | Keyword::ILIKE
-                | Keyword::SIMILAR
-                | Keyword::REGEXP
-                | Keyword::RLIKE
-                | Keyword::IN
-                | Keyword::BETWEEN
-                | Keyword::COLLATE
-                | Keyword::AT => {
-                    level.operators += 1;
-                    depth += 1;
-                }
-                Keyword::DIV => {
-                    level.operators += 1;
-                    depth += 1;
-                    level.arithmetic += 1;
-                    arithmetic += 1;
-                    end_arithmetic = false;
-                }
-                // A new expression starts: its operators are not in a row with the last's.
-                Keyword::SELECT
-                | Keyword::FROM
-                | Keyword::WHERE
-                | Keyword::GROUP
-                | Keyword::HAVING
-                | Keyword::QUALIFY
-                | Keyword::ORDER
-                | Keyword::LIMIT
-                | Keyword::OFFSET
-                | Keyword::ON
-                | Keyword::USING
-                | Keyword::JOIN
-                | Keyword::SET
-                | Keyword::VALUES
-                | Keyword::CASE
-                | Keyword::WHEN
-                | Keyword::THEN
-                | Keyword::ELSE
-                | Keyword::END
-                | Keyword::AS => {
-                    depth -= level.operators;
-                    level.operators = 0;
-                }
-                _ => end_arithmetic = false,
-            },
-            Token::Comma => {
-                depth -= level.operators;
-                level.operators = 0;
-            }
-            Token::Plus | Token::Minus | Token::Mul | Token::Div | Token::Mod => {
-                level.operators += 1;
-                depth += 1;
-                level.arithmetic += 1;
-                arithmetic += 1;
-                end_arithmetic = false;
-            }
-            token if is_operator(token) => {
-                level.operators += 1;
-                depth += 1;
-            }
-            _ => end_arithmetic = false,
+        let before = (level.depth(), level.arithmetic);
+        match closed {
+            Some(inner) => level.add_group(&inner),
+            None => level.add(token, after),
         }
-        if end_arithmetic {
-            let level = levels
-                .last_mut()
-                .expect("the statement's level is never popped");
-            arithmetic -= level.arithmetic;
-            level.arithmetic = 0;
-        }
+        depth = depth - before.0 + level.depth();
+        arithmetic = arithmetic - before.1 + level.arithmetic;
+
         let at = t.span.start;
         if depth > MAX_OPERATOR_DEPTH {
             return Err(ParserError::ParserError(format!(
@@ -202,15 +143,140 @@ fn check_depth(tokens: &[TokenWithSpan]) -> Result<(), ParserError> {
                  plans safely; write long lists of values as `x IN (…)`, or split the statement"
             )));
         }
-        if arithmetic > MAX_ARITHMETIC_CHAIN {
+        if arithmetic > MAX_ARITHMETIC {
             return Err(ParserError::ParserError(format!(
-                "the statement chains more than {MAX_ARITHMETIC_CHAIN} arithmetic operators in \
-                 a row{at}: longer than Basin plans in reasonable time; split the calculation \
-                 into steps (a subquery or a model)"
+                "the statement has an arithmetic expression of more than {MAX_ARITHMETIC} \
+                 operators{at}: larger than Basin plans in reasonable time; split the \
+                 calculation into steps (a subquery or a model)"
             )));
         }
     }
     Ok(())
+}
+
+/// One level of parentheses (or `CASE … END`) in [`check_depth`].
+#[derive(Default)]
+struct Level {
+    /// The operators in a row so far.
+    operators: usize,
+    /// How much deeper than `operators` the chain's deepest parenthesized operand reaches: an
+    /// operand of depth d after k operators is under the operators after it, n - k of n.
+    deeper: usize,
+    set_operations: usize,
+    /// The deepest this level has been, for the level around it.
+    peak: usize,
+    /// The arithmetic operators of the current arithmetic expression.
+    arithmetic: usize,
+}
+
+impl Level {
+    fn depth(&self) -> usize {
+        self.operators + self.deeper + self.set_operations
+    }
+
+    /// The token `token`, which follows `after`.
+    fn add(&mut self, token: &Token, after: &Token) {
+        let keyword = match token {
+            Token::Word(w) => Some(w.keyword),
+            _ => None,
+        };
+        let is_distinct_from = keyword == Some(Keyword::FROM)
+            && matches!(after, Token::Word(w) if w.keyword == Keyword::DISTINCT);
+        if is_distinct_from {
+            // `a IS DISTINCT FROM b`: one operator, counted at `IS`.
+        } else if matches!(
+            keyword,
+            Some(Keyword::UNION | Keyword::EXCEPT | Keyword::INTERSECT | Keyword::MINUS)
+        ) {
+            self.set_operations += SET_OPERATION_DEPTH;
+            self.arithmetic = 0;
+        } else if matches!(token, Token::Comma)
+            || keyword.is_some_and(|k| STARTS_AN_EXPRESSION.contains(&k))
+        {
+            (self.operators, self.deeper, self.arithmetic) = (0, 0, 0);
+        } else if matches!(
+            token,
+            Token::Plus | Token::Minus | Token::Mul | Token::Div | Token::Mod
+        ) || keyword == Some(Keyword::DIV)
+        {
+            self.operators += 1;
+            self.arithmetic += 1;
+        } else if keyword.is_some_and(|k| BINDS_LOOSER_THAN_ARITHMETIC.contains(&k))
+            || matches!(
+                token,
+                Token::Eq
+                    | Token::DoubleEq
+                    | Token::Neq
+                    | Token::Lt
+                    | Token::Gt
+                    | Token::LtEq
+                    | Token::GtEq
+                    | Token::Spaceship
+            )
+        {
+            self.operators += 1;
+            self.arithmetic = 0;
+        } else if is_operator(token) || matches!(keyword, Some(Keyword::COLLATE | Keyword::AT)) {
+            self.operators += 1;
+        }
+        self.peak = self.peak.max(self.depth());
+    }
+
+    /// A closed group, `( … )` or `CASE … END`: an operand of this level's chain, and part of its
+    /// arithmetic expression.
+    fn add_group(&mut self, inner: &Level) {
+        self.deeper = self.deeper.max(inner.peak.saturating_sub(self.operators));
+        self.arithmetic += inner.arithmetic;
+        self.peak = self.peak.max(self.depth());
+    }
+}
+
+/// Keywords after which a new expression starts: its operators are not in a row with the last.
+const STARTS_AN_EXPRESSION: [Keyword; 18] = [
+    Keyword::SELECT,
+    Keyword::FROM,
+    Keyword::WHERE,
+    Keyword::GROUP,
+    Keyword::HAVING,
+    Keyword::QUALIFY,
+    Keyword::ORDER,
+    Keyword::LIMIT,
+    Keyword::OFFSET,
+    Keyword::ON,
+    Keyword::USING,
+    Keyword::JOIN,
+    Keyword::SET,
+    Keyword::VALUES,
+    Keyword::WHEN,
+    Keyword::THEN,
+    Keyword::ELSE,
+    Keyword::AS,
+];
+
+/// Keyword operators that end an arithmetic expression (`a + b = c`, `… AND …`).
+const BINDS_LOOSER_THAN_ARITHMETIC: [Keyword; 12] = [
+    Keyword::AND,
+    Keyword::OR,
+    Keyword::XOR,
+    Keyword::NOT,
+    Keyword::IS,
+    Keyword::LIKE,
+    Keyword::ILIKE,
+    Keyword::SIMILAR,
+    Keyword::REGEXP,
+    Keyword::RLIKE,
+    Keyword::IN,
+    Keyword::BETWEEN,
+];
+
+fn opens(token: &Token) -> bool {
+    matches!(token, Token::LParen | Token::LBracket | Token::LBrace)
+        || matches!(token, Token::Word(w) if w.keyword == Keyword::CASE)
+}
+
+fn closes(token: &Token) -> bool {
+    matches!(token, Token::RParen | Token::RBracket | Token::RBrace)
+        || matches!(token, Token::Word(w) if w.keyword == Keyword::END)
 }
 
 /// Whether `token` is an operator: not a name, a literal, a separator or a bracket.
@@ -301,13 +367,11 @@ impl Dialect for BasinDialect {
     /// `current_user()` and `session_user()` as well as the bare keywords, which are all the
     /// generic parser knows.
     fn parse_prefix(&self, parser: &mut Parser) -> Option<Result<Expr, ParserError>> {
-        // Every expression the parser tries starts here. Running out surfaces as the one error
+        // Every expression the parser tries starts here. Giving up surfaces as the one error
         // that sqlparser never backtracks from.
-        let left = self.expressions_left.get();
-        if left == 0 {
+        if !self.try_expression(parser.get_current_index()) {
             return Some(Err(ParserError::RecursionLimitExceeded));
         }
-        self.expressions_left.set(left - 1);
         let name = match parser.peek_token().token {
             Token::Word(w)
                 if matches!(w.keyword, Keyword::CURRENT_USER | Keyword::SESSION_USER) =>

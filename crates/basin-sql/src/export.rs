@@ -21,7 +21,6 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::DataFrame;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::keywords::Keyword;
-use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Token;
 use futures::TryStreamExt;
 use object_store::buffered::BufWriter;
@@ -29,7 +28,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use tokio::io::AsyncWriteExt;
 
-use crate::dialect::BasinDialect;
+use crate::dialect::{BasinDialect, bounded_parser};
 use crate::engine::{Engine, QueryOutput};
 use crate::{Result, SqlError};
 
@@ -105,7 +104,7 @@ pub struct Exported {
 
 /// Whether the statement is a `COPY`.
 pub(crate) fn is_copy(sql: &str) -> bool {
-    let dialect = BasinDialect::for_text(sql);
+    let dialect = BasinDialect::default();
     let Ok(tokens) =
         datafusion::sql::sqlparser::tokenizer::Tokenizer::new(&dialect, sql).tokenize()
     else {
@@ -122,11 +121,9 @@ const USAGE: &str =
 
 /// `COPY (query) TO 'path' [(FORMAT …, PARTITION_BY (…))]`.
 fn parse(sql: &str) -> Result<(Statement, ExportTarget)> {
-    let dialect = BasinDialect::for_text(sql);
+    let dialect = BasinDialect::default();
     let bad = |e: &dyn std::fmt::Display| SqlError::Parse(format!("{e}; {USAGE}"));
-    let mut p = Parser::new(&dialect)
-        .try_with_sql(sql)
-        .map_err(|e| bad(&e))?;
+    let mut p = bounded_parser(&dialect, sql).map_err(|e| bad(&e))?;
     p.expect_keyword(Keyword::COPY).map_err(|e| bad(&e))?;
     if !p.consume_token(&Token::LParen) {
         return Err(SqlError::Unsupported(format!(

@@ -248,7 +248,7 @@ fn parse(sql: &str) -> Result<GrantStatement> {
 
 /// [`parse`], dataset and table names without a hub being in `hub`.
 fn parse_in(sql: &str, hub: &str) -> Result<GrantStatement> {
-    let tokens: Vec<Token> = Tokenizer::new(&BasinDialect::for_text(sql), sql)
+    let tokens: Vec<Token> = Tokenizer::new(&BasinDialect::default(), sql)
         .tokenize()
         .map_err(|e| SqlError::Parse(e.to_string()))?
         .into_iter()

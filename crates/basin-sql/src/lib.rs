@@ -41,5 +41,11 @@ pub use basin_lake::types::sql_name as sql_type_name;
 /// The columns `table_changes(…)` adds to a table's own: which change, in which version, when.
 pub use basin_lake::CHANGE_COLUMNS;
 
+/// Parses `sql` within the bounds every statement Basin runs is parsed in (time and depth: see
+/// docs/sql.md, "Limits on a statement's shape"), for SQL that DataFusion then plans directly.
+pub fn check_syntax(sql: &str) -> Result<()> {
+    engine::parse(sql).map(drop)
+}
+
 /// Result type of this crate.
 pub type Result<T, E = SqlError> = std::result::Result<T, E>;

@@ -172,43 +172,83 @@ async fn a_statement_that_makes_the_parser_backtrack_is_refused_at_once() {
 #[tokio::test]
 async fn a_statement_too_deep_to_plan_safely_is_refused_with_the_way_out() {
     let f = fixture().await;
-    let ors = |n: usize| {
-        let terms: Vec<String> = (0..n).map(|i| format!("order_id = {i}")).collect();
+    let chain = |n: usize, term: &str, op: &str| vec![term; n].join(op);
+    let filter = |condition: String| format!("SELECT count(*) FROM sales.orders WHERE {condition}");
+    let too_deep = [
+        filter(chain(1_100, "order_id = 1", " OR ")),
+        // Keywords inside a chain do not start a new one.
+        filter(chain(2_100, "order_id IS DISTINCT FROM 1", " AND ")),
+        filter(chain(
+            2_100,
+            "CASE WHEN order_id = 1 THEN true ELSE false END",
+            " OR ",
+        )),
+        // Parentheses do not hide a chain's depth: 40 levels of 100.
+        filter((0..40).fold("order_id = 1".to_string(), |inner, _| {
+            format!("({inner}) OR {}", chain(50, "order_id = 1", " OR "))
+        })),
+        chain(300, "SELECT 1", " UNION ALL "),
         format!(
-            "SELECT count(*) FROM sales.orders WHERE {}",
-            terms.join(" OR ")
-        )
-    };
-    let err = error(&f.engine, &ors(10_000)).await;
-    assert!(err.contains("nests more than 2000 operators deep"), "{err}");
-    assert!(err.contains("x IN (…)"), "{err}");
-    let unions = vec!["SELECT 1"; 600].join(" UNION ALL ");
-    let err = error(&f.engine, &unions).await;
-    assert!(err.contains("nests more than 2000 operators deep"), "{err}");
-    let sum = |n: usize| {
+            "COPY (SELECT 1 WHERE {}) TO 'out'",
+            chain(1_100, "1 = 1", " OR ")
+        ),
+    ];
+    for sql in &too_deep {
+        let err = error(&f.engine, sql).await;
+        assert!(err.contains("more than 2000 operators deep"), "{err}");
+        assert!(err.contains("x IN (…)"), "{err}");
+    }
+    let too_large = [
+        format!("SELECT {} FROM sales.orders", chain(130, "order_id", " + ")),
         format!(
             "SELECT {} FROM sales.orders",
-            vec!["order_id"; n].join(" + ")
-        )
-    };
-    let err = error(&f.engine, &sum(100)).await;
-    assert!(
-        err.contains("chains more than 64 arithmetic operators in a row"),
-        "{err}"
-    );
+            chain(130, "order_id::bigint", " + ")
+        ),
+        format!(
+            "SELECT {} FROM sales.orders",
+            chain(30, &format!("({})", chain(6, "order_id", "*")), " - ")
+        ),
+    ];
+    for sql in &too_large {
+        let err = error(&f.engine, sql).await;
+        assert!(
+            err.contains("arithmetic expression of more than 128 operators"),
+            "{err}"
+        );
+    }
 
     // Statements well inside the bounds run.
-    assert_eq!(rows(&f.engine, &ors(400)).await, ["3"]);
     assert_eq!(
-        rows(&f.engine, &format!("{} LIMIT 1", sum(60))).await.len(),
-        1
+        rows(&f.engine, &filter(chain(400, "order_id > 0", " OR "))).await,
+        ["3"]
+    );
+    let weighted = (0..60)
+        .map(|i| format!("{i} * order_id"))
+        .collect::<Vec<_>>()
+        .join(" + ");
+    assert_eq!(
+        rows(&f.engine, &format!("SELECT {weighted} FROM sales.orders"))
+            .await
+            .len(),
+        3
     );
     let nested = format!("SELECT {}1{} AS n", "(".repeat(40), ")".repeat(40));
     assert_eq!(rows(&f.engine, &nested).await, ["1"]);
     let list: Vec<String> = (0..10_000).map(|i| i.to_string()).collect();
-    let long_in = format!(
-        "SELECT count(*) FROM sales.orders WHERE order_id IN ({})",
-        list.join(", ")
-    );
+    let long_in = filter(format!("order_id IN ({})", list.join(", ")));
     assert_eq!(rows(&f.engine, &long_in).await, ["3"]);
+    let cases = (0..300)
+        .map(|i| format!("WHEN order_id = {i} THEN {i}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let case = format!("SELECT CASE {cases} ELSE -1 END FROM sales.orders ORDER BY 1");
+    assert_eq!(rows(&f.engine, &case).await, ["10", "11", "12"]);
+    let values = (0..5_000)
+        .map(|i| format!("({i}, -{i})"))
+        .collect::<Vec<_>>();
+    let inserted = format!(
+        "SELECT count(*) FROM (VALUES {}) v(a, b)",
+        values.join(", ")
+    );
+    assert_eq!(rows(&f.engine, &inserted).await, ["5000"]);
 }
