@@ -756,4 +756,13 @@ fn an_audit_model_checks_a_table_and_writes_nothing() {
         ),
         "{e}"
     );
+    // A custom check is parsed within the bounds of every statement (docs/sql.md).
+    let deep = vec!["id = 0"; 1_100].join(" OR ");
+    std::fs::write(
+        project.join("models/source/orders_audit.sql"),
+        format!("-- materialized: audit\n-- check sql: SELECT * FROM staged WHERE {deep}\nSELECT * FROM source.orders\n"),
+    )
+    .unwrap();
+    let e = b.fails(&["apply", dir]);
+    assert!(e.contains("nests more than 2000 operators deep"), "{e}");
 }
