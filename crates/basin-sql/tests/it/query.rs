@@ -217,7 +217,33 @@ async fn a_statement_too_deep_to_plan_safely_is_refused_with_the_way_out() {
         );
     }
 
+    let joins = |n: usize| {
+        let more = (1..n).map(|i| format!("JOIN sales.orders t{i} ON t{i}.order_id = t0.order_id"));
+        format!(
+            "SELECT count(*) FROM sales.orders t0 {}",
+            more.collect::<Vec<_>>().join(" ")
+        )
+    };
+    let err = error(&f.engine, &joins(101)).await;
+    assert!(
+        err.contains("joins more than 100 tables in one FROM"),
+        "{err}"
+    );
+    let tables = (0..101)
+        .map(|i| format!("sales.orders t{i}"))
+        .collect::<Vec<_>>();
+    let err = error(
+        &f.engine,
+        &format!("SELECT 1 FROM {} LIMIT 1", tables.join(", ")),
+    )
+    .await;
+    assert!(
+        err.contains("joins more than 100 tables in one FROM"),
+        "{err}"
+    );
+
     // Statements well inside the bounds run.
+    assert_eq!(rows(&f.engine, &joins(20)).await, ["3"]);
     assert_eq!(
         rows(&f.engine, &filter(chain(400, "order_id > 0", " OR "))).await,
         ["3"]
