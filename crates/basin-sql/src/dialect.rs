@@ -1,5 +1,5 @@
 use std::any::TypeId;
-use std::cell::Cell;
+use std::cell::{Cell, OnceCell};
 
 use datafusion::sql::sqlparser::ast::{Expr, Statement};
 use datafusion::sql::sqlparser::dialect::{Dialect, GenericDialect};
@@ -19,10 +19,14 @@ pub(crate) struct BasinDialect {
     expressions_tried: Cell<usize>,
     furthest_token: Cell<usize>,
     gave_up: Cell<bool>,
+    /// For each token index, how many tokens before it are not whitespace or comments: padding
+    /// buys no budget.
+    significant_before: OnceCell<Vec<usize>>,
 }
 
 /// Expressions a parser may try: this many, plus [`EXPRESSIONS_PER_TOKEN`] for each token it
-/// has reached. A statement that parses forward needs about one per token.
+/// has reached (whitespace and comments aside). A statement that parses forward needs about one
+/// per token.
 const EXPRESSIONS_BASE: usize = 4_096;
 const EXPRESSIONS_PER_TOKEN: usize = 16;
 
@@ -41,6 +45,11 @@ impl BasinDialect {
 
     /// Counts an expression the parser starts at token `at`; false once it has tried too many.
     fn try_expression(&self, at: usize) -> bool {
+        let at = self
+            .significant_before
+            .get()
+            .and_then(|s| s.get(at).copied())
+            .unwrap_or(at);
         let furthest = self.furthest_token.get().max(at);
         self.furthest_token.set(furthest);
         let tried = self.expressions_tried.get() + 1;
@@ -59,6 +68,15 @@ pub(crate) fn bounded_parser<'a>(
 ) -> Result<Parser<'a>, ParserError> {
     let tokens = Tokenizer::new(dialect, sql).tokenize_with_location()?;
     check_depth(&tokens)?;
+    let significant_before = tokens
+        .iter()
+        .scan(0, |n, t| {
+            let before = *n;
+            *n += usize::from(!matches!(t.token, Token::Whitespace(_)));
+            Some(before)
+        })
+        .collect();
+    let _ = dialect.significant_before.set(significant_before);
     Ok(Parser::new(dialect).with_tokens_with_locations(tokens))
 }
 
@@ -104,8 +122,7 @@ const MAX_ARITHMETIC: usize = 128;
 /// or a clause keyword starts a new chain), summed over the enclosing levels. Arithmetic, slow
 /// to plan long before it is deep, is bounded by its size.
 fn check_depth(tokens: &[TokenWithSpan]) -> Result<(), ParserError> {
-    let mut levels = vec![Level::default()];
-    let (mut depth, mut arithmetic) = (0usize, 0usize);
+    let mut shape = Shape::default();
     let mut previous = &Token::EOF;
     for t in tokens {
         let token = &t.token;
@@ -113,47 +130,46 @@ fn check_depth(tokens: &[TokenWithSpan]) -> Result<(), ParserError> {
             continue;
         }
         let after = std::mem::replace(&mut previous, token);
-        if opens(token) {
-            levels.push(Level::default());
-            continue;
+        let at = t.span.start;
+        if is_keyword(token, Keyword::INTERVAL) && is_keyword(after, Keyword::INTERVAL) {
+            // sqlparser nests these without its recursion limit: 3,000 overflow the stack.
+            return Err(ParserError::ParserError(format!(
+                "INTERVAL INTERVAL{at}: an interval's value is a string or a number, as in \
+                 INTERVAL '1' DAY"
+            )));
         }
         if *token == Token::SemiColon {
-            levels = vec![Level::default()];
-            (depth, arithmetic) = (0, 0);
+            shape = Shape::default();
             continue;
         }
-        let closed = (closes(token) && levels.len() > 1).then(|| {
-            let inner = levels.pop().expect("more than one level");
-            depth -= inner.depth();
-            arithmetic -= inner.arithmetic;
-            inner
-        });
-        let level = levels
-            .last_mut()
-            .expect("the statement's level is never popped");
-        let before = (level.depth(), level.arithmetic);
-        match closed {
-            Some(inner) => level.add_group(&inner),
-            None => level.add(token, after),
+        if opens(token) {
+            if *token == Token::LBracket && ends_operand(after) {
+                // `a[1][2]…`: each subscript is a call around the operand.
+                shape.change(Level::add_operator);
+            }
+            shape.levels.push(Level::default());
+            continue;
         }
-        depth = depth - before.0 + level.depth();
-        arithmetic = arithmetic - before.1 + level.arithmetic;
+        if closes(token, after) {
+            shape.close();
+        } else {
+            shape.change(|level| level.add(token, after));
+        }
 
-        let at = t.span.start;
-        if depth > MAX_OPERATOR_DEPTH {
+        if shape.depth > MAX_OPERATOR_DEPTH {
             return Err(ParserError::ParserError(format!(
                 "the statement nests more than {MAX_OPERATOR_DEPTH} operators deep{at} (a \
                  UNION, EXCEPT or INTERSECT counts as {SET_OPERATION_DEPTH}): deeper than Basin \
                  plans safely; write long lists of values as `x IN (…)`, or split the statement"
             )));
         }
-        if level.relations > MAX_RELATIONS {
+        if shape.current().relations > MAX_RELATIONS {
             return Err(ParserError::ParserError(format!(
                 "the statement joins more than {MAX_RELATIONS} tables in one FROM{at}: more than \
                  Basin plans in reasonable time; join in steps (subqueries or models)"
             )));
         }
-        if arithmetic > MAX_ARITHMETIC {
+        if shape.arithmetic > MAX_ARITHMETIC {
             return Err(ParserError::ParserError(format!(
                 "the statement has an arithmetic expression of more than {MAX_ARITHMETIC} \
                  operators{at}: larger than Basin plans in reasonable time; split the \
@@ -162,6 +178,54 @@ fn check_depth(tokens: &[TokenWithSpan]) -> Result<(), ParserError> {
         }
     }
     Ok(())
+}
+
+/// The open levels of a statement in [`check_depth`], and their sums.
+struct Shape {
+    levels: Vec<Level>,
+    depth: usize,
+    arithmetic: usize,
+}
+
+impl Default for Shape {
+    fn default() -> Self {
+        Shape {
+            levels: vec![Level::default()],
+            depth: 0,
+            arithmetic: 0,
+        }
+    }
+}
+
+impl Shape {
+    fn current(&self) -> &Level {
+        self.levels
+            .last()
+            .expect("the statement's level is never closed")
+    }
+
+    /// Changes the innermost level, keeping the sums.
+    fn change(&mut self, f: impl FnOnce(&mut Level)) {
+        let level = self
+            .levels
+            .last_mut()
+            .expect("the statement's level is never closed");
+        let before = (level.depth(), level.arithmetic);
+        f(level);
+        self.depth = self.depth - before.0 + level.depth();
+        self.arithmetic = self.arithmetic - before.1 + level.arithmetic;
+    }
+
+    /// Closes the innermost level (never the statement's): it becomes an operand of the next.
+    fn close(&mut self) {
+        if self.levels.len() == 1 {
+            return;
+        }
+        let inner = self.levels.pop().expect("more than one level");
+        self.depth -= inner.depth();
+        self.arithmetic -= inner.arithmetic;
+        self.change(|level| level.add_group(&inner));
+    }
 }
 
 /// One level of parentheses (or `CASE … END`) in [`check_depth`].
@@ -211,7 +275,7 @@ impl Level {
             self.set_operations += SET_OPERATION_DEPTH;
             self.arithmetic = 0;
         } else if matches!(token, Token::Comma)
-            || keyword.is_some_and(|k| STARTS_AN_EXPRESSION.contains(&k))
+            || (keyword.is_some_and(|k| STARTS_AN_EXPRESSION.contains(&k)) && ends_operand(after))
         {
             (self.operators, self.deeper, self.arithmetic) = (0, 0, 0);
         } else if matches!(
@@ -236,9 +300,14 @@ impl Level {
         {
             self.operators += 1;
             self.arithmetic = 0;
-        } else if is_operator(token) || matches!(keyword, Some(Keyword::COLLATE | Keyword::AT)) {
+        } else if is_operator(token) || keyword.is_some_and(|k| OTHER_OPERATORS.contains(&k)) {
             self.operators += 1;
         }
+        self.peak = self.peak.max(self.depth());
+    }
+
+    fn add_operator(&mut self) {
+        self.operators += 1;
         self.peak = self.peak.max(self.depth());
     }
 
@@ -271,6 +340,15 @@ const STARTS_AN_EXPRESSION: [Keyword; 18] = [
     Keyword::THEN,
     Keyword::ELSE,
     Keyword::AS,
+];
+
+/// Keyword operators that bind as tight as arithmetic or tighter.
+const OTHER_OPERATORS: [Keyword; 5] = [
+    Keyword::COLLATE,
+    Keyword::AT,
+    Keyword::OVERLAPS,
+    Keyword::OPERATOR,
+    Keyword::MEMBER,
 ];
 
 /// Keywords that end a FROM clause.
@@ -311,9 +389,37 @@ fn opens(token: &Token) -> bool {
         || matches!(token, Token::Word(w) if w.keyword == Keyword::CASE)
 }
 
-fn closes(token: &Token) -> bool {
+/// Whether `token` closes a level; `END` does after an operand (elsewhere it is a name).
+fn closes(token: &Token, after: &Token) -> bool {
     matches!(token, Token::RParen | Token::RBracket | Token::RBrace)
-        || matches!(token, Token::Word(w) if w.keyword == Keyword::END)
+        || (is_keyword(token, Keyword::END) && ends_operand(after))
+}
+
+fn is_keyword(token: &Token, keyword: Keyword) -> bool {
+    matches!(token, Token::Word(w) if w.keyword == keyword)
+}
+
+/// Whether `token` can end an operand, so that a keyword after it is a keyword, not a name
+/// (`WHERE on OR on`: a column named `on`).
+fn ends_operand(token: &Token) -> bool {
+    match token {
+        Token::Word(w) => {
+            let k = w.keyword;
+            !(BINDS_LOOSER_THAN_ARITHMETIC.contains(&k)
+                || OTHER_OPERATORS.contains(&k)
+                || matches!(k, Keyword::DISTINCT | Keyword::OF))
+        }
+        Token::RParen | Token::RBracket | Token::RBrace => true,
+        Token::EOF
+        | Token::Comma
+        | Token::SemiColon
+        | Token::Period
+        | Token::Colon
+        | Token::LParen
+        | Token::LBracket
+        | Token::LBrace => false,
+        other => !is_operator(other),
+    }
 }
 
 /// Whether `token` is an operator: not a name, a literal, a separator or a bracket.

@@ -192,12 +192,21 @@ async fn a_statement_too_deep_to_plan_safely_is_refused_with_the_way_out() {
             "COPY (SELECT 1 WHERE {}) TO 'out'",
             chain(1_100, "1 = 1", " OR ")
         ),
+        // A keyword used as a name does not start a new chain.
+        format!(
+            "SELECT 1 FROM (SELECT true AS \"on\") s WHERE {}",
+            chain(2_100, "on", " OR ")
+        ),
+        format!("SELECT make_array(1){}", "[1]".repeat(2_100)),
     ];
     for sql in &too_deep {
         let err = error(&f.engine, sql).await;
         assert!(err.contains("more than 2000 operators deep"), "{err}");
         assert!(err.contains("x IN (…)"), "{err}");
     }
+    let interval = format!("SELECT {}'1' DAY", "INTERVAL ".repeat(3_000));
+    let err = error(&f.engine, &interval).await;
+    assert!(err.contains("INTERVAL INTERVAL"), "{err}");
     let too_large = [
         format!("SELECT {} FROM sales.orders", chain(130, "order_id", " + ")),
         format!(
