@@ -140,9 +140,17 @@ fuzz_target!(|data: &[u8]| {
     } else {
         &rest.admin
     };
-    let (status, text) =
+    let send = || {
         rest.world
             .runtime
-            .block_on(call(&rest.app, method, path, Some(token), body.to_vec()));
+            .block_on(call(&rest.app, method, path, Some(token), body.to_vec()))
+    };
+    let (mut status, mut text) = send();
+    if status == 504 {
+        // The server's answer to a query slower than its limit. A machine busy with other work
+        // made a 0.3 s query that slow once (twice in long runs); an input that is slow is slow
+        // again.
+        (status, text) = send();
+    }
     assert!(status < 500, "{method} {path}: {status} {text}");
 });
