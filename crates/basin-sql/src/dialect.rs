@@ -257,8 +257,8 @@ impl Level {
             Token::Word(w) => Some(w.keyword),
             _ => None,
         };
-        let is_distinct_from = keyword == Some(Keyword::FROM)
-            && matches!(after, Token::Word(w) if w.keyword == Keyword::DISTINCT);
+        let is_distinct_from =
+            keyword == Some(Keyword::FROM) && is_keyword(after, Keyword::DISTINCT);
         match keyword {
             Some(Keyword::FROM) if !is_distinct_from => (self.in_from, self.relations) = (true, 1),
             Some(Keyword::JOIN) if self.in_from => self.relations += 1,
@@ -386,7 +386,7 @@ const BINDS_LOOSER_THAN_ARITHMETIC: [Keyword; 12] = [
 
 fn opens(token: &Token) -> bool {
     matches!(token, Token::LParen | Token::LBracket | Token::LBrace)
-        || matches!(token, Token::Word(w) if w.keyword == Keyword::CASE)
+        || is_keyword(token, Keyword::CASE)
 }
 
 /// Whether `token` closes a level; `END` does after an operand (elsewhere it is a name).
