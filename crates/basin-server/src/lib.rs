@@ -9,6 +9,7 @@ mod api;
 pub mod auth;
 mod error;
 pub mod limits;
+mod memory;
 mod metrics;
 mod portal;
 
@@ -110,6 +111,7 @@ pub async fn app(hub: Hub, config: ServerConfig) -> Result<axum::Router, String>
     let memory_limit = config.query_memory_limit();
     let concurrency = config.query_concurrency();
     let hub = hub.with_memory_limit(memory_limit);
+    memory::release_freed_memory();
     tracing::info!(
         memory_limit = %Engine::format_bytes(memory_limit),
         concurrency,

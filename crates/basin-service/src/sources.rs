@@ -9,7 +9,7 @@
 //! file that fails is recorded with why, retried at the next runs up to `max_attempts`, and does
 //! not hold the others back.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use basin_catalog::access::{Action, Securable};
@@ -422,7 +422,6 @@ impl Hub {
             .map(|f| (f.path.clone(), f))
             .collect();
         let found = prefix.list(&pattern).await?;
-        let scratch = scratch_path(source, "");
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
@@ -440,6 +439,7 @@ impl Hub {
             );
             let mut read = basin_ingest::ReadOptions::default();
             read.format = format;
+            let scratch = scratch_path(source, "");
             let loaded = async {
                 let (input, root) = prefix.local(&f, &scratch).await?;
                 let request = LoadRequest {
@@ -455,7 +455,7 @@ impl Hub {
                 session.load(request, Default::default()).await
             }
             .await;
-            let _ = std::fs::remove_dir_all(&scratch);
+            drop(scratch);
             let (status, rows, version, error) = match loaded {
                 Ok(report) => {
                     run.files += 1;
@@ -558,7 +558,7 @@ impl Hub {
             Ok(())
         }
         .await;
-        let _ = std::fs::remove_file(&file);
+        drop(file);
         result
     }
 
@@ -606,7 +606,7 @@ impl Hub {
                 Ok::<_, ServiceError>(())
             }
             .await;
-            let _ = std::fs::remove_file(&file);
+            drop(file);
             result?;
         }
         // For `basin source show` only: the table's txn actions are the truth.
@@ -697,12 +697,30 @@ fn ndjson_load(source: &Source, file: &std::path::Path) -> LoadRequest {
 }
 
 /// A new path in the temporary folder for what a run of `source` reads (ending in `suffix`).
-fn scratch_path(source: &Source, suffix: &str) -> PathBuf {
-    std::env::temp_dir().join(format!(
+fn scratch_path(source: &Source, suffix: &str) -> Scratch {
+    Scratch(std::env::temp_dir().join(format!(
         "basin-source-{}-{:016x}{suffix}",
         source.name,
         rand::random::<u64>()
-    ))
+    )))
+}
+
+/// A scratch file or folder, removed when dropped: also when a run is cancelled mid-way (the
+/// server stopping), which would otherwise leave it behind.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0).or_else(|_| std::fs::remove_dir_all(&self.0));
+    }
 }
 
 /// A cron expression (five fields, or six with seconds), or why it is not one.
