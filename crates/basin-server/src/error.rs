@@ -315,4 +315,20 @@ mod tests {
         assert!(e.detail.contains("'main.ops.events'"), "{}", e.detail);
         assert!(e.detail.contains("nothing was committed"), "{}", e.detail);
     }
+
+    #[test]
+    fn a_write_that_lost_to_another_process_is_a_409_that_is_safe_to_retry() {
+        let e = ApiError::from(basin_tables::TablesError::Conflict {
+            table: "main.ops.counter".into(),
+        });
+        assert_eq!((e.status, e.code), (StatusCode::CONFLICT, "write_conflict"));
+        assert!(e.detail.contains("'main.ops.counter'"), "{}", e.detail);
+        assert!(e.detail.contains("safe"), "{}", e.detail);
+        // The user hears what to do, not the library's internals.
+        assert!(
+            !e.detail.to_lowercase().contains("isolation"),
+            "{}",
+            e.detail
+        );
+    }
 }

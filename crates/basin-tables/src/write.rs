@@ -448,29 +448,30 @@ impl Tables {
         let (jobs, answers): (Vec<_>, Vec<_>) = group.into_iter().unzip();
         let results = match self.append_jobs(t, &jobs).await {
             Ok(c) => {
-                let synced = self.sync_appended(t, &jobs[0].entry, &c).await;
-                let mut results = Vec::new();
-                for j in &jobs {
-                    let each = Committed {
-                        rows: j.rows,
-                        ..c.clone()
-                    };
-                    results.push(match &synced {
-                        Ok(()) => Ok(each),
-                        // Committed, but the catalog missed it: each request hears why.
-                        Err(_) => self.sync_appended(t, &j.entry, &c).await.map(|()| each),
-                    });
+                if c.evolution.is_some() {
+                    self.columns_after_commit(t, &jobs[0].entry.location, c.version)
+                        .await;
                 }
-                results
+                jobs.iter()
+                    .map(|j| {
+                        Ok(Committed {
+                            rows: j.rows,
+                            ..c.clone()
+                        })
+                    })
+                    .collect()
             }
             Err(e) if jobs.len() == 1 => vec![Err(e)],
             Err(_) => {
                 let mut results = Vec::new();
                 for j in &jobs {
-                    let alone = match self.append_jobs(t, std::slice::from_ref(j)).await {
-                        Ok(c) => self.sync_appended(t, &j.entry, &c).await.map(|()| c),
-                        Err(e) => Err(e),
-                    };
+                    let alone = self.append_jobs(t, std::slice::from_ref(j)).await;
+                    if let Ok(c) = &alone
+                        && c.evolution.is_some()
+                    {
+                        self.columns_after_commit(t, &j.entry.location, c.version)
+                            .await;
+                    }
                     results.push(alone);
                 }
                 results
@@ -483,10 +484,16 @@ impl Tables {
 
     /// The catalog's columns after an append: they change only when the append evolved the
     /// schema (reading the table again for every small append would cost more than it).
-    async fn sync_appended(&self, t: &TableRef, entry: &Table, c: &Committed) -> Result<()> {
-        match c.evolution {
-            Some(_) => self.sync_columns(t, &entry.location).await,
-            None => Ok(()),
+    /// Brings the catalog's copy of a table's columns up to date after a commit. The commit has
+    /// landed whatever happens here: when the catalog cannot be reached, the write is still
+    /// answered as done (it is), and the next write syncs the columns.
+    async fn columns_after_commit(&self, t: &TableRef, location: &str, version: i64) {
+        if let Err(e) = self.sync_columns(t, location).await {
+            tracing::error!(
+                table = %t,
+                version,
+                "the commit landed, but its columns were not synced to the catalog (the next write syncs them): {e}"
+            );
         }
     }
 
@@ -750,18 +757,10 @@ impl Tables {
                 maintained(&lake, op.execute().await?)
             }
         };
-        // The commit landed: from here on the write has happened, whatever else fails. The
-        // catalog's copy of the columns catches up at the next write when it cannot be synced now.
         // Compaction and vacuum leave the schema as it was.
-        if !committed.skipped
-            && committed.maintenance.is_none()
-            && let Err(e) = self.sync_columns(t, &entry.location).await
-        {
-            tracing::error!(
-                table = %t,
-                version = committed.version,
-                "the commit landed, but its columns were not synced to the catalog (the next write syncs them): {e}"
-            );
+        if !committed.skipped && committed.maintenance.is_none() {
+            self.columns_after_commit(t, &entry.location, committed.version)
+                .await;
         }
         Ok(committed)
     }

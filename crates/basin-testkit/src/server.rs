@@ -30,10 +30,12 @@ pub struct Api {
     pub http: reqwest::Client,
 }
 
-/// An HTTP answer: status, content type, the body as JSON (`Null` when it is not) and as text.
+/// An HTTP answer: status, content type, `Retry-After`, the body as JSON (`Null` when it is not)
+/// and as text.
 pub struct Answer {
     pub status: u16,
     pub content_type: String,
+    pub retry_after: Option<String>,
     pub body: Value,
     pub text: String,
 }
@@ -226,16 +228,19 @@ impl Api {
     /// Reads status, content type and body of a response.
     pub async fn answer(resp: reqwest::Response) -> Answer {
         let status = resp.status().as_u16();
-        let content_type = resp
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_string())
+        };
+        let content_type = header("content-type").unwrap_or_default();
+        let retry_after = header("retry-after");
         let text = resp.text().await.unwrap();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         Answer {
             status,
             content_type,
+            retry_after,
             body,
             text,
         }

@@ -130,15 +130,19 @@ enum Op {
     Update,
     Delete,
     Evolve,
+    Compact,
+    Vacuum,
 }
 
-const OPS: [Op; 6] = [
+const OPS: [Op; 8] = [
     Op::Append,
     Op::Upsert,
     Op::Merge,
     Op::Update,
     Op::Delete,
     Op::Evolve,
+    Op::Compact,
+    Op::Vacuum,
 ];
 
 impl Op {
@@ -150,7 +154,15 @@ impl Op {
             Op::Update => "UPDATE",
             Op::Delete => "DELETE",
             Op::Evolve => "ingest adding a column",
+            Op::Compact => "compaction (optimize)",
+            Op::Vacuum => "vacuum (retaining 0 hours)",
         }
+    }
+
+    /// Maintenance rewrites or removes files but no row: whether it committed shows in the
+    /// table's version, not its rows.
+    fn keeps_rows(self) -> bool {
+        matches!(self, Op::Compact | Op::Vacuum)
     }
 }
 
@@ -300,6 +312,17 @@ impl Harness {
                     after,
                 }
             }
+            Op::Compact | Op::Vacuum => {
+                let args: &[&str] = match op {
+                    Op::Compact => &["table", "optimize", "crash.t"],
+                    _ => &["table", "vacuum", "crash.t", "--retain-hours", "0"],
+                };
+                Planned {
+                    args: args.iter().map(|s| s.to_string()).collect(),
+                    load_id: None,
+                    after,
+                }
+            }
             Op::Delete => {
                 // The first 100 rows stay, so the table never empties.
                 let r = self.rng.below(4) as i64;
@@ -326,6 +349,15 @@ impl Harness {
                 other => panic!("not a row: {other}"),
             })
             .collect()
+    }
+
+    /// The table's current version.
+    fn version(&self) -> i64 {
+        let shown = self
+            .basin
+            .ok(&["--output", "json", "table", "show", "crash.t"]);
+        let shown: Value = serde_json::from_str(&shown).unwrap();
+        shown["version"].as_i64().expect("a version")
     }
 
     fn run(&self, args: &[String]) -> Output {
@@ -376,6 +408,7 @@ fn crash_cli_writers_killed_at_random_points() {
         let p = h.plan(op);
         let before = h.model.render();
         let after = p.after.render();
+        let version = op.keeps_rows().then(|| h.version());
         let delay = h.rng.delay(took[&op].mul_f64(1.3));
         let finished = run_or_kill(
             {
@@ -401,6 +434,15 @@ fn crash_cli_writers_killed_at_random_points() {
                     "kill {kill}: an acknowledged {op:?} is not exactly in the table"
                 );
                 true
+            }
+            None if op.keeps_rows() => {
+                assert!(
+                    state == after,
+                    "kill {kill} during {op:?} after {delay:?}: the rows changed"
+                );
+                let landed = Some(h.version()) > version;
+                counts[if landed { 1 } else { 2 }] += 1;
+                landed
             }
             None if state == after => {
                 counts[1] += 1;

@@ -272,6 +272,7 @@ async fn catalog_outage_answers_503_and_recovers() {
     pg.stop();
     let during = api.sql(&admin, "SELECT count(*) FROM ops.events").await;
     problem(&during, 503);
+    assert!(during.retry_after.is_some(), "a 503 says when to retry");
     assert!(
         during.text.contains("catalog") || during.text.contains("unavailable"),
         "{}",
