@@ -124,6 +124,11 @@ async fn disk_full_fails_every_writer_cleanly() {
     basin.ok(&["dataset", "create", "full.d", "--layer", "source"]);
     let first = basin.file("first.csv", &random_csv(100, 0));
     basin.ok(&["ingest", "full.d.t", &first, "--key", "id"]);
+    // Small loads, so that a compaction has files to rewrite.
+    for first_id in [200, 300] {
+        let small = basin.file(&format!("small-{first_id}.csv"), &random_csv(10, first_id));
+        basin.ok(&["ingest", "full.d.t", &small]);
+    }
     let big = basin.file("big.csv", &random_csv(60_000, 1000)); // ~6 MB, more than is left
     let s = Server::start(&basin, &[]);
     let admin = s.client().login("admin", ADMIN_PASSWORD).await;
@@ -186,10 +191,24 @@ async fn disk_full_fails_every_writer_cleanly() {
         clear(&sql, &a.text);
         unchanged(&sql);
     }
+
+    // A compaction rewrites the small files: it fails the same way and removes none.
+    let err = basin.fails(&["table", "optimize", "full.d.t"]);
+    clear("basin table optimize", &err);
+    unchanged("basin table optimize");
+
+    // A new table from a query is refused, and not registered.
+    let ctas = "CREATE TABLE full.d.copy AS SELECT * FROM full.d.t";
+    let a = s.client().sql(&admin, ctas).await;
+    problem(&a, 503);
+    clear(ctas, &a.text);
+    let copy = s.client().sql(&admin, "SELECT * FROM full.d.copy").await;
+    problem(&copy, 404);
+
     assert_eq!(s.table_version(&admin, "full.d.t").await, version);
     assert_eq!(
         s.client().count(&admin, count).await,
-        100,
+        120,
         "the table changed"
     );
 
@@ -201,7 +220,7 @@ async fn disk_full_fails_every_writer_cleanly() {
         .upload_csv(&admin, "full.d.t", std::fs::read(&big).unwrap())
         .await;
     assert_eq!(a.status, 200, "{}", a.text);
-    assert_eq!(s.client().count(&admin, count).await, 60_100);
+    assert_eq!(s.client().count(&admin, count).await, 60_120);
 }
 
 /// The PostgreSQL catalog stopped in the middle of requests: they answer `503` (never a 500 nor
