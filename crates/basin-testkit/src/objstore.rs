@@ -73,6 +73,8 @@ pub struct Faults {
     id: String,
     rules: Arc<Mutex<Vec<Rule>>>,
     hits: Arc<AtomicUsize>,
+    /// Multipart uploads cut off part-way (as against puts that failed whole).
+    cut_uploads: Arc<AtomicUsize>,
 }
 
 fn registry() -> &'static Mutex<HashMap<String, Faults>> {
@@ -94,6 +96,7 @@ impl Faults {
             id: format!("f{}", NEXT.fetch_add(1, Ordering::SeqCst)),
             rules: Default::default(),
             hits: Default::default(),
+            cut_uploads: Default::default(),
         };
         registry()
             .lock()
@@ -134,6 +137,11 @@ impl Faults {
     /// How many operations met a fault so far (a test checks its fault was really hit).
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
+    }
+
+    /// How many multipart uploads a [`Fault::CutOffAfter`] cut off part-way.
+    pub fn cut_uploads(&self) -> usize {
+        self.cut_uploads.load(Ordering::SeqCst)
     }
 
     /// The fault for `op` on `path`, if any (counting it).
@@ -216,6 +224,7 @@ impl ObjectStore for FaultyStore {
             fault,
             location: location.clone(),
             sent: 0,
+            cut: self.faults.cut_uploads.clone(),
         }))
     }
 
@@ -386,6 +395,7 @@ struct FaultyUpload {
     fault: Option<Fault>,
     location: Path,
     sent: u64,
+    cut: Arc<AtomicUsize>,
 }
 
 #[async_trait]
@@ -394,6 +404,7 @@ impl MultipartUpload for FaultyUpload {
         self.sent += data.content_length() as u64;
         match self.fault {
             Some(Fault::CutOffAfter(limit)) if self.sent > limit => {
+                self.cut.fetch_add(1, Ordering::SeqCst);
                 let error = injected(Op::Put, &self.location);
                 Box::pin(async move { Err(error) })
             }

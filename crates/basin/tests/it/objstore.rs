@@ -78,6 +78,24 @@ async fn state(api: &Api, admin: &str, dir: &Path) -> State {
     }
 }
 
+/// `rows` rows of random hexadecimal text (about 70 bytes each) from id `first`: a Parquet file
+/// of nearly the same size.
+fn incompressible_csv(rows: u64, first: u64) -> String {
+    let mut out = String::from("id,v\n");
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for id in first..first + rows {
+        let mut v = String::new();
+        for _ in 0..4 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            v += &format!("{x:016x}");
+        }
+        out += &format!("{id},{v}\n");
+    }
+    out
+}
+
 fn storage_503(a: &Answer, what: &str) {
     problem(a, 503);
     assert!(
@@ -156,6 +174,14 @@ async fn object_store_faults_fail_cleanly_and_the_retry_lands_once() {
             .upload_csv(&admin, "lake.d.t", format!("id,v\n{}, y\n", id + 1))
             .await;
         storage_503(&upload, phase);
+        // So do the writes that rewrite a file.
+        for sql in [
+            "MERGE INTO lake.d.t t USING (SELECT 1 AS id, 'm' AS v) s ON t.id = s.id \
+             WHEN MATCHED THEN UPDATE SET v = s.v",
+            "DELETE FROM lake.d.t WHERE id = 1",
+        ] {
+            storage_503(&api.sql(&admin, sql).await, &format!("{phase}: {sql}"));
+        }
         assert!(faults.hits() > hits, "{phase}: the fault was never hit");
         // The table is exactly as before, reads of it and of other tables are served.
         assert_eq!(state(&api, &admin, dir).await, before, "{phase}");
@@ -178,6 +204,40 @@ async fn object_store_faults_fail_cleanly_and_the_retry_lands_once() {
         assert_eq!(after.rows, expected, "{phase}: the retry landed once");
         id += 2;
     }
+
+    // 1b. A large upload's data file goes up in parts; the store fails part-way through them:
+    // the upload is aborted, nothing of it stays, and the retry lands once.
+    let before = state(&api, &admin, dir).await;
+    let data_files = basin_testkit::fixtures::files_under(&dir.join("d/t"));
+    faults.inject(Op::Put, ".parquet", Fault::CutOffAfter(1 << 20));
+    let big = incompressible_csv(200_000, 1_000_000);
+    storage_503(
+        &api.upload_csv(&admin, "lake.d.t", big.clone()).await,
+        "multipart put cut off",
+    );
+    assert!(faults.cut_uploads() > 0, "no upload was cut off part-way");
+    assert_eq!(
+        state(&api, &admin, dir).await,
+        before,
+        "multipart put cut off"
+    );
+    assert_eq!(
+        basin_testkit::fixtures::files_under(&dir.join("d/t")),
+        data_files,
+        "a cut-off upload left files"
+    );
+    faults.clear();
+    let a = api.upload_csv(&admin, "lake.d.t", big).await;
+    assert_eq!(a.status, 200, "the upload, retried: {}", a.text);
+    let rows = before.rows.len() as i64 + 200_000;
+    assert_eq!(
+        api.count(&admin, "SELECT count(*) FROM lake.d.t").await,
+        rows
+    );
+    let deleted = api
+        .sql(&admin, "DELETE FROM lake.d.t WHERE id >= 1000000")
+        .await;
+    assert_eq!(deleted.status, 200, "{}", deleted.text);
 
     // 2. Reads cut off mid-stream (after 16 bytes: the parquet footers are cached, the column
     // chunks read are small): queries and a write that reads (UPDATE) fail; nothing
