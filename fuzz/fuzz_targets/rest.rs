@@ -1,6 +1,7 @@
 //! REST request bodies: the real router (`basin_server::app`), called in-process with any body
 //! on every endpoint that reads one — as the administrator (who reaches every validation) or,
-//! for queries and uploads, as the restricted analyst. Never a 5xx, never a panic.
+//! for queries and uploads, as the restricted analyst. Never a 5xx, never a panic, and every
+//! refusal (4xx) a problem document.
 #![no_main]
 
 use std::net::SocketAddr;
@@ -88,7 +89,7 @@ fn rest() -> Rest {
             ("analyst", world::ANALYST_PASSWORD),
         ] {
             let body = serde_json::json!({"user": user, "password": password}).to_string();
-            let (status, text) = call(&app, "POST", "/api/v1/login", None, body.into()).await;
+            let (status, _, text) = call(&app, "POST", "/api/v1/login", None, body.into()).await;
             assert_eq!(status, 200, "login {user}: {text}");
             let v: serde_json::Value = serde_json::from_str(&text).unwrap();
             tokens.push(v["token"].as_str().unwrap().to_string());
@@ -124,7 +125,7 @@ async fn call(
     path: &str,
     token: Option<&str>,
     body: Vec<u8>,
-) -> (u16, String) {
+) -> (u16, String, String) {
     let mut request = Request::builder()
         .method(Method::from_bytes(method.as_bytes()).unwrap())
         .uri(path)
@@ -138,10 +139,20 @@ async fn call(
         .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
     let response = app.clone().oneshot(request).await.unwrap();
     let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
         .unwrap_or_default();
-    (status, String::from_utf8_lossy(&bytes).into_owned())
+    (
+        status,
+        content_type,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -163,9 +174,19 @@ fuzz_target!(|data: &[u8]| {
     if INPUTS.fetch_add(1, Ordering::Relaxed) % COMPACT_EVERY == COMPACT_EVERY - 1 {
         rest.world.runtime.block_on(compact(&rest.world));
     }
-    let (status, text) =
+    let (status, content_type, text) =
         rest.world
             .runtime
             .block_on(call(&rest.app, method, path, Some(token), body.to_vec()));
     assert!(status < 500, "{method} {path}: {status} {text}");
+    // A refusal says what is wrong, as a problem document.
+    if status >= 400 {
+        let problem: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        assert!(
+            content_type == "application/problem+json"
+                && problem["code"].is_string()
+                && problem["detail"].is_string(),
+            "{method} {path}: {status} without a problem body ({content_type}): {text}"
+        );
+    }
 });

@@ -22,6 +22,7 @@ pub use operations::{
     create::CreateTable,
     delete::DeleteRows,
     drop::DropTable,
+    marked,
     merge::{MergeClause, MergeOutcome, MergeTable},
     optimize::{Maintenance, OptimizeTable},
     restore::RestoreTable,

@@ -51,6 +51,9 @@ pub(crate) fn version_of(delta: &DeltaTable) -> i64 {
 /// Commit-metadata key under which a load's id is recorded.
 pub(crate) const LOAD_ID_KEY: &str = "basin.load_id";
 
+/// Commit-metadata key of a commit's mark (see [`crate::operations::marked`]).
+pub(crate) const MARK_KEY: &str = "basin.commit_mark";
+
 /// Application id of the Delta `txn` action that makes a load idempotent.
 pub(crate) fn load_app_id(load_id: &str) -> String {
     format!("basin-load:{load_id}")
@@ -251,6 +254,33 @@ impl LakeTable {
                 }
             })
             .collect())
+    }
+
+    /// The commit after version `since` marked `mark` (see [`crate::operations::marked`]), if the
+    /// table at `location` has one: its version and its `operationMetrics`.
+    pub async fn find_marked(
+        location: &str,
+        mark: &str,
+        since: i64,
+    ) -> Result<Option<(i64, serde_json::Value)>> {
+        let table = LakeTable::open(location).await?;
+        let newer = table.version() - since;
+        if newer <= 0 {
+            return Ok(None);
+        }
+        let infos: Vec<_> = table
+            .delta
+            .history(Some(newer as usize))
+            .try_collect()
+            .await
+            .ctx(|| format!("reading the history of {location}"))?;
+        // Newest first.
+        Ok(infos.into_iter().enumerate().find_map(|(i, mut info)| {
+            (info.info.get(MARK_KEY).and_then(|v| v.as_str()) == Some(mark)).then(|| {
+                let metrics = info.info.remove("operationMetrics").unwrap_or_default();
+                (table.version() - i as i64, metrics)
+            })
+        }))
     }
 
     /// Whether the load `load_id` has already been committed to this table.

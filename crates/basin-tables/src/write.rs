@@ -175,6 +175,19 @@ impl Write {
         }
     }
 
+    /// Whether the write is one commit and nothing else (so that finding its commit in the log
+    /// means it happened whole); a restore that encrypts again, a replacement that reshapes the
+    /// catalog entry or a column change is more.
+    fn is_one_commit(&self) -> bool {
+        !matches!(
+            self,
+            Write::Restore { .. }
+                | Write::Replace { .. }
+                | Write::AlterColumn(_)
+                | Write::Protect { .. }
+        )
+    }
+
     /// The same write again, for a retry on a newer snapshot: `None` for writes whose rows
     /// come as a stream, which can be read only once (delta-rs itself rebases plain appends).
     fn replay(&self) -> Option<Write> {
@@ -448,6 +461,7 @@ impl Tables {
         let (jobs, answers): (Vec<_>, Vec<_>) = group.into_iter().unzip();
         let results = match self.append_jobs(t, &jobs).await {
             Ok(c) => {
+                // The columns change only when the append evolved the schema.
                 if c.evolution.is_some() {
                     self.columns_after_commit(t, &jobs[0].entry.location, c.version)
                         .await;
@@ -482,8 +496,6 @@ impl Tables {
         }
     }
 
-    /// The catalog's columns after an append: they change only when the append evolved the
-    /// schema (reading the table again for every small append would cost more than it).
     /// Brings the catalog's copy of a table's columns up to date after a commit. The commit has
     /// landed whatever happens here: when the catalog cannot be reached, the write is still
     /// answered as done (it is), and the next write syncs the columns.
@@ -524,10 +536,15 @@ impl Tables {
                 operation: jobs[0].operation,
                 transactions: Vec::new(),
             };
-            match write_rows(&lake, entry, rows, WriteMode::Append, None, &[]).await {
+            let (read, mark) = (lake.version(), commit_mark());
+            let write = write_rows(&lake, entry, rows, WriteMode::Append, None, &[]);
+            match basin_lake::marked(mark.clone(), write).await {
                 Err(e) if is_conflict(&e) && attempt < CONFLICT_RETRIES => {
                     attempt += 1;
                     tokio::time::sleep(sequencer::backoff(attempt)).await;
+                }
+                Err(e) if !is_conflict(&e) => {
+                    return landed_anyway(t, &entry.location, &mark, read, e.about(t)).await;
                 }
                 result => return result.map_err(|e| e.about(t)),
             }
@@ -546,216 +563,225 @@ impl Tables {
         };
         let (pii, key) = self.protection(&entry, incoming)?;
         let lake = LakeTable::open(&entry.location).await?;
-        let committed = match write {
-            Write::Append {
-                rows,
-                load_id,
-                operation,
-                transaction,
-                ..
-            } => {
-                let rows = Rows {
+        let (read, mark, one_commit) = (lake.version(), commit_mark(), write.is_one_commit());
+        let attempt = async {
+            Ok(match write {
+                Write::Append {
                     rows,
                     load_id,
                     operation,
-                    transactions: transaction.into_iter().collect(),
-                };
-                write_rows(&lake, &entry, rows, WriteMode::Append, key, &pii).await?
-            }
-            Write::Overwrite {
-                rows,
-                predicate,
-                load_id,
-                operation,
-                transactions,
-            } => {
-                let mode = WriteMode::Overwrite(predicate);
-                let rows = Rows {
+                    transaction,
+                    ..
+                } => {
+                    let rows = Rows {
+                        rows,
+                        load_id,
+                        operation,
+                        transactions: transaction.into_iter().collect(),
+                    };
+                    write_rows(&lake, &entry, rows, WriteMode::Append, key, &pii).await?
+                }
+                Write::Overwrite {
                     rows,
+                    predicate,
                     load_id,
                     operation,
                     transactions,
-                };
-                write_rows(&lake, &entry, rows, mode, key, &pii).await?
-            }
-            Write::Upsert {
-                source,
-                key: columns,
-                load_id,
-            } => {
-                keys::check_unique(t, &columns, &source, keys::Checked::Upsert).await?;
-                let source = encrypt_frame(source, key.as_ref(), &pii)?;
-                merged(
-                    MergeTable::upsert(&lake, source, &columns)?
-                        .with_load_id(load_id)
-                        .execute()
-                        .await?,
-                )
-            }
-            Write::Update { predicate, set } => {
-                if set.iter().any(|(c, _)| entry.primary_key.contains(c)) {
-                    let after =
-                        keys::keys_after_update(&lake, &entry.primary_key, &predicate, &set)
+                } => {
+                    let mode = WriteMode::Overwrite(predicate);
+                    let rows = Rows {
+                        rows,
+                        load_id,
+                        operation,
+                        transactions,
+                    };
+                    write_rows(&lake, &entry, rows, mode, key, &pii).await?
+                }
+                Write::Upsert {
+                    source,
+                    key: columns,
+                    load_id,
+                } => {
+                    keys::check_unique(t, &columns, &source, keys::Checked::Upsert).await?;
+                    let source = encrypt_frame(source, key.as_ref(), &pii)?;
+                    merged(
+                        MergeTable::upsert(&lake, source, &columns)?
+                            .with_load_id(load_id)
+                            .execute()
+                            .await?,
+                    )
+                }
+                Write::Update { predicate, set } => {
+                    if set.iter().any(|(c, _)| entry.primary_key.contains(c)) {
+                        let after =
+                            keys::keys_after_update(&lake, &entry.primary_key, &predicate, &set)
+                                .await?;
+                        keys::check_unique(t, &entry.primary_key, &after, keys::Checked::Update)
                             .await?;
-                    keys::check_unique(t, &entry.primary_key, &after, keys::Checked::Update)
-                        .await?;
-                }
-                let mut op = lake.update();
-                if let Some(p) = predicate {
-                    op = op.with_predicate(p);
-                }
-                for (column, value) in set {
-                    op = op.set(column, value);
-                }
-                let (version, rows) = op.execute().await?;
-                Committed {
-                    version,
-                    rows,
-                    ..Default::default()
-                }
-            }
-            Write::Delete { predicate } => {
-                let mut op = lake.delete();
-                if let Some(p) = predicate {
-                    op = op.with_predicate(p);
-                }
-                let (version, rows) = op.execute().await?;
-                Committed {
-                    version,
-                    rows,
-                    ..Default::default()
-                }
-            }
-            Write::Merge {
-                source,
-                on,
-                target_alias,
-                source_alias,
-                clauses,
-            } => {
-                check_merge_pii(&clauses, &pii, &target_alias, &source_alias)?;
-                let source = encrypt_frame(source, key.as_ref(), &pii)?;
-                let inserts = keys::MergeInserts {
-                    source: &source,
-                    on: &on,
-                    target_alias: &target_alias,
-                    source_alias: &source_alias,
-                    clauses: &clauses,
-                };
-                keys::check_merge_inserts(t, &entry.primary_key, &lake, inserts).await?;
-                let mut op = lake
-                    .merge(source, on)
-                    .with_aliases(&target_alias, &source_alias);
-                for clause in clauses {
-                    op = op.with_clause(clause);
-                }
-                merged(op.execute().await?)
-            }
-            Write::Restore { version } => {
-                check_restorable(&lake, t, version).await?;
-                let restored = lake.restore(version).execute().await?;
-                match &key {
-                    // The old version may hold values from before a column became PII: they
-                    // are encrypted again at once, so no clear value stays current.
-                    Some(key) => {
-                        let lake = LakeTable::open(&entry.location).await?;
-                        protect(&lake, &entry, key, &pii, &[]).await?
                     }
-                    None => Committed {
-                        version: restored,
+                    let mut op = lake.update();
+                    if let Some(p) = predicate {
+                        op = op.with_predicate(p);
+                    }
+                    for (column, value) in set {
+                        op = op.set(column, value);
+                    }
+                    let (version, rows) = op.execute().await?;
+                    Committed {
+                        version,
+                        rows,
                         ..Default::default()
-                    },
+                    }
                 }
-            }
-            Write::AddColumns { columns } => {
-                let mut op = lake.add_columns();
-                for (name, data_type) in columns {
-                    op = op.column(name, data_type);
+                Write::Delete { predicate } => {
+                    let mut op = lake.delete();
+                    if let Some(p) = predicate {
+                        op = op.with_predicate(p);
+                    }
+                    let (version, rows) = op.execute().await?;
+                    Committed {
+                        version,
+                        rows,
+                        ..Default::default()
+                    }
                 }
-                Committed {
-                    version: op.execute().await?,
-                    ..Default::default()
+                Write::Merge {
+                    source,
+                    on,
+                    target_alias,
+                    source_alias,
+                    clauses,
+                } => {
+                    check_merge_pii(&clauses, &pii, &target_alias, &source_alias)?;
+                    let source = encrypt_frame(source, key.as_ref(), &pii)?;
+                    let inserts = keys::MergeInserts {
+                        source: &source,
+                        on: &on,
+                        target_alias: &target_alias,
+                        source_alias: &source_alias,
+                        clauses: &clauses,
+                    };
+                    keys::check_merge_inserts(t, &entry.primary_key, &lake, inserts).await?;
+                    let mut op = lake
+                        .merge(source, on)
+                        .with_aliases(&target_alias, &source_alias);
+                    for clause in clauses {
+                        op = op.with_clause(clause);
+                    }
+                    merged(op.execute().await?)
                 }
-            }
-            Write::Truncate => {
-                let (version, rows) = lake.delete().with_operation("truncate").execute().await?;
-                Committed {
-                    version,
+                Write::Restore { version } => {
+                    check_restorable(&lake, t, version).await?;
+                    let restored = lake.restore(version).execute().await?;
+                    match &key {
+                        // The old version may hold values from before a column became PII: they
+                        // are encrypted again at once, so no clear value stays current.
+                        Some(key) => {
+                            let lake = LakeTable::open(&entry.location).await?;
+                            protect(&lake, &entry, key, &pii, &[]).await?
+                        }
+                        None => Committed {
+                            version: restored,
+                            ..Default::default()
+                        },
+                    }
+                }
+                Write::AddColumns { columns } => {
+                    let mut op = lake.add_columns();
+                    for (name, data_type) in columns {
+                        op = op.column(name, data_type);
+                    }
+                    Committed {
+                        version: op.execute().await?,
+                        ..Default::default()
+                    }
+                }
+                Write::Truncate => {
+                    let (version, rows) =
+                        lake.delete().with_operation("truncate").execute().await?;
+                    Committed {
+                        version,
+                        rows,
+                        ..Default::default()
+                    }
+                }
+                Write::Replace {
                     rows,
-                    ..Default::default()
-                }
-            }
-            Write::Replace {
-                rows,
-                primary_key,
-                partition_columns,
-                transactions,
-                operation,
-            } => {
-                let incoming = rows.schema();
-                if let Some(k) = primary_key
-                    .iter()
-                    .find(|k| incoming.field_with_name(k).is_err())
-                {
-                    return Err(TablesError::Invalid(format!(
-                        "column '{k}' (a key column) is not a column of the new '{t}'"
-                    )));
-                }
-                let gone: Vec<String> = entry
-                    .columns
-                    .iter()
-                    .filter(|c| incoming.field_with_name(&c.name).is_err())
-                    .map(|c| c.name.clone())
-                    .collect();
-                check_policies_need(&self.catalog, &entry, &gone).await?;
-                let mode = WriteMode::Replace(partition_columns.clone());
-                // The keys checked are the new table's.
-                let replaced = Table {
-                    primary_key: primary_key.clone(),
-                    ..entry.clone()
-                };
-                let rows = Rows {
-                    rows,
-                    load_id: None,
-                    operation,
+                    primary_key,
+                    partition_columns,
                     transactions,
-                };
-                let done = write_rows(&lake, &replaced, rows, mode, key, &pii).await?;
-                self.catalog
-                    .reshape_table(t, &primary_key, &partition_columns, &[], &|e| e.to_string())
-                    .await?;
-                done
-            }
-            Write::AlterColumn(change) => {
-                alter_column(&self.catalog, &lake, &entry, change).await?
-            }
-            Write::Protect { newly_pii } => {
-                let Some(key) = key else {
-                    return Ok(Committed {
-                        version: lake.version(),
-                        skipped: true,
-                        ..Default::default()
-                    });
-                };
-                protect(&lake, &entry, &key, &pii, &newly_pii).await?
-            }
-            Write::Optimize {
-                target_size,
-                zorder,
-            } => {
-                let mut op = lake.optimize().with_zorder(zorder);
-                if let Some(bytes) = target_size {
-                    op = op.with_target_size(bytes);
+                    operation,
+                } => {
+                    let incoming = rows.schema();
+                    if let Some(k) = primary_key
+                        .iter()
+                        .find(|k| incoming.field_with_name(k).is_err())
+                    {
+                        return Err(TablesError::Invalid(format!(
+                            "column '{k}' (a key column) is not a column of the new '{t}'"
+                        )));
+                    }
+                    let gone: Vec<String> = entry
+                        .columns
+                        .iter()
+                        .filter(|c| incoming.field_with_name(&c.name).is_err())
+                        .map(|c| c.name.clone())
+                        .collect();
+                    check_policies_need(&self.catalog, &entry, &gone).await?;
+                    let mode = WriteMode::Replace(partition_columns.clone());
+                    // The keys checked are the new table's.
+                    let replaced = Table {
+                        primary_key: primary_key.clone(),
+                        ..entry.clone()
+                    };
+                    let rows = Rows {
+                        rows,
+                        load_id: None,
+                        operation,
+                        transactions,
+                    };
+                    let done = write_rows(&lake, &replaced, rows, mode, key, &pii).await?;
+                    self.catalog
+                        .reshape_table(t, &primary_key, &partition_columns, &[], &|e| e.to_string())
+                        .await?;
+                    done
                 }
-                maintained(&lake, op.execute().await?)
-            }
-            Write::Vacuum { retention } => {
-                let mut op = lake.vacuum();
-                if let Some(r) = retention {
-                    op = op.with_retention(r);
+                Write::AlterColumn(change) => {
+                    alter_column(&self.catalog, &lake, &entry, change).await?
                 }
-                maintained(&lake, op.execute().await?)
-            }
+                Write::Protect { newly_pii } => {
+                    let Some(key) = key else {
+                        return Ok(Committed {
+                            version: lake.version(),
+                            skipped: true,
+                            ..Default::default()
+                        });
+                    };
+                    protect(&lake, &entry, &key, &pii, &newly_pii).await?
+                }
+                Write::Optimize {
+                    target_size,
+                    zorder,
+                } => {
+                    let mut op = lake.optimize().with_zorder(zorder);
+                    if let Some(bytes) = target_size {
+                        op = op.with_target_size(bytes);
+                    }
+                    maintained(&lake, op.execute().await?)
+                }
+                Write::Vacuum { retention } => {
+                    let mut op = lake.vacuum();
+                    if let Some(r) = retention {
+                        op = op.with_retention(r);
+                    }
+                    maintained(&lake, op.execute().await?)
+                }
+            })
+        };
+        let committed = match basin_lake::marked(mark.clone(), attempt).await {
+            Ok(c) => c,
+            Err(e) if one_commit => landed_anyway(t, &entry.location, &mark, read, e).await?,
+            Err(e) => return Err(e),
         };
         // Compaction and vacuum leave the schema as it was.
         if !committed.skipped && committed.maintenance.is_none() {
@@ -974,6 +1000,53 @@ const CONFLICT_RETRIES: u32 = 10;
 
 /// Appends up to this size (in memory) join group commits; larger ones commit alone.
 const GROUP_BYTES: usize = 8 << 20;
+
+/// A fresh mark for a commit (see [`basin_lake::marked`]).
+fn commit_mark() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// The answer to a one-commit write that reported `error`: delta-rs fails a write whose work
+/// after the commit fails (reloading the table, a checkpoint), though the commit landed. When the
+/// log holds the commit marked `mark` (made after version `read`), the write happened and is
+/// answered as done, with the counts its commit recorded, so that no client retries a write that
+/// happened; otherwise the error stands.
+async fn landed_anyway(
+    t: &TableRef,
+    location: &str,
+    mark: &str,
+    read: i64,
+    error: TablesError,
+) -> Result<Committed> {
+    let Ok(Some((version, metrics))) = LakeTable::find_marked(location, mark, read).await else {
+        return Err(error);
+    };
+    tracing::warn!(
+        table = %t,
+        version,
+        "the write committed, but reported a failure after its commit: {error}"
+    );
+    let count = |key: &str| metrics.get(key).and_then(|v| v.as_u64());
+    let merged = match (
+        count("num_target_rows_inserted"),
+        count("num_target_rows_updated"),
+        count("num_target_rows_deleted"),
+    ) {
+        (Some(i), Some(u), Some(d)) => Some((i, u, d)),
+        _ => None,
+    };
+    let rows = merged.map(|(i, u, d)| i + u + d).or_else(|| {
+        ["num_added_rows", "num_updated_rows", "num_deleted_rows"]
+            .into_iter()
+            .find_map(count)
+    });
+    Ok(Committed {
+        version,
+        rows: rows.unwrap_or(0),
+        merged,
+        ..Default::default()
+    })
+}
 
 fn is_conflict(e: &TablesError) -> bool {
     matches!(e, TablesError::Lake(LakeError::Conflict { .. }))

@@ -73,8 +73,8 @@ pub struct Faults {
     id: String,
     rules: Arc<Mutex<Vec<Rule>>>,
     hits: Arc<AtomicUsize>,
-    /// Multipart uploads cut off part-way (as against puts that failed whole).
-    cut_uploads: Arc<AtomicUsize>,
+    /// Parts of multipart uploads refused after a cut-off (as against puts that failed whole).
+    cut_parts: Arc<AtomicUsize>,
 }
 
 fn registry() -> &'static Mutex<HashMap<String, Faults>> {
@@ -96,7 +96,7 @@ impl Faults {
             id: format!("f{}", NEXT.fetch_add(1, Ordering::SeqCst)),
             rules: Default::default(),
             hits: Default::default(),
-            cut_uploads: Default::default(),
+            cut_parts: Default::default(),
         };
         registry()
             .lock()
@@ -139,9 +139,9 @@ impl Faults {
         self.hits.load(Ordering::SeqCst)
     }
 
-    /// How many multipart uploads a [`Fault::CutOffAfter`] cut off part-way.
-    pub fn cut_uploads(&self) -> usize {
-        self.cut_uploads.load(Ordering::SeqCst)
+    /// How many parts of multipart uploads a [`Fault::CutOffAfter`] refused.
+    pub fn cut_parts(&self) -> usize {
+        self.cut_parts.load(Ordering::SeqCst)
     }
 
     /// The fault for `op` on `path`, if any (counting it).
@@ -224,7 +224,7 @@ impl ObjectStore for FaultyStore {
             fault,
             location: location.clone(),
             sent: 0,
-            cut: self.faults.cut_uploads.clone(),
+            cut: self.faults.cut_parts.clone(),
         }))
     }
 

@@ -15,15 +15,32 @@ use datafusion::prelude::SessionContext;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
 
-use crate::table::{LOAD_ID_KEY, LakeTable, load_app_id};
+use crate::table::{LOAD_ID_KEY, LakeTable, MARK_KEY, load_app_id};
 
-/// Commit properties that record Basin's operation and, for a load, its id as a Delta `txn`
-/// action (so a repeated load is recognised from the table's own log, atomically with the data).
+tokio::task_local! {
+    /// The mark of the commits made in this scope, see [`marked`].
+    static COMMIT_MARK: String;
+}
+
+/// Runs `write` with its commit marked `mark` (in the commit's info), so that
+/// [`LakeTable::find_marked`] tells whether it landed when `write` reports a failure: delta-rs
+/// reports a failure of its work after the commit (reloading the table, a checkpoint) as the
+/// write's own, though the commit is in the log.
+pub async fn marked<F: std::future::Future>(mark: String, write: F) -> F::Output {
+    COMMIT_MARK.scope(mark, write).await
+}
+
+/// Commit properties that record Basin's operation, the scope's mark (see [`marked`]) and, for a
+/// load, its id as a Delta `txn` action (so a repeated load is recognised from the table's own
+/// log, atomically with the data).
 pub(crate) fn commit_properties(operation: &str, load_id: Option<&str>) -> CommitProperties {
     let mut metadata = vec![(
         "basin.operation".to_string(),
         serde_json::Value::from(operation),
     )];
+    if let Ok(mark) = COMMIT_MARK.try_with(String::clone) {
+        metadata.push((MARK_KEY.to_string(), serde_json::Value::from(mark)));
+    }
     let mut props = CommitProperties::default();
     if let Some(id) = load_id {
         metadata.push((LOAD_ID_KEY.to_string(), serde_json::Value::from(id)));

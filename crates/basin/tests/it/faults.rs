@@ -192,7 +192,7 @@ async fn disk_full_fails_every_writer_cleanly() {
         unchanged(&sql);
     }
 
-    // A compaction rewrites the small files: it fails the same way and removes none.
+    // A compaction rewrites the small files: it fails the same way and leaves no file behind.
     let err = basin.fails(&["table", "optimize", "full.d.t"]);
     clear("basin table optimize", &err);
     unchanged("basin table optimize");
@@ -204,6 +204,13 @@ async fn disk_full_fails_every_writer_cleanly() {
     clear(ctas, &a.text);
     let copy = s.client().sql(&admin, "SELECT * FROM full.d.copy").await;
     problem(&copy, 404);
+    let copy_files = files_under(&root.join("d").join("copy"));
+    assert!(
+        !copy_files
+            .iter()
+            .any(|f| f.to_string_lossy().ends_with(".parquet")),
+        "the refused CREATE TABLE AS left data files: {copy_files:?}"
+    );
 
     assert_eq!(s.table_version(&admin, "full.d.t").await, version);
     assert_eq!(

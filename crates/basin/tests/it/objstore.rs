@@ -215,7 +215,7 @@ async fn object_store_faults_fail_cleanly_and_the_retry_lands_once() {
         &api.upload_csv(&admin, "lake.d.t", big.clone()).await,
         "multipart put cut off",
     );
-    assert!(faults.cut_uploads() > 0, "no upload was cut off part-way");
+    assert!(faults.cut_parts() > 0, "no upload was cut off part-way");
     assert_eq!(
         state(&api, &admin, dir).await,
         before,
@@ -285,7 +285,40 @@ async fn object_store_faults_fail_cleanly_and_the_retry_lands_once() {
     let before = state(&api, &admin, dir).await;
     assert_eq!(before.rows.len() as i64, held);
 
+    // 3b. The commit lands, and then delta-rs's work after it fails (the checkpoint it writes
+    // at versions 99, 199, …): the write happened, so it is answered 200, and a client has nothing
+    // to retry. Once for an INSERT (a group commit), once for an UPDATE.
+    faults.inject(Op::Put, ".checkpoint.parquet", Fault::Fail);
+    for sql in [
+        format!("INSERT INTO lake.d.t VALUES ({id}, 'after')"),
+        "UPDATE lake.d.t SET v = 'after' WHERE id = 1".to_string(),
+    ] {
+        let mut version = api.table_version(&admin, "lake.d.t").await;
+        while version % 100 != 98 {
+            let a = api
+                .sql(
+                    &admin,
+                    &format!("INSERT INTO lake.d.t VALUES (-{version}, 'pad')"),
+                )
+                .await;
+            assert_eq!(a.status, 200, "{}", a.text);
+            version += 1;
+        }
+        let before = state(&api, &admin, dir).await;
+        let hits = faults.hits();
+        let a = api.sql(&admin, &sql).await;
+        assert_eq!(a.status, 200, "{sql}, its checkpoint failing: {}", a.text);
+        assert!(faults.hits() > hits, "{sql}: no checkpoint was written");
+        let after = state(&api, &admin, dir).await;
+        assert_eq!(after.version, before.version + 1, "{sql}");
+        let added = after.rows.len() - before.rows.len();
+        assert_eq!(added, usize::from(sql.starts_with("INSERT")), "{sql}");
+    }
+    faults.clear();
+    id += 1;
+
     // 4. A slow store delays, it does not fail.
+    let before = state(&api, &admin, dir).await;
     faults.inject(Op::Get, "", Fault::Delay(Duration::from_millis(20)));
     faults.inject(Op::Put, "", Fault::Delay(Duration::from_millis(20)));
     let a = api
