@@ -275,6 +275,8 @@ impl Api {
     pub async fn rows(&self, token: &str, sql: &str) -> Vec<Value> {
         let a = self.sql(token, sql).await;
         assert_eq!(a.status, 200, "{sql}: {}", a.text);
+        // A check over a truncated answer would see rows missing that are there.
+        assert_ne!(a.body["truncated"], true, "{sql}: the answer was truncated");
         a.body["rows"].as_array().unwrap().clone()
     }
 
