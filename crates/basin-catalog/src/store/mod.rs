@@ -57,9 +57,15 @@ impl Catalog {
                 redact(url)
             )));
         }
+        // No idle timeout and no maximum lifetime: with either, sqlx 0.9.0 runs a maintenance
+        // task whose loop (`for _ in 0..num_idle()`, no await) can read the idle count while a
+        // release and an acquire race it below zero, and then spins for ever on a worker thread:
+        // a `basin ingest` hung at exit with one core at 100 %.
         let mut options = AnyPoolOptions::new()
             .max_connections(if sqlite { 4 } else { 16 })
-            .acquire_timeout(std::time::Duration::from_secs(5));
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .idle_timeout(None)
+            .max_lifetime(None);
         if sqlite {
             options = options.after_connect(|conn, _| {
                 Box::pin(async move {

@@ -294,6 +294,7 @@ pub(crate) fn router(state: State) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(
             crate::limits::JSON_BODY_LIMIT,
         ))
+        .layer(middleware::from_fn(rejections_as_problems))
         .layer(middleware::from_fn(crate::limits::close_after_too_large))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
@@ -302,6 +303,50 @@ pub(crate) fn router(state: State) -> Router {
 // ---- middleware ---------------------------------------------------------------------------------
 
 /// Gives every request an id (kept from `x-request-id` when sane), logs it, counts it.
+/// Refusals that axum makes itself — a path segment that is not text, a method the endpoint does
+/// not take, a body over the limit of a handler that reads raw bytes — are plain text: under
+/// `/api/` they become problem documents like every other refusal (their headers, such as
+/// `Allow`, kept).
+async fn rejections_as_problems(request: Request, next: Next) -> Response {
+    let api = request.uri().path().starts_with("/api/");
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == b"application/problem+json");
+    if !api || is_problem || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 << 10)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let code = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::NOT_FOUND => "not_found",
+        s if s.is_server_error() => "internal",
+        _ => "invalid_request",
+    };
+    let detail = match (text.is_empty(), status) {
+        (true, StatusCode::METHOD_NOT_ALLOWED) => {
+            "this endpoint does not take this method; see /api/v1/openapi.json".to_string()
+        }
+        (true, _) => status.canonical_reason().unwrap_or("refused").to_string(),
+        (false, _) => text,
+    };
+    let mut problem = ApiError::new(status, code, detail).into_response();
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            problem.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    problem
+}
+
 async fn observe(AxState(state): AxState<State>, mut request: Request, next: Next) -> Response {
     let id = request
         .headers()

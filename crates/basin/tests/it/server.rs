@@ -606,6 +606,27 @@ async fn bad_input() {
         400,
     );
     problem(&s.sql(admin, "SELEC 1").await, 400);
+    // Refusals axum makes itself are problem documents too.
+    let wrong_method = s.call("GET", "/api/v1/query", Some(admin), None).await;
+    problem(&wrong_method, 405);
+    assert_eq!(wrong_method.body["code"], "method_not_allowed");
+    problem(
+        &s.call("GET", "/api/v1/hubs/%FF/datasets", Some(admin), None)
+            .await,
+        400,
+    );
+    let too_large = s
+        .http
+        .post(format!(
+            "{}/api/v1/hubs/main/datasets/sales/tables/customers/optimize",
+            s.url
+        ))
+        .bearer_auth(admin)
+        .body(vec![b' '; 2 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    problem(&Server::answer(too_large).await, 413);
 }
 
 /// Identity-provider JWTs: accepted when right; refused when they claim a taken name, have the
