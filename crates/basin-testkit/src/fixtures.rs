@@ -124,3 +124,21 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// A CSV with columns `id` and `column`: `rows` rows from id `first_id`, each value `words` × 16
+/// random hexadecimal digits — text that compresses poorly, so its Parquet file is about as large.
+pub fn incompressible_csv(column: &str, words: usize, rows: usize, first_id: usize) -> String {
+    let mut out = format!("id,{column}\n");
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D ^ first_id as u64;
+    for id in first_id..first_id + rows {
+        let mut value = String::new();
+        for _ in 0..words {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            value += &format!("{x:016x}");
+        }
+        out += &format!("{id},{value}\n");
+    }
+    out
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::Basin;
 use crate::server::{ADMIN_PASSWORD, Server, problem};
-use basin_testkit::fixtures::files_under;
+use basin_testkit::fixtures::{files_under, incompressible_csv};
 use basin_testkit::postgres;
 
 /// A tmpfs of `size` mounted on a fresh directory, unmounted when dropped; `None` (with the
@@ -90,19 +90,7 @@ fn free_bytes(dir: &Path) -> u64 {
 
 /// A CSV of `rows` rows of incompressible text, about 100 bytes a row.
 fn random_csv(rows: usize, first_id: usize) -> String {
-    let mut out = String::from("id,payload\n");
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D ^ first_id as u64;
-    for i in 0..rows {
-        let mut payload = String::new();
-        for _ in 0..6 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            payload += &format!("{x:016x}");
-        }
-        out += &format!("{},{payload}\n", first_id + i);
-    }
-    out
+    incompressible_csv("payload", 6, rows, first_id)
 }
 
 /// Every writer on a full disk: a clear error, the table as it was, no partial files left, and

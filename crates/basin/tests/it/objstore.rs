@@ -11,6 +11,7 @@ use std::time::Duration;
 use basin_catalog::{Contract, NewDataset, NewHub};
 use basin_core::{DatasetRef, Layer, Name};
 use basin_service::{Hub, HubConfig};
+use basin_testkit::fixtures::incompressible_csv;
 use basin_testkit::objstore::{Fault, Faults, Op};
 use basin_testkit::server::{ADMIN_PASSWORD, Answer, Api, problem};
 
@@ -76,24 +77,6 @@ async fn state(api: &Api, admin: &str, dir: &Path) -> State {
             .into_iter()
             .collect(),
     }
-}
-
-/// `rows` rows of random hexadecimal text (about 70 bytes each) from id `first`: a Parquet file
-/// of nearly the same size.
-fn incompressible_csv(rows: u64, first: u64) -> String {
-    let mut out = String::from("id,v\n");
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    for id in first..first + rows {
-        let mut v = String::new();
-        for _ in 0..4 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            v += &format!("{x:016x}");
-        }
-        out += &format!("{id},{v}\n");
-    }
-    out
 }
 
 fn storage_503(a: &Answer, what: &str) {
@@ -210,7 +193,8 @@ async fn object_store_faults_fail_cleanly_and_the_retry_lands_once() {
     let before = state(&api, &admin, dir).await;
     let data_files = basin_testkit::fixtures::files_under(&dir.join("d/t"));
     faults.inject(Op::Put, ".parquet", Fault::CutOffAfter(1 << 20));
-    let big = incompressible_csv(200_000, 1_000_000);
+    // About 70 bytes a row: 14 MB.
+    let big = incompressible_csv("v", 4, 200_000, 1_000_000);
     storage_503(
         &api.upload_csv(&admin, "lake.d.t", big.clone()).await,
         "multipart put cut off",
