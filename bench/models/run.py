@@ -157,7 +157,10 @@ def main():
     got = (got["rows"] if isinstance(got, dict) else got)[0]
     duck, want = run_duckdb(out, inputs, a.rows)
     got_t = (got["n"], got["orders"], round(got["revenue"], 2), round(got["biggest"], 2))
-    if got_t != tuple(want):
+    # Sums of 10^8 floating-point amounts differ in their last cent with the order of addition.
+    same = got_t[:2] == tuple(want[:2]) and all(abs(g - w) <= 1e-12 * max(abs(w), 1) + 0.011
+                                               for g, w in zip(got_t[2:], want[2:]))
+    if not same:
         sys.exit(f"wrong result: basin {got_t}, duckdb {tuple(want)}")
 
     total = sum(changed.values())

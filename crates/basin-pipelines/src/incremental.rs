@@ -19,6 +19,7 @@ use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::datatypes::DataType;
 use basin_core::TableRef;
 use basin_sql::Engine;
+use datafusion::common::ScalarValue;
 use datafusion::sql::sqlparser::ast::{
     Expr, GroupByExpr, Ident, JoinOperator, Query, SelectItem, SetExpr, SetOperator, Statement,
     TableFactor, TableWithJoins, Visit, VisitMut, Visitor, VisitorMut,
@@ -855,7 +856,7 @@ pub(crate) async fn refresh(
         });
     }
     Ok(Refresh::Keys {
-        predicate: keys.predicate(&spec.unique_key),
+        predicate: keys.predicate(&spec.unique_key, LISTED_VALUES),
         keys: keys.tuples.len(),
         changed,
         versions: now,
@@ -898,11 +899,24 @@ async fn changed_outside(engine: &Engine, target: &TableRef) -> Result<Option<St
     )))
 }
 
-/// The distinct keys found, as SQL literals per column.
+/// Key columns with more distinct values than this are bounded by their range in a run's
+/// predicate (while another key column stays listed): delta-rs turns every listed value into a
+/// comparison of its own, and a list of 1,000 values made each commit about 45 ms slower.
+const LISTED_VALUES: usize = 64;
+
+/// The distinct keys found, as SQL literals per column, with each column's smallest and largest.
 struct Keys {
     tuples: HashSet<Vec<Option<String>>>,
     columns: Vec<BTreeSet<String>>,
+    bounds: Vec<Option<(Bound, Bound)>>,
     nulls: Vec<bool>,
+}
+
+/// A key value, ordered by its type (not by its literal's text), with its literal.
+#[derive(Clone)]
+struct Bound {
+    value: ScalarValue,
+    literal: String,
 }
 
 impl Keys {
@@ -910,6 +924,7 @@ impl Keys {
         Keys {
             tuples: HashSet::new(),
             columns: vec![BTreeSet::new(); n],
+            bounds: vec![None; n],
             nulls: vec![false; n],
         }
     }
@@ -921,7 +936,9 @@ impl Keys {
                 let value = literal(column, row)?;
                 match &value {
                     Some(v) => {
-                        self.columns[i].insert(v.clone());
+                        if self.columns[i].insert(v.clone()) {
+                            self.widen(i, column, row, v)?;
+                        }
                     }
                     None => self.nulls[i] = true,
                 }
@@ -932,26 +949,59 @@ impl Keys {
         Ok(())
     }
 
+    /// Stretches column `i`'s range to hold the value at `row` (its literal `literal`).
+    fn widen(
+        &mut self,
+        i: usize,
+        column: &ArrayRef,
+        row: usize,
+        literal: &str,
+    ) -> std::result::Result<(), String> {
+        let value = ScalarValue::try_from_array(column, row)
+            .map_err(|e| format!("a key value cannot be read ({e})"))?;
+        let bound = Bound {
+            value,
+            literal: literal.to_string(),
+        };
+        let (low, high) = self.bounds[i].get_or_insert_with(|| (bound.clone(), bound.clone()));
+        if bound.value < low.value {
+            *low = bound;
+        } else if bound.value > high.value {
+            *high = bound;
+        }
+        Ok(())
+    }
+
     /// A predicate over the key columns true for every key found (and, with several key
     /// columns, for the other combinations of their values: recomputing those too is harmless).
-    fn predicate(&self, key: &[String]) -> String {
-        let parts: Vec<String> = key
-            .iter()
-            .enumerate()
-            .map(|(i, k)| {
-                let column = quote(k);
-                let values: Vec<&str> = self.columns[i].iter().map(String::as_str).collect();
-                let listed =
-                    (!values.is_empty()).then(|| format!("{column} IN ({})", values.join(", ")));
-                let null = self.nulls[i].then(|| format!("{column} IS NULL"));
-                match (listed, null) {
-                    (Some(l), Some(n)) => format!("({l} OR {n})"),
-                    (Some(l), None) => l,
-                    (None, Some(n)) => n,
-                    (None, None) => "FALSE".into(),
-                }
-            })
-            .collect();
+    /// A column with more than `listed` values is bounded by its range instead of listed, as
+    /// long as another column stays listed to keep the predicate narrow.
+    fn predicate(&self, key: &[String], listed: usize) -> String {
+        let ranged = |i: usize| self.columns[i].len() > listed;
+        let any_listed = (0..key.len()).any(|i| !ranged(i));
+        let parts: Vec<String> =
+            key.iter()
+                .enumerate()
+                .map(|(i, k)| {
+                    let column = quote(k);
+                    let values: Vec<&str> = self.columns[i].iter().map(String::as_str).collect();
+                    let listed = match &self.bounds[i] {
+                        Some((low, high)) if any_listed && ranged(i) => Some(format!(
+                            "{column} BETWEEN {} AND {}",
+                            low.literal, high.literal
+                        )),
+                        _ => (!values.is_empty())
+                            .then(|| format!("{column} IN ({})", values.join(", "))),
+                    };
+                    let null = self.nulls[i].then(|| format!("{column} IS NULL"));
+                    match (listed, null) {
+                        (Some(l), Some(n)) => format!("({l} OR {n})"),
+                        (Some(l), None) => l,
+                        (None, Some(n)) => n,
+                        (None, None) => "FALSE".into(),
+                    }
+                })
+                .collect();
         parts.join(" AND ")
     }
 }
@@ -1119,5 +1169,41 @@ mod tests {
         );
         assert!(sql.contains(" JOIN ") && !sql.contains("LEFT"), "{sql}");
         assert!(sql.starts_with("SELECT DISTINCT \"id\" FROM ("), "{sql}");
+    }
+
+    #[test]
+    fn a_key_column_with_many_values_is_bounded_by_its_range_while_another_is_listed() {
+        use arrow::array::{Int64Array, StringArray};
+        use std::sync::Arc;
+        let batch = RecordBatch::try_from_iter([
+            (
+                "day",
+                Arc::new(StringArray::from(vec!["d1", "d1", "d1", "d1"])) as ArrayRef,
+            ),
+            (
+                "product_id",
+                Arc::new(Int64Array::from(vec![Some(9), Some(40), Some(5), None])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let mut keys = Keys::new(2);
+        keys.add(&batch).unwrap();
+        // Ordered as numbers, not as text ('40' < '5').
+        assert_eq!(
+            keys.predicate(&key("day, product_id"), 2),
+            "\"day\" IN ('d1') AND (\"product_id\" BETWEEN 5 AND 40 OR \"product_id\" IS NULL)"
+        );
+        assert_eq!(
+            keys.predicate(&key("day, product_id"), 3),
+            "\"day\" IN ('d1') AND (\"product_id\" IN (40, 5, 9) OR \"product_id\" IS NULL)"
+        );
+        // With no column listed the predicate would hold every key: the values stay listed.
+        let mut one = Keys::new(1);
+        one.add(&RecordBatch::try_from_iter([("product_id", batch.column(1).clone())]).unwrap())
+            .unwrap();
+        assert_eq!(
+            one.predicate(&key("product_id"), 2),
+            "(\"product_id\" IN (40, 5, 9) OR \"product_id\" IS NULL)"
+        );
     }
 }

@@ -186,6 +186,68 @@ proptest! {
     }
 }
 
+/// Keyed by status and order: changes to many orders bound the id by its range (the status
+/// stays listed), and the orders inside that range that did not change come out the same.
+const BY_STATUS: &str = "-- materialized: incremental
+-- unique_key: status, id
+SELECT o.status, o.id, o.amount * 2 AS doubled FROM source.orders o";
+
+#[test]
+fn many_changed_keys_are_replaced_through_their_range() {
+    crate::on_large_stack(|| async {
+        let data = DataDir::with(&["main"], &["source"]).await;
+        let (hub, admin) = shop(&data).await;
+        let mut files = BTreeMap::from([
+            ("basin.toml".to_string(), PROJECT.to_string()),
+            (
+                "models/semantic/by_status.sql".to_string(),
+                BY_STATUS.to_string(),
+            ),
+        ]);
+        files.insert("models/semantic/sales.sql".into(), SALES.into());
+        files.insert("models/semantic/orders.sql".into(), ORDERS.into());
+        admin
+            .apply_project(&Project::from_files(&files).unwrap(), None)
+            .await
+            .unwrap();
+        // Orders that the next changes leave alone, inside the range those changes span.
+        rows(
+            admin.engine(),
+            "INSERT INTO source.orders VALUES (101, 1, 'open', 7), (151, 2, 'open', 8), (199, 3, 'shipped', 9)",
+        )
+        .await;
+        run(&admin, &hub, "main.semantic.by_status").await;
+        let many: Vec<String> = (0..100)
+            .map(|i| format!("({}, 1, 'open', {i})", 100 + 2 * i))
+            .collect();
+        for sql in [
+            format!("INSERT INTO source.orders VALUES {}", many.join(", ")),
+            "UPDATE source.orders SET amount = amount + 1 WHERE id % 10 = 0".into(),
+            "DELETE FROM source.orders WHERE id % 7 = 0".into(),
+        ] {
+            rows(admin.engine(), &sql).await;
+        }
+        let done = run(&admin, &hub, "main.semantic.by_status").await;
+        assert!(
+            done.refresh.starts_with("incremental: "),
+            "{}",
+            done.refresh
+        );
+        let t = TableRef::parse("main.semantic.by_status").unwrap();
+        let last = basin_sql::access::table_history(admin.engine(), &t, Some(1))
+            .await
+            .unwrap();
+        assert!(
+            last[0].parameters.contains("id >= 100 AND id <= 298"),
+            "{}",
+            last[0].parameters
+        );
+        let (have, want) = table_and_rebuild(&admin, "main.semantic.by_status", BY_STATUS).await;
+        assert_eq!(have, want);
+        assert_eq!(have.len(), 4 + 3 + 100 - 14);
+    });
+}
+
 #[test]
 fn runs_say_how_they_built_and_an_unchanged_upstream_costs_nothing() {
     crate::on_large_stack(|| async {
