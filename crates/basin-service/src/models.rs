@@ -2,7 +2,7 @@
 //! owner. Applying records each model with the applying principal as its owner, then builds the
 //! changed models and everything downstream of them, upstream first.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use basin_catalog::access::{Action, Securable};
@@ -326,6 +326,10 @@ impl Session {
 /// a burst of commits makes one run.
 const DEBOUNCE: Duration = Duration::from_secs(2);
 
+/// How often the versions of the tables that `on_change` models read are looked at, to see
+/// commits made by other processes (a `basin` CLI, another node), which the bus does not carry.
+const POLL: Duration = Duration::from_secs(5);
+
 /// Tries of a scheduled run that fails (waiting 5 s, 10 s, … between them).
 const RETRIES: u32 = 3;
 
@@ -334,8 +338,9 @@ const MODEL_LEASE: Duration = Duration::from_secs(60);
 
 impl Hub {
     /// Runs models on their triggers until the task is aborted: `on_change` models once after
-    /// a burst of commits to a table they read (commits made through this server: SQL, REST,
-    /// sources, streams, other models), `cron` models at their times. Each run holds the
+    /// a burst of commits to a table they read (commits made through this server — SQL, REST,
+    /// sources, streams, other models — at once; commits of other processes within [`POLL`]),
+    /// `cron` models at their times. Each run holds the
     /// model's lease (one node runs it), runs as the model's owner, and is recorded; a failed
     /// run is tried again with backoff, up to [`RETRIES`] times.
     pub fn spawn_models(&self) -> tokio::task::JoinHandle<()> {
@@ -350,6 +355,9 @@ impl Hub {
             // The models and their specs, read from the catalog at each tick.
             let mut models: Vec<(String, ModelSpec)> = Vec::new();
             let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<(String, bool)>();
+            // The newest version seen of each table an `on_change` model reads.
+            let mut versions: HashMap<String, i64> = HashMap::new();
+            let mut polled: Option<Instant> = None;
             let mut tick = tokio::time::interval(Duration::from_millis(500));
             loop {
                 tokio::select! {
@@ -359,6 +367,8 @@ impl Hub {
                             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                             Err(_) => return,
                         };
+                        let seen = versions.entry(event.table.clone()).or_insert(event.version);
+                        *seen = (*seen).max(event.version);
                         for (name, spec) in &models {
                             if spec.trigger == Trigger::OnChange && spec.upstream.contains(&event.table) {
                                 due.insert(name.clone(), (Instant::now() + DEBOUNCE, "upstream"));
@@ -387,6 +397,16 @@ impl Hub {
                                 .into_iter()
                                 .filter_map(|m| Some((m.table.to_string(), serde_json::from_value(m.spec).ok()?)))
                                 .collect();
+                        }
+                        if polled.is_none_or(|at| at.elapsed() >= POLL) {
+                            polled = Some(Instant::now());
+                            for table in hub.commits_elsewhere(&models, &mut versions).await {
+                                for (name, spec) in &models {
+                                    if spec.trigger == Trigger::OnChange && spec.upstream.contains(&table) {
+                                        due.insert(name.clone(), (Instant::now() + DEBOUNCE, "upstream"));
+                                    }
+                                }
+                            }
                         }
                         for (name, spec) in &models {
                             let Trigger::Cron(expr) = &spec.trigger else { continue };
@@ -427,6 +447,38 @@ impl Hub {
                 }
             }
         })
+    }
+
+    /// The tables read by `on_change` models whose version moved past the one in `versions`
+    /// (which is brought up to date); a table first seen here only has its version noted.
+    async fn commits_elsewhere(
+        &self,
+        models: &[(String, ModelSpec)],
+        versions: &mut HashMap<String, i64>,
+    ) -> Vec<String> {
+        let watched: BTreeSet<&String> = models
+            .iter()
+            .filter(|(_, spec)| spec.trigger == Trigger::OnChange)
+            .flat_map(|(_, spec)| &spec.upstream)
+            .collect();
+        let mut moved = Vec::new();
+        for table in watched {
+            let Ok(t) = TableRef::parse(table) else {
+                continue;
+            };
+            // A table that cannot be read now (dropped, storage down) is looked at next time.
+            let Ok((version, _, _)) = self.tables().progress(&t, &[]).await else {
+                continue;
+            };
+            match versions.insert(table.clone(), version) {
+                Some(seen) if seen < version => moved.push(table.clone()),
+                Some(seen) if seen > version => {
+                    versions.insert(table.clone(), seen);
+                }
+                _ => {}
+            }
+        }
+        moved
     }
 
     /// One run of model `name` under its lease, as its owner; whether it did not fail (a run

@@ -408,6 +408,43 @@ async fn on_change_models_run_once_after_a_burst_of_upstream_commits() {
     assert_eq!(runs("main.semantic.sales").await, 1);
 }
 
+/// A commit made by another process (here the CLI beside the server) reaches `on_change`
+/// models too: the server looks at the versions of the tables they read every few seconds.
+#[tokio::test(flavor = "multi_thread")]
+async fn on_change_models_see_commits_made_by_other_processes() {
+    let (b, project) = shop();
+    let file = "models/prepared/orders.sql";
+    let text = std::fs::read_to_string(project.join(file)).unwrap();
+    write(&project, file, &format!("-- trigger: on_change\n{text}"));
+    b.ok(&["apply", project.to_str().unwrap()]);
+    let server = crate::server::Server::start(&b, &[]);
+    let s = server.client();
+    let admin = server.login("admin", crate::server::ADMIN_PASSWORD).await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    b.ok(&[
+        "sql",
+        "INSERT INTO source.orders VALUES (30, 3, 'open', 200)",
+    ]);
+    let mut found = 0;
+    for _ in 0..80 {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        found = s
+            .count(&admin, "SELECT count(*) FROM prepared.orders WHERE id = 30")
+            .await;
+        if found == 1 {
+            break;
+        }
+    }
+    assert_eq!(found, 1, "the model did not run after the CLI's commit");
+    let runs = s
+        .count(
+            &admin,
+            "SELECT count(*) FROM system.model_runs WHERE model = 'main.prepared.orders' AND trigger = 'upstream'",
+        )
+        .await;
+    assert_eq!(runs, 1);
+}
+
 /// The same through REST: a project's files planned and applied, models listed and run, a
 /// malformed file refused with its name, and nothing without a login.
 #[tokio::test(flavor = "multi_thread")]
