@@ -964,9 +964,17 @@ impl Keys {
             literal: literal.to_string(),
         };
         let (low, high) = self.bounds[i].get_or_insert_with(|| (bound.clone(), bound.clone()));
-        if bound.value < low.value {
+        // Values of two types (a column widened between the versions read) have no order: a
+        // range could miss a key, so the run rebuilds in full.
+        let (Some(below), Some(above)) = (
+            bound.value.partial_cmp(&low.value),
+            bound.value.partial_cmp(&high.value),
+        ) else {
+            return Err("the key's values changed type between the versions read".into());
+        };
+        if below.is_lt() {
             *low = bound;
-        } else if bound.value > high.value {
+        } else if above.is_gt() {
             *high = bound;
         }
         Ok(())
@@ -1205,5 +1213,12 @@ mod tests {
             one.predicate(&key("product_id"), 2),
             "(\"product_id\" IN (40, 5, 9) OR \"product_id\" IS NULL)"
         );
+        // A key column read as INT at one version and BIGINT at the other has no range.
+        let narrow = RecordBatch::try_from_iter([(
+            "product_id",
+            Arc::new(arrow::array::Int32Array::from(vec![7])) as ArrayRef,
+        )])
+        .unwrap();
+        assert!(one.add(&narrow).unwrap_err().contains("changed type"));
     }
 }

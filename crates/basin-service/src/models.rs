@@ -355,8 +355,8 @@ impl Hub {
             // The models and their specs, read from the catalog at each tick.
             let mut models: Vec<(String, ModelSpec)> = Vec::new();
             let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<(String, bool)>();
-            // The newest version seen of each table an `on_change` model reads.
-            let mut versions: HashMap<String, i64> = HashMap::new();
+            // The Delta id and newest version seen of each table an `on_change` model reads.
+            let mut versions: HashMap<String, (String, i64)> = HashMap::new();
             let mut polled: Option<Instant> = None;
             let mut tick = tokio::time::interval(Duration::from_millis(500));
             loop {
@@ -367,8 +367,9 @@ impl Hub {
                             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                             Err(_) => return,
                         };
-                        let seen = versions.entry(event.table.clone()).or_insert(event.version);
-                        *seen = (*seen).max(event.version);
+                        if let Some((_, seen)) = versions.get_mut(&event.table) {
+                            *seen = (*seen).max(event.version);
+                        }
                         for (name, spec) in &models {
                             if spec.trigger == Trigger::OnChange && spec.upstream.contains(&event.table) {
                                 due.insert(name.clone(), (Instant::now() + DEBOUNCE, "upstream"));
@@ -400,7 +401,9 @@ impl Hub {
                         }
                         if polled.is_none_or(|at| at.elapsed() >= POLL) {
                             polled = Some(Instant::now());
-                            for table in hub.commits_elsewhere(&models, &mut versions).await {
+                            // A slow store must not hold up the other triggers for long.
+                            let moved = tokio::time::timeout(POLL, hub.commits_elsewhere(&models, &mut versions)).await;
+                            for table in moved.unwrap_or_default() {
                                 for (name, spec) in &models {
                                     if spec.trigger == Trigger::OnChange && spec.upstream.contains(&table) {
                                         due.insert(name.clone(), (Instant::now() + DEBOUNCE, "upstream"));
@@ -449,12 +452,13 @@ impl Hub {
         })
     }
 
-    /// The tables read by `on_change` models whose version moved past the one in `versions`
-    /// (which is brought up to date); a table first seen here only has its version noted.
+    /// The tables read by `on_change` models whose version moved past the one in `versions`,
+    /// or that were created again (which is brought up to date); a table first seen here only
+    /// has its version noted.
     async fn commits_elsewhere(
         &self,
         models: &[(String, ModelSpec)],
-        versions: &mut HashMap<String, i64>,
+        versions: &mut HashMap<String, (String, i64)>,
     ) -> Vec<String> {
         let watched: BTreeSet<&String> = models
             .iter()
@@ -467,16 +471,19 @@ impl Hub {
                 continue;
             };
             // A table that cannot be read now (dropped, storage down) is looked at next time.
-            let Ok((version, _, _)) = self.tables().progress(&t, &[]).await else {
-                continue;
-            };
-            match versions.insert(table.clone(), version) {
-                Some(seen) if seen < version => moved.push(table.clone()),
-                Some(seen) if seen > version => {
-                    versions.insert(table.clone(), seen);
+            let (version, id, _) = match self.tables().progress(&t, &[]).await {
+                Ok(progress) => progress,
+                Err(e) => {
+                    tracing::debug!(table = %table, "on_change: the table's version cannot be read now: {e}");
+                    continue;
                 }
-                _ => {}
+            };
+            match versions.get(table) {
+                Some((seen_id, seen)) if *seen_id == id && *seen >= version => continue,
+                Some(_) => moved.push(table.clone()),
+                None => {}
             }
+            versions.insert(table.clone(), (id, version));
         }
         moved
     }
