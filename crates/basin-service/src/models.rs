@@ -370,11 +370,7 @@ impl Hub {
                         if let Some((_, seen)) = versions.get_mut(&event.table) {
                             *seen = (*seen).max(event.version);
                         }
-                        for (name, spec) in &models {
-                            if spec.trigger == Trigger::OnChange && spec.upstream.contains(&event.table) {
-                                due.insert(name.clone(), (Instant::now() + DEBOUNCE, "upstream"));
-                            }
-                        }
+                        upstream_changed(&models, &mut due, &event.table);
                     }
                     Some((name, ok)) = done_rx.recv() => {
                         running.remove(&name);
@@ -404,11 +400,7 @@ impl Hub {
                             // A slow store must not hold up the other triggers for long.
                             let moved = tokio::time::timeout(POLL, hub.commits_elsewhere(&models, &mut versions)).await;
                             for table in moved.unwrap_or_default() {
-                                for (name, spec) in &models {
-                                    if spec.trigger == Trigger::OnChange && spec.upstream.contains(&table) {
-                                        due.insert(name.clone(), (Instant::now() + DEBOUNCE, "upstream"));
-                                    }
-                                }
+                                upstream_changed(&models, &mut due, &table);
                             }
                         }
                         for (name, spec) in &models {
@@ -511,6 +503,19 @@ impl Hub {
         match outcome {
             crate::Exclusive::Ran(ok) => ok,
             crate::Exclusive::Busy(_) | crate::Exclusive::Lost(_) => Ok(true),
+        }
+    }
+}
+
+/// Makes the `on_change` models that read `table` due once it has been quiet for [`DEBOUNCE`].
+fn upstream_changed(
+    models: &[(String, ModelSpec)],
+    due: &mut HashMap<String, (Instant, &'static str)>,
+    table: &str,
+) {
+    for (name, spec) in models {
+        if spec.trigger == Trigger::OnChange && spec.upstream.iter().any(|u| u == table) {
+            due.insert(name.clone(), (Instant::now() + DEBOUNCE, "upstream"));
         }
     }
 }

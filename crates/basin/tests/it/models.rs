@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use basin_testkit::server::{Api, Server};
+
 use crate::Basin;
 
 fn write(dir: &Path, file: &str, text: &str) {
@@ -359,19 +361,27 @@ fn bad_projects_are_refused_naming_the_file_and_change_nothing() {
     assert_eq!(count(&b, "prepared.orders"), 4);
 }
 
-/// In the server, `on_change` models run once after a burst of commits to what they read, and
-/// what reads them runs after them.
-#[tokio::test(flavor = "multi_thread")]
-async fn on_change_models_run_once_after_a_burst_of_upstream_commits() {
+/// The shop project with the model `files` triggered `on_change`, applied, and a server over
+/// it: the server, its client and the administrator's token.
+async fn serve_on_change(files: &[&str]) -> (Basin, Server, Api, String) {
     let (b, project) = shop();
-    for file in ["models/prepared/orders.sql", "models/semantic/sales.sql"] {
+    for file in files {
         let text = std::fs::read_to_string(project.join(file)).unwrap();
         write(&project, file, &format!("-- trigger: on_change\n{text}"));
     }
     b.ok(&["apply", project.to_str().unwrap()]);
-    let server = crate::server::Server::start(&b, &[]);
+    let server = Server::start(&b, &[]);
     let s = server.client();
     let admin = server.login("admin", crate::server::ADMIN_PASSWORD).await;
+    (b, server, s, admin)
+}
+
+/// In the server, `on_change` models run once after a burst of commits to what they read, and
+/// what reads them runs after them.
+#[tokio::test(flavor = "multi_thread")]
+async fn on_change_models_run_once_after_a_burst_of_upstream_commits() {
+    let (_b, _server, s, admin) =
+        serve_on_change(&["models/prepared/orders.sql", "models/semantic/sales.sql"]).await;
     for id in 20..23 {
         let a = s
             .sql(
@@ -412,14 +422,7 @@ async fn on_change_models_run_once_after_a_burst_of_upstream_commits() {
 /// models too: the server looks at the versions of the tables they read every few seconds.
 #[tokio::test(flavor = "multi_thread")]
 async fn on_change_models_see_commits_made_by_other_processes() {
-    let (b, project) = shop();
-    let file = "models/prepared/orders.sql";
-    let text = std::fs::read_to_string(project.join(file)).unwrap();
-    write(&project, file, &format!("-- trigger: on_change\n{text}"));
-    b.ok(&["apply", project.to_str().unwrap()]);
-    let server = crate::server::Server::start(&b, &[]);
-    let s = server.client();
-    let admin = server.login("admin", crate::server::ADMIN_PASSWORD).await;
+    let (b, _server, s, admin) = serve_on_change(&["models/prepared/orders.sql"]).await;
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     b.ok(&[
         "sql",
